@@ -1,0 +1,73 @@
+"""What every backend adapter looks like.
+
+A backend gets a task, a dtype and a device, converts the data and initial parameters into its
+framework once (``__init__``), and then trains through the task's schedule in chunks of epochs:
+``prepare`` converts a chunk of the schedule (untimed), ``run`` trains through it and returns the
+per-step losses as a framework array (timed; may return before the work is done on async
+frameworks), ``wait`` blocks until that work is done, ``to_numpy`` reads an array back.
+Eager backends only write ``step``; a compiled backend overrides ``run`` as a whole.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import numpy as np
+
+from tasks import Task
+
+
+class Backend:
+    name: ClassVar[str]
+    mode: ClassVar[str] = "eager"  # or "compiled"
+    is_async: ClassVar[bool] = False  # run() may return before its work is done
+    has_autodiff: ClassVar[bool] = True  # False: uses the task's hand-derived gradient
+    lr_dtype: ClassVar[str] = "float64"  # precision the optimiser holds the learning rate in
+
+    def __init__(self, task: Task, dtype: str = "float64", device: str = "cpu") -> None:
+        self.task, self.dtype, self.device = task, dtype, device
+        self.x, self.y = self.asarray(task.x), self.asarray(task.y)
+
+    # -- what each framework provides -------------------------------------------------
+    def asarray(self, a: np.ndarray) -> Any:
+        raise NotImplementedError
+
+    def take(self, a: Any, order: Any) -> Any:
+        return a[order]
+
+    def step(self, x: Any, y: Any, lr: float) -> Any:
+        """One SGD step on one batch; returns the batch loss before the update."""
+        raise NotImplementedError
+
+    def stack(self, losses: list[Any]) -> Any:
+        raise NotImplementedError
+
+    def to_numpy(self, a: Any) -> np.ndarray:
+        return np.asarray(a)
+
+    def wait(self, out: Any) -> None:
+        """Block until ``out`` (what ``run`` returned) is computed."""
+
+    def params(self) -> dict[str, np.ndarray]:
+        raise NotImplementedError
+
+    def gradient(self) -> dict[str, np.ndarray]:
+        """Gradient of the task's loss over the whole data set at the current parameters."""
+        raise NotImplementedError
+
+    # -- the training loop, shared by the eager backends --------------------------------
+    def prepare(self, lrs: np.ndarray, orders: list[np.ndarray | None]) -> Any:
+        return [(float(lr), None if o is None else self.asindex(o)) for lr, o in zip(lrs, orders)]
+
+    def asindex(self, order: np.ndarray) -> Any:
+        return order
+
+    def run(self, chunk: Any) -> Any:
+        losses, bs, n = [], self.task.batch, len(self.task.x)
+        for lr, order in chunk:
+            x, y = (self.x, self.y) if order is None else (self.take(self.x, order), self.take(self.y, order))
+            if bs == n:
+                losses.append(self.step(x, y, lr))
+            else:
+                losses.extend(self.step(x[i : i + bs], y[i : i + bs], lr) for i in range(0, n, bs))
+        return self.stack(losses)

@@ -1,0 +1,48 @@
+"""jax.jit over a whole chunk of epochs: ``lax.scan`` over epochs, and within each over batches."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from backends.jax import Jax
+
+
+class JaxJit(Jax):
+    name = "jax-jit"
+    mode = "compiled"
+
+    def __init__(self, task, dtype="float64", device="cpu"):
+        super().__init__(task, dtype, device)
+        self.run_jit = jax.jit(self.epochs)
+
+    def epochs(self, p, x, y, lrs, orders):
+        nb, bs = self.task.steps_per_epoch, self.task.batch
+
+        def sgd_step(p, batch, lr):
+            loss, grads = jax.value_and_grad(self.objective)(p, *batch)
+            return jax.tree.map(lambda p, g: p - lr * g, p, grads), loss
+
+        def epoch(p, lr_order):
+            lr, order = lr_order
+            xs, ys = (x, y) if order is None else (x[order], y[order])
+            batches = (xs.reshape(nb, bs, *x.shape[1:]), ys.reshape(nb, bs))
+            return jax.lax.scan(lambda p, b: sgd_step(p, b, lr), p, batches)
+
+        p, losses = jax.lax.scan(epoch, p, (lrs, orders))
+        return p, losses.reshape(-1)
+
+    def prepare(self, lrs: np.ndarray, orders: list[np.ndarray | None]) -> Any:
+        stacked = None if orders[0] is None else self.asindex(np.stack(orders))
+        return self.asarray(lrs), stacked
+
+    def run(self, chunk: Any) -> jax.Array:
+        self.p, losses = self.run_jit(self.p, self.x, self.y, *chunk)
+        return losses
+
+    def gradient(self) -> dict[str, np.ndarray]:
+        grads = jax.jit(jax.grad(self.objective))(self.p, self.x, self.y)
+        return {k: np.asarray(g) for k, g in grads.items()}

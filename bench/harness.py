@@ -1,0 +1,203 @@
+"""Train a task on a backend, here or in the backend's own environment, and report what happened."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import subprocess
+import sys
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+import backends
+import tasks
+from bench import envs
+
+DTYPES = ("float64", "float32")
+CHUNK_STEPS = 1000  # train in chunks of about this many steps; divergence is checked between chunks
+
+
+class BenchError(Exception):
+    """An expected failure: reported as one line, with this exit status."""
+
+    exit_status = 1
+
+
+class UsageError(BenchError):
+    exit_status = 2
+
+
+class Unavailable(BenchError):
+    pass
+
+
+class Diverged(BenchError):
+    def __init__(self, step: int) -> None:
+        super().__init__(f"diverged at step {step}: the loss is not finite")
+        self.step = step
+
+
+@dataclass
+class Run:
+    task: str
+    backend: str
+    dtype: str
+    params: dict[str, list[float]]
+    losses: list[float]
+    lr_dtype: str = "float64"  # the precision the backend's optimiser used for the learning rate
+    digest: str = ""  # of the task's data as the backend's environment made it
+
+    def to_json(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def check(task: str, backend: str, dtype: str = "float64") -> None:
+    for kind, value, valid in (("task", task, tasks.TASKS), ("backend", backend, backends.BACKENDS), ("dtype", dtype, DTYPES)):
+        if value not in valid:
+            raise UsageError(f"unknown {kind} {value!r}; choose from: {', '.join(valid)}")
+
+
+def make_task(name: str, lr: float | None = None, epochs: int | None = None) -> tasks.Task:
+    task = tasks.get(name)
+    if lr is not None:
+        task = dataclasses.replace(task, lr=lambda epoch: lr)
+    if epochs is not None:
+        task = dataclasses.replace(task, epochs=min(epochs, task.epochs))
+    return task
+
+
+def digest(task: tasks.Task) -> str:
+    h = hashlib.sha256()
+    for a in [task.x, task.y, *task.init.values(), *(o for o in task.orders() if o is not None)]:
+        h.update(np.ascontiguousarray(a).tobytes())
+    return h.hexdigest()[:16]
+
+
+def build(task: str, backend: str, dtype: str = "float64", device: str = "cpu", lr: float | None = None,
+          epochs: int | None = None) -> backends._base.Backend:
+    """A backend instance for the task, in this process: its framework must be importable here."""
+    check(task, backend, dtype)
+    spec = backends.BACKENDS[backend]
+    reason = envs.missing(spec.framework, envs.current())
+    if reason:
+        raise Unavailable(f"{backend}: {reason}")
+    return backends.load(backend)(make_task(task, lr, epochs), dtype, device)
+
+
+def train_here(task: str, backend: str, dtype: str = "float64", device: str = "cpu", lr: float | None = None,
+               epochs: int | None = None, lr_dtype: str | None = None) -> Run:
+    """Train in this process. ``lr_dtype`` rounds the learning rates first (to match another backend's)."""
+    b = build(task, backend, dtype, device, lr, epochs)
+    t = b.task
+    lrs = t.lrs().astype(lr_dtype or "float64").astype("float64")
+    orders = t.orders()
+    chunk = -(-CHUNK_STEPS // t.steps_per_epoch)
+    losses: list[np.ndarray] = []
+    done = 0
+    for e in range(0, t.epochs, chunk):
+        out = b.to_numpy(b.run(b.prepare(lrs[e : e + chunk], orders[e : e + chunk]))).astype("float64").ravel()
+        bad = np.flatnonzero(~np.isfinite(out))
+        if bad.size:
+            raise Diverged(done + int(bad[0]) + 1)
+        losses.append(out)
+        done += out.size
+    params = {k: np.asarray(v, dtype="float64").ravel().tolist() for k, v in b.params().items()}
+    return Run(task, backend, dtype, params, np.concatenate(losses).tolist(),
+               lr_dtype=lr_dtype or b.lr_dtype, digest=digest(t))
+
+
+def gradient_here(task: str, backend: str, dtype: str = "float64", device: str = "cpu") -> dict[str, list[float]]:
+    """The backend's gradient of the task's loss over all the data at the initial parameters."""
+    return {k: np.asarray(v, dtype="float64").ravel().tolist() for k, v in build(task, backend, dtype, device).gradient().items()}
+
+
+CALLS: dict[str, Callable[..., Any]] = {"train": train_here, "gradient": gradient_here}
+
+
+def encode(outcome: Any) -> dict[str, Any]:
+    if isinstance(outcome, BenchError):
+        return {"error": type(outcome).__name__, "message": str(outcome), "step": getattr(outcome, "step", None)}
+    return {"result": outcome.to_json() if isinstance(outcome, Run) else outcome}
+
+
+def decode(fn: str, reply: dict[str, Any]) -> Any:
+    if "error" in reply:
+        if reply["error"] == "Diverged":
+            return Diverged(reply["step"])
+        return {"UsageError": UsageError, "Unavailable": Unavailable}.get(reply["error"], BenchError)(reply["message"])
+    return Run(**reply["result"]) if fn == "train" else reply["result"]
+
+
+def call_here(fn: str, kwargs: dict[str, Any]) -> Any:
+    """A call's result, or the BenchError it raised."""
+    try:
+        return CALLS[fn](**kwargs)
+    except BenchError as e:
+        return e
+
+
+class Remote:
+    """Calls run by a worker process in another environment; started now, collected by ``results``."""
+
+    def __init__(self, env: str, calls: list[tuple[str, dict[str, Any]]]) -> None:
+        self.env, self.calls, self.proc = env, calls, None
+        if not envs.python(env).exists():
+            return
+        self.out = tempfile.NamedTemporaryFile(suffix=".json")
+        self.proc = subprocess.Popen([envs.python(env), "-m", "bench.worker", self.out.name], cwd=envs.ROOT,
+                                     stdin=subprocess.PIPE)
+        self.proc.stdin.write(json.dumps(calls).encode())
+        self.proc.stdin.close()
+
+    def results(self) -> list[Any]:
+        if self.proc is None:
+            return [self.unavailable(kw["backend"]) for _, kw in self.calls]
+        if self.proc.wait():
+            return [BenchError(f"the {self.env} worker failed (exit status {self.proc.returncode})")] * len(self.calls)
+        replies = json.loads(self.out.read())
+        return [decode(fn, reply) for (fn, _), reply in zip(self.calls, replies)]
+
+    def unavailable(self, backend: str) -> Unavailable:
+        return Unavailable(f"{backend}: {envs.missing(backends.BACKENDS[backend].framework, self.env)}")
+
+
+def call_many(calls: list[tuple[str, dict[str, Any]]]) -> list[Any]:
+    """Each call in the environment of its backend: other environments' calls in one worker each,
+    running while this process does its own. Results (or BenchErrors) in the order of ``calls``."""
+    for _, kw in calls:
+        check(kw["task"], kw["backend"], kw.get("dtype", "float64"))
+    where = [backends.BACKENDS[kw["backend"]].env for _, kw in calls]
+    remote_envs = sorted({env for env in where if env != envs.current()})
+    remotes = {env: Remote(env, [c for c, w in zip(calls, where) if w == env]) for env in remote_envs}
+    local = [call_here(fn, kw) if w == envs.current() else None for (fn, kw), w in zip(calls, where)]
+    remote_results = {env: iter(r.results()) for env, r in remotes.items()}
+    return [out if w == envs.current() else next(remote_results[w]) for out, w in zip(local, where)]
+
+
+def call(fn: str, **kwargs: Any) -> Any:
+    """One call, in the backend's environment; raises its BenchError."""
+    (out,) = call_many([(fn, kwargs)])
+    if isinstance(out, BenchError):
+        raise out
+    return out
+
+
+def train(task: str, backend: str, dtype: str = "float64", **options: Any) -> Run:
+    return call("train", task=task, backend=backend, dtype=dtype, **options)
+
+
+def gradient(task: str, backend: str, dtype: str = "float64", **options: Any) -> dict[str, list[float]]:
+    return call("gradient", task=task, backend=backend, dtype=dtype, **options)
+
+
+def worker(out: str) -> None:
+    """``python -m bench.worker OUT``: read calls as JSON on stdin, write their outcomes as JSON to OUT."""
+    calls = json.load(sys.stdin)
+    replies = [encode(call_here(fn, kw)) for fn, kw in calls]
+    with open(out, "w") as f:
+        json.dump(replies, f)

@@ -1,0 +1,8 @@
+"""Run calls for another environment's process: ``python -m bench.worker OUT.json < calls.json``."""
+
+import sys
+
+from bench.harness import worker
+
+if __name__ == "__main__":
+    worker(sys.argv[1])

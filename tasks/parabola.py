@@ -1,0 +1,38 @@
+"""a·x² + b·x + c from a far-off start, minibatch SGD with a halving learning rate."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from tasks import Task
+
+
+def model(p, x, xp):
+    return p["a"] * x**2 + p["b"] * x + p["c"]
+
+
+def loss(pred, y, xp):
+    return 0.5 * xp.mean((pred - y) ** 2)
+
+
+def loss_and_grad(p, x, y):
+    r = p["a"] * x**2 + p["b"] * x + p["c"] - y
+    grads = {"a": np.mean(r * x**2, keepdims=True), "b": np.mean(r * x, keepdims=True), "c": np.mean(r, keepdims=True)}
+    return 0.5 * np.mean(r * r), grads
+
+
+def lr(epoch: int) -> float:
+    return 0.5 / 2 ** ((epoch + 1) // 10)
+
+
+def make(name: str = "parabola", batch_size: int = 16, shuffle_seed: int | None = 0) -> Task:
+    x = np.arange(-400, 400) / 400
+    return Task(
+        name=name,
+        source="MXNet/torch parabola fit by SGD",
+        x=x, y=2 * x**2 - 4 * x + 3,
+        init={"a": np.array([-11 / 6]), "b": np.array([-395 / 3]), "c": np.array([-2400.0])},
+        model=model, loss=loss, loss_and_grad=loss_and_grad, lr=lr, epochs=100,
+        batch_size=batch_size, shuffle_seed=shuffle_seed,
+        expected={"a": 2.0, "b": -4.0, "c": 3.0}, expected_tol=1e-9,
+    )

@@ -1,0 +1,34 @@
+"""y = X·w + b on 300 noisy samples of a plane, minibatch SGD on a summed squared error."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from tasks import Task
+
+
+def model(p, x, xp):
+    return xp.matmul(x, p["w"]) + p["b"]
+
+
+def loss(pred, y, xp):
+    return xp.sum((pred - y) ** 2)
+
+
+def loss_and_grad(p, x, y):
+    r = x @ p["w"] + p["b"] - y
+    return np.sum(r * r), {"w": 2 * (x.T @ r), "b": 2 * np.sum(r, keepdims=True)}
+
+
+def make() -> Task:
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(300, 2))
+    y = x @ np.array([2.0, 51.0]) + 21.2 + 0.01 * rng.normal(size=300)
+    init = {"w": rng.normal(size=2), "b": np.zeros(1)}
+    return Task(
+        name="plane",
+        source="MXNet linear regression from scratch (gluon tutorial), true w = [2, 51], b = 21.2",
+        x=x, y=y, init=init, model=model, loss=loss, loss_and_grad=loss_and_grad,
+        lr=lambda epoch: 0.01, epochs=10, batch_size=10, shuffle_seed=1,
+        expected={"w": [2.0, 51.0], "b": 21.2}, expected_tol=0.01,
+    )
