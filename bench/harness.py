@@ -51,6 +51,7 @@ class Run:
     losses: list[float]
     lr_dtype: str = "float64"  # the precision the backend's optimiser used for the learning rate
     digest: str = ""  # of the task's data as the backend's environment made it
+    checkpoints: dict[str, dict[str, list[float]]] = dataclasses.field(default_factory=dict)  # epoch -> params
 
     def to_json(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -90,30 +91,40 @@ def build(task: str, backend: str, dtype: str = "float64", device: str = "cpu", 
 
 
 def train_here(task: str, backend: str, dtype: str = "float64", device: str = "cpu", lr: float | None = None,
-               epochs: int | None = None, lr_dtype: str | None = None) -> Run:
-    """Train in this process. ``lr_dtype`` rounds the learning rates first (to match another backend's)."""
+               epochs: int | None = None, lr_dtype: str | None = None, checkpoints: tuple[int, ...] = ()) -> Run:
+    """Train in this process. ``lr_dtype`` rounds the learning rates first (to match another backend's);
+    ``checkpoints`` names epochs after which to record the parameters."""
     b = build(task, backend, dtype, device, lr, epochs)
     t = b.task
     lrs = t.lrs().astype(lr_dtype or "float64").astype("float64")
     orders = t.orders()
     chunk = -(-CHUNK_STEPS // t.steps_per_epoch)
+    ends = sorted({*range(chunk, t.epochs, chunk), *(c for c in checkpoints if c < t.epochs), t.epochs})
     losses: list[np.ndarray] = []
-    done = 0
-    for e in range(0, t.epochs, chunk):
-        out = b.to_numpy(b.run(b.prepare(lrs[e : e + chunk], orders[e : e + chunk]))).astype("float64").ravel()
+    saved: dict[str, dict[str, list[float]]] = {}
+    done, start = 0, 0
+    for end in ends:
+        out = b.to_numpy(b.run(b.prepare(lrs[start:end], orders[start:end]))).astype("float64").ravel()
         bad = np.flatnonzero(~np.isfinite(out))
         if bad.size:
             raise Diverged(done + int(bad[0]) + 1)
         losses.append(out)
-        done += out.size
-    params = {k: np.asarray(v, dtype="float64").ravel().tolist() for k, v in b.params().items()}
-    return Run(task, backend, dtype, params, np.concatenate(losses).tolist(),
-               lr_dtype=lr_dtype or b.lr_dtype, digest=digest(t))
+        done, start = done + out.size, end
+        if end in checkpoints:
+            saved[str(end)] = as_lists(b.params(), t.init)
+    return Run(task, backend, dtype, as_lists(b.params(), t.init), np.concatenate(losses).tolist(),
+               lr_dtype=lr_dtype or b.lr_dtype, digest=digest(t), checkpoints=saved)
+
+
+def as_lists(arrays: dict[str, Any], order: dict[str, Any]) -> dict[str, list[float]]:
+    """Plain float64 lists, in the task's order of parameters."""
+    return {k: np.asarray(arrays[k], dtype="float64").ravel().tolist() for k in order}
 
 
 def gradient_here(task: str, backend: str, dtype: str = "float64", device: str = "cpu") -> dict[str, list[float]]:
     """The backend's gradient of the task's loss over all the data at the initial parameters."""
-    return {k: np.asarray(v, dtype="float64").ravel().tolist() for k, v in build(task, backend, dtype, device).gradient().items()}
+    b = build(task, backend, dtype, device)
+    return as_lists(b.gradient(), b.task.init)
 
 
 CALLS: dict[str, Callable[..., Any]] = {"train": train_here, "gradient": gradient_here}

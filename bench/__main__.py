@@ -1,0 +1,112 @@
+"""``python -m bench``: list, train, compare (run from the main environment)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+
+import backends
+import tasks
+from bench import envs, harness
+from bench.compare import end_error, end_tol, run_diff, tol
+
+
+class Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # one line, no usage block
+        print(f"{self.prog}: error: {message}", file=sys.stderr)
+        sys.exit(2)
+
+
+def parser() -> Parser:
+    p = Parser(prog="python -m bench", description="autodiff-bench: one task, every autodiff backend.")
+    sub = p.add_subparsers(dest="command", required=True, parser_class=Parser)
+    sub.add_parser("list", help="tasks and backends, and whether each backend can run")
+    t = sub.add_parser("train", help="train one task on one backend")
+    t.add_argument("task")
+    t.add_argument("--backend", required=True)
+    t.add_argument("--dtype", default="float64")
+    t.add_argument("--lr", type=float, help="a constant learning rate instead of the task's schedule")
+    t.add_argument("--json", action="store_true", help="print one JSON object")
+    c = sub.add_parser("compare", help="train tasks on every backend and compare with the numpy reference")
+    c.add_argument("tasks", nargs="*", metavar="TASK")
+    c.add_argument("--dtype", default="float64")
+    return p
+
+
+def cmd_list() -> int:
+    print("tasks:")
+    for name in tasks.TASKS:
+        t = tasks.get(name)
+        print(f"  {name:<14} {t.steps:>6} steps  {t.source}")
+    print("backends:")
+    for name, spec in backends.BACKENDS.items():
+        reason = envs.missing(spec.framework, spec.env)
+        print(f"  {name:<14} {envs.ENVS[spec.env] + '/':<14} {'available' if reason is None else reason}")
+    return 0
+
+
+def cmd_train(a: argparse.Namespace) -> int:
+    run = harness.train(a.task, a.backend, a.dtype, lr=a.lr)
+    if a.json:
+        print(json.dumps({k: getattr(run, k) for k in ("task", "backend", "dtype", "params", "losses")}))
+    else:
+        params = ", ".join(f"{k} = {fmt(v)}" for k, v in run.params.items())
+        print(f"{run.task} on {run.backend} ({run.dtype}), {len(run.losses)} steps: {params}; final loss {run.losses[-1]:.9g}")
+    return 0
+
+
+def fmt(values: Sequence[float]) -> str:
+    return f"{values[0]:.9g}" if len(values) == 1 else "[" + ", ".join(f"{v:.9g}" for v in values) + "]"
+
+
+def cmd_compare(a: argparse.Namespace) -> int:
+    names = a.tasks or list(tasks.TASKS)
+    for name in names:
+        harness.check(name, "numpy", a.dtype)
+    calls = [("train", {"task": t, "backend": b, "dtype": a.dtype}) for t in names for b in backends.BACKENDS]
+    outcomes = harness.call_many(calls)
+    refs: dict[tuple[str, str], harness.Run] = {}
+    rows, ok = [], True
+    for (_, kw), out in zip(calls, outcomes):
+        if isinstance(out, harness.BenchError):
+            rows.append((kw["task"], kw["backend"], "", "", "", str(out)))
+            ok = False
+            continue
+        key = (out.task, out.lr_dtype)
+        if key not in refs:
+            refs[key] = harness.train(out.task, "numpy", a.dtype, lr_dtype=out.lr_dtype)
+        diff = run_diff(out, refs[key])
+        task = tasks.get(out.task)
+        verdict = "agrees" if diff <= tol(task, a.dtype) else "DIFFERS"
+        if end_error(out, task.expected) > end_tol(task.expected_tol, a.dtype):
+            verdict += ", misses expected end"
+        if out.lr_dtype != "float64":
+            verdict += f" (reference with {out.lr_dtype} learning rate)"
+        ok &= verdict.startswith("agrees") and "misses" not in verdict
+        params = ", ".join(f"{k}={fmt(v)}" for k, v in out.params.items())
+        rows.append((out.task, out.backend, params, f"{out.losses[-1]:.6g}", f"{diff:.1e}", verdict))
+    print_table(("task", "backend", f"final parameters ({a.dtype})", "final loss", "max rel diff", "verdict"), rows)
+    return 0 if ok else 1
+
+
+def print_table(header: Sequence[str], rows: list[Sequence[str]]) -> None:
+    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
+    for r in [header, ["-" * w for w in widths], *rows]:
+        print("  ".join(str(c).ljust(w) for c, w in zip(r, widths)).rstrip())
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    a = parser().parse_args(argv)
+    try:
+        if a.command == "list":
+            return cmd_list()
+        return {"train": cmd_train, "compare": cmd_compare}[a.command](a)
+    except harness.BenchError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return e.exit_status
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,42 @@
+"""How far a run is from the numpy reference, and the verdict the suite and ``bench compare`` agree on."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from bench.harness import Run
+from tasks import Task
+
+TOL = {"float64": 1e-9, "float32": 1e-4}  # on |a-b| / max(1, |a|+|b|)
+
+
+def tol(task: Task, dtype: str) -> float:
+    return task.float32_tol if dtype == "float32" and task.float32_tol else TOL[dtype]
+
+
+def rel_diff(a: Sequence[float] | np.ndarray, b: Sequence[float] | np.ndarray) -> float:
+    a, b = np.asarray(a, dtype="float64"), np.asarray(b, dtype="float64")
+    if a.shape != b.shape:
+        return float("inf")
+    if a.size == 0:
+        return 0.0
+    return float(np.max(np.abs(a - b) / np.maximum(1.0, np.abs(a) + np.abs(b))))
+
+
+def run_diff(run: Run, ref: Run) -> float:
+    """The largest relative difference over the final parameters and every step's loss."""
+    if run.digest != ref.digest or run.params.keys() != ref.params.keys():
+        return float("inf")
+    return max([rel_diff(run.losses, ref.losses), *(rel_diff(run.params[k], ref.params[k]) for k in ref.params)])
+
+
+def end_error(run: Run, expected: dict[str, float | list[float]]) -> float:
+    """The largest absolute distance of the final parameters from where the task says they end."""
+    return max((float(np.max(np.abs(np.subtract(run.params[k], v)))) for k, v in expected.items()), default=0.0)
+
+
+def end_tol(expected_tol: float, dtype: str) -> float:
+    """A task's end-point tolerance is for float64; float32 cannot do better than its own tolerance."""
+    return expected_tol if dtype == "float64" else max(expected_tol, TOL["float32"])

@@ -1,0 +1,100 @@
+"""The suite's runs, each made once per session. Runs of backends in another environment start in
+that environment's worker as soon as the session knows which tests it will run, and go on while
+this process trains its own."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+import backends
+import tasks
+from bench import envs, harness
+
+# Training parabola-sgd's 80,000 single-sample steps costs eager jax about 3.5 min a dtype, so by
+# default the suite trains it for its first 10 epochs (8,000 steps, one halving of the learning rate)
+# on every backend but numpy, whose full run checks the end point; `pytest --full` trains every
+# backend on every full schedule, as `python -m bench compare` does.
+SHORT_EPOCHS = {"parabola-sgd": 10}
+CHECKPOINTS = {"linear": tuple(range(1, 20, 2))}  # the epochs the published log shows
+
+CASES = [(t, b, d) for t in tasks.TASKS for b in backends.BACKENDS for d in harness.DTYPES]
+Key = tuple[str, str, str, str]  # (call, task, backend, dtype)
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--full", action="store_true", help="train every task's full schedule on every backend")
+
+
+def epochs(task: str, backend: str, full: bool) -> int | None:
+    """How many epochs the suite trains: None for the task's own number."""
+    return None if full or backend == "numpy" else SHORT_EPOCHS.get(task)
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    full = metafunc.config.getoption("--full")
+    if "case" in metafunc.fixturenames:
+        metafunc.parametrize("case", CASES, ids="-".join)
+    if "full_case" in metafunc.fixturenames:  # cases whose run is the task's full schedule
+        metafunc.parametrize("full_case", [c for c in CASES if epochs(*c[:2], full) is None], ids="-".join)
+
+
+class Lab:
+    """Runs and gradients by (task, backend, dtype), made on first use and kept."""
+
+    def __init__(self, full: bool) -> None:
+        self.full = full
+        self.done: dict[Any, Any] = {}
+        self.waiting: dict[str, tuple[harness.Remote, list[Key]]] = {}  # env -> its worker and keys
+
+    def call(self, key: Key) -> tuple[str, dict[str, Any]]:
+        fn, task, backend, dtype = key
+        kwargs: dict[str, Any] = {"task": task, "backend": backend, "dtype": dtype}
+        if fn == "train":
+            kwargs |= {"epochs": epochs(task, backend, self.full), "checkpoints": CHECKPOINTS.get(task, ())}
+        return fn, kwargs
+
+    def start(self, cases: set[tuple[str, ...]]) -> None:
+        """Send the other environments' calls for these cases to their workers."""
+        by_env: dict[str, list[Key]] = {}
+        for task, backend, dtype in sorted(cases):
+            env = backends.BACKENDS[backend].env
+            if env != envs.current():
+                by_env.setdefault(env, []).extend((fn, task, backend, dtype) for fn in ("train", "gradient"))
+        for env, keys in by_env.items():
+            self.waiting[env] = harness.Remote(env, [self.call(k) for k in keys]), keys
+
+    def get(self, key: Key) -> Any:
+        if key not in self.done:
+            env = next((env for env, (_, keys) in self.waiting.items() if key in keys), None)
+            if env is None:
+                self.done[key] = harness.call_many([self.call(key)])[0]
+            else:
+                remote, keys = self.waiting.pop(env)
+                self.done.update(zip(keys, remote.results()))
+        if isinstance(self.done[key], harness.BenchError):
+            raise self.done[key]
+        return self.done[key]
+
+    def run(self, task: str, backend: str, dtype: str) -> harness.Run:
+        return self.get(("train", task, backend, dtype))
+
+    def gradient(self, task: str, backend: str, dtype: str) -> dict[str, list[float]]:
+        return self.get(("gradient", task, backend, dtype))
+
+    def reference(self, run: harness.Run) -> harness.Run:
+        """The numpy run with the same schedule and the same learning-rate precision as ``run``."""
+        n = epochs(run.task, run.backend, self.full)
+        key = ("reference", run.task, run.dtype, run.lr_dtype, n)
+        if key not in self.done:
+            self.done[key] = harness.train(run.task, "numpy", run.dtype, epochs=n, lr_dtype=run.lr_dtype)
+        return self.done[key]
+
+
+@pytest.fixture(scope="session")
+def lab(request: pytest.FixtureRequest) -> Lab:
+    lab = Lab(request.config.getoption("--full"))
+    params = [item.callspec.params for item in request.session.items if hasattr(item, "callspec")]
+    lab.start({tuple(p.get("case") or p.get("full_case")) for p in params if "case" in p or "full_case" in p})
+    return lab

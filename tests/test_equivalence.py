@@ -1,0 +1,70 @@
+"""Every backend reaches the numpy reference's parameters along the same loss trajectory."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import tasks
+from bench.compare import TOL, end_error, end_tol, rel_diff, run_diff, tol
+
+
+def test_trajectory_matches_numpy(lab, case):
+    task, backend, dtype = case
+    run, limit = lab.run(task, backend, dtype), tol(tasks.get(task), dtype)
+    ref = lab.reference(run)
+    assert run.digest == ref.digest, "the backend's environment made different task data"
+    assert len(run.losses) == len(ref.losses)
+    assert rel_diff(run.losses, ref.losses) <= limit
+    for k in ref.params:
+        assert rel_diff(run.params[k], ref.params[k]) <= limit, k
+    assert run_diff(run, ref) <= limit
+
+
+def test_gradient_matches_hand_derived(lab, case):
+    task, backend, dtype = case
+    t = tasks.get(task)
+    x, y = t.x.astype(dtype), t.y.astype(dtype)
+    _, hand = t.loss_and_grad({k: v.astype(dtype) for k, v in t.init.items()}, x, y)
+    got = lab.gradient(task, backend, dtype)
+    for k, g in hand.items():
+        assert rel_diff(got[k], g) <= TOL[dtype], k
+
+
+@pytest.mark.parametrize("task", tasks.TASKS)
+def test_hand_derived_gradient_matches_finite_differences(task):
+    t = tasks.get(task)
+    _, hand = t.loss_and_grad(t.init, t.x, t.y)
+    for k, v in t.init.items():
+        for i in range(v.size):
+            h = 1e-6 * max(1.0, abs(v[i]))
+            up, down = {**t.init, k: v.copy()}, {**t.init, k: v.copy()}
+            up[k][i] += h
+            down[k][i] -= h
+            fd = (t.full_loss(up) - t.full_loss(down)) / (2 * h)
+            assert abs(fd - hand[k][i]) <= 1e-6 * max(1.0, abs(fd)), (k, i, fd, hand[k][i])
+
+
+def test_hand_derived_loss_is_the_task_loss():
+    for name in tasks.TASKS:
+        t = tasks.get(name)
+        loss, _ = t.loss_and_grad(t.init, t.x, t.y)
+        assert loss == pytest.approx(t.full_loss(t.init), rel=1e-12), name
+
+
+def test_ends_where_the_task_says(lab, full_case):
+    task, backend, dtype = full_case
+    t = tasks.get(task)
+    if not t.expected:
+        pytest.fail(f"{task} states no end point")
+    run = lab.run(task, backend, dtype)
+    assert len(run.losses) == t.steps
+    assert end_error(run, t.expected) <= end_tol(t.expected_tol, dtype)
+
+
+def test_float32_runs_are_float32(lab):
+    """A float32 run that silently ran in float64 would agree with the float64 reference."""
+    for backend in ("numpy", "torch", "jax", "mxnet-gluon"):
+        f32, f64 = lab.run("quadratic", backend, "float32"), lab.run("quadratic", backend, "float64")
+        assert 1e-12 < rel_diff(f32.losses, f64.losses) < TOL["float32"], backend
+        assert np.all(np.float32(f32.params["w"]) == f32.params["w"]), backend

@@ -1,0 +1,41 @@
+"""The packages import no framework, and every registry name is the one name of its thing."""
+
+from __future__ import annotations
+
+import importlib
+import subprocess
+import sys
+
+import backends
+import tasks
+from bench import envs
+
+
+def test_importing_the_packages_imports_no_framework():
+    code = (
+        "import sys, tasks, backends, bench.harness, bench.compare, bench.__main__\n"
+        "[tasks.get(n) for n in tasks.TASKS]\n"
+        "print(' '.join(m for m in ('torch', 'jax', 'jaxlib', 'mxnet', 'matplotlib') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], cwd=envs.ROOT, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == ""
+
+
+def test_registry_names_match_modules_and_classes():
+    for name, spec in backends.BACKENDS.items():
+        assert spec.target.split(":")[0] == "backends." + name.replace("-", "_")
+        assert name == spec.name
+    for name, module in tasks.TASKS.items():
+        assert module == "tasks." + name.replace("-", "_")
+        assert tasks.get(name).name == name
+
+
+def test_every_backend_module_has_the_same_shape():
+    """Loaded where its framework lives: the classes in this environment are checked here."""
+    for name, spec in backends.BACKENDS.items():
+        if spec.env != envs.current():
+            continue
+        cls = backends.load(name)
+        assert cls.name == name
+        assert cls.mode in ("eager", "compiled")
+        assert importlib.import_module(spec.target.split(":")[0]).__doc__
