@@ -57,7 +57,7 @@ class Backend:
 
     # -- the training loop, shared by the eager backends --------------------------------
     def prepare(self, lrs: np.ndarray, orders: list[np.ndarray | None]) -> Any:
-        return [(float(lr), None if o is None else self.asindex(o)) for lr, o in zip(lrs, orders)]
+        return [(float(lr), None if o is None else self.asindex(o)) for lr, o in zip(lrs, orders, strict=True)]
 
     def asindex(self, order: np.ndarray) -> Any:
         return order

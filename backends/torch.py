@@ -48,4 +48,4 @@ class Torch(Backend):
 
     def gradient(self) -> dict[str, np.ndarray]:
         grads = torch.autograd.grad(self.objective(self.x, self.y), list(self.p.values()))
-        return {k: self.to_numpy(g) for k, g in zip(self.p, grads)}
+        return {k: self.to_numpy(g) for k, g in zip(self.p, grads, strict=True)}

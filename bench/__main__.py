@@ -53,7 +53,8 @@ def cmd_train(a: argparse.Namespace) -> int:
         print(json.dumps({k: getattr(run, k) for k in ("task", "backend", "dtype", "params", "losses")}))
     else:
         params = ", ".join(f"{k} = {fmt(v)}" for k, v in run.params.items())
-        print(f"{run.task} on {run.backend} ({run.dtype}), {len(run.losses)} steps: {params}; final loss {run.losses[-1]:.9g}")
+        steps = f"{run.task} on {run.backend} ({run.dtype}), {len(run.losses)} steps"
+        print(f"{steps}: {params}; final loss {run.losses[-1]:.9g}")
     return 0
 
 
@@ -69,32 +70,35 @@ def cmd_compare(a: argparse.Namespace) -> int:
     outcomes = harness.call_many(calls)
     refs: dict[tuple[str, str], harness.Run] = {}
     rows, ok = [], True
-    for (_, kw), out in zip(calls, outcomes):
+    for (_, kw), out in zip(calls, outcomes, strict=True):
         if isinstance(out, harness.BenchError):
-            rows.append((kw["task"], kw["backend"], "", "", "", str(out)))
+            rows.append((kw["task"], kw["backend"], "", "", "", "", str(out)))
             ok = False
             continue
         key = (out.task, out.lr_dtype)
         if key not in refs:
             refs[key] = harness.train(out.task, "numpy", a.dtype, lr_dtype=out.lr_dtype)
-        diff = run_diff(out, refs[key])
-        task = tasks.get(out.task)
-        verdict = "agrees" if diff <= tol(task, a.dtype) else "DIFFERS"
-        if end_error(out, task.expected) > end_tol(task.expected_tol, a.dtype):
-            verdict += ", misses expected end"
+        task, diff = tasks.get(out.task), run_diff(out, refs[key])
+        agrees = diff <= tol(task, a.dtype)
+        ok &= agrees
+        verdict = "agrees" if agrees else "DIFFERS"
         if out.lr_dtype != "float64":
-            verdict += f" (reference with {out.lr_dtype} learning rate)"
-        ok &= verdict.startswith("agrees") and "misses" not in verdict
+            verdict += f" (reference with its {out.lr_dtype} learning rate)"
+        end = end_error(out, task.expected)
+        reached = (
+            "-" if not task.expected else f"{'yes' if end <= end_tol(task.expected_tol, a.dtype) else 'NO'} ({end:.1e})"
+        )
         params = ", ".join(f"{k}={fmt(v)}" for k, v in out.params.items())
-        rows.append((out.task, out.backend, params, f"{out.losses[-1]:.6g}", f"{diff:.1e}", verdict))
-    print_table(("task", "backend", f"final parameters ({a.dtype})", "final loss", "max rel diff", "verdict"), rows)
+        rows.append((out.task, out.backend, params, f"{out.losses[-1]:.6g}", f"{diff:.1e}", reached, verdict))
+    header = ("task", "backend", f"final parameters ({a.dtype})", "final loss", "max rel diff", "stated end", "verdict")
+    print_table(header, rows)
     return 0 if ok else 1
 
 
 def print_table(header: Sequence[str], rows: list[Sequence[str]]) -> None:
     widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
     for r in [header, ["-" * w for w in widths], *rows]:
-        print("  ".join(str(c).ljust(w) for c, w in zip(r, widths)).rstrip())
+        print("  ".join(str(c).ljust(w) for c, w in zip(r, widths, strict=True)).rstrip())
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -58,7 +58,11 @@ class Run:
 
 
 def check(task: str, backend: str, dtype: str = "float64") -> None:
-    for kind, value, valid in (("task", task, tasks.TASKS), ("backend", backend, backends.BACKENDS), ("dtype", dtype, DTYPES)):
+    for kind, value, valid in (
+        ("task", task, tasks.TASKS),
+        ("backend", backend, backends.BACKENDS),
+        ("dtype", dtype, DTYPES),
+    ):
         if value not in valid:
             raise UsageError(f"unknown {kind} {value!r}; choose from: {', '.join(valid)}")
 
@@ -79,8 +83,14 @@ def digest(task: tasks.Task) -> str:
     return h.hexdigest()[:16]
 
 
-def build(task: str, backend: str, dtype: str = "float64", device: str = "cpu", lr: float | None = None,
-          epochs: int | None = None) -> backends._base.Backend:
+def build(
+    task: str,
+    backend: str,
+    dtype: str = "float64",
+    device: str = "cpu",
+    lr: float | None = None,
+    epochs: int | None = None,
+) -> backends._base.Backend:
     """A backend instance for the task, in this process: its framework must be importable here."""
     check(task, backend, dtype)
     spec = backends.BACKENDS[backend]
@@ -90,8 +100,16 @@ def build(task: str, backend: str, dtype: str = "float64", device: str = "cpu", 
     return backends.load(backend)(make_task(task, lr, epochs), dtype, device)
 
 
-def train_here(task: str, backend: str, dtype: str = "float64", device: str = "cpu", lr: float | None = None,
-               epochs: int | None = None, lr_dtype: str | None = None, checkpoints: tuple[int, ...] = ()) -> Run:
+def train_here(
+    task: str,
+    backend: str,
+    dtype: str = "float64",
+    device: str = "cpu",
+    lr: float | None = None,
+    epochs: int | None = None,
+    lr_dtype: str | None = None,
+    checkpoints: tuple[int, ...] = (),
+) -> Run:
     """Train in this process. ``lr_dtype`` rounds the learning rates first (to match another backend's);
     ``checkpoints`` names epochs after which to record the parameters."""
     b = build(task, backend, dtype, device, lr, epochs)
@@ -112,8 +130,16 @@ def train_here(task: str, backend: str, dtype: str = "float64", device: str = "c
         done, start = done + out.size, end
         if end in checkpoints:
             saved[str(end)] = as_lists(b.params(), t.init)
-    return Run(task, backend, dtype, as_lists(b.params(), t.init), np.concatenate(losses).tolist(),
-               lr_dtype=lr_dtype or b.lr_dtype, digest=digest(t), checkpoints=saved)
+    return Run(
+        task,
+        backend,
+        dtype,
+        as_lists(b.params(), t.init),
+        np.concatenate(losses).tolist(),
+        lr_dtype=lr_dtype or b.lr_dtype,
+        digest=digest(t),
+        checkpoints=saved,
+    )
 
 
 def as_lists(arrays: dict[str, Any], order: dict[str, Any]) -> dict[str, list[float]]:
@@ -160,8 +186,9 @@ class Remote:
         if not envs.python(env).exists():
             return
         self.out = tempfile.NamedTemporaryFile(suffix=".json")
-        self.proc = subprocess.Popen([envs.python(env), "-m", "bench.worker", self.out.name], cwd=envs.ROOT,
-                                     stdin=subprocess.PIPE)
+        self.proc = subprocess.Popen(
+            [envs.python(env), "-m", "bench.worker", self.out.name], cwd=envs.ROOT, stdin=subprocess.PIPE
+        )
         self.proc.stdin.write(json.dumps(calls).encode())
         self.proc.stdin.close()
 
@@ -171,7 +198,7 @@ class Remote:
         if self.proc.wait():
             return [BenchError(f"the {self.env} worker failed (exit status {self.proc.returncode})")] * len(self.calls)
         replies = json.loads(self.out.read())
-        return [decode(fn, reply) for (fn, _), reply in zip(self.calls, replies)]
+        return [decode(fn, reply) for (fn, _), reply in zip(self.calls, replies, strict=True)]
 
     def unavailable(self, backend: str) -> Unavailable:
         return Unavailable(f"{backend}: {envs.missing(backends.BACKENDS[backend].framework, self.env)}")
@@ -184,10 +211,10 @@ def call_many(calls: list[tuple[str, dict[str, Any]]]) -> list[Any]:
         check(kw["task"], kw["backend"], kw.get("dtype", "float64"))
     where = [backends.BACKENDS[kw["backend"]].env for _, kw in calls]
     remote_envs = sorted({env for env in where if env != envs.current()})
-    remotes = {env: Remote(env, [c for c, w in zip(calls, where) if w == env]) for env in remote_envs}
-    local = [call_here(fn, kw) if w == envs.current() else None for (fn, kw), w in zip(calls, where)]
+    remotes = {env: Remote(env, [c for c, w in zip(calls, where, strict=True) if w == env]) for env in remote_envs}
+    local = [call_here(fn, kw) if w == envs.current() else None for (fn, kw), w in zip(calls, where, strict=True)]
     remote_results = {env: iter(r.results()) for env, r in remotes.items()}
-    return [out if w == envs.current() else next(remote_results[w]) for out, w in zip(local, where)]
+    return [out if w == envs.current() else next(remote_results[w]) for out, w in zip(local, where, strict=True)]
 
 
 def call(fn: str, **kwargs: Any) -> Any:

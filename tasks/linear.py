@@ -24,7 +24,14 @@ def make() -> Task:
     return Task(
         name="linear",
         source="torch gradient-descent tutorial (numpy, then autograd), float32",
-        x=np.array([1.0, 2.0, 3.0, 4.0]), y=np.array([2.0, 4.0, 6.0, 8.0]), init={"w": np.zeros(1)},
-        model=model, loss=loss, loss_and_grad=loss_and_grad, lr=lambda epoch: 0.01, epochs=20,
-        expected={"w": 9.612 / 5}, expected_tol=1e-4,  # published f(5) = 9.612, to 3 decimals
+        x=np.array([1.0, 2.0, 3.0, 4.0]),
+        y=np.array([2.0, 4.0, 6.0, 8.0]),
+        init={"w": np.zeros(1)},
+        model=model,
+        loss=loss,
+        loss_and_grad=loss_and_grad,
+        lr=lambda epoch: 0.01,
+        epochs=20,
+        expected={"w": 9.612 / 5},
+        expected_tol=1e-4,  # published f(5) = 9.612, to 3 decimals
     )

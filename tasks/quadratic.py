@@ -28,8 +28,14 @@ def make(n: int = 100) -> Task:
     return Task(
         name="quadratic",
         source="numpy/torch/MXNet quadratic fit, np.random.seed(100)",
-        x=x, y=y, init=init, model=model, loss=loss, loss_and_grad=loss_and_grad,
-        lr=lambda epoch: 0.001, epochs=800,
+        x=x,
+        y=y,
+        init=init,
+        model=model,
+        loss=loss,
+        loss_and_grad=loss_and_grad,
+        lr=lambda epoch: 0.001,
+        epochs=800,
         expected={"w": 2.98927619, "b": 2.09818307} if n == 100 else {},
         expected_tol=5e-9,  # published to 8 decimals
     )

@@ -19,6 +19,11 @@ from bench import envs, harness
 SHORT_EPOCHS = {"parabola-sgd": 10}
 CHECKPOINTS = {"linear": tuple(range(1, 20, 2))}  # the epochs the published log shows
 
+# MXNet's SGD kernels take the learning rate as a C float: quadratic's 0.001 becomes 0.0010000000475,
+# which moves w by 5.4e-9, past the published 8th decimal. The trajectory test shows that this is all
+# that differs (mxnet-gluon equals numpy run with the same float32 learning rate to 1e-9).
+LR_IN_FLOAT32 = pytest.mark.xfail(strict=True, reason="MXNet's SGD takes the learning rate as float32")
+
 CASES = [(t, b, d) for t in tasks.TASKS for b in backends.BACKENDS for d in harness.DTYPES]
 Key = tuple[str, str, str, str]  # (call, task, backend, dtype)
 
@@ -37,7 +42,12 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "case" in metafunc.fixturenames:
         metafunc.parametrize("case", CASES, ids="-".join)
     if "full_case" in metafunc.fixturenames:  # cases whose run is the task's full schedule
-        metafunc.parametrize("full_case", [c for c in CASES if epochs(*c[:2], full) is None], ids="-".join)
+        cases = [
+            pytest.param(c, marks=LR_IN_FLOAT32) if c == ("quadratic", "mxnet-gluon", "float64") else c
+            for c in CASES
+            if epochs(*c[:2], full) is None
+        ]
+        metafunc.parametrize("full_case", cases, ids="-".join)
 
 
 class Lab:
@@ -72,7 +82,7 @@ class Lab:
                 self.done[key] = harness.call_many([self.call(key)])[0]
             else:
                 remote, keys = self.waiting.pop(env)
-                self.done.update(zip(keys, remote.results()))
+                self.done.update(zip(keys, remote.results(), strict=True))
         if isinstance(self.done[key], harness.BenchError):
             raise self.done[key]
         return self.done[key]
