@@ -38,7 +38,7 @@ def test_linear_log(lab, backend):
     run = lab.run("linear", backend, "float32")
     for step, (w, loss) in LINEAR_LOG.items():
         # float32 precision: 20 steps of float32 arithmetic, each a few roundings
-        assert run.losses[step - 1] == pytest.approx(loss, rel=20 * np.finfo(np.float32).eps), step
+        assert run.losses[step - 1] == pytest.approx(loss, rel=20 * float(np.finfo(np.float32).eps)), step
         assert round(run.checkpoints[str(step)]["w"][0], 3) == w, step
 
 
