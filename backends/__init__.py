@@ -28,6 +28,7 @@ BACKENDS: dict[str, Spec] = {
         Spec("numpy", "numpy", "main", "backends.numpy:Numpy"),
         Spec("torch", "torch", "main", "backends.torch:Torch"),
         Spec("torch-nn", "torch", "main", "backends.torch_nn:TorchNN"),
+        Spec("torch-compile", "torch", "main", "backends.torch_compile:TorchCompile"),
         Spec("jax", "jax", "main", "backends.jax:Jax"),
         Spec("jax-jit", "jax", "main", "backends.jax_jit:JaxJit"),
         Spec("mxnet", "mxnet", "mxnet", "backends.mxnet:Mxnet"),
