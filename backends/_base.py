@@ -23,6 +23,7 @@ class Backend:
     is_async: ClassVar[bool] = False  # run() may return before its work is done
     has_autodiff: ClassVar[bool] = True  # False: uses the task's hand-derived gradient
     lr_dtype: ClassVar[str] = "float64"  # precision the optimiser holds the learning rate in
+    devices: ClassVar[tuple[str, ...]] = ("cpu",)
 
     def __init__(self, task: Task, dtype: str = "float64", device: str = "cpu") -> None:
         self.task, self.dtype, self.device = task, dtype, device

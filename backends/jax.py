@@ -16,17 +16,22 @@ jax.config.update("jax_enable_x64", True)  # JAX is float32-only unless asked; f
 class Jax(Backend):
     name = "jax"
     is_async = True
+    devices = ("cpu", "cuda")
 
     def __init__(self, task, dtype="float64", device="cpu"):
         super().__init__(task, dtype, device)
         self.p = {k: self.asarray(v) for k, v in task.init.items()}
         self.value_and_grad = jax.value_and_grad(self.objective)
 
+    @property
+    def jax_device(self) -> jax.Device:
+        return jax.devices({"cuda": "gpu"}.get(self.device, self.device))[0]
+
     def asarray(self, a: np.ndarray) -> jax.Array:
-        return jax.device_put(jnp.asarray(a, dtype=self.dtype), jax.devices(self.device)[0])
+        return jax.device_put(np.asarray(a, dtype=self.dtype), self.jax_device)
 
     def asindex(self, order: np.ndarray) -> jax.Array:
-        return jax.device_put(order, jax.devices(self.device)[0])
+        return jax.device_put(order, self.jax_device)
 
     def objective(self, p: dict[str, jax.Array], x: jax.Array, y: jax.Array) -> jax.Array:
         return self.task.loss(self.task.model(p, x, jnp), y, jnp)

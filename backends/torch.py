@@ -10,6 +10,7 @@ from backends._base import Backend
 
 class Torch(Backend):
     name = "torch"
+    devices = ("cpu", "cuda")
 
     def __init__(self, task, dtype="float64", device="cpu"):
         super().__init__(task, dtype, device)

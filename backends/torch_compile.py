@@ -15,6 +15,9 @@ class TorchCompile(Torch):
     def __init__(self, task, dtype="float64", device="cpu"):
         super().__init__(task, dtype, device)
         self.p = {k: v.detach() for k, v in self.p.items()}
+        # Dynamo keeps its compiled graphs per code object, shared by every instance, and runs eagerly
+        # past 8 of them: start each instance (a task and dtype) with a clean cache.
+        torch._dynamo.reset()
         self.compiled = torch.compile(self.sgd_step)
 
     def sgd_step(self, p, x, y, lr):

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 import backends
 import tasks
@@ -32,6 +34,17 @@ def parser() -> Parser:
     c = sub.add_parser("compare", help="train tasks on every backend and compare with the numpy reference")
     c.add_argument("tasks", nargs="*", metavar="TASK")
     c.add_argument("--dtype", default="float64")
+    r = sub.add_parser("run", help="time every backend, each in its own process, and write results/")
+    r.add_argument("--out", type=Path, default=envs.ROOT / "results", help="results folder (default: results/)")
+    r.add_argument("--tasks", help="comma-separated tasks (default: all)")
+    r.add_argument("--backends", help="comma-separated backends (default: all)")
+    r.add_argument("--dtype", help="float64, float32 or both (default; float64 with --quick)")
+    r.add_argument(
+        "--threads", type=int, default=os.cpu_count() or 1, help="threads per framework (default: all cores)"
+    )
+    r.add_argument("--device", default="cpu", help="cpu (default) or cuda, for torch and jax")
+    r.add_argument("--quick", action="store_true", help="a smoke run of under a minute; its timings are not to be read")
+    r.add_argument("--timeout", type=float, help="seconds a backend's worker may take (default 900, quick 120)")
     return p
 
 
@@ -95,6 +108,28 @@ def cmd_compare(a: argparse.Namespace) -> int:
     return 0 if ok else 1
 
 
+def choices(value: str | None, valid: Sequence[str], kind: str) -> list[str]:
+    names = value.split(",") if value else list(valid)
+    for name in names:
+        if name not in valid:
+            raise harness.UsageError(f"unknown {kind} {name!r}; choose from: {', '.join(valid)}")
+    return names
+
+
+def cmd_run(a: argparse.Namespace) -> int:
+    from bench import run
+
+    dtype = a.dtype or ("float64" if a.quick else "both")
+    dtypes = list(harness.DTYPES) if dtype == "both" else choices(dtype, harness.DTYPES, "dtype")
+    o = run.Options(
+        out=a.out, tasks=choices(a.tasks, list(tasks.TASKS), "task"), dtypes=dtypes,
+        backends=choices(a.backends, list(backends.BACKENDS), "backend"), threads=a.threads,
+        device=choices(a.device, ["cpu", "cuda"], "device")[0], quick=a.quick,
+        timeout=a.timeout or (120.0 if a.quick else 900.0),
+    )  # fmt: skip
+    return run.run(o)
+
+
 def print_table(header: Sequence[str], rows: list[Sequence[str]]) -> None:
     widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
     for r in [header, ["-" * w for w in widths], *rows]:
@@ -106,7 +141,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if a.command == "list":
             return cmd_list()
-        return {"train": cmd_train, "compare": cmd_compare}[a.command](a)
+        return {"train": cmd_train, "compare": cmd_compare, "run": cmd_run}[a.command](a)
     except harness.BenchError as e:
         print(f"error: {e}", file=sys.stderr)
         return e.exit_status

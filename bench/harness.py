@@ -67,8 +67,8 @@ def check(task: str, backend: str, dtype: str = "float64") -> None:
             raise UsageError(f"unknown {kind} {value!r}; choose from: {', '.join(valid)}")
 
 
-def make_task(name: str, lr: float | None = None, epochs: int | None = None) -> tasks.Task:
-    task = tasks.get(name)
+def make_task(name: str, lr: float | None = None, epochs: int | None = None, n: int | None = None) -> tasks.Task:
+    task = tasks.get(name) if n is None else tasks.get(name, n=n)
     if lr is not None:
         task = dataclasses.replace(task, lr=lambda epoch: lr)
     if epochs is not None:
@@ -90,6 +90,7 @@ def build(
     device: str = "cpu",
     lr: float | None = None,
     epochs: int | None = None,
+    n: int | None = None,
 ) -> backends._base.Backend:
     """A backend instance for the task, in this process: its framework must be importable here."""
     check(task, backend, dtype)
@@ -97,7 +98,10 @@ def build(
     reason = envs.missing(spec.framework, envs.current())
     if reason:
         raise Unavailable(f"{backend}: {reason}")
-    return backends.load(backend)(make_task(task, lr, epochs), dtype, device)
+    cls = backends.load(backend)
+    if device not in cls.devices:
+        raise Unavailable(f"{backend} runs on {', '.join(cls.devices)} only, not {device}")
+    return cls(make_task(task, lr, epochs, n), dtype, device)
 
 
 def train_here(

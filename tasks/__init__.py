@@ -81,7 +81,8 @@ class Task:
         return float(self.loss(self.model(params, self.x, np), self.y, np))
 
 
-def get(name: str) -> Task:
+def get(name: str, **options: Any) -> Task:
+    """The task of that name; options go to its ``make`` (quadratic takes ``n``, its number of points)."""
     if name not in TASKS:
         raise KeyError(name)
-    return importlib.import_module(TASKS[name]).make()
+    return importlib.import_module(TASKS[name]).make(**options)

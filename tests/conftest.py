@@ -4,6 +4,7 @@ this process trains its own."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import pytest
@@ -11,6 +12,7 @@ import pytest
 import backends
 import tasks
 from bench import envs, harness
+from bench.machine import environment
 
 # Training parabola-sgd's 80,000 single-sample steps costs eager jax about 3.5 min a dtype, so by
 # default the suite trains it for its first 10 epochs (8,000 steps, one halving of the learning rate)
@@ -30,6 +32,85 @@ Key = tuple[str, str, str, str]  # (call, task, backend, dtype)
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption("--full", action="store_true", help="train every task's full schedule on every backend")
+    g = parser.getgroup("autodiff-bench timings (with --benchmark-only)")
+    g.addoption("--bench-backends", help="comma-separated backends to time (default: this environment's)")
+    g.addoption("--bench-tasks", help="comma-separated tasks to time (default: all)")
+    g.addoption("--bench-dtypes", default="float64,float32")
+    g.addoption("--bench-device", default="cpu", choices=["cpu", "cuda"])
+    g.addoption("--bench-sizes", default=",".join(str(10**k) for k in range(2, 8)), help="quadratic's N to scale over")
+    g.addoption("--bench-quick", action="store_true", help="a smoke run: tiny slices, few rounds")
+
+
+@dataclass(frozen=True)
+class BenchOptions:
+    backends: list[str]
+    tasks: list[str]
+    dtypes: list[str]
+    device: str
+    sizes: list[int]
+    quick: bool
+
+    @property
+    def unit_steps(self) -> int:  # steps a round trains through, at least
+        return 10 if self.quick else 200
+
+    @property
+    def round_time(self) -> float:  # seconds of rounds to aim for
+        return 0.0 if self.quick else 0.5
+
+    @property
+    def min_rounds(self) -> int:
+        return 1 if self.quick else 5
+
+    @property
+    def budget(self) -> float:  # seconds of the correctness run, beyond which it trains fewer epochs
+        return 0.5 if self.quick else 10.0
+
+
+def bench_options(config: pytest.Config) -> BenchOptions:
+    def names(option: str, default: list[str]) -> list[str]:
+        value = config.getoption(option)
+        return value.split(",") if value else default
+
+    here = [b for b, spec in backends.BACKENDS.items() if spec.env == envs.current()]
+    return BenchOptions(
+        backends=names("--bench-backends", here),
+        tasks=names("--bench-tasks", list(tasks.TASKS)),
+        dtypes=names("--bench-dtypes", list(harness.DTYPES)),
+        device=config.getoption("--bench-device"),
+        sizes=[int(float(n)) for n in names("--bench-sizes", [])],
+        quick=config.getoption("--bench-quick"),
+    )
+
+
+@pytest.fixture(scope="session", name="bench_options")
+def bench_options_fixture(request: pytest.FixtureRequest) -> BenchOptions:
+    return bench_options(request.config)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Timings run only with --benchmark-only, and then only they run (plain pytest stays fast)."""
+    timing = bool(config.getoption("benchmark_only", False))
+    keep = [item for item in items if ("benchmark" in getattr(item, "fixturenames", ())) == timing]
+    if len(keep) < len(items):
+        config.hook.pytest_deselected(items=[item for item in items if item not in keep])
+        items[:] = keep
+
+
+def pytest_report_header(config: pytest.Config) -> str | None:
+    if not config.getoption("benchmark_only", False):
+        return None
+    o = bench_options(config)
+    elsewhere = [b for b in backends.BACKENDS if b not in o.backends]
+    return f"timing {', '.join(o.backends)} on {o.device}" + (
+        f"; not here: {', '.join(elsewhere)} (`python -m bench run` times every backend, each in its own process)"
+        if elsewhere
+        else ""
+    )
+
+
+def pytest_benchmark_update_machine_info(config: pytest.Config, machine_info: dict[str, Any]) -> None:
+    machine_info["autodiff_bench"] = environment(bench_options(config).device)
 
 
 def epochs(task: str, backend: str, full: bool) -> int | None:
@@ -39,6 +120,13 @@ def epochs(task: str, backend: str, full: bool) -> int | None:
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     full = metafunc.config.getoption("--full")
+    o = bench_options(metafunc.config)
+    if "speed_case" in metafunc.fixturenames:
+        cases = [(t, b, d) for t in o.tasks for b in o.backends for d in o.dtypes]
+        metafunc.parametrize("speed_case", cases, ids="-".join)
+    if "scale_case" in metafunc.fixturenames:
+        cases = [(n, b, d) for n in o.sizes for b in o.backends for d in o.dtypes]
+        metafunc.parametrize("scale_case", cases, ids=lambda c: "-".join(map(str, c)))
     if "case" in metafunc.fixturenames:
         metafunc.parametrize("case", CASES, ids="-".join)
     if "full_case" in metafunc.fixturenames:  # cases whose run is the task's full schedule

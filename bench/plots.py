@@ -1,0 +1,92 @@
+"""The pictures in results/plots/: each task's data with every backend's fit, loss curves, scaling."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+import tasks  # noqa: E402
+
+STYLES = ["-", "--", "-.", ":"]
+
+
+def style(i: int) -> dict[str, Any]:
+    """Backends that agree draw on top of each other: vary the dash so every one stays visible."""
+    return {"linestyle": STYLES[i % len(STYLES)], "linewidth": 2.5 - 0.2 * i}
+
+
+def fit_plot(path: Path, task: tasks.Task, rows: list[dict[str, Any]]) -> None:
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    if task.x.ndim == 1:
+        ax.scatter(task.x, task.y, s=8, color="0.6", label="data", zorder=0)
+        grid = np.linspace(task.x.min(), task.x.max(), 400)
+        for i, r in enumerate(rows):
+            p = {k: np.asarray(v) for k, v in r["params"].items()}
+            ax.plot(grid, task.model(p, grid, np), label=r["backend"], **style(i))
+        ax.set(xlabel="x", ylabel="y")
+    else:  # more than one input: predicted against measured
+        for i, r in enumerate(rows):
+            p = {k: np.asarray(v) for k, v in r["params"].items()}
+            ax.scatter(task.y, task.model(p, task.x, np), s=30 - 3 * i, label=r["backend"], facecolors="none",
+                       edgecolors=f"C{i}")  # fmt: skip
+        ax.plot([task.y.min(), task.y.max()], [task.y.min(), task.y.max()], color="0.3", linewidth=1)
+        ax.set(xlabel="y (data)", ylabel="ŷ (fitted)")
+    ax.set_title(f"{task.name}: data and every backend's fit (float64)")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def loss_plot(path: Path, task: str, rows: list[dict[str, Any]], dtypes: list[str]) -> None:
+    fig, axes = plt.subplots(1, len(dtypes), figsize=(6 * len(dtypes), 4.5), squeeze=False)
+    for ax, dtype in zip(axes[0], dtypes, strict=True):
+        for i, r in enumerate(r for r in rows if r["dtype"] == dtype):
+            loss = np.asarray(r["losses"]["loss"])
+            ax.plot(r["losses"]["step"], np.where(loss > 0, loss, np.nan), label=r["backend"], **style(i))
+        ax.set(yscale="log", xlabel="step", ylabel="loss", title=f"{task} ({dtype})")
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def scaling_plot(path: Path, fits: list[dict[str, Any]], bandwidth: float) -> None:
+    dtypes = sorted({f["dtype"] for f in fits}, reverse=True)
+    fig, axes = plt.subplots(1, len(dtypes), figsize=(6.5 * len(dtypes), 5), squeeze=False)
+    for ax, dtype in zip(axes[0], dtypes, strict=True):
+        mine = [f for f in fits if f["dtype"] == dtype]
+        for i, f in enumerate(mine):
+            ax.plot(f["n"], f["t"], marker="o", markersize=4, label=f"{f['backend']} ({f['mode']})", color=f"C{i}")
+        n = np.array(sorted({x for f in mine for x in f["n"]}), dtype=float)
+        ax.plot(n, 2 * n * np.dtype(dtype).itemsize / bandwidth, color="k", linestyle=":", label="memory floor")
+        ax.set(xscale="log", yscale="log", xlabel="N (points)", ylabel="time per step (s)",
+               title=f"quadratic, time per step ({dtype})")  # fmt: skip
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def draw(folder: Path, rows: list[dict[str, Any]], fits: list[dict[str, Any]], bandwidth: float,
+         names: list[str]) -> list[Path]:  # fmt: skip
+    folder.mkdir(parents=True)
+    made = []
+    for name in names:
+        done = [r for r in rows if r["kind"] == "speed" and r.get("task") == name and "params" in r]
+        if not done:
+            continue
+        fit_rows = [r for r in done if r["dtype"] == "float64"] or done
+        fit_plot(folder / f"fit_{name}.png", tasks.get(name), fit_rows)
+        loss_plot(folder / f"loss_{name}.png", name, done, sorted({r["dtype"] for r in done}, reverse=True))
+        made += [folder / f"fit_{name}.png", folder / f"loss_{name}.png"]
+    if fits:
+        scaling_plot(folder / "scaling.png", fits, bandwidth)
+        made.append(folder / "scaling.png")
+    return made

@@ -1,0 +1,192 @@
+"""Turn the workers' pytest-benchmark JSON into results/: Markdown tables, JSON, CSV and plots."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+from pathlib import Path
+from typing import Any
+
+import tasks
+from bench import envs
+from bench.compare import tol
+from bench.timing import fit_overhead
+
+README_START, README_END = "<!-- results:start -->", "<!-- results:end -->"
+
+
+def duration(seconds: float | None) -> str:
+    if seconds is None or not math.isfinite(seconds):
+        return "—"
+    for unit, scale in (("s", 1), ("ms", 1e-3), ("µs", 1e-6)):
+        if seconds >= scale:
+            return f"{seconds / scale:.3g} {unit}"
+    return f"{seconds / 1e-9:.3g} ns"
+
+
+def rows_of(workers: list[Any]) -> list[dict[str, Any]]:
+    """One row per case asked for: its figures, or the reason it has none."""
+    rows = []
+    for w in workers:
+        found = {b["name"]: b for b in w.benchmarks}
+        for case in w.cases:
+            kind, rest = case.split("[", 1)
+            first, _, dtype = rest.rstrip("]").rpartition("-")
+            row: dict[str, Any] = {"kind": kind.removeprefix("test_"), "backend": w.backend, "dtype": dtype}
+            row["task" if kind == "test_speed" else "n"] = first.removesuffix(f"-{w.backend}")
+            b = found.get(case)
+            if b is None or case in w.failures:
+                row["error"] = w.failures.get(case) or w.status or "no result: the worker stopped before this case"
+            else:
+                x, s, k = b["extra_info"], b["stats"], b["extra_info"]["steps_per_round"]
+                row |= {key: v for key, v in x.items() if key not in ("kind", "n")}
+                row |= {"median_s": s["median"] / k, "iqr_s": s["iqr"] / k, "mean_s": s["mean"] / k,
+                        "min_s": s["min"] / k, "rounds": s["rounds"]}  # fmt: skip
+            if kind == "test_scaling":
+                row["n"] = int(row["n"])
+            rows.append(row)
+    return rows
+
+
+def task_table(rows: list[dict[str, Any]], task: str, dtype: str) -> list[list[str]]:
+    mine = [r for r in rows if r["kind"] == "speed" and r.get("task") == task and r["dtype"] == dtype]
+    timed = sorted((r for r in mine if "median_s" in r), key=lambda r: r["median_s"])
+    numpy = next((r["median_s"] for r in timed if r["backend"] == "numpy"), math.nan)
+    fastest = timed[0]["median_s"] if timed else math.nan
+    limit = tol(tasks.get(task), dtype)
+    table = []
+    for r in timed:
+        loss = f"{r['final_loss']:.6g}"
+        if r["epochs_trained"] < r["epochs"]:
+            loss += f" (after {r['epochs_trained']} of {r['epochs']} epochs)"
+        diff = f"{r['max_rel_diff']:.1e}" + ("" if r["max_rel_diff"] <= limit else " DIFFERS")
+        if r.get("lr_dtype", "float64") != "float64":
+            diff += f" (numpy with {r['lr_dtype']} lr)"
+        table.append([r["backend"], r["mode"], duration(r["first_call_s"]),
+                      f"{duration(r['median_s'])} ({duration(r['iqr_s'])})", f"{1 / r['median_s']:,.0f}",
+                      f"{r['median_s'] / numpy:.2f}", f"{r['median_s'] / fastest:.1f}", loss, diff])  # fmt: skip
+    table += [[r["backend"], "", "", "", "", "", "", "", r["error"]] for r in mine if "median_s" not in r]
+    return table
+
+
+TASK_HEADER = ["backend", "mode", "first call", "per step: median (IQR)", "steps/s", "× numpy", "× fastest",
+               "final loss", "max rel diff from numpy"]  # fmt: skip
+
+
+def summary_table(rows: list[dict[str, Any]], names: list[str], backends: list[str], dtype: str) -> list[list[str]]:
+    cell = {(r["backend"], r["task"]): r for r in rows if r["kind"] == "speed" and r["dtype"] == dtype}
+    out = []
+    for b in backends:
+        line = [b]
+        for t in names:
+            r = cell.get((b, t), {})
+            line.append(duration(r["median_s"]) if "median_s" in r else "failed" if r else "—")
+        out.append(line)
+    return out
+
+
+def scaling_fits(rows: list[dict[str, Any]], bandwidth: float) -> list[dict[str, Any]]:
+    fits = []
+    points: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for r in rows:
+        if r["kind"] == "scaling" and "median_s" in r:
+            points.setdefault((r["backend"], r["dtype"]), []).append(r)
+    for (backend, dtype), pts in points.items():
+        pts.sort(key=lambda r: r["n"])
+        n, t = [r["n"] for r in pts], [r["median_s"] for r in pts]
+        fit: dict[str, Any] = {"backend": backend, "mode": pts[0]["mode"], "dtype": dtype, "n": n, "t": t}
+        if len(pts) >= 2:
+            fit["overhead_s"], fit["per_element_s"] = fit_overhead(n, t)
+        biggest = pts[-1]
+        fit["floor_n"], fit["floor_ratio"] = biggest["n"], biggest["median_s"] / (biggest["bytes_per_step"] / bandwidth)
+        fits.append(fit)
+    return fits
+
+
+def markdown_table(header: list[str], rows: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    return "\n".join(lines + ["| " + " | ".join(r) + " |" for r in rows])
+
+
+def write_text(path: Path, text: str) -> None:
+    """Write aside, then rename: a reader never sees half a file."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def write(out: Path, o: Any, workers: list[Any], bandwidth: float, wall: float, env: dict[str, Any]) -> str:
+    from bench import plots
+
+    out.mkdir(parents=True)
+    rows = rows_of(workers)
+    fits = scaling_fits(rows, bandwidth)
+    names = list(o.tasks)
+    command = o.command()
+    result = {"command": command, "wall_s": wall, "environment": env, "read_bandwidth_bytes_per_s": bandwidth,
+              "threads": o.threads, "device": o.device, "quick": o.quick, "cases": rows, "scaling": fits,
+              "workers": {w.backend: {"status": w.status or "ok", "seconds": w.seconds, "machine_info": w.machine_info}
+                          for w in workers}}  # fmt: skip
+    (out / "results.json").write_text(json.dumps(result, indent=1))
+    columns = ["task", "backend", "dtype", "mode", "device", "first_call_s", "median_s", "iqr_s", "mean_s",
+               "min_s", "rounds", "steps_per_round", "final_loss", "max_rel_diff", "epochs_trained", "epochs",
+               "error"]  # fmt: skip
+    write_csv(out / "results.csv", [r for r in rows if r["kind"] == "speed"], columns)
+    write_csv(
+        out / "scaling.csv",
+        [r for r in rows if r["kind"] == "scaling"],
+        ["n", "backend", "dtype", "mode", "first_call_s", "median_s", "iqr_s", "bytes_per_step", "error"],
+    )
+    pictures = plots.draw(out / "plots", rows, fits, bandwidth, names)
+
+    summary = summary_markdown(rows, names, o, env, wall, bandwidth, fits)
+    sections = [f"# autodiff-bench results\n\nMade by `{command}` in {wall / 60:.1f} min. Do not edit: rerun it.\n",
+                summary]  # fmt: skip
+    for t in names:
+        for d in o.dtypes:
+            sections.append(f"## {t} ({d})\n\n" + markdown_table(TASK_HEADER, task_table(rows, t, d)))
+    sections.append("## Plots\n\n" + "\n".join(f"- [{p.stem}](plots/{p.name})" for p in pictures))
+    (out / "README.md").write_text("\n\n".join(sections) + "\n")
+    if o.out == envs.ROOT / "results" and o.device == "cpu" and not o.quick:
+        update_readme(summary.replace("](plots/", "](results/plots/").replace("](results.", "](results/results."))
+    return summary
+
+
+def summary_markdown(rows, names, o, env, wall, bandwidth, fits) -> str:
+    parts = [f"Machine: {env['cpu']}, {env['cores']} cores, {o.threads} threads, device {o.device}; "
+             + ", ".join(f"{k} {v}" for k, v in env["versions"].items())
+             + f". Memory read bandwidth {bandwidth / 1e9:.1f} GB/s. Commit {env['commit'][:12]}."]  # fmt: skip
+    for d in o.dtypes:
+        table = summary_table(rows, names, o.backends, d)
+        parts.append(f"### Time per step ({d}, median)\n\n" + markdown_table(["backend", *names], table))
+    if fits:
+        body = [[f["backend"], f["mode"], f["dtype"], duration(f.get("overhead_s")),
+                 f"{f['per_element_s'] * 1e9:.3g} ns" if "per_element_s" in f else "—",
+                 f"{f['floor_ratio']:.1f} at N = {f['floor_n']:.0e}"] for f in fits]  # fmt: skip
+        parts.append(
+            "### Overhead and throughput (quadratic, t(N) = a + b·N)\n\n"
+            + markdown_table(["backend", "mode", "dtype", "fixed overhead a", "per element b", "× memory floor"], body)
+        )
+    parts.append(
+        "Plots: [scaling](plots/scaling.png), "
+        + ", ".join(f"[{t} fit](plots/fit_{t}.png), [{t} loss](plots/loss_{t}.png)" for t in names)
+    )
+    return "\n\n".join(parts)
+
+
+def write_csv(path: Path, rows: list[dict[str, Any]], columns: list[str]) -> None:
+    with open(path, "w", newline="") as f:
+        writer = csv.DictWriter(f, columns, extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def update_readme(summary: str) -> None:
+    readme = envs.ROOT / "README.md"
+    text = readme.read_text()
+    if README_START in text and README_END in text:
+        head, rest = text.split(README_START, 1)
+        tail = rest.split(README_END, 1)[1]
+        write_text(readme, f"{head}{README_START}\n{summary}\n{README_END}{tail}")

@@ -1,0 +1,42 @@
+"""The timing harness: it waits for asynchronous work, and its derived figures are right."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from bench import harness
+from bench.timing import Unit, fit_overhead, read_bandwidth, seconds
+
+
+def test_the_harness_waits_for_asynchronous_work():
+    """jax-jit returns before its work is done; the harness's figure must be the blocking one."""
+    b = harness.build("quadratic", "jax-jit", "float64", n=10**6)
+    assert b.is_async
+    unit = Unit(b, 100)
+    unit()  # compile
+    dispatch = min(seconds(unit.dispatch) for _ in range(3))
+    unit.backend.wait(None)
+    blocking = min(seconds(lambda: b.wait(unit.dispatch())) for _ in range(3))
+    measured = min(seconds(unit) for _ in range(3))
+    assert blocking > 10 * dispatch, "this case no longer returns early: the self-test proves nothing"
+    assert measured == pytest.approx(blocking, rel=0.3)
+
+
+def test_fit_overhead_recovers_a_line():
+    n = np.array([1e2, 1e3, 1e4, 1e5, 1e6, 1e7])
+    a, b = fit_overhead(n, 20e-6 + 3e-9 * n)
+    assert a == pytest.approx(20e-6, rel=1e-6) and b == pytest.approx(3e-9, rel=1e-6)
+
+
+def test_read_bandwidth_is_plausible():
+    assert 1e8 < read_bandwidth(nbytes=64 * 2**20, repeats=2) < 1e13
+
+
+def test_a_unit_is_a_slice_of_the_schedule():
+    b = harness.build("parabola", "numpy")
+    unit = Unit(b, 200)
+    assert unit.steps == 200 and b.task.steps_per_epoch == 50
+    before = b.params()
+    unit()
+    assert not np.array_equal(before["c"], b.params()["c"])
