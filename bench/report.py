@@ -31,21 +31,16 @@ def rows_of(workers: list[Any]) -> list[dict[str, Any]]:
     rows = []
     for w in workers:
         found = {b["name"]: b for b in w.benchmarks}
-        for case in w.cases:
-            kind, rest = case.split("[", 1)
-            first, _, dtype = rest.rstrip("]").rpartition("-")
-            row: dict[str, Any] = {"kind": kind.removeprefix("test_"), "backend": w.backend, "dtype": dtype}
-            row["task" if kind == "test_speed" else "n"] = first.removesuffix(f"-{w.backend}")
+        for case, what in w.cases.items():
+            row: dict[str, Any] = {**what, "backend": w.backend}
             b = found.get(case)
             if b is None or case in w.failures:
                 row["error"] = w.failures.get(case) or w.status or "no result: the worker stopped before this case"
             else:
                 x, s, k = b["extra_info"], b["stats"], b["extra_info"]["steps_per_round"]
-                row |= {key: v for key, v in x.items() if key not in ("kind", "n")}
+                row |= {key: v for key, v in x.items() if key != "kind"}
                 row |= {"median_s": s["median"] / k, "iqr_s": s["iqr"] / k, "mean_s": s["mean"] / k,
                         "min_s": s["min"] / k, "rounds": s["rounds"]}  # fmt: skip
-            if kind == "test_scaling":
-                row["n"] = int(row["n"])
             rows.append(row)
     return rows
 

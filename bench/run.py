@@ -63,7 +63,7 @@ class Worker:
     """One backend's process: what it was asked, what came back, and how it ended."""
 
     backend: str
-    cases: list[str]  # test ids it should produce
+    cases: dict[str, dict[str, Any]]  # test id -> what it times
     done: int = 0
     status: str = ""  # "" when it exited cleanly
     seconds: float = 0.0
@@ -72,17 +72,25 @@ class Worker:
     machine_info: dict[str, Any] = field(default_factory=dict)
 
 
-def case_ids(o: Options, backend: str) -> list[str]:
-    speed = [f"test_speed[{t}-{backend}-{d}]" for t in o.tasks for d in o.dtypes]
-    return speed + [f"test_scaling[{n}-{backend}-{d}]" for n in o.sizes for d in o.dtypes]
+def cases(o: Options, backend: str) -> dict[str, dict[str, Any]]:
+    """The test ids a backend's worker should produce (as tests/conftest.py names them), and what each is."""
+    speed = {
+        f"test_speed[{t}-{backend}-{d}]": {"kind": "speed", "task": t, "dtype": d} for t in o.tasks for d in o.dtypes
+    }
+    return speed | {
+        f"test_scaling[quadratic-{n}-{backend}-{d}]": {"kind": "scaling", "task": "quadratic", "n": n, "dtype": d}
+        for n in o.sizes
+        for d in o.dtypes
+    }
 
 
 def worker_command(o: Options, backend: str, raw: Path) -> list[str]:
     spec = backends.BACKENDS[backend]
+    device = "cpu" if backend == "numpy" else o.device  # numpy stays the reference on the CPU
     cmd = [str(envs.python(spec.env)), "-m", "pytest", "tests/test_speed.py", "--benchmark-only", "-v",
            "-p", "no:cacheprovider", f"--benchmark-json={raw / backend}.json", f"--junitxml={raw / backend}.xml",
            f"--bench-backends={backend}", f"--bench-tasks={','.join(o.tasks)}", f"--bench-dtypes={','.join(o.dtypes)}",
-           f"--bench-device={o.device}", f"--bench-sizes={','.join(map(str, o.sizes))}"]  # fmt: skip
+           f"--bench-device={device}", f"--bench-sizes={','.join(map(str, o.sizes))}"]  # fmt: skip
     return cmd + (["--bench-quick"] if o.quick else [])
 
 
@@ -103,7 +111,7 @@ class Progress:
 
 
 def run_worker(o: Options, index: int, backend: str, raw: Path, progress: Progress) -> Worker:
-    w = Worker(backend, case_ids(o, backend))
+    w = Worker(backend, cases(o, backend))
     spec = backends.BACKENDS[backend]
     reason = envs.missing(spec.framework, spec.env)
     if reason:

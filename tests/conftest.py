@@ -121,12 +121,12 @@ def epochs(task: str, backend: str, full: bool) -> int | None:
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     full = metafunc.config.getoption("--full")
     o = bench_options(metafunc.config)
-    if "speed_case" in metafunc.fixturenames:
+    if metafunc.function.__name__ == "test_speed":
         cases = [(t, b, d) for t in o.tasks for b in o.backends for d in o.dtypes]
-        metafunc.parametrize("speed_case", cases, ids="-".join)
-    if "scale_case" in metafunc.fixturenames:
-        cases = [(n, b, d) for n in o.sizes for b in o.backends for d in o.dtypes]
-        metafunc.parametrize("scale_case", cases, ids=lambda c: "-".join(map(str, c)))
+        metafunc.parametrize("task, backend, dtype", cases, ids=["-".join(c) for c in cases])
+    if metafunc.function.__name__ == "test_scaling":
+        cases = [("quadratic", n, b, d) for n in o.sizes for b in o.backends for d in o.dtypes]
+        metafunc.parametrize("task, n, backend, dtype", cases, ids=["-".join(map(str, c)) for c in cases])
     if "case" in metafunc.fixturenames:
         metafunc.parametrize("case", CASES, ids="-".join)
     if "full_case" in metafunc.fixturenames:  # cases whose run is the task's full schedule

@@ -26,8 +26,7 @@ def sample(losses: list[float], points: int = 1000) -> dict[str, list]:
     return {"step": (steps + 1).tolist(), "loss": [losses[i] for i in steps]}
 
 
-def test_speed(benchmark, speed_case, bench_options):
-    task, backend, dtype = speed_case
+def test_speed(benchmark, task, backend, dtype, bench_options):
     b = harness.build(task, backend, dtype, bench_options.device)
     unit = Unit(b, bench_options.unit_steps)
     first, warm = seconds(unit), seconds(unit)
@@ -48,14 +47,13 @@ def test_speed(benchmark, speed_case, bench_options):
     )  # fmt: skip
 
 
-def test_scaling(benchmark, scale_case, bench_options):
-    n, backend, dtype = scale_case
-    b = harness.build("quadratic", backend, dtype, bench_options.device, n=n)
+def test_scaling(benchmark, task, n, backend, dtype, bench_options):
+    b = harness.build(task, backend, dtype, bench_options.device, n=n)
     unit = Unit(b, max(1, min(bench_options.unit_steps, 10**7 // n)))
     first, warm = seconds(unit), seconds(unit)
     benchmark.group = f"scaling {dtype}"
     benchmark.extra_info.update(
-        kind="scaling", task="quadratic", n=n, backend=backend, dtype=dtype, mode=b.mode, device=b.device,
+        kind="scaling", task=task, n=n, backend=backend, dtype=dtype, mode=b.mode, device=b.device,
         steps_per_round=unit.steps, first_call_s=first, bytes_per_step=2 * n * np.dtype(dtype).itemsize,
     )  # fmt: skip
     benchmark.pedantic(unit, rounds=rounds(warm, bench_options), iterations=1)
