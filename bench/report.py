@@ -19,7 +19,8 @@ a fixed slice of the task's schedule and ends in a blocking read); IQR likewise.
 first round alone: tracing, compiling or hybridizing included. *Final loss* and *max rel diff from
 numpy* (`|a-b| / max(1, |a|+|b|)` over the final parameters and every step's loss) come from training
 the schedule in the same worker process. The memory floor is the time to read x and y once from
-memory at the bandwidth measured in the same run; below N ≈ 10⁵ the data sit in cache and beat it."""
+memory at the read bandwidth measured in the same run (BLAS dot over the run's threads, on 800 MiB);
+below N ≈ 10⁶ the data sit in cache and can beat it."""
 
 README_START, README_END = "<!-- results:start -->", "<!-- results:end -->"
 
@@ -159,7 +160,8 @@ def write(out: Path, o: Any, workers: list[Any], bandwidth: float, wall: float, 
 def summary_markdown(rows, names, o, env, wall, bandwidth, fits) -> str:
     parts = [f"Machine: {env['cpu']}, {env['cores']} cores, {o.threads} threads, device {o.device}; "
              + ", ".join(f"{k} {v}" for k, v in env["versions"].items())
-             + f". Memory read bandwidth {bandwidth / 1e9:.1f} GB/s. Commit {env['commit'][:12]}."]  # fmt: skip
+             + f". Memory read bandwidth {bandwidth / 1e9:.1f} GB/s ({o.threads} threads)."
+             + f" Commit {env['commit'][:12]}."]  # fmt: skip
     for d in o.dtypes:
         table = summary_table(rows, names, o.backends, d)
         parts.append(f"### Time per step ({d}, median)\n\n" + markdown_table(["backend", *names], table))

@@ -198,7 +198,7 @@ def run(o: Options) -> int:
     with tempfile.TemporaryDirectory(dir=o.out.parent, prefix=f".{o.out.name}.") as tmp:
         raw = Path(tmp) / "raw"
         raw.mkdir()
-        bandwidth = timing.read_bandwidth()
+        bandwidth = timing.read_bandwidth(o.threads)
         progress = Progress(len(o.backends))
         workers = [run_worker(o, i, b, raw, progress) for i, b in enumerate(o.backends, 1)]
         progress.end()

@@ -30,7 +30,7 @@ def test_fit_overhead_recovers_a_line():
 
 
 def test_read_bandwidth_is_plausible():
-    assert 1e8 < read_bandwidth(nbytes=64 * 2**20, repeats=2) < 1e13
+    assert 1e8 < read_bandwidth(threads=2, nbytes=64 * 2**20, repeats=2) < 1e13
 
 
 def test_a_unit_is_a_slice_of_the_schedule():
