@@ -16,6 +16,12 @@ import tasks  # noqa: E402
 STYLES = ["-", "--", "-.", ":"]
 
 
+def label(r: dict[str, Any]) -> str:
+    """The backend, and how far it trained where that is not the whole schedule."""
+    short = r["epochs_trained"] < r["epochs"]
+    return r["backend"] + (f" (after {r['epochs_trained']} of {r['epochs']} epochs)" if short else "")
+
+
 def style(i: int) -> dict[str, Any]:
     """Backends that agree draw on top of each other: vary the dash so every one stays visible."""
     return {"linestyle": STYLES[i % len(STYLES)], "linewidth": 2.5 - 0.2 * i}
@@ -28,16 +34,16 @@ def fit_plot(path: Path, task: tasks.Task, rows: list[dict[str, Any]]) -> None:
         grid = np.linspace(task.x.min(), task.x.max(), 400)
         for i, r in enumerate(rows):
             p = {k: np.asarray(v) for k, v in r["params"].items()}
-            ax.plot(grid, task.model(p, grid, np), label=r["backend"], **style(i))
+            ax.plot(grid, task.model(p, grid, np), label=label(r), **style(i))
         ax.set(xlabel="x", ylabel="y")
     else:  # more than one input: predicted against measured
         for i, r in enumerate(rows):
             p = {k: np.asarray(v) for k, v in r["params"].items()}
-            ax.scatter(task.y, task.model(p, task.x, np), s=30 - 3 * i, label=r["backend"], facecolors="none",
+            ax.scatter(task.y, task.model(p, task.x, np), s=30 - 3 * i, label=label(r), facecolors="none",
                        edgecolors=f"C{i}")  # fmt: skip
         ax.plot([task.y.min(), task.y.max()], [task.y.min(), task.y.max()], color="0.3", linewidth=1)
         ax.set(xlabel="y (data)", ylabel="ŷ (fitted)")
-    ax.set_title(f"{task.name}: data and every backend's fit (float64)")
+    ax.set_title(f"{task.name}: data and every backend's fit ({rows[0]['dtype']})")
     ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
@@ -49,7 +55,7 @@ def loss_plot(path: Path, task: str, rows: list[dict[str, Any]], dtypes: list[st
     for ax, dtype in zip(axes[0], dtypes, strict=True):
         for i, r in enumerate(r for r in rows if r["dtype"] == dtype):
             loss = np.asarray(r["losses"]["loss"])
-            ax.plot(r["losses"]["step"], np.where(loss > 0, loss, np.nan), label=r["backend"], **style(i))
+            ax.plot(r["losses"]["step"], np.where(loss > 0, loss, np.nan), label=label(r), **style(i))
         ax.set(yscale="log", xlabel="step", ylabel="loss", title=f"{task} ({dtype})")
         ax.legend(fontsize=8)
     fig.tight_layout()

@@ -69,7 +69,7 @@ def task_table(rows: list[dict[str, Any]], task: str, dtype: str) -> list[list[s
             diff += f" (numpy with {r['lr_dtype']} lr)"
         table.append([r["backend"], r["mode"], duration(r["first_call_s"]),
                       f"{duration(r['median_s'])} ({duration(r['iqr_s'])})", f"{1 / r['median_s']:,.0f}",
-                      f"{r['median_s'] / numpy:.2f}", f"{r['median_s'] / fastest:.1f}", loss, diff])  # fmt: skip
+                      f"{r['median_s'] / numpy:.3g}", f"{r['median_s'] / fastest:.3g}", loss, diff])  # fmt: skip
     table += [[r["backend"], "", "", "", "", "", "", "", r["error"]] for r in mine if "median_s" not in r]
     return table
 

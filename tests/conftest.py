@@ -20,6 +20,7 @@ from bench.machine import environment
 # backend on every full schedule, as `python -m bench compare` does.
 SHORT_EPOCHS = {"parabola-sgd": 10}
 CHECKPOINTS = {"linear": tuple(range(1, 20, 2))}  # the epochs the published log shows
+BACKGROUND = {"jax"}  # trained by a worker process from the start of the session, beside this one
 
 # MXNet's SGD kernels take the learning rate as a C float: quadratic's 0.001 becomes 0.0010000000475,
 # which moves w by 5.4e-9, past the published 8th decimal. The trajectory test shows that this is all
@@ -94,7 +95,14 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     keep = [item for item in items if ("benchmark" in getattr(item, "fixturenames", ())) == timing]
     if len(keep) < len(items):
         config.hook.pytest_deselected(items=[item for item in items if item not in keep])
-        items[:] = keep
+    # the cases trained by workers last: this process does its own meanwhile
+    items[:] = sorted(keep, key=lambda item: in_worker(getattr(item, "callspec", None)))
+
+
+def in_worker(callspec: Any) -> bool:
+    params = callspec.params if callspec else {}
+    backend = (params.get("case") or params.get("full_case") or (None, params.get("backend")))[1]
+    return backend in backends.BACKENDS and (backend in BACKGROUND or backends.BACKENDS[backend].env != envs.current())
 
 
 def pytest_report_header(config: pytest.Config) -> str | None:
@@ -154,22 +162,24 @@ class Lab:
         return fn, kwargs
 
     def start(self, cases: set[tuple[str, ...]]) -> None:
-        """Send the other environments' calls for these cases to their workers."""
-        by_env: dict[str, list[Key]] = {}
+        """Send the calls for these cases that run elsewhere to their workers: the other environments'
+        backends, and the slowest of this one's (BACKGROUND), which then trains on the other core."""
+        groups: dict[tuple[str, str], list[Key]] = {}  # (env, backend or "") -> keys
         for task, backend, dtype in sorted(cases):
             env = backends.BACKENDS[backend].env
-            if env != envs.current():
-                by_env.setdefault(env, []).extend((fn, task, backend, dtype) for fn in ("train", "gradient"))
-        for env, keys in by_env.items():
-            self.waiting[env] = harness.Remote(env, [self.call(k) for k in keys]), keys
+            if env != envs.current() or backend in BACKGROUND:
+                group = groups.setdefault((env, backend if backend in BACKGROUND else ""), [])
+                group.extend((fn, task, backend, dtype) for fn in ("train", "gradient"))
+        for (env, backend), keys in groups.items():
+            self.waiting[env + backend] = harness.Remote(env, [self.call(k) for k in keys]), keys
 
     def get(self, key: Key) -> Any:
         if key not in self.done:
-            env = next((env for env, (_, keys) in self.waiting.items() if key in keys), None)
-            if env is None:
+            group = next((g for g, (_, keys) in self.waiting.items() if key in keys), None)
+            if group is None:
                 self.done[key] = harness.call_many([self.call(key)])[0]
             else:
-                remote, keys = self.waiting.pop(env)
+                remote, keys = self.waiting.pop(group)
                 self.done.update(zip(keys, remote.results(), strict=True))
         if isinstance(self.done[key], harness.BenchError):
             raise self.done[key]
