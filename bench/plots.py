@@ -35,7 +35,8 @@ def fit_plot(path: Path, task: tasks.Task, rows: list[dict[str, Any]]) -> None:
         for i, r in enumerate(rows):
             p = {k: np.asarray(v) for k, v in r["params"].items()}
             ax.plot(grid, task.model(p, grid, np), label=label(r), **style(i))
-        ax.set(xlabel="x", ylabel="y")
+        pad = 0.25 * np.ptp(task.y)  # a run cut short may be far off: keep the data readable
+        ax.set(xlabel="x", ylabel="y", ylim=(task.y.min() - pad, task.y.max() + pad))
     else:  # more than one input: predicted against measured
         for i, r in enumerate(rows):
             p = {k: np.asarray(v) for k, v in r["params"].items()}
