@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -144,7 +145,7 @@ def run_worker(o: Options, index: int, backend: str, raw: Path, progress: Progre
         code = proc.wait(timeout=o.timeout)
         w.status = "" if code in (0, 1) else f"worker exited with status {code}: {tail[-1] if tail else ''}"
     except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, 9)
+        os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
         w.status = f"timed out after {o.timeout:g} s"
     reader.join(timeout=5)
