@@ -36,7 +36,7 @@ def parser() -> Parser:
     c.add_argument("--dtype", default="float64")
     r = sub.add_parser("run", help="time every backend, each in its own process, and write results/")
     r.add_argument("--out", type=Path, default=envs.ROOT / "results", help="results folder (default: results/)")
-    r.add_argument("--tasks", help="comma-separated tasks (default: all)")
+    r.add_argument("--tasks", help="comma-separated tasks (default: all; with --quick, those under 1,000 steps)")
     r.add_argument("--backends", help="comma-separated backends (default: all)")
     r.add_argument("--dtype", help="float64, float32 or both (default; float64 with --quick)")
     r.add_argument(
@@ -122,7 +122,8 @@ def cmd_run(a: argparse.Namespace) -> int:
     dtype = a.dtype or ("float64" if a.quick else "both")
     dtypes = list(harness.DTYPES) if dtype == "both" else choices(dtype, harness.DTYPES, "dtype")
     o = run.Options(
-        out=a.out, tasks=choices(a.tasks, list(tasks.TASKS), "task"), dtypes=dtypes,
+        out=a.out, tasks=choices(a.tasks or ",".join(run.default_tasks(a.quick)), list(tasks.TASKS), "task"),
+        dtypes=dtypes,
         backends=choices(a.backends, list(backends.BACKENDS), "backend"), threads=a.threads,
         device=choices(a.device, ["cpu", "cuda"], "device")[0], quick=a.quick,
         timeout=a.timeout or (120.0 if a.quick else 900.0),

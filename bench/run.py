@@ -28,6 +28,11 @@ from bench.harness import DTYPES, BenchError, UsageError
 
 SIZES = [10**k for k in range(2, 8)]
 QUICK_SIZES = [10**2, 10**4]
+QUICK_STEPS = 1000  # --quick times the tasks shorter than this
+
+
+def default_tasks(quick: bool) -> list[str]:
+    return [t for t in tasks.TASKS if not quick or tasks.get(t).steps < QUICK_STEPS]
 
 
 @dataclass
@@ -49,7 +54,7 @@ class Options:
         """The command line that makes this run, leaving out what is the default."""
         words = ["python -m bench run"] + (["--quick"] if self.quick else [])
         for flag, value, default in [
-            ("--tasks", self.tasks, list(tasks.TASKS)),
+            ("--tasks", self.tasks, default_tasks(self.quick)),
             ("--backends", self.backends, list(backends.BACKENDS)),
             ("--dtype", self.dtypes, ["float64"] if self.quick else list(DTYPES)),
         ]:
