@@ -111,8 +111,7 @@ def cmd_compare(a: argparse.Namespace) -> int:
 def choices(value: str | None, valid: Sequence[str], kind: str) -> list[str]:
     names = value.split(",") if value else list(valid)
     for name in names:
-        if name not in valid:
-            raise harness.UsageError(f"unknown {kind} {name!r}; choose from: {', '.join(valid)}")
+        harness.require(kind, name, valid)
     return names
 
 

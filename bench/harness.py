@@ -8,7 +8,7 @@ import json
 import subprocess
 import sys
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from typing import Any
 
@@ -57,14 +57,15 @@ class Run:
         return dataclasses.asdict(self)
 
 
+def require(kind: str, value: str, valid: Collection[str]) -> None:
+    if value not in valid:
+        raise UsageError(f"unknown {kind} {value!r}; choose from: {', '.join(valid)}")
+
+
 def check(task: str, backend: str, dtype: str = "float64") -> None:
-    for kind, value, valid in (
-        ("task", task, tasks.TASKS),
-        ("backend", backend, backends.BACKENDS),
-        ("dtype", dtype, DTYPES),
-    ):
-        if value not in valid:
-            raise UsageError(f"unknown {kind} {value!r}; choose from: {', '.join(valid)}")
+    require("task", task, tasks.TASKS)
+    require("backend", backend, backends.BACKENDS)
+    require("dtype", dtype, DTYPES)
 
 
 def make_task(name: str, lr: float | None = None, epochs: int | None = None, n: int | None = None) -> tasks.Task:
