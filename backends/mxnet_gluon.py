@@ -27,34 +27,34 @@ class Broadcasting:
         return Broadcasting(self.F, scalar(other, self.s) if reflected else scalar(self.s, other))
 
     def __add__(self, o):
-        return self._apply(o, "broadcast_add", operator.add)  # noqa: E704
+        return self._apply(o, "broadcast_add", operator.add)
 
     def __radd__(self, o):
-        return self._apply(o, "broadcast_add", operator.add, True)  # noqa: E704
+        return self._apply(o, "broadcast_add", operator.add, True)
 
     def __sub__(self, o):
-        return self._apply(o, "broadcast_sub", operator.sub)  # noqa: E704
+        return self._apply(o, "broadcast_sub", operator.sub)
 
     def __rsub__(self, o):
-        return self._apply(o, "broadcast_sub", operator.sub, True)  # noqa: E704
+        return self._apply(o, "broadcast_sub", operator.sub, True)
 
     def __mul__(self, o):
-        return self._apply(o, "broadcast_mul", operator.mul)  # noqa: E704
+        return self._apply(o, "broadcast_mul", operator.mul)
 
     def __rmul__(self, o):
-        return self._apply(o, "broadcast_mul", operator.mul, True)  # noqa: E704
+        return self._apply(o, "broadcast_mul", operator.mul, True)
 
     def __truediv__(self, o):
-        return self._apply(o, "broadcast_div", operator.truediv)  # noqa: E704
+        return self._apply(o, "broadcast_div", operator.truediv)
 
     def __rtruediv__(self, o):
-        return self._apply(o, "broadcast_div", operator.truediv, True)  # noqa: E704
+        return self._apply(o, "broadcast_div", operator.truediv, True)
 
     def __pow__(self, o):
-        return self._apply(o, "broadcast_power", operator.pow)  # noqa: E704
+        return self._apply(o, "broadcast_power", operator.pow)
 
     def __neg__(self):
-        return Broadcasting(self.F, -self.s)  # noqa: E704
+        return Broadcasting(self.F, -self.s)
 
 
 class Namespace:

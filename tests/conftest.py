@@ -13,6 +13,7 @@ import backends
 import tasks
 from bench import envs, harness
 from bench.machine import environment
+from bench.run import SIZES
 
 # Training parabola-sgd's 80,000 single-sample steps costs eager jax about 3.5 min a dtype, so by
 # default the suite trains it for its first 10 epochs (8,000 steps, one halving of the learning rate)
@@ -38,7 +39,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     g.addoption("--bench-tasks", help="comma-separated tasks to time (default: all)")
     g.addoption("--bench-dtypes", default="float64,float32")
     g.addoption("--bench-device", default="cpu", choices=["cpu", "cuda"])
-    g.addoption("--bench-sizes", default=",".join(str(10**k) for k in range(2, 8)), help="quadratic's N to scale over")
+    g.addoption("--bench-sizes", default=",".join(map(str, SIZES)), help="quadratic's N to scale over")
     g.addoption("--bench-quick", action="store_true", help="a smoke run: tiny slices, few rounds")
 
 
@@ -96,13 +97,18 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     if len(keep) < len(items):
         config.hook.pytest_deselected(items=[item for item in items if item not in keep])
     # the cases trained by workers last: this process does its own meanwhile
-    items[:] = sorted(keep, key=lambda item: in_worker(getattr(item, "callspec", None)))
+    items[:] = sorted(keep, key=lambda item: in_worker(backend_of(item)))
 
 
-def in_worker(callspec: Any) -> bool:
-    params = callspec.params if callspec else {}
-    backend = (params.get("case") or params.get("full_case") or (None, params.get("backend")))[1]
-    return backend in backends.BACKENDS and (backend in BACKGROUND or backends.BACKENDS[backend].env != envs.current())
+def backend_of(item: pytest.Item) -> str | None:
+    params = item.callspec.params if hasattr(item, "callspec") else {}
+    return (params.get("case") or params.get("full_case") or (None, params.get("backend")))[1]
+
+
+def in_worker(backend: str | None) -> bool:
+    """Whether the suite trains this backend in a worker process rather than in this one."""
+    spec = backends.BACKENDS.get(backend or "")
+    return spec is not None and (backend in BACKGROUND or spec.env != envs.current())
 
 
 def pytest_report_header(config: pytest.Config) -> str | None:
@@ -152,7 +158,7 @@ class Lab:
     def __init__(self, full: bool) -> None:
         self.full = full
         self.done: dict[Any, Any] = {}
-        self.waiting: dict[str, tuple[harness.Remote, list[Key]]] = {}  # env -> its worker and keys
+        self.waiting: dict[str, tuple[harness.Remote, list[Key]]] = {}  # group -> its worker and keys
 
     def call(self, key: Key) -> tuple[str, dict[str, Any]]:
         fn, task, backend, dtype = key
@@ -166,10 +172,9 @@ class Lab:
         backends, and the slowest of this one's (BACKGROUND), which then trains on the other core."""
         groups: dict[tuple[str, str], list[Key]] = {}  # (env, backend or "") -> keys
         for task, backend, dtype in sorted(cases):
-            env = backends.BACKENDS[backend].env
-            if env != envs.current() or backend in BACKGROUND:
-                group = groups.setdefault((env, backend if backend in BACKGROUND else ""), [])
-                group.extend((fn, task, backend, dtype) for fn in ("train", "gradient"))
+            if in_worker(backend):
+                where = (backends.BACKENDS[backend].env, backend if backend in BACKGROUND else "")
+                groups.setdefault(where, []).extend((fn, task, backend, dtype) for fn in ("train", "gradient"))
         for (env, backend), keys in groups.items():
             self.waiting[env + backend] = harness.Remote(env, [self.call(k) for k in keys]), keys
 
