@@ -144,7 +144,7 @@ def write(out: Path, o: Any, workers: list[Any], bandwidth: float, wall: float, 
     )
     pictures = plots.draw(out / "plots", rows, fits, bandwidth, names)
 
-    summary = summary_markdown(rows, names, o, env, wall, bandwidth, fits)
+    summary = summary_markdown(rows, names, o, env, bandwidth, fits, pictures)
     sections = [f"# autodiff-bench results\n\nMade by `{command}` in {wall / 60:.1f} min. Do not edit: rerun it.",
                 HOW_TO_READ, summary]  # fmt: skip
     for t in names:
@@ -153,11 +153,12 @@ def write(out: Path, o: Any, workers: list[Any], bandwidth: float, wall: float, 
     sections.append("## Plots\n\n" + "\n\n".join(f"![{p.stem}](plots/{p.name})" for p in pictures))
     (out / "README.md").write_text("\n\n".join(sections) + "\n")
     if o.out == envs.ROOT / "results" and o.device == "cpu" and not o.quick:
-        update_readme(summary.replace("](plots/", "](results/plots/").replace("](results.", "](results/results."))
+        update_readme(summary.replace("](plots/", "](results/plots/"))
     return summary
 
 
-def summary_markdown(rows, names, o, env, wall, bandwidth, fits) -> str:
+def summary_markdown(rows: list[dict[str, Any]], names: list[str], o: Any, env: dict[str, Any], bandwidth: float,
+                     fits: list[dict[str, Any]], pictures: list[Path]) -> str:  # fmt: skip
     parts = [f"Machine: {env['cpu']}, {env['cores']} cores, {o.threads} threads, device {o.device}; "
              + ", ".join(f"{k} {v}" for k, v in env["versions"].items())
              + f". Memory read bandwidth {bandwidth / 1e9:.1f} GB/s ({o.threads} threads)."
@@ -173,11 +174,14 @@ def summary_markdown(rows, names, o, env, wall, bandwidth, fits) -> str:
             "### Overhead and throughput (quadratic, t(N) = a + b·N)\n\n"
             + markdown_table(["backend", "mode", "dtype", "fixed overhead a", "per element b", "× memory floor"], body)
         )
-    parts.append(
-        "Plots: [scaling](plots/scaling.png), "
-        + ", ".join(f"[{t} fit](plots/fit_{t}.png), [{t} loss](plots/loss_{t}.png)" for t in names)
-    )
+    parts.append("Plots: " + ", ".join(picture_link(p) for p in sorted(pictures, key=lambda p: p.stem != "scaling")))
     return "\n\n".join(parts)
+
+
+def picture_link(path: Path) -> str:
+    """``fit_plane.png`` -> ``[plane fit](plots/fit_plane.png)``."""
+    kind, _, task = path.stem.partition("_")
+    return f"[{f'{task} {kind}' if task else kind}](plots/{path.name})"
 
 
 def write_csv(path: Path, rows: list[dict[str, Any]], columns: list[str]) -> None:
