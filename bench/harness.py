@@ -16,7 +16,7 @@ import numpy as np
 
 import backends
 import tasks
-from bench import envs
+from bench import envs, procs
 
 DTYPES = ("float64", "float32")
 CHUNK_STEPS = 1000  # train in chunks of about this many steps; divergence is checked between chunks
@@ -161,6 +161,18 @@ def gradient_here(task: str, backend: str, dtype: str = "float64", device: str =
 CALLS: dict[str, Callable[..., Any]] = {"train": train_here, "gradient": gradient_here}
 
 
+class Failed(BenchError):
+    """An unexpected exception in one call, kept as that call's outcome: its type and message."""
+
+    @classmethod
+    def of(cls, e: BaseException) -> Failed:
+        text = str(e).strip().splitlines()
+        return cls(f"{type(e).__name__}: {text[0]}" if text else type(e).__name__)
+
+
+ERRORS: dict[str, type[BenchError]] = {c.__name__: c for c in (BenchError, UsageError, Unavailable, Failed)}
+
+
 def encode(outcome: Any) -> dict[str, Any]:
     if isinstance(outcome, BenchError):
         return {"error": type(outcome).__name__, "message": str(outcome), "step": getattr(outcome, "step", None)}
@@ -171,39 +183,59 @@ def decode(fn: str, reply: dict[str, Any]) -> Any:
     if "error" in reply:
         if reply["error"] == "Diverged":
             return Diverged(reply["step"])
-        return {"UsageError": UsageError, "Unavailable": Unavailable}.get(reply["error"], BenchError)(reply["message"])
+        return ERRORS.get(reply["error"], BenchError)(reply["message"])
     return Run(**reply["result"]) if fn == "train" else reply["result"]
 
 
 def call_here(fn: str, kwargs: dict[str, Any]) -> Any:
-    """A call's result, or the BenchError it raised."""
+    """A call's result, or the error it raised as a BenchError: one call failing leaves the others be."""
     try:
         return CALLS[fn](**kwargs)
     except BenchError as e:
         return e
+    except Exception as e:
+        return Failed.of(e)
 
 
 class Remote:
-    """Calls run by a worker process in another environment; started now, collected by ``results``."""
+    """Calls run by a worker process in another environment; started now, collected by ``results``.
+    The worker answers one line per call as it goes, so a worker that dies keeps what it answered."""
 
     def __init__(self, env: str, calls: list[tuple[str, dict[str, Any]]]) -> None:
         self.env, self.calls, self.proc = env, calls, None
         if not envs.python(env).exists():
             return
-        self.out = tempfile.NamedTemporaryFile(suffix=".json")
-        self.proc = subprocess.Popen(
-            [envs.python(env), "-m", "bench.worker", self.out.name], cwd=envs.ROOT, stdin=subprocess.PIPE
-        )
+        self.out = tempfile.NamedTemporaryFile(suffix=".jsonl")
+        self.err = tempfile.TemporaryFile()
+        self.proc = procs.start(self.command(), cwd=envs.ROOT, stdin=subprocess.PIPE, stderr=self.err)
         self.proc.stdin.write(json.dumps(calls).encode())
         self.proc.stdin.close()
+
+    def command(self) -> list[Any]:
+        return [envs.python(self.env), "-m", "bench.worker", self.out.name]
 
     def results(self) -> list[Any]:
         if self.proc is None:
             return [self.unavailable(kw["backend"]) for _, kw in self.calls]
-        if self.proc.wait():
-            return [BenchError(f"the {self.env} worker failed (exit status {self.proc.returncode})")] * len(self.calls)
-        replies = json.loads(self.out.read())
-        return [decode(fn, reply) for (fn, _), reply in zip(self.calls, replies, strict=True)]
+        code = self.proc.wait()
+        procs.stop(self.proc)  # and whatever it started
+        with self.out, self.err:
+            self.out.seek(0)
+            replies = [json.loads(line) for line in self.out.read().decode().splitlines() if line.endswith("}")]
+            outcomes = [decode(fn, reply) for (fn, _), reply in zip(self.calls, replies, strict=False)]
+            if len(outcomes) < len(self.calls):
+                self.err.seek(0)
+                why = procs.ended(code, self.err.read().decode(errors="replace").splitlines())
+                why = why.replace("the worker", f"the {self.env} worker", 1)
+                outcomes += [BenchError(why)] * (len(self.calls) - len(outcomes))
+        return outcomes
+
+    def stop(self) -> None:
+        """End the worker and whatever it started (called again after ``results``: harmless)."""
+        if self.proc is not None:
+            procs.stop(self.proc)
+            self.out.close()
+            self.err.close()
 
     def unavailable(self, backend: str) -> Unavailable:
         return Unavailable(f"{backend}: {envs.missing(backends.BACKENDS[backend].framework, self.env)}")
@@ -217,8 +249,12 @@ def call_many(calls: list[tuple[str, dict[str, Any]]]) -> list[Any]:
     where = [backends.BACKENDS[kw["backend"]].env for _, kw in calls]
     remote_envs = sorted({env for env in where if env != envs.current()})
     remotes = {env: Remote(env, [c for c, w in zip(calls, where, strict=True) if w == env]) for env in remote_envs}
-    local = [call_here(fn, kw) if w == envs.current() else None for (fn, kw), w in zip(calls, where, strict=True)]
-    remote_results = {env: iter(r.results()) for env, r in remotes.items()}
+    try:
+        local = [call_here(fn, kw) if w == envs.current() else None for (fn, kw), w in zip(calls, where, strict=True)]
+        remote_results = {env: iter(r.results()) for env, r in remotes.items()}
+    finally:
+        for r in remotes.values():
+            r.stop()
     return [out if w == envs.current() else next(remote_results[w]) for out, w in zip(local, where, strict=True)]
 
 
@@ -241,6 +277,6 @@ def gradient(task: str, backend: str, dtype: str = "float64", **options: Any) ->
 def worker(out: str) -> None:
     """``python -m bench.worker OUT``: read calls as JSON on stdin, write their outcomes as JSON to OUT."""
     calls = json.load(sys.stdin)
-    replies = [encode(call_here(fn, kw)) for fn, kw in calls]
     with open(out, "w") as f:
-        json.dump(replies, f)
+        for fn, kw in calls:
+            print(json.dumps(encode(call_here(fn, kw))), file=f, flush=True)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -81,19 +83,20 @@ def scaling_plot(path: Path, fits: list[dict[str, Any]], bandwidth: float) -> No
     plt.close(fig)
 
 
-def draw(folder: Path, rows: list[dict[str, Any]], fits: list[dict[str, Any]], bandwidth: float,
-         names: list[str]) -> list[Path]:  # fmt: skip
-    folder.mkdir(parents=True)
-    made = []
+def plans(folder: Path, rows: list[dict[str, Any]], fits: list[dict[str, Any]], bandwidth: float,
+          names: list[str]) -> list[tuple[Path, Callable[[], None]]]:  # fmt: skip
+    """Every plot there is data for: its path, and the call that draws it (the report runs each on its own)."""
+    made: list[tuple[Path, Callable[[], None]]] = []
     for name in names:
         done = [r for r in rows if r["kind"] == "speed" and r.get("task") == name and "params" in r]
         if not done:
             continue
         fit_rows = [r for r in done if r["dtype"] == "float64"] or done
-        fit_plot(folder / f"fit_{name}.png", tasks.get(name), fit_rows)
-        loss_plot(folder / f"loss_{name}.png", name, done, sorted({r["dtype"] for r in done}, reverse=True))
-        made += [folder / f"fit_{name}.png", folder / f"loss_{name}.png"]
+        dtypes = sorted({r["dtype"] for r in done}, reverse=True)
+        made += [
+            (folder / f"fit_{name}.png", partial(fit_plot, folder / f"fit_{name}.png", tasks.get(name), fit_rows)),
+            (folder / f"loss_{name}.png", partial(loss_plot, folder / f"loss_{name}.png", name, done, dtypes)),
+        ]
     if fits:
-        scaling_plot(folder / "scaling.png", fits, bandwidth)
-        made.append(folder / "scaling.png")
+        made.append((folder / "scaling.png", partial(scaling_plot, folder / "scaling.png", fits, bandwidth)))
     return made

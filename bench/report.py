@@ -43,7 +43,7 @@ def rows_of(workers: list[Any]) -> list[dict[str, Any]]:
             row: dict[str, Any] = {**what, "backend": w.backend}
             b = found.get(case)
             if b is None or case in w.failures:
-                row["error"] = w.failures.get(case) or w.status or "no result: the worker stopped before this case"
+                row["error"] = w.failures.get(case) or w.status or "the worker never reported this case"
             else:
                 x, s, k = b["extra_info"], b["stats"], b["extra_info"]["steps_per_round"]
                 row |= {key: v for key, v in x.items() if key != "kind"}
@@ -121,8 +121,8 @@ def write_text(path: Path, text: str) -> None:
 
 
 def write(out: Path, o: Any, workers: list[Any], bandwidth: float, wall: float, env: dict[str, Any]) -> str:
-    from bench import plots
-
+    """Write the results folder: the raw figures first (results.json, CSVs), then plots, each on its own
+    (one that fails is a line in the README), then the README. Returns the summary."""
     out.mkdir(parents=True)
     rows = rows_of(workers)
     fits = scaling_fits(rows, bandwidth)
@@ -142,7 +142,7 @@ def write(out: Path, o: Any, workers: list[Any], bandwidth: float, wall: float, 
         [r for r in rows if r["kind"] == "scaling"],
         ["n", "backend", "dtype", "mode", "first_call_s", "median_s", "iqr_s", "bytes_per_step", "error"],
     )
-    pictures = plots.draw(out / "plots", rows, fits, bandwidth, names)
+    pictures, not_drawn = draw_plots(out / "plots", rows, fits, bandwidth, names)
 
     summary = summary_markdown(rows, names, o, env, bandwidth, fits, pictures)
     sections = [f"# autodiff-bench results\n\nMade by `{command}` in {wall / 60:.1f} min. Do not edit: rerun it.",
@@ -150,11 +150,43 @@ def write(out: Path, o: Any, workers: list[Any], bandwidth: float, wall: float, 
     for t in names:
         for d in o.dtypes:
             sections.append(f"## {t} ({d})\n\n" + markdown_table(TASK_HEADER, task_table(rows, t, d)))
-    sections.append("## Plots\n\n" + "\n\n".join(f"![{p.stem}](plots/{p.name})" for p in pictures))
+    plot_lines = [f"![{p.stem}](plots/{p.name})" for p in pictures] + [f"- {line}" for line in not_drawn]
+    sections.append("## Plots\n\n" + "\n\n".join(plot_lines))
+    failed = [r for r in rows if "error" in r]
+    if failed:
+        sections.append("## Failed cases\n\n" + failure_list(failed))
     (out / "README.md").write_text("\n\n".join(sections) + "\n")
-    if o.out == envs.ROOT / "results" and o.device == "cpu" and not o.quick:
-        update_readme(summary.replace("](plots/", "](results/plots/"))
     return summary
+
+
+def draw_plots(folder: Path, rows: list[dict[str, Any]], fits: list[dict[str, Any]], bandwidth: float,
+               names: list[str]) -> tuple[list[Path], list[str]]:  # fmt: skip
+    """The plots drawn, and a line for each that could not be: why."""
+    try:
+        from bench import plots
+    except Exception as e:  # matplotlib missing or broken: the figures are still written
+        return [], [f"plots not drawn: {type(e).__name__}: {e}"]
+    folder.mkdir(parents=True)
+    drawn, not_drawn = [], []
+    for path, draw in plots.plans(folder, rows, fits, bandwidth, names):
+        try:
+            draw()
+            drawn.append(path)
+        except Exception as e:
+            path.unlink(missing_ok=True)
+            first = (str(e).strip().splitlines() or [""])[0]
+            not_drawn.append(f"plot {path.name} not drawn: {type(e).__name__}: {first}")
+    return drawn, not_drawn
+
+
+def failure_list(failed: list[dict[str, Any]]) -> str:
+    """One line per case without figures: which case, and why."""
+
+    def case(r: dict[str, Any]) -> str:
+        what = r["task"] if r["kind"] == "speed" else f"{r['task']} N={r['n']:g}"
+        return f"{what} {r['backend']} {r['dtype']}"
+
+    return "\n".join(f"- {case(r)}: {r['error']}" for r in failed)
 
 
 def summary_markdown(rows: list[dict[str, Any]], names: list[str], o: Any, env: dict[str, Any], bandwidth: float,
@@ -192,6 +224,8 @@ def write_csv(path: Path, rows: list[dict[str, Any]], columns: list[str]) -> Non
 
 
 def update_readme(summary: str) -> None:
+    """Put a default run's summary between the top-level README's markers."""
+    summary = summary.replace("](plots/", "](results/plots/")
     readme = envs.ROOT / "README.md"
     text = readme.read_text()
     if README_START in text and README_END in text:

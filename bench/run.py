@@ -2,18 +2,17 @@
 after another, through pytest-benchmark (tests/test_speed.py), then merge and write results/.
 
 A worker that crashes, hangs past its timeout, or fails a case leaves rows with the reason; the run goes
-on. The results folder is written aside and swapped in only when the run is complete.
+on, and ends with exit status 1, the failed cases listed last. The results are staged and moved into
+the results folder only when the run is complete (bench/outdir.py: nothing there but the tool's own
+files is ever replaced or deleted); an interrupted run leaves the folder as it was.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import shutil
-import signal
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 import xml.etree.ElementTree as ET
@@ -23,8 +22,8 @@ from typing import Any
 
 import backends
 import tasks
-from bench import envs, machine, timing
-from bench.harness import DTYPES, BenchError, UsageError
+from bench import envs, machine, outdir, procs, timing
+from bench.harness import DTYPES, BenchError
 
 SIZES = [10**k for k in range(2, 8)]
 QUICK_SIZES = [10**2, 10**4]
@@ -77,6 +76,10 @@ class Worker:
     failures: dict[str, str] = field(default_factory=dict)  # test id -> reason
     machine_info: dict[str, Any] = field(default_factory=dict)
 
+    @property
+    def measured(self) -> set[str]:
+        return {b["name"] for b in self.benchmarks}
+
 
 def cases(o: Options, backend: str) -> dict[str, dict[str, Any]]:
     """The test ids a backend's worker should produce (as tests/conftest.py names them), and what each is."""
@@ -101,61 +104,89 @@ def worker_command(o: Options, backend: str, raw: Path) -> list[str]:
 
 
 class Progress:
-    """One status line, rewritten in place on a terminal; a line per finished case otherwise."""
+    """A tqdm bar over every case of the run, naming the backend and the case in progress, with the
+    elapsed time and an estimate of what is left; on a non-terminal (a CI log), a plain line per case."""
 
-    def __init__(self, total_workers: int) -> None:
-        self.tty, self.total, self.start = sys.stderr.isatty(), total_workers, time.monotonic()
+    def __init__(self, workers: list[Worker]) -> None:
+        self.count, self.total = len(workers), sum(len(w.cases) for w in workers)
+        self.bar = None
+        if sys.stderr.isatty():
+            from tqdm import tqdm
 
-    def show(self, index: int, w: Worker, case: str = "") -> None:
-        elapsed = time.monotonic() - self.start
-        line = f"[{index}/{self.total}] {w.backend:<14} {w.done:>3}/{len(w.cases)} cases  {elapsed:5.0f}s  {case}"
-        print(("\r" + line.ljust(100)) if self.tty else line, end="" if self.tty else "\n", file=sys.stderr, flush=True)
+            self.bar = tqdm(total=self.total, unit="case", file=sys.stderr, dynamic_ncols=True, leave=False)
+        self.start = time.monotonic()
 
-    def end(self) -> None:
-        if self.tty:
-            print(file=sys.stderr)
+    def running(self, index: int, w: Worker, case: str = "") -> None:
+        if self.bar is not None:
+            self.bar.set_description_str(f"[{index}/{self.count}] {w.backend}", refresh=False)
+            self.bar.set_postfix_str(case, refresh=True)
+        elif not case:
+            print(f"[{index}/{self.count}] {w.backend}: {len(w.cases)} cases", file=sys.stderr, flush=True)
+
+    def finished(self, index: int, w: Worker, case: str, outcome: str) -> None:
+        if self.bar is not None:
+            self.bar.update(1)
+        else:
+            elapsed = time.monotonic() - self.start
+            line = f"[{index}/{self.count}] {w.backend} {w.done}/{len(w.cases)} {case} {outcome} ({elapsed:.0f} s)"
+            print(line, file=sys.stderr, flush=True)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
 
 
-def run_worker(o: Options, index: int, backend: str, raw: Path, progress: Progress) -> Worker:
-    w = Worker(backend, cases(o, backend))
-    spec = backends.BACKENDS[backend]
+def case_of(line: str) -> str:
+    """``tests/test_speed.py::test_speed[a-b-c] PASSED [ 50%]`` -> ``test_speed[a-b-c]``."""
+    return line.split("::", 1)[1].split()[0] if "::test_" in line else ""
+
+
+def run_worker(o: Options, index: int, w: Worker, raw: Path, progress: Progress) -> Worker:
+    spec = backends.BACKENDS[w.backend]
     reason = envs.missing(spec.framework, spec.env)
     if reason:
         w.status = reason
         return w
     env = {**os.environ, **machine.thread_settings(o.threads), "PYTHONUNBUFFERED": "1"}
     start = time.monotonic()
-    proc = subprocess.Popen(
-        worker_command(o, backend, raw),
-        cwd=envs.ROOT,
-        env=env,
-        text=True,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
+    proc = procs.start(worker_command(o, w.backend, raw), cwd=envs.ROOT, env=env, stdout=subprocess.PIPE,
+                       stderr=subprocess.STDOUT)  # fmt: skip
     tail: list[str] = []
 
-    def read() -> None:
-        for line in proc.stdout:
-            tail[:] = [*tail[-20:], line.rstrip()]
-            if "::test_" in line and any(s in line for s in ("PASSED", "FAILED", "ERROR")):
-                w.done += 1
-                progress.show(index, w, line.split("::")[1].split()[0])
+    def line(text: str) -> None:
+        tail[:] = [*tail[-20:], text]
+        outcome = next((s for s in ("PASSED", "FAILED", "ERROR") if s in text), "")
+        if case_of(text) and outcome:
+            w.done += 1
+            progress.finished(index, w, case_of(text), outcome)
+
+    def read() -> None:  # pytest -v names a case before running it: a partial line is the case in progress
+        pending = b""
+        while chunk := os.read(proc.stdout.fileno(), 1 << 16):
+            *lines, pending = (pending + chunk).split(b"\n")
+            for text in lines:
+                line(text.decode(errors="replace").rstrip())
+            if b"::test_" in pending:
+                progress.running(index, w, case_of(pending.decode(errors="replace")))
+        if pending:
+            line(pending.decode(errors="replace").rstrip())
 
     reader = threading.Thread(target=read, daemon=True)
     reader.start()
-    progress.show(index, w)
+    progress.running(index, w)
+    code: int | None = None
     try:
         code = proc.wait(timeout=o.timeout)
-        w.status = "" if code in (0, 1) else f"worker exited with status {code}: {tail[-1] if tail else ''}"
     except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
-        w.status = f"timed out after {o.timeout:g} s"
-    reader.join(timeout=5)
+        pass
+    finally:
+        procs.stop(proc)  # its whole process group: on a timeout, Ctrl-C, or stray children
+        reader.join(timeout=5)  # after the process ends, so that its last lines are in the tail
+        proc.stdout.close()
     w.seconds = time.monotonic() - start
     collect(w, raw)
+    if code is None or code not in (0, 1) or any(c not in w.failures and c not in w.measured for c in w.cases):
+        w.status = procs.ended(code, tail, o.timeout)
     return w
 
 
@@ -193,38 +224,44 @@ def check_device(device: str) -> None:
 
 
 def run(o: Options) -> int:
-    from bench import report  # matplotlib is needed only now
+    """Time every backend, write the results folder; 0 when every case has its figures, else 1."""
+    from bench import report
 
-    if o.threads < 1:
-        raise UsageError(f"--threads must be at least 1, not {o.threads}")
     check_device(o.device)
-    o.out = o.out.resolve()
-    o.out.parent.mkdir(parents=True, exist_ok=True)
     started = time.time()
-    with tempfile.TemporaryDirectory(dir=o.out.parent, prefix=f".{o.out.name}.") as tmp:
-        raw = Path(tmp) / "raw"
-        raw.mkdir()
-        bandwidth = timing.read_bandwidth(o.threads)
-        progress = Progress(len(o.backends))
-        workers = [run_worker(o, i, b, raw, progress) for i, b in enumerate(o.backends, 1)]
-        progress.end()
-        staged = Path(tmp) / "results"
-        summary = report.write(staged, o, workers, bandwidth, time.time() - started, machine.environment(o.device))
-        swap(staged, o.out)
+    workers = [Worker(b, cases(o, b)) for b in o.backends]
+    folder = outdir.ResultsFolder(o.out)
+    try:
+        with folder:
+            raw = folder.staging / "raw"
+            raw.mkdir()
+            bandwidth = timing.read_bandwidth(o.threads)
+            progress = Progress(workers)
+            try:
+                for i, w in enumerate(workers, 1):
+                    run_worker(o, i, w, raw, progress)
+            finally:
+                progress.close()
+            rows = report.rows_of(workers)
+            failed = [r for r in rows if "error" in r]
+            if len(failed) == len(rows):
+                print(report.failure_list(failed), file=sys.stderr)
+                raise BenchError(f"no case was measured: {o.out} unchanged")
+            summary = report.write(folder.staging / "results", o, workers, bandwidth, time.time() - started,
+                                   machine.environment(o.device))  # fmt: skip
+            folder.commit(folder.staging / "results")
+    except KeyboardInterrupt:
+        done = "the results were written" if folder.committed else "unchanged"
+        raise Interrupted(f"interrupted; {o.out} {done}") from None
+    if o.out == envs.ROOT / "results" and o.device == "cpu" and not o.quick:
+        report.update_readme(summary)
     print(summary)
+    if failed:
+        print(report.failure_list(failed), file=sys.stderr)
+        print(f"error: {len(failed)} of {len(rows)} cases failed; the results in {o.out} say why", file=sys.stderr)
+        return 1
     return 0
 
 
-def swap(staged: Path, out: Path) -> None:
-    """Replace ``out`` by ``staged``, keeping result sets nested in the old one (results/gpu/)."""
-    if out.exists():
-        for nested in out.iterdir():
-            if nested.is_dir() and (nested / "results.json").exists() and not (staged / nested.name).exists():
-                shutil.move(str(nested), staged / nested.name)
-        old = out.with_name(f".{out.name}.old")
-        shutil.rmtree(old, ignore_errors=True)
-        out.rename(old)
-        staged.rename(out)
-        shutil.rmtree(old)
-    else:
-        staged.rename(out)
+class Interrupted(BenchError):
+    exit_status = 130

@@ -12,15 +12,14 @@ import subprocess
 import sys
 import venv
 
-from bench.envs import ENVS, ROOT, python
+from bench.envs import ENVS, ROOT, venv_python
 
 FIRST = {"main": ["torch==2.13.0"]}  # before the rest: the local CPU wheel, not the CUDA build
 
 
 def pip(env: str, *args: str) -> None:
-    subprocess.run(
-        [python(env), "-m", "pip", "install", "--quiet", "--disable-pip-version-check", *args], cwd=ROOT, check=True
-    )
+    command = [venv_python(env), "-m", "pip", "install", "--quiet", "--disable-pip-version-check", *args]
+    subprocess.run(command, cwd=ROOT, check=True)
 
 
 def setup(env: str) -> None:
@@ -31,7 +30,7 @@ def setup(env: str) -> None:
         print(f"{ENVS[env]}/ is up to date")
         return
     print(f"setting up {ENVS[env]}/ ...", flush=True)
-    if not python(env).exists():
+    if not venv_python(env).exists():
         venv.EnvBuilder(with_pip=True).create(folder)
     if env in FIRST:
         pip(env, *FIRST[env])

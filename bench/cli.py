@@ -1,0 +1,187 @@
+"""The command line: ``python -m bench list | train | compare | run``; every option is checked before any work."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import signal
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import backends
+import tasks
+from bench import envs, harness
+from bench.compare import end_error, end_tol, run_diff, tol
+
+
+class Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # one line, no usage block
+        print(f"{self.prog}: error: {message}", file=sys.stderr)
+        sys.exit(2)
+
+
+def parser() -> Parser:
+    p = Parser(prog="python -m bench", description="autodiff-bench: one task, every autodiff backend.")
+    sub = p.add_subparsers(dest="command", required=True, parser_class=Parser)
+    sub.add_parser("list", help="tasks and backends, and whether each backend can run")
+    t = sub.add_parser("train", help="train one task on one backend")
+    t.add_argument("task")
+    t.add_argument("--backend", required=True)
+    t.add_argument("--dtype", default="float64")
+    t.add_argument("--lr", type=float, help="a constant learning rate instead of the task's schedule")
+    t.add_argument("--json", action="store_true", help="print one JSON object")
+    c = sub.add_parser("compare", help="train tasks on every backend and compare with the numpy reference")
+    c.add_argument("tasks", nargs="*", metavar="TASK")
+    c.add_argument("--dtype", default="float64")
+    r = sub.add_parser("run", help="time every backend, each in its own process, and write results/")
+    r.add_argument("--out", type=Path, default=envs.ROOT / "results", help="results folder (default: results/)")
+    r.add_argument("--tasks", help="comma-separated tasks (default: all; with --quick, those under 1,000 steps)")
+    r.add_argument("--backends", help="comma-separated backends (default: all)")
+    r.add_argument("--dtype", help="float64, float32 or both (default; float64 with --quick)")
+    r.add_argument(
+        "--threads", type=int, default=cpus(), help=f"threads per framework, 1 to {cpus()} (default: all cores)"
+    )
+    r.add_argument("--device", default="cpu", help="cpu (default) or cuda, for torch and jax")
+    r.add_argument("--quick", action="store_true", help="a smoke run of under a minute; its timings are not to be read")
+    r.add_argument("--timeout", type=float, help="seconds a backend's worker may take (default 900, quick 120)")
+    return p
+
+
+def cpus() -> int:
+    """The CPUs this process may run on: the bound of --threads."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def names(value: str | None, valid: Sequence[str], kind: str, flag: str, default: Sequence[str] = ()) -> list[str]:
+    """A comma-separated list of known names, none empty and none twice; ``default`` when not given."""
+    if value is None:
+        return list(default or valid)
+    given = value.split(",")
+    for name in given:
+        if not name.strip():
+            raise harness.UsageError(f"{flag}: an empty name in {value!r}; choose from: {', '.join(valid)}")
+        harness.require(kind, name, valid)
+    twice = next((name for i, name in enumerate(given) if name in given[:i]), None)
+    if twice:
+        raise harness.UsageError(f"{flag}: {twice!r} is named twice")
+    return given
+
+
+def positive(flag: str, value: float) -> float:
+    if not (math.isfinite(value) and value > 0):
+        raise harness.UsageError(f"{flag} must be a finite number greater than 0, not {value:g}")
+    return value
+
+
+def cmd_list() -> int:
+    print("tasks:")
+    for name in tasks.TASKS:
+        t = tasks.get(name)
+        print(f"  {name:<14} {t.steps:>6} steps  {t.source}")
+    print("backends:")
+    for name, spec in backends.BACKENDS.items():
+        reason = envs.missing(spec.framework, spec.env)
+        print(f"  {name:<14} {envs.ENVS[spec.env] + '/':<14} {'available' if reason is None else reason}")
+    return 0
+
+
+def cmd_train(a: argparse.Namespace) -> int:
+    harness.check(a.task, a.backend, a.dtype)
+    if a.lr is not None:
+        positive("--lr", a.lr)
+    run = harness.train(a.task, a.backend, a.dtype, lr=a.lr)
+    if a.json:
+        print(json.dumps({k: getattr(run, k) for k in ("task", "backend", "dtype", "params", "losses")}))
+    else:
+        params = ", ".join(f"{k} = {fmt(v)}" for k, v in run.params.items())
+        steps = f"{run.task} on {run.backend} ({run.dtype}), {len(run.losses)} steps"
+        print(f"{steps}: {params}; final loss {run.losses[-1]:.9g}")
+    return 0
+
+
+def fmt(values: Sequence[float]) -> str:
+    return f"{values[0]:.9g}" if len(values) == 1 else "[" + ", ".join(f"{v:.9g}" for v in values) + "]"
+
+
+def cmd_compare(a: argparse.Namespace) -> int:
+    chosen = names(",".join(a.tasks) if a.tasks else None, list(tasks.TASKS), "task", "compare")
+    harness.require("dtype", a.dtype, harness.DTYPES)
+    calls = [("train", {"task": t, "backend": b, "dtype": a.dtype}) for t in chosen for b in backends.BACKENDS]
+    outcomes = harness.call_many(calls)
+    refs: dict[tuple[str, str], object] = {}
+    rows, ok = [], True
+    for (_, kw), out in zip(calls, outcomes, strict=True):
+        key = (kw["task"], getattr(out, "lr_dtype", ""))
+        if not isinstance(out, harness.BenchError) and key not in refs:
+            ref_call = {"task": out.task, "backend": "numpy", "dtype": a.dtype, "lr_dtype": out.lr_dtype}
+            refs[key] = harness.call_here("train", ref_call)
+        ref = refs.get(key)
+        if isinstance(out, harness.BenchError) or isinstance(ref, harness.BenchError):
+            why = str(out) if isinstance(out, harness.BenchError) else f"the numpy reference failed: {ref}"
+            rows.append((kw["task"], kw["backend"], "", "", "", "", why))
+            ok = False
+            continue
+        task, diff = tasks.get(out.task), run_diff(out, ref)
+        agrees = diff <= tol(task, a.dtype)
+        ok &= agrees
+        verdict = "agrees" if agrees else "DIFFERS"
+        if out.lr_dtype != "float64":
+            verdict += f" (reference with its {out.lr_dtype} learning rate)"
+        end = end_error(out, task.expected)
+        reached = (
+            "-" if not task.expected else f"{'yes' if end <= end_tol(task.expected_tol, a.dtype) else 'NO'} ({end:.1e})"
+        )
+        params = ", ".join(f"{k}={fmt(v)}" for k, v in out.params.items())
+        rows.append((out.task, out.backend, params, f"{out.losses[-1]:.6g}", f"{diff:.1e}", reached, verdict))
+    header = ("task", "backend", f"final parameters ({a.dtype})", "final loss", "max rel diff", "stated end", "verdict")
+    print_table(header, rows)
+    return 0 if ok else 1
+
+
+def cmd_run(a: argparse.Namespace) -> int:
+    from bench import outdir, run
+
+    if not 1 <= a.threads <= cpus():
+        raise harness.UsageError(f"--threads must be between 1 and {cpus()} (the CPUs here), not {a.threads}")
+    quick_dtypes = ["float64"] if a.quick else harness.DTYPES
+    both = a.dtype == "both"
+    dtypes = list(harness.DTYPES) if both else names(a.dtype, harness.DTYPES, "dtype", "--dtype", quick_dtypes)
+    o = run.Options(
+        out=outdir.check(a.out),
+        tasks=names(a.tasks, list(tasks.TASKS), "task", "--tasks", run.default_tasks(a.quick)),
+        backends=names(a.backends, list(backends.BACKENDS), "backend", "--backends"),
+        dtypes=dtypes,
+        threads=a.threads,
+        device=names(a.device, ["cpu", "cuda"], "device", "--device")[0],
+        quick=a.quick,
+        timeout=(120.0 if a.quick else 900.0) if a.timeout is None else positive("--timeout", a.timeout),
+    )
+    return run.run(o)
+
+
+def print_table(header: Sequence[str], rows: list[Sequence[str]]) -> None:
+    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
+    for r in [header, ["-" * w for w in widths], *rows]:
+        print("  ".join(str(c).ljust(w) for c, w in zip(r, widths, strict=True)).rstrip())
+
+
+def interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt  # SIGTERM ends a run the way Ctrl-C does: workers stopped, results kept as they were
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    a = parser().parse_args(argv)
+    signal.signal(signal.SIGTERM, interrupt)
+    try:
+        if a.command == "list":
+            return cmd_list()
+        return {"train": cmd_train, "compare": cmd_compare, "run": cmd_run}[a.command](a)
+    except harness.BenchError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return e.exit_status
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130

@@ -1,0 +1,142 @@
+"""The results folder: the tool replaces and deletes there only what it wrote itself.
+
+A results folder carries a mark, ``.autodiff-bench``, that lists the files the tool wrote into it. A
+run stages its files in a hidden folder inside it, then moves each into place and deletes only the
+files that the earlier mark lists and this run did not write again; anything else (a user's files, a
+nested ``gpu/`` results folder) is never touched. An existing folder that holds anything but has no
+mark is refused before any work, as are a file, ``/``, and the checkout or any folder containing it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+from bench import procs
+from bench.envs import ROOT
+from bench.harness import BenchError, UsageError
+
+MARK = ".autodiff-bench"
+STAGING = ".autodiff-bench-staging-"
+OWN = ("README.md", "results.json", "results.csv", "scaling.csv", "plots")  # what a run writes at the top
+
+
+def read_mark(out: Path) -> list[str] | None:
+    """The files the mark lists, or None when there is no mark."""
+    try:
+        mark = json.loads((out / MARK).read_text())
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError) as e:
+        raise UsageError(f"--out {out}: its {MARK} mark cannot be read ({e})") from None
+    files = mark.get("files") if isinstance(mark, dict) else None
+    if not isinstance(files, list) or not all(isinstance(f, str) and inside(f) for f in files):
+        raise UsageError(f"--out {out}: its {MARK} mark is not one this tool wrote")
+    return files
+
+
+def inside(name: str) -> bool:
+    """A plain relative path that stays in the folder (a mark never sends a deletion elsewhere)."""
+    path = Path(name)
+    return bool(name) and not path.is_absolute() and ".." not in path.parts
+
+
+def write_mark(out: Path, files: list[str]) -> None:
+    tmp = out / f"{MARK}.tmp"
+    tmp.write_text(json.dumps({"written_by": "autodiff-bench", "files": sorted(files)}, indent=1) + "\n")
+    os.replace(tmp, out / MARK)
+
+
+def check(out: Path) -> Path:
+    """``out`` made absolute, or a UsageError saying why the tool may not write there."""
+    out = Path(out).expanduser().resolve()
+    if out == Path(out.anchor):
+        raise UsageError(f"--out {out}: refusing to write results into the filesystem root")
+    if out == ROOT or out in ROOT.parents:
+        raise UsageError(f"--out {out}: refusing the checkout itself or a folder that contains it")
+    if ROOT / ".git" in (out, *out.parents):
+        raise UsageError(f"--out {out}: refusing a folder inside .git/")
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"--out {out}: exists and is not a folder")
+    if not out.is_dir():
+        return out
+    listed = read_mark(out)
+    if listed is None:
+        if any(out.iterdir()):
+            raise UsageError(f"--out {out}: a folder that autodiff-bench did not write (no {MARK} mark) and not empty")
+        return out
+    for name in OWN:
+        if (out / name).exists() and not any(f == name or f.startswith(name + "/") for f in listed):
+            raise UsageError(f"--out {out}: its {name} was not written by autodiff-bench; move it or choose another")
+    return out
+
+
+class ResultsFolder:
+    """``with ResultsFolder(out) as f``: a locked folder with an empty ``f.staging`` inside; ``f.commit``
+    moves staged files into place. On leaving, the staging is gone and, unless something was committed,
+    the folder is as it was (a folder this run created is removed again)."""
+
+    def __init__(self, out: Path) -> None:
+        self.out = check(out)
+        self.committed = False
+
+    def __enter__(self) -> ResultsFolder:
+        self.created = not self.out.exists()
+        try:
+            self.out.mkdir(parents=True, exist_ok=True)
+            self.lock = os.open(self.out, os.O_RDONLY)
+        except OSError as e:
+            raise UsageError(f"--out {self.out}: cannot write there ({e.strerror})") from None
+        try:
+            fcntl.flock(self.lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(self.lock)
+            raise UsageError(f"--out {self.out}: another `bench run` is writing there") from None
+        try:
+            self.marked = read_mark(self.out) is not None
+            if not self.marked:
+                write_mark(self.out, [])
+            for stale in self.out.glob(STAGING + "*"):  # left by a killed run: a live one would hold the lock
+                shutil.rmtree(stale)
+            self.staging = Path(tempfile.mkdtemp(prefix=STAGING, dir=self.out))
+        except BaseException:
+            self.__exit__()
+            raise
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if hasattr(self, "staging"):
+            shutil.rmtree(self.staging, ignore_errors=True)
+        if not self.committed and not self.marked:
+            (self.out / MARK).unlink(missing_ok=True)
+            if self.created:
+                with contextlib.suppress(OSError):
+                    self.out.rmdir()
+        os.close(self.lock)
+
+    def commit(self, staged: Path) -> None:
+        """Move every file under ``staged`` into the folder; delete what the old mark lists and this run
+        did not write. The mark lists a superset of the tool's files on disk at every moment."""
+        new = sorted(p.relative_to(staged).as_posix() for p in staged.rglob("*") if p.is_file())
+        old = read_mark(self.out) or []
+        clash = next((f for f in new if f not in old and (self.out / f).exists()), None)
+        if clash:
+            raise BenchError(f"results not written: {self.out / clash} is not autodiff-bench's; move it and rerun")
+        with procs.signals_deferred():
+            write_mark(self.out, [*{*old, *new}])
+            for f in new:
+                (self.out / f).parent.mkdir(parents=True, exist_ok=True)
+                os.replace(staged / f, self.out / f)
+            for f in set(old) - set(new):
+                with contextlib.suppress(FileNotFoundError, IsADirectoryError):  # a folder there is not ours
+                    (self.out / f).unlink()
+            for folder in sorted({Path(f).parent for f in old} - {Path(".")}, key=lambda p: -len(p.parts)):
+                with contextlib.suppress(OSError):  # only if empty: a user's file in it keeps it
+                    (self.out / folder).rmdir()
+            write_mark(self.out, new)
+            self.committed = True

@@ -1,0 +1,65 @@
+"""Child processes: started so that they die with this one, and described in one line when they end."""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+_PR_SET_PDEATHSIG = 1
+_libc = ctypes.CDLL(None, use_errno=True) if sys.platform == "linux" else None
+
+
+def _die_with_parent() -> None:
+    # Linux only: the kernel sends SIGKILL to the child when its parent dies, even by SIGKILL.
+    if _libc is not None:
+        _libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
+def start(cmd: Sequence[Any], **kwargs: Any) -> subprocess.Popen:
+    """A child in a process group of its own (``stop`` ends the group), killed if this process dies."""
+    return subprocess.Popen([str(c) for c in cmd], start_new_session=True, preexec_fn=_die_with_parent, **kwargs)
+
+
+def stop(proc: subprocess.Popen) -> None:
+    """End the child's whole process group (its own children too), and reap the child."""
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+
+
+def ended(code: int | None, output: Sequence[str] = (), timeout: float | None = None) -> str:
+    """How a child ended, with its last lines of output: one line for a table."""
+    if code is None:
+        how = f"timed out after {timeout:g} s"
+    elif code < 0:
+        how = f"was killed by {signal.Signals(-code).name}"
+    else:
+        how = f"exited with status {code}"
+    last = last_lines(output)
+    return f"the worker {how}" + (f"; its last output: {last}" if last else "")
+
+
+def last_lines(output: Sequence[str], count: int = 3, width: int = 300) -> str:
+    lines = [line.strip() for line in output if line.strip()][-count:]
+    text = " | ".join(lines)
+    return text if len(text) <= width else "…" + text[-width:]
+
+
+@contextlib.contextmanager
+def signals_deferred() -> Iterator[None]:
+    """Hold Ctrl-C and SIGTERM back until the block is done (a few renames must not stop halfway)."""
+    pending: list[int] = []
+    old = {s: signal.signal(s, lambda signum, frame: pending.append(signum)) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for s, handler in old.items():
+            signal.signal(s, handler)
+        for s in pending:
+            signal.raise_signal(s)
