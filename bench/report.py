@@ -144,19 +144,32 @@ def write(out: Path, o: Any, workers: list[Any], bandwidth: float, wall: float, 
     )
     pictures, not_drawn = draw_plots(out / "plots", rows, fits, bandwidth, names)
 
+    try:
+        summary, readme = readme_text(rows, names, o, env, bandwidth, fits, pictures, wall)
+    except Exception as e:  # a bug in the tables must not cost the figures: results.json has them all
+        summary = f"The tables could not be written ({type(e).__name__}: {e}); every figure is in results.json."
+        readme = f"# autodiff-bench results\n\n{summary}\n"
+    if not_drawn:
+        summary += "\n\n" + "\n".join(f"- {line}" for line in not_drawn)
+        readme += "\n" + "\n".join(f"- {line}" for line in not_drawn) + "\n"
+    (out / "README.md").write_text(readme)
+    return summary
+
+
+def readme_text(rows: list[dict[str, Any]], names: list[str], o: Any, env: dict[str, Any], bandwidth: float,
+                fits: list[dict[str, Any]], pictures: list[Path], wall: float) -> tuple[str, str]:  # fmt: skip
+    """The summary, and the whole README around it: how to read, a table per task and dtype, plots, failures."""
     summary = summary_markdown(rows, names, o, env, bandwidth, fits, pictures)
-    sections = [f"# autodiff-bench results\n\nMade by `{command}` in {wall / 60:.1f} min. Do not edit: rerun it.",
+    sections = [f"# autodiff-bench results\n\nMade by `{o.command()}` in {wall / 60:.1f} min. Do not edit: rerun it.",
                 HOW_TO_READ, summary]  # fmt: skip
     for t in names:
         for d in o.dtypes:
             sections.append(f"## {t} ({d})\n\n" + markdown_table(TASK_HEADER, task_table(rows, t, d)))
-    plot_lines = [f"![{p.stem}](plots/{p.name})" for p in pictures] + [f"- {line}" for line in not_drawn]
-    sections.append("## Plots\n\n" + "\n\n".join(plot_lines))
+    sections.append("## Plots\n\n" + "\n\n".join(f"![{p.stem}](plots/{p.name})" for p in pictures))
     failed = [r for r in rows if "error" in r]
     if failed:
         sections.append("## Failed cases\n\n" + failure_list(failed))
-    (out / "README.md").write_text("\n\n".join(sections) + "\n")
-    return summary
+    return summary, "\n\n".join(sections) + "\n"
 
 
 def draw_plots(folder: Path, rows: list[dict[str, Any]], fits: list[dict[str, Any]], bandwidth: float,

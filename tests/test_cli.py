@@ -12,7 +12,7 @@ import pytest
 
 import backends
 import tasks
-from bench import envs
+from bench import envs, harness
 
 
 def bench(*args: str, cwd: Path = envs.ROOT) -> subprocess.CompletedProcess[str]:
@@ -62,6 +62,11 @@ def test_train_prints_parameters_and_loss():
         (["train", "linear"], ["--backend"]),
         (["frobnicate"], ["invalid choice", "compare"]),
         (["train", "linear", "--backend", "numpy", "--lr", "fast"], ["--lr", "fast"]),
+        (["train", "linear", "--backend", "numpy", "--lr", "nan"], ["--lr", "greater than 0"]),
+        (["train", "linear", "--backend", "numpy", "--lr", "inf"], ["--lr", "greater than 0"]),
+        (["train", "linear", "--backend", "numpy", "--lr", "-1"], ["--lr", "greater than 0"]),
+        (["train", "linear", "--backend", "numpy", "--lr", "0"], ["--lr", "greater than 0"]),
+        (["compare", "linear", "linear"], ["'linear' is named twice"]),
     ],
 )
 def test_bad_input_is_one_line_and_status_2(args, words):
@@ -82,3 +87,47 @@ def test_a_missing_environment_says_how_to_make_it(tmp_path):
     out = bench("train", "linear", "--backend", "mxnet", cwd=tmp_path)
     one_line_error(out, 1, ".venv-mxnet/", envs.SETUP_COMMAND)
     assert bench("list", cwd=tmp_path).stdout.count(".venv-mxnet/, which does not exist") == 2
+
+
+def test_another_interpreter_is_told_to_use_the_projects_environment():
+    """The system Python (say) neither misreports what is installed nor crashes later."""
+    system = Path(sys.base_prefix) / "bin" / "python3"
+    for args in (["list"], ["run", "--quick"]):
+        out = subprocess.run([system, "-m", "bench", *args], cwd=envs.ROOT, capture_output=True, text=True)
+        one_line_error(out, 1, ".venv/bin/python -m bench")
+
+
+def test_a_broken_interpreter_is_named_in_one_line(tmp_path):
+    for package in ("tasks", "backends", "bench"):
+        shutil.copytree(envs.ROOT / package, tmp_path / package)
+    broken = tmp_path / ".venv-mxnet" / "bin" / "python"
+    broken.parent.mkdir(parents=True)
+    broken.write_text("#!/bin/sh\necho 'Fatal Python error: init_fs_encoding' >&2\nexit 1\n")
+    broken.chmod(0o755)
+    out = bench("list", cwd=tmp_path)
+    assert out.returncode == 0 and out.stderr == ""
+    assert out.stdout.count(".venv-mxnet/bin/python does not start (Fatal Python error: init_fs_encoding)") == 2
+
+
+@pytest.mark.parametrize("backend", ["numpy", "mxnet"])
+def test_one_failing_call_leaves_its_siblings(backend):
+    """Here and in another environment's worker: an exception is that call's outcome, the rest go on."""
+    calls = [("train", {"task": "linear", "backend": backend, "dtype": "float64", "epochs": e}) for e in ("x", 2, 3)]
+    bad, two, three = harness.call_many(calls)
+    assert isinstance(bad, harness.BenchError) and str(bad).startswith("TypeError: ")
+    assert len(two.losses) == 2 and len(three.losses) == 3
+
+
+def test_a_worker_that_dies_keeps_its_answers_and_names_its_end(monkeypatch):
+    calls = [("train", {"task": "linear", "backend": "mxnet", "dtype": "float64", "epochs": e}) for e in (1, 2)]
+    script = (
+        "import json, os, sys; from bench.harness import call_here, encode\n"
+        "fn, kw = json.load(sys.stdin)[0]\n"
+        "open(sys.argv[1], 'w').write(json.dumps(encode(call_here(fn, kw))) + '\\n')\n"
+        "print('segfault on the way', file=sys.stderr, flush=True); os.abort()"
+    )
+    monkeypatch.setattr(harness.Remote, "command", lambda self: [envs.python(self.env), "-c", script, self.out.name])
+    first, second = harness.call_many(calls)
+    assert len(first.losses) == 1
+    assert isinstance(second, harness.BenchError)
+    assert "the mxnet worker was killed by SIGABRT" in str(second) and "segfault on the way" in str(second)

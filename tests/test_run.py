@@ -1,27 +1,51 @@
-"""``python -m bench run``: end to end on a small selection, and every way it can go wrong."""
+"""``python -m bench run``: end to end on a small selection, and every way it can go wrong. Above all,
+nothing that the tool did not write is ever replaced or deleted."""
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 
-from bench import envs
+from bench import envs, outdir, plots, run, timing
 
 
 def bench_run(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "bench", "run", *args], cwd=envs.ROOT, capture_output=True, text=True)
 
 
+def snapshot(folder: Path) -> dict[str, str]:
+    """Every file under ``folder``, hidden ones too, with a digest of its bytes."""
+    return {
+        p.relative_to(folder).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    }
+
+
+def earlier_results(out: Path) -> None:
+    """A results folder as an earlier run left it, with a user's files and a nested result set beside."""
+    (out / "plots").mkdir(parents=True)
+    for name in ("README.md", "results.json", "plots/fit_gone.png"):
+        (out / name).write_text(f"an earlier run's {name}")
+    outdir.write_mark(out, ["README.md", "results.json", "plots/fit_gone.png"])
+    (out / "notes.txt").write_text("the user's own")
+    (out / "plots" / "mine.png").write_text("the user's own plot")
+    (out / "gpu").mkdir()
+    (out / "gpu" / "results.json").write_text("{}")
+
+
 @pytest.fixture(scope="module")
 def quick(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("run") / "results"
-    (out / "gpu").mkdir(parents=True)  # a result set nested in the old folder survives the swap
-    (out / "gpu" / "results.json").write_text("{}")
-    (out / "stale.txt").write_text("from an older run")
+    earlier_results(out)
     done = bench_run("--quick", "--backends", "numpy,torch,mxnet-gluon", "--tasks", "linear,plane", "--dtype",
                      "float64", "--out", str(out))  # fmt: skip
     assert done.returncode == 0, done.stderr
@@ -30,16 +54,24 @@ def quick(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def test_quick_run_writes_every_result(quick):
     names = {p.name for p in quick.iterdir()}
-    assert {"README.md", "results.json", "results.csv", "scaling.csv", "plots", "gpu"} <= names
-    assert "stale.txt" not in names and (quick / "gpu" / "results.json").exists()
-    assert {p.name for p in (quick / "plots").iterdir()} == {
-        "scaling.png",
-        "fit_linear.png",
-        "loss_linear.png",
-        "fit_plane.png",
-        "loss_plane.png",
-    }
+    assert {"README.md", "results.json", "results.csv", "scaling.csv", "plots", outdir.MARK} <= names
+    drawn = {"scaling.png", "fit_linear.png", "loss_linear.png", "fit_plane.png", "loss_plane.png"}
+    assert {p.name for p in (quick / "plots").iterdir()} == drawn | {"mine.png"}
+    assert not [p for p in quick.iterdir() if p.name.startswith(outdir.STAGING)], "a staging folder was left"
     assert not [p for p in quick.parent.iterdir() if p.name.startswith(".")], "a temporary folder was left"
+    assert set(outdir.read_mark(quick)) == {"README.md", "results.json", "results.csv", "scaling.csv"} | {
+        f"plots/{p}" for p in drawn
+    }
+
+
+def test_a_rerun_keeps_everything_it_did_not_write(quick):
+    """The user's files, the user's plot inside plots/ and a nested result set survive; the earlier run's
+    plot that this run did not draw again is gone, because the mark listed it."""
+    assert (quick / "notes.txt").read_text() == "the user's own"
+    assert (quick / "plots" / "mine.png").read_text() == "the user's own plot"
+    assert (quick / "gpu" / "results.json").read_text() == "{}"
+    assert not (quick / "plots" / "fit_gone.png").exists()
+    assert (quick / "README.md").read_text() != "an earlier run's README.md"
 
 
 def test_quick_run_rows_agree_with_numpy(quick):
@@ -54,31 +86,77 @@ def test_quick_run_rows_agree_with_numpy(quick):
     assert result["environment"]["cores"] >= 1 and result["workers"]["mxnet-gluon"]["status"] == "ok"
     assert "mxnet" in result["workers"]["mxnet-gluon"]["machine_info"]["autodiff_bench"]["versions"]
     readme = (quick / "README.md").read_text()
-    assert "## linear (float64)" in readme and "| mxnet-gluon |" in readme
+    assert "## linear (float64)" in readme and "| mxnet-gluon |" in readme and "Failed cases" not in readme
 
 
-def test_a_worker_past_its_timeout_becomes_a_row(tmp_path):
+def refused(out: Path, *args: str, words: list[str]) -> None:
+    """The run stops before any work with one line and status 2, and ``out`` is as it was."""
+    before = snapshot(out) if out.is_dir() and envs.ROOT not in (out, *out.parents) and out != Path("/") else None
+    start = time.monotonic()
+    done = bench_run("--quick", "--backends", "numpy", "--out", str(out), *args)
+    assert done.returncode == 2 and done.stdout == "", done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1 and "Traceback" not in done.stderr
+    assert all(w in done.stderr for w in words), done.stderr
+    assert time.monotonic() - start < 20, "refused only after doing work"
+    if before is not None:
+        assert snapshot(out) == before
+
+
+def test_a_folder_the_tool_did_not_write_is_refused(tmp_path):
+    (tmp_path / "keep.txt").write_text("mine")
+    (tmp_path / "mydata").mkdir()
+    refused(tmp_path, words=["did not write", outdir.MARK])
+
+
+def test_a_marked_folder_whose_own_names_hold_a_users_file_is_refused(tmp_path):
+    outdir.write_mark(tmp_path, ["README.md"])
+    (tmp_path / "results.json").write_text("the user's, not listed in the mark")
+    refused(tmp_path, words=["results.json", "not written by autodiff-bench"])
+
+
+def test_a_mark_that_names_a_path_outside_its_folder_is_refused(tmp_path):
     out = tmp_path / "r"
-    done = bench_run("--quick", "--backends", "jax", "--tasks", "linear", "--dtype", "float32", "--timeout", "0.5",
-                     "--out", str(out))  # fmt: skip
-    assert done.returncode == 0, done.stderr
-    cases = json.loads((out / "results.json").read_text())["cases"]
-    assert cases and all(c["error"] == "timed out after 0.5 s" for c in cases)
-    assert "timed out after 0.5 s" in (out / "README.md").read_text()
+    out.mkdir()
+    (tmp_path / "precious.txt").write_text("outside")
+    (out / outdir.MARK).write_text(json.dumps({"files": ["../precious.txt"]}))
+    refused(out, words=["mark"])
+    assert (tmp_path / "precious.txt").exists()
 
 
 @pytest.mark.parametrize(
-    "args, status, words",
+    "where, words",
+    [("file", ["is not a folder"]), ("/", ["filesystem root"]), ("checkout", ["checkout"]), ("above", ["checkout"])],
+)
+def test_a_file_the_root_or_the_checkout_is_refused(tmp_path, where, words):
+    target = {"file": tmp_path / "f.txt", "/": Path("/"), "checkout": envs.ROOT, "above": envs.ROOT.parent}[where]
+    if where == "file":
+        target.write_text("a file")
+    refused(target, words=words)  # the checkout and / are too big to snapshot: git status speaks for them
+    if where == "file":
+        assert target.read_text() == "a file"
+
+
+@pytest.mark.parametrize(
+    "args, words",
     [
-        (["--backends", "nope"], 2, ["unknown backend 'nope'", "mxnet-gluon"]),
-        (["--tasks", "linear,nope"], 2, ["unknown task 'nope'"]),
-        (["--dtype", "float16"], 2, ["unknown dtype"]),
-        (["--threads", "0"], 2, ["--threads"]),
-        (["--device", "tpu"], 2, ["unknown device 'tpu'", "cuda"]),
+        (["--backends", "nope"], ["unknown backend 'nope'", "mxnet-gluon"]),
+        (["--tasks", "linear,nope"], ["unknown task 'nope'"]),
+        (["--tasks", ""], ["--tasks", "empty name"]),
+        (["--tasks", "linear,"], ["--tasks", "empty name"]),
+        (["--tasks", "quadratic,quadratic"], ["'quadratic' is named twice"]),
+        (["--backends", "numpy,numpy"], ["'numpy' is named twice"]),
+        (["--dtype", "float16"], ["unknown dtype"]),
+        (["--threads", "0"], ["--threads", "between 1 and"]),
+        (["--threads", "1000"], ["--threads", "between 1 and"]),
+        (["--timeout", "-5"], ["--timeout", "greater than 0"]),
+        (["--timeout", "0"], ["--timeout", "greater than 0"]),
+        (["--timeout", "nan"], ["--timeout"]),
+        (["--device", "tpu"], ["unknown device 'tpu'", "cuda"]),
     ],
 )
-def test_bad_run_options_are_one_line(tmp_path, args, status, words):
-    one_line_error(tmp_path, args, status, words)
+def test_bad_run_options_are_one_line(tmp_path, args, words):
+    refused(tmp_path / "r", *args, words=words)
+    assert not (tmp_path / "r").exists()
 
 
 def test_cuda_without_a_gpu_is_one_line(tmp_path):
@@ -86,12 +164,110 @@ def test_cuda_without_a_gpu_is_one_line(tmp_path):
 
     if torch.cuda.is_available():
         pytest.skip("this machine has a GPU")
-    one_line_error(tmp_path, ["--device", "cuda"], 1, ["no CUDA GPU is visible"])
+    done = bench_run("--device", "cuda", "--quick", "--out", str(tmp_path / "r"))
+    assert done.returncode == 1 and done.stdout == "" and len(done.stderr.strip().splitlines()) == 1
+    assert "no CUDA GPU is visible" in done.stderr and not (tmp_path / "r").exists()
 
 
-def one_line_error(tmp_path: Path, args: list[str], status: int, words: list[str]) -> None:
-    done = bench_run(*args, "--quick", "--out", str(tmp_path / "r"))
-    assert done.returncode == status and done.stdout == ""
-    assert len(done.stderr.strip().splitlines()) == 1 and "Traceback" not in done.stderr
-    assert all(w in done.stderr for w in words)
-    assert not (tmp_path / "r").exists()
+def test_a_run_where_every_case_fails_exits_1_and_leaves_the_folder_as_it_was(tmp_path):
+    out = tmp_path / "r"
+    earlier_results(out)
+    before = snapshot(out)
+    done = bench_run("--quick", "--backends", "jax", "--tasks", "linear", "--timeout", "0.5", "--out", str(out))
+    assert done.returncode == 1, done.stderr
+    assert "timed out after 0.5 s" in done.stderr and done.stderr.strip().splitlines()[-1].endswith("unchanged")
+    assert snapshot(out) == before
+
+
+def processes_mentioning(text: str) -> list[str]:
+    found = []
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            words = cmdline.read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if text in words:
+            found.append(words)
+    return found
+
+
+def start_run(out: Path) -> subprocess.Popen[str]:
+    """A run whose jax worker (several seconds) is under way when this returns."""
+    proc = subprocess.Popen([sys.executable, "-m", "bench", "run", "--tasks", "linear", "--backends", "jax",
+                             "--dtype", "float32", "--out", str(out)], cwd=envs.ROOT, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
+    deadline = time.monotonic() + 60
+    while not processes_mentioning(f"{out}/{outdir.STAGING}"):
+        assert proc.poll() is None and time.monotonic() < deadline, "the worker never started"
+        time.sleep(0.2)
+    time.sleep(1)
+    return proc
+
+
+def test_ctrl_c_leaves_the_folder_byte_for_byte_and_ends_the_worker(tmp_path):
+    out = tmp_path / "r"
+    earlier_results(out)
+    before = snapshot(out)
+    proc = start_run(out)
+    proc.send_signal(signal.SIGINT)
+    stdout, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 130 and stdout == ""
+    assert stderr.strip().splitlines()[-1] == f"error: interrupted; {out} unchanged" and "Traceback" not in stderr
+    assert snapshot(out) == before and sorted(p.name for p in out.iterdir()) == sorted(os.listdir(out))
+    assert not [p for p in out.iterdir() if p.name.startswith(outdir.STAGING)]
+    assert not processes_mentioning(str(out)), "the worker outlived the run"
+
+
+def test_what_a_killed_run_leaves_is_cleared_by_the_next(tmp_path):
+    out = tmp_path / "r"
+    proc = start_run(out)
+    proc.kill()
+    proc.communicate()
+    deadline = time.monotonic() + 10
+    while processes_mentioning(str(out)):  # the kernel ends the worker with its parent
+        assert time.monotonic() < deadline, "the worker outlived a killed run"
+        time.sleep(0.2)
+    assert [p for p in out.iterdir() if p.name.startswith(outdir.STAGING)], "nothing left: the test proves nothing"
+    done = bench_run("--quick", "--backends", "numpy", "--tasks", "linear", "--out", str(out))
+    assert done.returncode == 0, done.stderr
+    assert not [p for p in out.iterdir() if p.name.startswith(outdir.STAGING)]
+
+
+def quick_options(out: Path, backends: list[str]) -> run.Options:
+    return run.Options(out=out, tasks=["linear"], backends=backends, dtypes=["float64"], threads=1, device="cpu",
+                       quick=True, timeout=120.0)  # fmt: skip
+
+
+def test_a_worker_that_dies_names_its_signal_and_last_output_and_the_others_go_on(tmp_path, monkeypatch, capsys):
+    real = run.worker_command
+    crash = "import os, signal; print('collected 3 items'); print('last words', flush=True); os.abort()"
+
+    def command(o, backend, raw):
+        return [sys.executable, "-c", crash] if backend == "torch" else real(o, backend, raw)
+
+    monkeypatch.setattr(run, "worker_command", command)
+    monkeypatch.setattr(timing, "read_bandwidth", lambda threads: 1e10)
+    assert run.run(quick_options(tmp_path / "r", ["numpy", "torch"])) == 1
+    cases = json.loads((tmp_path / "r" / "results.json").read_text())["cases"]
+    torch = [c for c in cases if c["backend"] == "torch"]
+    assert torch and all("killed by SIGABRT" in c["error"] and "last words" in c["error"] for c in torch)
+    assert all("error" not in c for c in cases if c["backend"] == "numpy")
+    assert "## Failed cases" in (tmp_path / "r" / "README.md").read_text()
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith("error: 3 of 6 cases failed") and "killed by SIGABRT" in err[-2]
+
+
+def test_a_plot_that_fails_is_a_line_not_a_lost_run(tmp_path, monkeypatch, capsys):
+    def broken(*args, **kwargs):
+        raise ValueError("cannot draw this")
+
+    monkeypatch.setattr(plots, "fit_plot", broken)
+    monkeypatch.setattr(timing, "read_bandwidth", lambda threads: 1e10)
+    assert run.run(quick_options(tmp_path / "r", ["numpy"])) == 0
+    out = tmp_path / "r"
+    assert json.loads((out / "results.json").read_text())["cases"]
+    assert (out / "results.csv").read_text().count("\n") == 2
+    readme = (out / "README.md").read_text()
+    assert "plot fit_linear.png not drawn: ValueError: cannot draw this" in readme and "## linear (float64)" in readme
+    assert not (out / "plots" / "fit_linear.png").exists() and (out / "plots" / "loss_linear.png").exists()
+    assert "not drawn" in capsys.readouterr().out
