@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import os
 import signal
 import subprocess
@@ -11,19 +10,22 @@ import sys
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-_PR_SET_PDEATHSIG = 1
-_libc = ctypes.CDLL(None, use_errno=True) if sys.platform == "linux" else None
-
-
-def _die_with_parent() -> None:
-    # Linux only: the kernel sends SIGKILL to the child when its parent dies, even by SIGKILL.
-    if _libc is not None:
-        _libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+# Run before the command itself, in the child: on Linux the kernel then sends it SIGKILL when this
+# process dies, even by SIGKILL; the setting survives exec. (A preexec_fn would do the same, but makes
+# subprocess run Python's fork hooks, and JAX's warns that forking a multithreaded process may deadlock.)
+LAUNCHER = """import ctypes, os, signal, sys
+if sys.platform == "linux":
+    ctypes.CDLL(None).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    if os.getppid() != int(sys.argv[1]):  # the parent died before that: follow it
+        sys.exit(1)
+os.execvp(sys.argv[2], sys.argv[2:])
+"""
 
 
 def start(cmd: Sequence[Any], **kwargs: Any) -> subprocess.Popen:
     """A child in a process group of its own (``stop`` ends the group), killed if this process dies."""
-    return subprocess.Popen([str(c) for c in cmd], start_new_session=True, preexec_fn=_die_with_parent, **kwargs)
+    launch = [sys.executable, "-S", "-c", LAUNCHER, str(os.getpid())]
+    return subprocess.Popen([*launch, *(str(c) for c in cmd)], start_new_session=True, **kwargs)
 
 
 def stop(proc: subprocess.Popen) -> None:
