@@ -111,7 +111,7 @@ def cmd_compare(a: argparse.Namespace) -> int:
     harness.require("dtype", a.dtype, harness.DTYPES)
     calls = [("train", {"task": t, "backend": b, "dtype": a.dtype}) for t in chosen for b in backends.BACKENDS]
     outcomes = harness.call_many(calls)
-    refs: dict[tuple[str, str], object] = {}
+    refs: dict[tuple[str, str], harness.Run | harness.BenchError] = {}  # (task, lr dtype) -> numpy run
     rows, ok = [], True
     for (_, kw), out in zip(calls, outcomes, strict=True):
         key = (kw["task"], getattr(out, "lr_dtype", ""))

@@ -185,7 +185,7 @@ def run_worker(o: Options, index: int, w: Worker, raw: Path, progress: Progress)
         proc.stdout.close()
     w.seconds = time.monotonic() - start
     collect(w, raw)
-    if code is None or code not in (0, 1) or any(c not in w.failures and c not in w.measured for c in w.cases):
+    if code not in (0, 1) or any(c not in w.failures and c not in w.measured for c in w.cases):
         w.status = procs.ended(code, tail, o.timeout)
     return w
 
