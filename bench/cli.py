@@ -128,6 +128,8 @@ def cmd_compare(a: argparse.Namespace) -> int:
         agrees = diff <= tol(task, a.dtype)
         ok &= agrees
         verdict = "agrees" if agrees else "DIFFERS"
+        if out.digest != ref.digest:
+            verdict = f"task data differ between environments ({out.digest} here, {ref.digest} in numpy's)"
         if out.lr_dtype != "float64":
             verdict += f" (reference with its {out.lr_dtype} learning rate)"
         end = end_error(out, task.expected)

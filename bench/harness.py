@@ -3,20 +3,21 @@
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
+import os
 import subprocess
 import sys
 import tempfile
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 import backends
 import tasks
-from bench import envs, procs
+from bench import envs, procs, taskdata
 
 DTYPES = ("float64", "float32")
 CHUNK_STEPS = 1000  # train in chunks of about this many steps; divergence is checked between chunks
@@ -69,19 +70,16 @@ def check(task: str, backend: str, dtype: str = "float64") -> None:
 
 
 def make_task(name: str, lr: float | None = None, epochs: int | None = None, n: int | None = None) -> tasks.Task:
-    task = tasks.get(name) if n is None else tasks.get(name, n=n)
+    """The task as the main process made it (bench.taskdata), with the run's learning rate and epochs."""
+    try:
+        task = taskdata.made(name, n)
+    except taskdata.DataDiffer as e:
+        raise BenchError(str(e)) from None
     if lr is not None:
         task = dataclasses.replace(task, lr=lambda epoch: lr)
     if epochs is not None:
         task = dataclasses.replace(task, epochs=min(epochs, task.epochs))
     return task
-
-
-def digest(task: tasks.Task) -> str:
-    h = hashlib.sha256()
-    for a in [task.x, task.y, *task.init.values(), *(o for o in task.orders() if o is not None)]:
-        h.update(np.ascontiguousarray(a).tobytes())
-    return h.hexdigest()[:16]
 
 
 def build(
@@ -142,7 +140,7 @@ def train_here(
         as_lists(b.params(), t.init),
         np.concatenate(losses).tolist(),
         lr_dtype=lr_dtype or b.lr_dtype,
-        digest=digest(t),
+        digest=taskdata.digest(t),
         checkpoints=saved,
     )
 
@@ -207,7 +205,10 @@ class Remote:
             return
         self.out = tempfile.NamedTemporaryFile(suffix=".jsonl")
         self.err = tempfile.TemporaryFile()
-        self.proc = procs.start(self.command(), cwd=envs.ROOT, stdin=subprocess.PIPE, stderr=self.err)
+        self.data = tempfile.TemporaryDirectory(prefix="autodiff-bench-data-")
+        wanted = {(kw["task"], kw.get("n")) for _, kw in calls if "task" in kw}
+        env = {**os.environ, **taskdata.ship(Path(self.data.name), wanted)}
+        self.proc = procs.start(self.command(), cwd=envs.ROOT, stdin=subprocess.PIPE, stderr=self.err, env=env)
         self.proc.stdin.write(json.dumps(calls).encode())
         self.proc.stdin.close()
 
@@ -219,7 +220,7 @@ class Remote:
             return [self.unavailable(kw["backend"]) for _, kw in self.calls]
         code = self.proc.wait()
         procs.stop(self.proc)  # and whatever it started
-        with self.out, self.err:
+        with self.out, self.err, self.data:
             self.out.seek(0)
             replies = [json.loads(line) for line in self.out.read().decode().splitlines() if line.endswith("}")]
             outcomes = [decode(fn, reply) for (fn, _), reply in zip(self.calls, replies, strict=False)]
@@ -236,6 +237,7 @@ class Remote:
             procs.stop(self.proc)
             self.out.close()
             self.err.close()
+            self.data.cleanup()
 
     def unavailable(self, backend: str) -> Unavailable:
         return Unavailable(f"{backend}: {envs.missing(backends.BACKENDS[backend].framework, self.env)}")

@@ -22,7 +22,7 @@ from typing import Any
 
 import backends
 import tasks
-from bench import envs, machine, outdir, procs, timing
+from bench import envs, machine, outdir, procs, taskdata, timing
 from bench.harness import DTYPES, BenchError
 
 SIZES = [10**k for k in range(2, 8)]
@@ -141,13 +141,13 @@ def case_of(line: str) -> str:
     return line.split("::", 1)[1].split()[0] if "::test_" in line else ""
 
 
-def run_worker(o: Options, index: int, w: Worker, raw: Path, progress: Progress) -> Worker:
+def run_worker(o: Options, index: int, w: Worker, raw: Path, progress: Progress, data: dict[str, str]) -> Worker:
     spec = backends.BACKENDS[w.backend]
     reason = envs.missing(spec.framework, spec.env)
     if reason:
         w.status = reason
         return w
-    env = {**os.environ, **machine.thread_settings(o.threads), "PYTHONUNBUFFERED": "1"}
+    env = {**os.environ, **machine.thread_settings(o.threads), **data, "PYTHONUNBUFFERED": "1"}
     start = time.monotonic()
     proc = procs.start(worker_command(o, w.backend, raw), cwd=envs.ROOT, env=env, stdout=subprocess.PIPE,
                        stderr=subprocess.STDOUT)  # fmt: skip
@@ -234,12 +234,13 @@ def run(o: Options) -> int:
     try:
         with folder:
             raw = folder.staging / "raw"
-            raw.mkdir()
+            (raw / "data").mkdir(parents=True)
+            data = taskdata.ship(raw / "data", {(t, None) for t in o.tasks} | {("quadratic", n) for n in o.sizes})
             bandwidth = timing.read_bandwidth(o.threads)
             progress = Progress(workers)
             try:
                 for i, w in enumerate(workers, 1):
-                    run_worker(o, i, w, raw, progress)
+                    run_worker(o, i, w, raw, progress, data)
             finally:
                 progress.close()
             rows = report.rows_of(workers)

@@ -49,6 +49,7 @@ class Task:
     expected: dict[str, Any] = field(default_factory=dict)  # where training must end
     expected_tol: float = 0.0  # absolute, in float64
     float32_tol: float | None = None  # for float32 runs against the reference, where 1e-4 is too tight
+    orders_made: tuple[np.ndarray, ...] | None = None  # the batch orders, where another process made them
 
     def __post_init__(self) -> None:
         if len(self.x) % self.batch:
@@ -71,6 +72,8 @@ class Task:
 
     def orders(self) -> list[np.ndarray | None]:
         """The sample order of every epoch: None for data order, else a seeded permutation."""
+        if self.orders_made is not None:
+            return list(self.orders_made[: self.epochs])
         if self.shuffle_seed is None:
             return [None] * self.epochs
         rng = np.random.default_rng(self.shuffle_seed)
