@@ -40,9 +40,9 @@ def test_a_function_another_process_cannot_import_is_refused_in_one_line(tmp_pat
 
 
 def test_the_mxnet_environment_trains_on_the_main_process_bytes(monkeypatch):
-    """The main process's task (here: x doubled) is the one MXNet trains, not one its environment makes."""
+    """The main process's task (here: y + 1) is the one MXNet trains, not one its environment makes."""
     original = tasks.get("linear")
-    changed = dataclasses.replace(original, x=2 * original.x)
+    changed = dataclasses.replace(original, y=original.y + 1)  # linear starts at w = 0: its first loss is y²
     made = taskdata.made
     monkeypatch.setattr(taskdata, "made", lambda name, n=None: changed if name == "linear" else made(name, n))
     mxnet = harness.train("linear", "mxnet", epochs=3)
