@@ -27,18 +27,22 @@ def parser() -> Parser:
     p = Parser(prog="python -m bench", description="autodiff-bench: one task, every autodiff backend.")
     sub = p.add_subparsers(dest="command", required=True, parser_class=Parser)
     sub.add_parser("list", help="tasks and backends, and whether each backend can run")
+    own = "your own task: a file path/to/task.py or a module package.module defining make() -> Task"
     t = sub.add_parser("train", help="train one task on one backend")
-    t.add_argument("task")
+    t.add_argument("task", nargs="?", help="a task's name, or " + own)
+    t.add_argument("--task", dest="task_files", action="append", default=[], metavar="FILE_OR_MODULE", help=own)
     t.add_argument("--backend", required=True)
     t.add_argument("--dtype", default="float64")
     t.add_argument("--lr", type=float, help="a constant learning rate instead of the task's schedule")
     t.add_argument("--json", action="store_true", help="print one JSON object")
     c = sub.add_parser("compare", help="train tasks on every backend and compare with the numpy reference")
     c.add_argument("tasks", nargs="*", metavar="TASK")
+    c.add_argument("--task", dest="task_files", action="append", default=[], metavar="FILE_OR_MODULE", help=own)
     c.add_argument("--dtype", default="float64")
     r = sub.add_parser("run", help="time every backend, each in its own process, and write results/")
     r.add_argument("--out", type=Path, default=envs.ROOT / "results", help="results folder (default: results/)")
     r.add_argument("--tasks", help="comma-separated tasks (default: all; with --quick, those under 1,000 steps)")
+    r.add_argument("--task", dest="task_files", action="append", default=[], metavar="FILE_OR_MODULE", help=own)
     r.add_argument("--backends", help="comma-separated backends (default: all)")
     r.add_argument("--dtype", help="float64, float32 or both (default; float64 with --quick)")
     r.add_argument(
@@ -70,6 +74,22 @@ def names(value: str | None, valid: Sequence[str], kind: str, flag: str, default
     return given
 
 
+def task_list(given: Sequence[str], files: Sequence[str]) -> list[str] | None:
+    """The names of the tasks given, a user's task files and modules (with a '.' in them) added to the
+    registry first; None when none was given."""
+    out = []
+    for value in [*given, *files]:
+        if value in tasks.TASKS or ("." not in value and value not in files):
+            out.append(value)
+            continue
+        try:
+            out.append(tasks.add(value))
+        except Exception as e:  # whatever the user's file raises: one line
+            first = (str(e).strip().splitlines() or [""])[0]
+            raise harness.UsageError(f"cannot load task {value}: {type(e).__name__}: {first}") from None
+    return out or None
+
+
 def positive(flag: str, value: float) -> float:
     if not (math.isfinite(value) and value > 0):
         raise harness.UsageError(f"{flag} must be a finite number greater than 0, not {value:g}")
@@ -89,6 +109,10 @@ def cmd_list() -> int:
 
 
 def cmd_train(a: argparse.Namespace) -> int:
+    given = task_list([a.task] if a.task else [], a.task_files) or []
+    if len(given) != 1:
+        raise harness.UsageError("train takes one task: a name, or --task FILE_OR_MODULE")
+    a.task = given[0]
     harness.check(a.task, a.backend, a.dtype)
     if a.lr is not None:
         positive("--lr", a.lr)
@@ -107,7 +131,8 @@ def fmt(values: Sequence[float]) -> str:
 
 
 def cmd_compare(a: argparse.Namespace) -> int:
-    chosen = names(",".join(a.tasks) if a.tasks else None, list(tasks.TASKS), "task", "compare")
+    given = task_list(a.tasks, a.task_files)
+    chosen = names(",".join(given) if given else None, list(tasks.TASKS), "task", "compare")
     harness.require("dtype", a.dtype, harness.DTYPES)
     calls = [("train", {"task": t, "backend": b, "dtype": a.dtype}) for t in chosen for b in backends.BACKENDS]
     outcomes = harness.call_many(calls)
@@ -143,6 +168,14 @@ def cmd_compare(a: argparse.Namespace) -> int:
     return 0 if ok else 1
 
 
+def run_tasks(a: argparse.Namespace) -> str | None:
+    """--tasks and --task together, comma-separated; None (the defaults) when neither is given."""
+    if a.tasks is None and not a.task_files:
+        return None
+    given = task_list(a.tasks.split(",") if a.tasks is not None else [], a.task_files) or []
+    return ",".join(given)
+
+
 def cmd_run(a: argparse.Namespace) -> int:
     from bench import outdir, run
 
@@ -153,7 +186,7 @@ def cmd_run(a: argparse.Namespace) -> int:
     dtypes = list(harness.DTYPES) if both else names(a.dtype, harness.DTYPES, "dtype", "--dtype", quick_dtypes)
     o = run.Options(
         out=outdir.check(a.out),
-        tasks=names(a.tasks, list(tasks.TASKS), "task", "--tasks", run.default_tasks(a.quick)),
+        tasks=names(run_tasks(a), list(tasks.TASKS), "task", "--tasks", run.default_tasks(a.quick)),
         backends=names(a.backends, list(backends.BACKENDS), "backend", "--backends"),
         dtypes=dtypes,
         threads=a.threads,

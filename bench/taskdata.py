@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import importlib
 import json
 import os
 import sys
@@ -78,12 +77,14 @@ def reference(fn: Any) -> dict[str, str]:
         found = getattr(found, part, None)
     if found is not fn:
         raise ValueError(f"{fn!r} cannot be sent to another environment: define it at the top of its module")
-    return {"function": f"{module}:{name}"}
+    from_file = module.startswith(tasks.FILE_MODULE)  # a user's task file: sent by its path
+    return {"function": f"{sys.modules[module].__file__ if from_file else module}:{name}"}
 
 
 def resolve(ref: str) -> Any:
-    module, name = ref.split(":")
-    found: Any = importlib.import_module(module)
+    """A function by its module (or task file) and qualified name."""
+    module, name = ref.rsplit(":", 1)
+    found: Any = tasks.load_module(module)
     for part in name.split("."):
         found = getattr(found, part)
     return found

@@ -7,9 +7,16 @@ gradient that the numpy reference backend uses. Importing this package imports n
 
 from __future__ import annotations
 
+import hashlib
 import importlib
+import importlib.util
+import os
+import re
+import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import numpy as np
@@ -88,4 +95,56 @@ def get(name: str, **options: Any) -> Task:
     """The task of that name; options go to its ``make`` (quadratic takes ``n``, its number of points)."""
     if name not in TASKS:
         raise KeyError(name)
-    return importlib.import_module(TASKS[name]).make(**options)
+    return load_module(TASKS[name]).make(**options)
+
+
+# A user's own tasks, added by ``add``: this variable carries them to every child process (workers).
+USER_TASKS = "AUTODIFF_BENCH_TASKS"
+NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.+-]*")
+FILE_MODULE = "autodiff_bench_task_"  # the prefix of the module names task files are loaded under
+
+
+def load_module(target: str) -> ModuleType:
+    """A task module: ``package.module``, or a file ending in ``.py`` (loaded once, under a name of its path)."""
+    if not target.endswith(".py"):
+        return importlib.import_module(target)
+    path = Path(target).resolve()
+    stem, tag = re.sub(r"\W", "_", path.stem), hashlib.sha256(str(path).encode()).hexdigest()[:8]
+    name = f"{FILE_MODULE}{stem}_{tag}"
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(name, path)
+        if spec is None or spec.loader is None:
+            raise ImportError(f"{target} is not a Python file")
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        try:
+            spec.loader.exec_module(module)
+        except BaseException:
+            del sys.modules[name]
+            raise
+    return sys.modules[name]
+
+
+def add(target: str) -> str:
+    """Register a user's task: a file ``path/to/task.py`` or a module ``package.module`` that defines
+    ``make() -> Task``. Returns the task's name, which then names it everywhere (results, test ids)."""
+    target = str(Path(target).resolve()) if target.endswith(".py") else target
+    if target.endswith(".py") and not Path(target).is_file():
+        raise ValueError(f"{target}: no such file")
+    make = getattr(load_module(target), "make", None)
+    if not callable(make):
+        raise ValueError(f"{target} defines no make() -> Task")
+    task = make()
+    if not isinstance(task, Task):
+        raise ValueError(f"{target}: make() returned {type(task).__name__}, not a Task")
+    if not NAME.fullmatch(task.name):
+        raise ValueError(f"{target}: the task name {task.name!r} is not letters, digits, '_', '.', '+' or '-'")
+    if TASKS.get(task.name, target) != target:
+        raise ValueError(f"{target}: the name {task.name!r} is taken by {TASKS[task.name]}")
+    TASKS[task.name] = target
+    users = dict(entry.split("=", 1) for entry in filter(None, os.environ.get(USER_TASKS, "").split(os.pathsep)))
+    os.environ[USER_TASKS] = os.pathsep.join(f"{k}={v}" for k, v in {**users, task.name: target}.items())
+    return task.name
+
+
+TASKS.update(entry.split("=", 1) for entry in filter(None, os.environ.get(USER_TASKS, "").split(os.pathsep)))
