@@ -39,6 +39,8 @@ def parser() -> Parser:
     c.add_argument("tasks", nargs="*", metavar="TASK")
     c.add_argument("--task", dest="task_files", action="append", default=[], metavar="FILE_OR_MODULE", help=own)
     c.add_argument("--dtype", default="float64")
+    k = sub.add_parser("check", help="check a task before timing it: its gradient, its array use, every backend")
+    k.add_argument("task", metavar="FILE_OR_TASK", help="a task's name, or " + own)
     r = sub.add_parser("run", help="time every backend, each in its own process, and write results/")
     r.add_argument("--out", type=Path, default=envs.ROOT / "results", help="results folder (default: results/)")
     r.add_argument("--tasks", help="comma-separated tasks (default: all; with --quick, those under 1,000 steps)")
@@ -168,6 +170,21 @@ def cmd_compare(a: argparse.Namespace) -> int:
     return 0 if ok else 1
 
 
+def cmd_check(a: argparse.Namespace) -> int:
+    from bench import check
+
+    (name,) = task_list([a.task], [])
+    harness.require("task", name, tasks.TASKS)
+    print(f"task {name} ({tasks.TASKS[name]})")
+    results = check.check(name)
+    for ok, line in results:
+        print(f"  {'ok  ' if ok else 'FAIL'}  {line}")
+    failed = sum(not ok for ok, _ in results)
+    if failed:
+        print(f"error: {failed} of {len(results)} checks failed", file=sys.stderr)
+    return 1 if failed else 0
+
+
 def run_tasks(a: argparse.Namespace) -> str | None:
     """--tasks and --task together, comma-separated; None (the defaults) when neither is given."""
     if a.tasks is None and not a.task_files:
@@ -213,7 +230,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if a.command == "list":
             return cmd_list()
-        return {"train": cmd_train, "compare": cmd_compare, "run": cmd_run}[a.command](a)
+        return {"train": cmd_train, "compare": cmd_compare, "check": cmd_check, "run": cmd_run}[a.command](a)
     except harness.BenchError as e:
         print(f"error: {e}", file=sys.stderr)
         return e.exit_status

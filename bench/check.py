@@ -1,0 +1,160 @@
+"""``python -m bench check TASK``: a task checked before any timing, each check a line that says what held.
+
+1. its fields: parameters at least 1-d, finite data and initial loss, learning rates finite and > 0;
+2. its model and loss use only the array contract (tasks.contract), found by running them on numpy
+   through a namespace and an array type that record every function, operator and attribute used;
+3. its hand-derived gradient against central finite differences;
+4. every backend's gradient, in its own environment, against the hand-derived one.
+"""
+
+from __future__ import annotations
+
+import operator
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+import backends
+import tasks
+from bench import harness
+from bench.compare import TOL, rel_diff
+from tasks.contract import CONTRACT
+
+FD_TOL = 1e-6  # central differences with h = 1e-6·max(1, |p|) carry about h² + ε/h ≈ 1e-10 of error
+
+
+class Recorded:
+    """A numpy array that notes each operator and attribute a model uses; numpy functions refuse it, so
+    that ``np.exp(x)`` written where ``xp.exp(x)`` belongs is caught rather than passed."""
+
+    __array_ufunc__ = None  # np.exp(recorded) raises TypeError
+    __slots__ = ("a", "used")
+
+    def __init__(self, a: Any, used: set[str]) -> None:
+        self.a, self.used = a, used
+
+    def __array_function__(self, func, types, args, kwargs):
+        raise TypeError(f"numpy's {func.__name__} called on a task's array: use xp.{func.__name__}")
+
+    def __getattr__(self, name: str) -> Any:
+        self.used.add(f".{name}")
+        return getattr(self.a, name)
+
+    def __getitem__(self, index: Any) -> Recorded:
+        self.used.add("[]")
+        return Recorded(self.a[index], self.used)
+
+    @property
+    def T(self) -> Recorded:
+        self.used.add(".T")
+        return Recorded(self.a.T, self.used)
+
+    def __neg__(self) -> Recorded:
+        self.used.add("-x")
+        return Recorded(-self.a, self.used)
+
+    def __bool__(self) -> bool:
+        self.used.add("bool(x)")
+        return bool(self.a)
+
+
+def _operator(symbol: str, fn: Callable[[Any, Any], Any], reflected: bool = False) -> Callable[..., Recorded]:
+    def method(self: Recorded, other: Any) -> Recorded:
+        self.used.add(symbol)
+        other = other.a if isinstance(other, Recorded) else other
+        return Recorded(fn(other, self.a) if reflected else fn(self.a, other), self.used)
+
+    return method
+
+
+for _symbol, _name, _fn in [("+", "add", operator.add), ("-", "sub", operator.sub), ("*", "mul", operator.mul),
+                            ("/", "truediv", operator.truediv), ("**", "pow", operator.pow),
+                            ("@", "matmul", operator.matmul)]:  # fmt: skip
+    setattr(Recorded, f"__{_name}__", _operator(_symbol, _fn))
+    setattr(Recorded, f"__r{_name}__", _operator(_symbol, _fn, reflected=True))
+for _symbol, _name, _fn in [("<", "lt", operator.lt), ("<=", "le", operator.le), (">", "gt", operator.gt),
+                            (">=", "ge", operator.ge), ("==", "eq", operator.eq), ("!=", "ne", operator.ne),
+                            ("//", "floordiv", operator.floordiv), ("%", "mod", operator.mod)]:  # fmt: skip
+    setattr(Recorded, f"__{_name}__", _operator(_symbol, _fn))
+
+
+class RecordingNamespace:
+    """numpy, noting each function a task calls on ``xp``."""
+
+    def __init__(self, used: set[str]) -> None:
+        self.used = used
+
+    def __getattr__(self, name: str) -> Callable[..., Recorded]:
+        self.used.add(name)
+        fn = getattr(np, name)
+
+        def call(*args: Any, **kwargs: Any) -> Recorded:
+            plain = [a.a if isinstance(a, Recorded) else a for a in args]
+            return Recorded(fn(*plain, **{k: v.a if isinstance(v, Recorded) else v for k, v in kwargs.items()}),
+                            self.used)  # fmt: skip
+
+        return call
+
+
+def used_names(task: tasks.Task) -> set[str]:
+    """Every function, operator and attribute the task's model and loss use on its arrays and ``xp``."""
+    used: set[str] = set()
+    xp = RecordingNamespace(used)
+    params = {k: Recorded(v, used) for k, v in task.init.items()}
+    task.loss(task.model(params, Recorded(task.x, used), xp), Recorded(task.y, used), xp)
+    return used
+
+
+def finite_differences(task: tasks.Task) -> dict[str, np.ndarray]:
+    """The gradient of the full-data loss at the initial parameters, by central differences."""
+    out = {}
+    for k, v in task.init.items():
+        g = np.zeros_like(v, dtype="float64")
+        for i in np.ndindex(v.shape):
+            h = 1e-6 * max(1.0, abs(float(v[i])))
+            up, down = {**task.init, k: v.astype("float64")}, {**task.init, k: v.astype("float64")}
+            up[k][i] += h
+            down[k][i] -= h
+            g[i] = (task.full_loss(up) - task.full_loss(down)) / (2 * h)
+        out[k] = g
+    return out
+
+
+def fd_error(fd: np.ndarray, hand: np.ndarray) -> float:
+    return float(np.max(np.abs(fd - hand) / np.maximum(1.0, np.abs(fd))))
+
+
+def check(name: str) -> list[tuple[bool, str]]:
+    """Each check: whether it held, and one line saying what was found."""
+    t = tasks.get(name)
+    lines: list[tuple[bool, str]] = []
+    small = [k for k, v in t.init.items() if np.ndim(v) < 1]
+    lrs = t.lrs()
+    fields_ok = not small and np.isfinite(t.x).all() and np.isfinite(t.y).all() and np.isfinite(lrs).all()
+    fields_ok = bool(fields_ok and (lrs > 0).all() and np.isfinite(t.full_loss(t.init)))
+    lines.append((fields_ok, "fields: " + (
+        f"{len(t.x)} samples, {t.steps} steps, parameters "
+        + ", ".join(f"{k} {tuple(np.shape(v))}" for k, v in t.init.items())
+        if fields_ok else
+        f"parameters of fewer than one dimension {small}" if small else
+        "data, learning rates or the initial loss are not finite, or a learning rate is not > 0"
+    )))  # fmt: skip
+    try:
+        outside = sorted(used_names(t) - set(CONTRACT))
+        lines.append((not outside, "array contract: " + (f"uses {', '.join(outside)}, outside it" if outside else
+                                                           "model and loss use only what it names")))  # fmt: skip
+    except Exception as e:
+        lines.append((False, f"array contract: the model or loss fails on numpy: {type(e).__name__}: {e}"))
+    _, hand = t.loss_and_grad(t.init, t.x, t.y)
+    fd = finite_differences(t)
+    err = max(fd_error(fd[k], np.asarray(hand[k])) for k in t.init)
+    lines.append((err <= FD_TOL, f"hand-derived gradient vs central differences: {err:.1e} (at most {FD_TOL:g})"))
+    calls = [("gradient", {"task": name, "backend": b, "dtype": "float64"}) for b in backends.BACKENDS]
+    for (_, kw), got in zip(calls, harness.call_many(calls), strict=True):
+        if isinstance(got, harness.BenchError):
+            lines.append((False, f"{kw['backend']} gradient: {got}"))
+            continue
+        diff = max(rel_diff(got[k], hand[k]) for k in t.init)
+        lines.append((diff <= TOL["float64"], f"{kw['backend']} gradient vs hand-derived: {diff:.1e}"))
+    return lines
