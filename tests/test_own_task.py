@@ -1,0 +1,76 @@
+"""A user's own task, without editing the project: the README's example, checked, trained, compared
+and timed on every backend; and broken tasks that ``bench check`` catches."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from bench import envs
+
+
+def bench(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "bench", *args], cwd=envs.ROOT, capture_output=True, text=True)
+
+
+@pytest.fixture(scope="module")
+def cubic(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The README's example task, exactly as the README shows it."""
+    readme = (envs.ROOT / "README.md").read_text()
+    block = readme.split("<!-- own-task:start -->")[1].split("<!-- own-task:end -->")[0]
+    path = tmp_path_factory.mktemp("own") / "cubic.py"
+    path.write_text(block.split("```python\n")[1].split("```")[0])
+    return path
+
+
+def test_the_readme_example_passes_check(cubic):
+    out = bench("check", str(cubic))
+    assert out.returncode == 0, out.stdout + out.stderr
+    lines = out.stdout.splitlines()
+    assert lines[0].startswith("task cubic (") and all(line.startswith("  ok  ") for line in lines[1:])
+    assert sum("gradient vs hand-derived" in line for line in lines) == 8
+
+
+def test_the_readme_example_trains_and_agrees_everywhere(cubic):
+    out = bench("train", "--task", str(cubic), "--backend", "mxnet-gluon", "--json")
+    assert out.returncode == 0, out.stderr
+    params = json.loads(out.stdout)["params"]
+    assert params["a"][0] == pytest.approx(2, abs=1e-6) and params["b"][0] == pytest.approx(-1, abs=1e-6)
+    out = bench("compare", "--task", str(cubic))
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert out.stdout.count("agrees") == 8
+
+
+def test_the_readme_example_is_timed(cubic, tmp_path):
+    out = bench("run", "--quick", "--task", str(cubic), "--backends", "numpy,mxnet", "--out", str(tmp_path / "r"))
+    assert out.returncode == 0, out.stderr
+    cases = json.loads((tmp_path / "r" / "results.json").read_text())["cases"]
+    speed = [c for c in cases if c["kind"] == "speed"]
+    assert {(c["task"], c["backend"]) for c in speed} == {("cubic", "numpy"), ("cubic", "mxnet")}
+    assert all("error" not in c and c["max_rel_diff"] <= 1e-9 for c in speed)
+
+
+@pytest.mark.parametrize(
+    "old, new, words",
+    [
+        ('"a": 2 * np.mean(r * x**3', '"a": 3 * np.mean(r * x**3', "FAIL  hand-derived gradient vs central"),
+        (
+            'def model(p, x, xp): return p["a"] * x**3',
+            'def model(p, x, xp): return p["a"] * np.power(x, 3)',
+            "FAIL  array contract: the model or loss fails on numpy: TypeError",
+        ),
+        ("xp.mean((pred - y) ** 2)", "xp.var(pred - y) + xp.mean(pred - y) ** 2", "FAIL  array contract: uses var"),
+    ],
+)
+def test_check_names_what_is_wrong(cubic, tmp_path, old, new, words):
+    broken = tmp_path / "broken.py"
+    text = cubic.read_text()
+    assert old in text
+    broken.write_text(text.replace(old, new))
+    out = bench("check", str(broken))
+    assert out.returncode == 1 and words in out.stdout, out.stdout + out.stderr
+    assert out.stderr.strip().splitlines()[-1].startswith("error: ") and "Traceback" not in out.stderr
