@@ -10,7 +10,9 @@ N, HIDDEN, NOISE = 256, 16, 0.05
 
 
 def curve(x: np.ndarray) -> np.ndarray:
-    return np.sin(2 * x) + 0.5 * x
+    # only + * / (correctly rounded everywhere): np.sin differs by an ulp between numpy 1.23.5 (MXNet's
+    # environment) and 2.x, and each environment makes the task's data itself
+    return 3 * x / (1 + x * x)
 
 
 def model(p, x, xp):
@@ -31,8 +33,8 @@ def loss_and_grad(p, x, y):
 
 
 def metrics(p) -> dict[str, float]:
-    """R² of the fitted curve against the noiseless one, on a grid of 401 points (held out)."""
-    grid = np.linspace(-2, 2, 401)[:, None]
+    """R² of the fitted curve against the noiseless one, on 401 points across [-3, 3] (held out)."""
+    grid = np.linspace(-3, 3, 401)[:, None]
     truth = curve(grid)
     fit = model({k: np.asarray(v) for k, v in p.items()}, grid, np)
     return {"test_r2": float(1 - np.sum((fit - truth) ** 2) / np.sum((truth - truth.mean()) ** 2))}
@@ -40,7 +42,7 @@ def metrics(p) -> dict[str, float]:
 
 def make() -> Task:
     rng = np.random.default_rng(0)
-    x = rng.uniform(-2, 2, size=(N, 1))
+    x = rng.uniform(-3, 3, size=(N, 1))
     y = curve(x) + NOISE * rng.normal(size=(N, 1))
     init = {
         "W1": rng.normal(size=(1, HIDDEN)),
@@ -50,17 +52,17 @@ def make() -> Task:
     }
     return Task(
         name="mlp",
-        source="one-hidden-layer tanh network (1-16-1) on sin(2x) + x/2 + N(0, 0.05²), seeded",
+        source="one-hidden-layer tanh network (1-16-1) on 3x / (1 + x²) + N(0, 0.05²), x in [-3, 3], seeded",
         x=x,
         y=y,
         init=init,
         model=model,
         loss=loss,
         loss_and_grad=loss_and_grad,
-        lr=lambda epoch: 0.1,  # 0.3 diverges
+        lr=lambda epoch: 0.05,  # 0.2 diverges
         epochs=60,
         batch_size=32,
         shuffle_seed=1,
         metrics=metrics,
-        metric_floors={"test_r2": 0.98},  # the curve, not a straight line (R² 0.72) or the noise
+        metric_floors={"test_r2": 0.98},  # the curve, not a straight line (R² 0.72)
     )

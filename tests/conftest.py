@@ -45,6 +45,7 @@ def marked(case: tuple[str, str, str]) -> Any:
         return pytest.param(case, marks=LR_IN_FLOAT32)
     return case
 
+
 CASES = [(t, b, d) for t in tasks.TASKS for b in backends.BACKENDS for d in harness.DTYPES]
 Key = tuple[str, str, str, str]  # (call, task, backend, dtype)
 
