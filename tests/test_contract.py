@@ -6,6 +6,7 @@ from __future__ import annotations
 import collections
 import json
 import subprocess
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -22,13 +23,13 @@ MXNET = {b for b, spec in backends.BACKENDS.items() if spec.framework == "mxnet"
 
 
 class Outcomes:
-    """Each backend's contract call, made once: other environments' backends (and the slow eager jax) in
-    worker processes started at once, this environment's when first asked for."""
+    """Each backend's contract call, made once a session: other environments' backends (and the slow eager
+    jax) in worker processes started at once, this environment's when first asked for."""
 
-    def __init__(self) -> None:
+    def __init__(self, wanted: set[str]) -> None:
         groups: dict[tuple[str, str], list[str]] = {}
         for b in AUTODIFF:
-            if in_worker(b):
+            if b in wanted and in_worker(b):
                 groups.setdefault((backends.BACKENDS[b].env, b if b in BACKGROUND else ""), []).append(b)
         self.waiting = {
             tuple(bs): harness.Remote(env, [("contract", {"backend": b}) for b in bs])
@@ -48,9 +49,14 @@ class Outcomes:
         return self.done[backend]
 
 
-@pytest.fixture(scope="module")
-def outcomes() -> Outcomes:
-    return Outcomes()
+@pytest.fixture(scope="session")
+def outcomes(request: pytest.FixtureRequest) -> Iterator[Outcomes]:
+    # session-wide: the suite runs the workers' cases last, so this module's tests are not contiguous
+    items = [i for i in request.session.items if "outcomes" in getattr(i, "fixturenames", ())]
+    out = Outcomes({i.callspec.params["backend"] for i in items if hasattr(i, "callspec")})
+    yield out
+    for remote in out.waiting.values():  # workers whose tests did not run (-x, a failure): reap them
+        remote.results()
 
 
 def finite_differences(fn: Any, inputs: dict[str, np.ndarray], w: np.ndarray, name: str) -> np.ndarray:
