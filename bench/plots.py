@@ -29,13 +29,24 @@ def style(i: int) -> dict[str, Any]:
 
 def fit_plot(path: Path, task: tasks.Task, rows: list[dict[str, Any]]) -> None:
     """One input and one output: the data and every backend's curve. Several inputs: predicted against
-    measured. One-hot targets (classes): the confusion matrix of the first backend, every one's accuracy."""
+    measured. 0/1 targets: every backend's output by class. One-hot targets: the confusion matrix of the
+    first backend, every one's accuracy."""
     fig, ax = plt.subplots(figsize=(7, 4.5))
     params = [{k: np.asarray(v) for k, v in r["params"].items()} for r in rows]
     y = task.y.reshape(len(task.y), -1)
     title = f"{task.name}: data and every backend's fit ({rows[0]['dtype']})"
-    if y.shape[1] > 1 and np.all((y == 0) | (y == 1)) and np.all(y.sum(axis=1) == 1):
+    binary = bool(np.all((y == 0) | (y == 1)))
+    if binary and y.shape[1] > 1 and np.all(y.sum(axis=1) == 1):
         title = confusion(ax, task, rows, params)
+    elif binary and y.shape[1] == 1:  # two classes, one output (a logit or a probability): how it separates them
+        outputs = [np.ravel(task.model(p, task.x, np)) for p in params]
+        bins = np.histogram_bin_edges(outputs[0], 40)  # one set of bins: backends that agree draw the same steps
+        for i, (r, out) in enumerate(zip(rows, outputs, strict=True)):
+            for c in (0, 1):
+                ax.hist(out[y[:, 0] == c], bins=bins, histtype="step", color=f"C{c}", label=label(r) if c else None,
+                        **style(i))  # fmt: skip
+        ax.set(xlabel="model output (blue: samples of class 0, orange: class 1)", ylabel="samples")
+        title = f"{task.name}: model output by true class ({rows[0]['dtype']})"
     elif y.shape[1] == 1 and task.x[0].size == 1:
         ax.scatter(task.x.ravel(), y.ravel(), s=8, color="0.6", label="data", zorder=0)
         grid = np.linspace(task.x.min(), task.x.max(), 400).reshape(-1, *task.x.shape[1:])
