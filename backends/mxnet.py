@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import functools
 import operator
-from typing import Any
+from typing import Any, TypeAlias
 
 import mxnet as mx
 import numpy as np
 from mxnet import autograd, nd
 
 from backends._base import Backend
+from tasks import Task
+
+Operand: TypeAlias = "Array | float"  # an array, or a Python scalar
+Axis = int | tuple[int, ...] | None
 
 
 class Array:
@@ -21,63 +25,63 @@ class Array:
 
     __slots__ = ("F", "s")
 
-    def __init__(self, F, s) -> None:
+    def __init__(self, F: Any, s: Any) -> None:
         self.F, self.s = F, s
 
-    def _apply(self, other, broadcast: str, scalar, reflected: bool = False) -> Array:
+    def _apply(self, other: Operand, broadcast: str, scalar: Any, reflected: bool = False) -> Array:
         if isinstance(other, Array):
             a, b = (other.s, self.s) if reflected else (self.s, other.s)
             return Array(self.F, getattr(self.F, broadcast)(a, b))
         return Array(self.F, scalar(other, self.s) if reflected else scalar(self.s, other))
 
-    def __add__(self, o):
+    def __add__(self, o: Operand) -> Array:
         return self._apply(o, "broadcast_add", operator.add)
 
-    def __radd__(self, o):
+    def __radd__(self, o: Operand) -> Array:
         return self._apply(o, "broadcast_add", operator.add, True)
 
-    def __sub__(self, o):
+    def __sub__(self, o: Operand) -> Array:
         return self._apply(o, "broadcast_sub", operator.sub)
 
-    def __rsub__(self, o):
+    def __rsub__(self, o: Operand) -> Array:
         return self._apply(o, "broadcast_sub", operator.sub, True)
 
-    def __mul__(self, o):
+    def __mul__(self, o: Operand) -> Array:
         return self._apply(o, "broadcast_mul", operator.mul)
 
-    def __rmul__(self, o):
+    def __rmul__(self, o: Operand) -> Array:
         return self._apply(o, "broadcast_mul", operator.mul, True)
 
-    def __truediv__(self, o):
+    def __truediv__(self, o: Operand) -> Array:
         return self._apply(o, "broadcast_div", operator.truediv)
 
-    def __rtruediv__(self, o):
+    def __rtruediv__(self, o: Operand) -> Array:
         return self._apply(o, "broadcast_div", operator.truediv, True)
 
-    def __pow__(self, o):
+    def __pow__(self, o: Operand) -> Array:
         if not isinstance(o, Array) and o == 2:  # MXNet's power kernel is generic: square is the fast one
             return Array(self.F, self.F.square(self.s))
         return self._apply(o, "broadcast_power", operator.pow)
 
-    def __rpow__(self, o):
+    def __rpow__(self, o: Operand) -> Array:
         return self._apply(o, "broadcast_power", operator.pow, True)
 
-    def __matmul__(self, o):
+    def __matmul__(self, o: Operand) -> Array:
         return Array(self.F, self.F.dot(self.s, o.s))
 
-    def __neg__(self):
+    def __neg__(self) -> Array:
         return Array(self.F, self.F.negative(self.s))
 
-    def __lt__(self, o):
+    def __lt__(self, o: Operand) -> Array:
         return self._apply(o, "broadcast_lesser", operator.lt)
 
-    def __le__(self, o):
+    def __le__(self, o: Operand) -> Array:
         return self._apply(o, "broadcast_lesser_equal", operator.le)
 
-    def __gt__(self, o):
+    def __gt__(self, o: Operand) -> Array:
         return self._apply(o, "broadcast_greater", operator.gt)
 
-    def __ge__(self, o):
+    def __ge__(self, o: Operand) -> Array:
         return self._apply(o, "broadcast_greater_equal", operator.ge)
 
     @property
@@ -89,7 +93,7 @@ class Array:
     def T(self) -> Array:
         return Array(self.F, self.F.transpose(self.s))
 
-    def __getitem__(self, key) -> Array:
+    def __getitem__(self, key: Any) -> Array:
         # a Symbol's [i] picks an output of a group: slice instead, then drop the integer-indexed axes
         key = key if isinstance(key, tuple) else (key,)
         if not all(isinstance(k, int | slice) for k in key):
@@ -102,7 +106,7 @@ class Array:
         return Array(self.F, self.F.squeeze(out, axis=ints) if ints else out)
 
 
-def _unary(name: str):
+def _unary(name: str) -> Any:
     return lambda self, x: Array(self.F, getattr(self.F, name)(x.s))
 
 
@@ -114,40 +118,40 @@ class Namespace:
         _unary, ["exp", "log", "log1p", "tanh", "sin", "cos", "sqrt", "square", "abs"]
     )
 
-    def __init__(self, F) -> None:
+    def __init__(self, F: Any) -> None:
         self.F = F
 
-    def sum(self, x, axis=None, keepdims=False):
+    def sum(self, x: Array, axis: Axis = None, keepdims: bool = False) -> Array:
         return Array(self.F, self.F.sum(x.s, axis=axis, keepdims=keepdims))
 
-    def mean(self, x, axis=None, keepdims=False):
+    def mean(self, x: Array, axis: Axis = None, keepdims: bool = False) -> Array:
         return Array(self.F, self.F.mean(x.s, axis=axis, keepdims=keepdims))
 
-    def max(self, x, axis=None, keepdims=False):
+    def max(self, x: Array, axis: Axis = None, keepdims: bool = False) -> Array:
         return Array(self.F, self.F.max(x.s, axis=axis, keepdims=keepdims))
 
-    def min(self, x, axis=None, keepdims=False):
+    def min(self, x: Array, axis: Axis = None, keepdims: bool = False) -> Array:
         return Array(self.F, self.F.min(x.s, axis=axis, keepdims=keepdims))
 
-    def reshape(self, x, shape):
+    def reshape(self, x: Array, shape: tuple[int, ...]) -> Array:
         return Array(self.F, self.F.reshape(x.s, shape=shape))
 
-    def matmul(self, x1, x2):
+    def matmul(self, x1: Array, x2: Array) -> Array:
         return x1 @ x2
 
-    def maximum(self, x1, x2):
+    def maximum(self, x1: Operand, x2: Operand) -> Array:
         return self._either(x1, x2, "broadcast_maximum", "maximum")
 
-    def minimum(self, x1, x2):
+    def minimum(self, x1: Operand, x2: Operand) -> Array:
         return self._either(x1, x2, "broadcast_minimum", "minimum")
 
-    def _either(self, x1, x2, broadcast: str, scalar: str) -> Array:
+    def _either(self, x1: Operand, x2: Operand, broadcast: str, scalar: str) -> Array:
         if isinstance(x1, Array) and isinstance(x2, Array):
             return Array(self.F, getattr(self.F, broadcast)(x1.s, x2.s))
         x, c = (x1, x2) if isinstance(x1, Array) else (x2, x1)  # maximum and minimum are symmetric
         return Array(self.F, getattr(self.F, scalar)(x.s, c))  # F.maximum(x, scalar) is _maximum_scalar
 
-    def where(self, condition, x1, x2):
+    def where(self, condition: Array, x1: Operand, x2: Operand) -> Array:
         # MXNet's where neither broadcasts nor takes scalars: bring all three to one shape first, through
         # zeros_like (no gradient), which costs a few operators; where is rare in a model
         F, parts = self.F, (condition, x1, x2)
@@ -156,7 +160,7 @@ class Namespace:
         return Array(F, F.where(c, a, b))
 
 
-def task_loss(task, xp: Namespace, params: dict, x, y):
+def task_loss(task: Task, xp: Namespace, params: dict[str, Any], x: Any, y: Any) -> Any:
     """The task's loss of the task's model on bare NDArrays or Symbols (of ``xp.F``); returns the bare one."""
     wrap = functools.partial(Array, xp.F)
     return task.loss(task.model({k: wrap(v) for k, v in params.items()}, wrap(x), xp), wrap(y), xp).s

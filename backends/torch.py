@@ -7,8 +7,11 @@ import torch
 
 from backends._base import Backend
 
+Operand = torch.Tensor | float  # a tensor, or a Python scalar
+Axis = int | tuple[int, ...] | None
 
-def tensors(x1, x2):
+
+def tensors(x1: Operand, x2: Operand) -> tuple[torch.Tensor, torch.Tensor]:
     """torch.maximum and torch.minimum take no Python scalar: make it a 0-d tensor like the other operand."""
     if isinstance(x1, torch.Tensor) and isinstance(x2, torch.Tensor):
         return x1, x2
@@ -25,27 +28,27 @@ class Namespace:
     where, reshape, matmul = torch.where, torch.reshape, torch.matmul
 
     @staticmethod
-    def sum(x, axis=None, keepdims=False):
+    def sum(x: torch.Tensor, axis: Axis = None, keepdims: bool = False) -> torch.Tensor:
         return torch.sum(x, dim=axis, keepdim=keepdims)
 
     @staticmethod
-    def mean(x, axis=None, keepdims=False):
+    def mean(x: torch.Tensor, axis: Axis = None, keepdims: bool = False) -> torch.Tensor:
         return torch.mean(x, dim=axis, keepdim=keepdims)
 
     @staticmethod
-    def max(x, axis=None, keepdims=False):
+    def max(x: torch.Tensor, axis: Axis = None, keepdims: bool = False) -> torch.Tensor:
         return torch.amax(x, dim=() if axis is None else axis, keepdim=keepdims)  # dim=() is every axis
 
     @staticmethod
-    def min(x, axis=None, keepdims=False):
+    def min(x: torch.Tensor, axis: Axis = None, keepdims: bool = False) -> torch.Tensor:
         return torch.amin(x, dim=() if axis is None else axis, keepdim=keepdims)
 
     @staticmethod
-    def maximum(x1, x2):
+    def maximum(x1: Operand, x2: Operand) -> torch.Tensor:
         return torch.maximum(*tensors(x1, x2))
 
     @staticmethod
-    def minimum(x1, x2):
+    def minimum(x1: Operand, x2: Operand) -> torch.Tensor:
         return torch.minimum(*tensors(x1, x2))
 
 

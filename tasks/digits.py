@@ -4,10 +4,11 @@ numerically stable log-softmax, and its accuracy on a held-out split."""
 from __future__ import annotations
 
 import functools
+from typing import Any
 
 import numpy as np
 
-from tasks import Task
+from tasks import Params, Task
 
 TRAIN = 1500  # of the 1,797 images; the other 297 are held out
 
@@ -27,18 +28,18 @@ def data() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     return parts
 
 
-def model(p, x, xp):
+def model(p: Params, x: Any, xp: Any) -> Any:
     return x @ p["W"] + p["b"]  # logits, (n, 64) -> (n, 10)
 
 
-def loss(z, y, xp):
+def loss(z: Any, y: Any, xp: Any) -> Any:
     # log-softmax shifted by each row's largest logit: exp never overflows, and log never sees 0
     zc = z - xp.max(z, axis=1, keepdims=True)
     log_p = zc - xp.log(xp.sum(xp.exp(zc), axis=1, keepdims=True))
     return -xp.mean(xp.sum(y * log_p, axis=1))  # cross-entropy with one-hot labels
 
 
-def loss_and_grad(p, x, y):
+def loss_and_grad(p: Params, x: np.ndarray, y: np.ndarray) -> tuple[float, dict[str, np.ndarray]]:
     z = x @ p["W"] + p["b"]
     zc = z - np.max(z, axis=1, keepdims=True)
     e = np.exp(zc)
@@ -48,7 +49,7 @@ def loss_and_grad(p, x, y):
     return -np.sum(y * (zc - np.log(s))) / n, {"W": x.T @ dz, "b": np.sum(dz, axis=0)}
 
 
-def metrics(p) -> dict[str, float]:
+def metrics(p: Params) -> dict[str, float]:
     """Accuracy on the held-out images (and on the training ones)."""
     x, y, x_test, y_test = data()
     w, b = np.asarray(p["W"]), np.asarray(p["b"])

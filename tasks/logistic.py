@@ -3,26 +3,27 @@
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 
-from tasks import Task
+from tasks import Params, Task
 
 N, TEST = 400, 2000  # training samples, held-out samples
 CENTRE = 1.0  # the classes are N((-1, -1), I) and N((1, 1), I)
 
 
-def model(p, x, xp):
+def model(p: Params, x: Any, xp: Any) -> Any:
     return x @ p["w"] + p["b"]  # the logit of class 1
 
 
-def loss(z, y, xp):
+def loss(z: Any, y: Any, xp: Any) -> Any:
     # -log σ(z) for y = 1, -log(1 - σ(z)) for y = 0, that is softplus(z) - y·z, with
     # softplus(z) = max(z, 0) + log1p(exp(-|z|)), which neither overflows nor loses precision
     return xp.mean(xp.maximum(z, 0.0) + xp.log1p(xp.exp(-xp.abs(z))) - y * z)
 
 
-def loss_and_grad(p, x, y):
+def loss_and_grad(p: Params, x: np.ndarray, y: np.ndarray) -> tuple[float, dict[str, np.ndarray]]:
     z = x @ p["w"] + p["b"]
     e = np.exp(-np.abs(z))
     s = np.where(z >= 0, 1.0, e) / (1.0 + e)  # σ(z), from the same exp(-|z|)
@@ -35,7 +36,7 @@ def blobs(rng: np.random.Generator, n: int) -> tuple[np.ndarray, np.ndarray]:
     return rng.normal(size=(n, 2)) + CENTRE * (2 * y[:, None] - 1), y
 
 
-def metrics(p) -> dict[str, float]:
+def metrics(p: Params) -> dict[str, float]:
     """Accuracy on a held-out sample of the same blobs: the Bayes classifier x₁ + x₂ > 0 gets
     Φ(√2·CENTRE) = 0.921 (the centres are 2√2 apart, σ = 1)."""
     x, y = blobs(np.random.default_rng(1), TEST)

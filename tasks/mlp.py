@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
-from tasks import Task
+from tasks import Params, Task
 
 N, HIDDEN, NOISE = 256, 16, 0.05
 
@@ -15,15 +17,15 @@ def curve(x: np.ndarray) -> np.ndarray:
     return 3 * x / (1 + x * x)
 
 
-def model(p, x, xp):
+def model(p: Params, x: Any, xp: Any) -> Any:
     return xp.tanh(x @ p["W1"] + p["b1"]) @ p["W2"] + p["b2"]  # (n, 1) -> (n, 16) -> (n, 1)
 
 
-def loss(pred, y, xp):
+def loss(pred: Any, y: Any, xp: Any) -> Any:
     return xp.mean((pred - y) ** 2)
 
 
-def loss_and_grad(p, x, y):
+def loss_and_grad(p: Params, x: np.ndarray, y: np.ndarray) -> tuple[float, dict[str, np.ndarray]]:
     h = np.tanh(x @ p["W1"] + p["b1"])
     r = h @ p["W2"] + p["b2"] - y
     dr = (2 / len(y)) * r
@@ -32,7 +34,7 @@ def loss_and_grad(p, x, y):
     return np.mean(r * r), grads
 
 
-def metrics(p) -> dict[str, float]:
+def metrics(p: Params) -> dict[str, float]:
     """R² of the fitted curve against the noiseless one, on 401 points across [-3, 3] (held out)."""
     grid = np.linspace(-3, 3, 401)[:, None]
     truth = curve(grid)
