@@ -24,6 +24,7 @@ class Backend:
     has_autodiff: ClassVar[bool] = True  # False: uses the task's hand-derived gradient
     lr_dtype: ClassVar[str] = "float64"  # precision the optimiser holds the learning rate in
     devices: ClassVar[tuple[str, ...]] = ("cpu",)
+    xp: ClassVar[Any]  # the array namespace the task's model and loss see: the whole of tasks.contract
 
     def __init__(self, task: Task, dtype: str = "float64", device: str = "cpu") -> None:
         self.task, self.dtype, self.device = task, dtype, device

@@ -28,7 +28,7 @@ class JaxJit(Jax):
         def epoch(p, lr_order):
             lr, order = lr_order
             xs, ys = (x, y) if order is None else (x[order], y[order])
-            batches = (xs.reshape(nb, bs, *x.shape[1:]), ys.reshape(nb, bs))
+            batches = (xs.reshape(nb, bs, *x.shape[1:]), ys.reshape(nb, bs, *y.shape[1:]))
             return jax.lax.scan(lambda p, b: sgd_step(p, b, lr), p, batches)
 
         p, losses = jax.lax.scan(epoch, p, (lrs, orders))

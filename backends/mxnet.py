@@ -2,24 +2,174 @@
 
 from __future__ import annotations
 
-from typing import Any
+import functools
+import operator
+from typing import Any, TypeAlias
 
 import mxnet as mx
 import numpy as np
 from mxnet import autograd, nd
 
 from backends._base import Backend
+from tasks import Task
+
+Operand: TypeAlias = "Array | float"  # an array, or a Python scalar
+Axis = int | tuple[int, ...] | None
 
 
-class ND:
-    """The array namespace the tasks' models use, for NDArrays (MXNet 1.x calls matmul ``dot``)."""
+class Array:
+    """An NDArray (``F`` is ``mx.nd``) or a Symbol (``F`` is ``mx.sym``, in a hybridized Gluon block) with
+    the contract's operators. MXNet 1.x Symbol arithmetic does not broadcast (``(1,) * (n,)`` fails), so
+    two arrays meet in ``broadcast_*``; an array and a Python scalar in the scalar kernels (``_mul_scalar``,
+    ...), which is what the operators of both NDArray and Symbol call for a scalar."""
 
-    sum, mean, tanh, exp, log, matmul = nd.sum, nd.mean, nd.tanh, nd.exp, nd.log, nd.dot
+    __slots__ = ("F", "s")
+
+    def __init__(self, F: Any, s: Any) -> None:
+        self.F, self.s = F, s
+
+    def _apply(self, other: Operand, broadcast: str, scalar: Any, reflected: bool = False) -> Array:
+        if isinstance(other, Array):
+            a, b = (other.s, self.s) if reflected else (self.s, other.s)
+            return Array(self.F, getattr(self.F, broadcast)(a, b))
+        return Array(self.F, scalar(other, self.s) if reflected else scalar(self.s, other))
+
+    def __add__(self, o: Operand) -> Array:
+        return self._apply(o, "broadcast_add", operator.add)
+
+    def __radd__(self, o: Operand) -> Array:
+        return self._apply(o, "broadcast_add", operator.add, True)
+
+    def __sub__(self, o: Operand) -> Array:
+        return self._apply(o, "broadcast_sub", operator.sub)
+
+    def __rsub__(self, o: Operand) -> Array:
+        return self._apply(o, "broadcast_sub", operator.sub, True)
+
+    def __mul__(self, o: Operand) -> Array:
+        return self._apply(o, "broadcast_mul", operator.mul)
+
+    def __rmul__(self, o: Operand) -> Array:
+        return self._apply(o, "broadcast_mul", operator.mul, True)
+
+    def __truediv__(self, o: Operand) -> Array:
+        return self._apply(o, "broadcast_div", operator.truediv)
+
+    def __rtruediv__(self, o: Operand) -> Array:
+        return self._apply(o, "broadcast_div", operator.truediv, True)
+
+    def __pow__(self, o: Operand) -> Array:
+        if not isinstance(o, Array) and o == 2:  # MXNet's power kernel is generic: square is the fast one
+            return Array(self.F, self.F.square(self.s))
+        return self._apply(o, "broadcast_power", operator.pow)
+
+    def __rpow__(self, o: Operand) -> Array:
+        return self._apply(o, "broadcast_power", operator.pow, True)
+
+    def __matmul__(self, o: Operand) -> Array:
+        return Array(self.F, self.F.dot(self.s, o.s))
+
+    def __neg__(self) -> Array:
+        return Array(self.F, self.F.negative(self.s))
+
+    def __lt__(self, o: Operand) -> Array:
+        return self._apply(o, "broadcast_lesser", operator.lt)
+
+    def __le__(self, o: Operand) -> Array:
+        return self._apply(o, "broadcast_lesser_equal", operator.le)
+
+    def __gt__(self, o: Operand) -> Array:
+        return self._apply(o, "broadcast_greater", operator.gt)
+
+    def __ge__(self, o: Operand) -> Array:
+        return self._apply(o, "broadcast_greater_equal", operator.ge)
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        """A Symbol's is inferred from what is known (its parameters' shapes)."""
+        return self.s.shape if hasattr(self.s, "shape") else self.s.infer_shape_partial()[1][0]
+
+    @property
+    def T(self) -> Array:
+        return Array(self.F, self.F.transpose(self.s))
+
+    def __getitem__(self, key: Any) -> Array:
+        # a Symbol's [i] picks an output of a group: slice instead, then drop the integer-indexed axes
+        key = key if isinstance(key, tuple) else (key,)
+        if not all(isinstance(k, int | slice) for k in key):
+            raise TypeError(f"index {key!r} is outside the array contract (integers and slices only)")
+        begin = tuple(k.start if isinstance(k, slice) else k for k in key)
+        end = tuple(k.stop if isinstance(k, slice) else k + 1 or None for k in key)
+        step = tuple(k.step if isinstance(k, slice) else None for k in key)
+        out = self.F.slice(self.s, begin=begin, end=end, step=step)
+        ints = tuple(i for i, k in enumerate(key) if isinstance(k, int))
+        return Array(self.F, self.F.squeeze(out, axis=ints) if ints else out)
+
+
+def _unary(name: str) -> Any:
+    return lambda self, x: Array(self.F, getattr(self.F, name)(x.s))
+
+
+class Namespace:
+    """The array contract (tasks.contract) over ``Array``s of ``F``: ``mx.nd`` or ``mx.sym``. MXNet 1.x
+    calls matmul ``dot``; its ``maximum`` and ``minimum`` broadcast only as ``broadcast_maximum``."""
+
+    exp, log, log1p, tanh, sin, cos, sqrt, square, abs = map(
+        _unary, ["exp", "log", "log1p", "tanh", "sin", "cos", "sqrt", "square", "abs"]
+    )
+
+    def __init__(self, F: Any) -> None:
+        self.F = F
+
+    def sum(self, x: Array, axis: Axis = None, keepdims: bool = False) -> Array:
+        return Array(self.F, self.F.sum(x.s, axis=axis, keepdims=keepdims))
+
+    def mean(self, x: Array, axis: Axis = None, keepdims: bool = False) -> Array:
+        return Array(self.F, self.F.mean(x.s, axis=axis, keepdims=keepdims))
+
+    def max(self, x: Array, axis: Axis = None, keepdims: bool = False) -> Array:
+        return Array(self.F, self.F.max(x.s, axis=axis, keepdims=keepdims))
+
+    def min(self, x: Array, axis: Axis = None, keepdims: bool = False) -> Array:
+        return Array(self.F, self.F.min(x.s, axis=axis, keepdims=keepdims))
+
+    def reshape(self, x: Array, shape: tuple[int, ...]) -> Array:
+        return Array(self.F, self.F.reshape(x.s, shape=shape))
+
+    def matmul(self, x1: Array, x2: Array) -> Array:
+        return x1 @ x2
+
+    def maximum(self, x1: Operand, x2: Operand) -> Array:
+        return self._either(x1, x2, "broadcast_maximum", "maximum")
+
+    def minimum(self, x1: Operand, x2: Operand) -> Array:
+        return self._either(x1, x2, "broadcast_minimum", "minimum")
+
+    def _either(self, x1: Operand, x2: Operand, broadcast: str, scalar: str) -> Array:
+        if isinstance(x1, Array) and isinstance(x2, Array):
+            return Array(self.F, getattr(self.F, broadcast)(x1.s, x2.s))
+        x, c = (x1, x2) if isinstance(x1, Array) else (x2, x1)  # maximum and minimum are symmetric
+        return Array(self.F, getattr(self.F, scalar)(x.s, c))  # F.maximum(x, scalar) is _maximum_scalar
+
+    def where(self, condition: Array, x1: Operand, x2: Operand) -> Array:
+        # MXNet's where neither broadcasts nor takes scalars: bring all three to one shape first, through
+        # zeros_like (no gradient), which costs a few operators; where is rare in a model
+        F, parts = self.F, (condition, x1, x2)
+        zero = functools.reduce(F.broadcast_add, [F.zeros_like(v.s) for v in parts if isinstance(v, Array)])
+        c, a, b = (F.broadcast_add(v.s, zero) if isinstance(v, Array) else zero + v for v in parts)
+        return Array(F, F.where(c, a, b))
+
+
+def task_loss(task: Task, xp: Namespace, params: dict[str, Any], x: Any, y: Any) -> Any:
+    """The task's loss of the task's model on bare NDArrays or Symbols (of ``xp.F``); returns the bare one."""
+    wrap = functools.partial(Array, xp.F)
+    return task.loss(task.model({k: wrap(v) for k, v in params.items()}, wrap(x), xp), wrap(y), xp).s
 
 
 class Mxnet(Backend):
     name = "mxnet"
     is_async = True
+    xp = Namespace(nd)
 
     def __init__(self, task, dtype="float64", device="cpu"):
         super().__init__(task, dtype, device)
@@ -41,7 +191,7 @@ class Mxnet(Backend):
         return nd.take(a, order)
 
     def objective(self, x: nd.NDArray, y: nd.NDArray) -> nd.NDArray:
-        return self.task.loss(self.task.model(self.p, x, ND), y, ND)
+        return task_loss(self.task, self.xp, self.p, x, y)
 
     def step(self, x: nd.NDArray, y: nd.NDArray, lr: float) -> nd.NDArray:
         with autograd.record():

@@ -12,6 +12,7 @@ from backends._base import Backend
 class Numpy(Backend):
     name = "numpy"
     has_autodiff = False
+    xp = np  # the reference the contract is checked against
 
     def __init__(self, task, dtype="float64", device="cpu"):
         super().__init__(task, dtype, device)

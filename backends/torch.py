@@ -7,10 +7,55 @@ import torch
 
 from backends._base import Backend
 
+Operand = torch.Tensor | float  # a tensor, or a Python scalar
+Axis = int | tuple[int, ...] | None
+
+
+def tensors(x1: Operand, x2: Operand) -> tuple[torch.Tensor, torch.Tensor]:
+    """torch.maximum and torch.minimum take no Python scalar: make it a 0-d tensor like the other operand."""
+    if isinstance(x1, torch.Tensor) and isinstance(x2, torch.Tensor):
+        return x1, x2
+    t = x1 if isinstance(x1, torch.Tensor) else x2
+    return tuple(v if v is t else torch.as_tensor(v, dtype=t.dtype, device=t.device) for v in (x1, x2))
+
+
+class Namespace:
+    """The array contract (tasks.contract) over torch, which calls ``axis`` and ``keepdims`` ``dim`` and
+    ``keepdim``, and whose ``max(x, dim)`` returns values and indices (``amax`` returns the values)."""
+
+    exp, log, log1p, tanh, sin = torch.exp, torch.log, torch.log1p, torch.tanh, torch.sin
+    cos, sqrt, square, abs = torch.cos, torch.sqrt, torch.square, torch.abs
+    where, reshape, matmul = torch.where, torch.reshape, torch.matmul
+
+    @staticmethod
+    def sum(x: torch.Tensor, axis: Axis = None, keepdims: bool = False) -> torch.Tensor:
+        return torch.sum(x, dim=axis, keepdim=keepdims)
+
+    @staticmethod
+    def mean(x: torch.Tensor, axis: Axis = None, keepdims: bool = False) -> torch.Tensor:
+        return torch.mean(x, dim=axis, keepdim=keepdims)
+
+    @staticmethod
+    def max(x: torch.Tensor, axis: Axis = None, keepdims: bool = False) -> torch.Tensor:
+        return torch.amax(x, dim=() if axis is None else axis, keepdim=keepdims)  # dim=() is every axis
+
+    @staticmethod
+    def min(x: torch.Tensor, axis: Axis = None, keepdims: bool = False) -> torch.Tensor:
+        return torch.amin(x, dim=() if axis is None else axis, keepdim=keepdims)
+
+    @staticmethod
+    def maximum(x1: Operand, x2: Operand) -> torch.Tensor:
+        return torch.maximum(*tensors(x1, x2))
+
+    @staticmethod
+    def minimum(x1: Operand, x2: Operand) -> torch.Tensor:
+        return torch.minimum(*tensors(x1, x2))
+
 
 class Torch(Backend):
     name = "torch"
     devices = ("cpu", "cuda")
+    xp = Namespace()
 
     def __init__(self, task, dtype="float64", device="cpu"):
         super().__init__(task, dtype, device)
@@ -23,7 +68,7 @@ class Torch(Backend):
         return torch.as_tensor(order, device=self.device)
 
     def objective(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        return self.task.loss(self.task.model(self.p, x, torch), y, torch)
+        return self.task.loss(self.task.model(self.p, x, self.xp), y, self.xp)
 
     def step(self, x: torch.Tensor, y: torch.Tensor, lr: float) -> torch.Tensor:
         loss = self.objective(x, y)
@@ -48,5 +93,8 @@ class Torch(Backend):
         return {k: self.to_numpy(v) for k, v in self.p.items()}
 
     def gradient(self) -> dict[str, np.ndarray]:
-        grads = torch.autograd.grad(self.objective(self.x, self.y), list(self.p.values()))
+        # a parameter that only reaches the loss through a condition has no path to it: its gradient is 0
+        grads = torch.autograd.grad(
+            self.objective(self.x, self.y), list(self.p.values()), allow_unused=True, materialize_grads=True
+        )
         return {k: self.to_numpy(g) for k, g in zip(self.p, grads, strict=True)}

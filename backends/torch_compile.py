@@ -25,7 +25,7 @@ class TorchCompile(Torch):
         return {k: p[k] - lr * grads[k] for k in p}, loss
 
     def functional(self, p, x, y):
-        return self.task.loss(self.task.model(p, x, torch), y, torch)
+        return self.task.loss(self.task.model(p, x, self.xp), y, self.xp)
 
     def gradient(self) -> dict[str, np.ndarray]:
         grads = torch.compile(torch.func.grad(self.functional))(self.p, self.x, self.y)

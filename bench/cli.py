@@ -10,6 +10,9 @@ import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
+
+import numpy as np
 
 import backends
 import tasks
@@ -128,8 +131,14 @@ def cmd_train(a: argparse.Namespace) -> int:
     return 0
 
 
-def fmt(values: Sequence[float]) -> str:
-    return f"{values[0]:.9g}" if len(values) == 1 else "[" + ", ".join(f"{v:.9g}" for v in values) + "]"
+def fmt(values: Any) -> str:
+    """A parameter (nested lists): a number, a short vector in full, anything larger by its shape."""
+    a = np.asarray(values, dtype="float64")
+    if a.size == 1:
+        return f"{a.item():.9g}"
+    if a.ndim == 1 and a.size <= 4:
+        return "[" + ", ".join(f"{v:.9g}" for v in a) + "]"
+    return f"<{'×'.join(map(str, a.shape))} array, largest |value| {np.max(np.abs(a)):.3g}>"
 
 
 def cmd_compare(a: argparse.Namespace) -> int:

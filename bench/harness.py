@@ -20,6 +20,7 @@ import tasks
 from bench import envs, procs, taskdata
 
 DTYPES = ("float64", "float32")
+Nested = list[Any]  # an array as nested lists (ndarray.tolist())
 CHUNK_STEPS = 1000  # train in chunks of about this many steps; divergence is checked between chunks
 
 
@@ -48,11 +49,11 @@ class Run:
     task: str
     backend: str
     dtype: str
-    params: dict[str, list[float]]
+    params: dict[str, Nested]  # each parameter in its own shape
     losses: list[float]
     lr_dtype: str = "float64"  # the precision the backend's optimiser used for the learning rate
     digest: str = ""  # of the task's data as the backend's environment made it
-    checkpoints: dict[str, dict[str, list[float]]] = dataclasses.field(default_factory=dict)  # epoch -> params
+    checkpoints: dict[str, dict[str, Nested]] = dataclasses.field(default_factory=dict)  # epoch -> params
 
     def to_json(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -100,7 +101,11 @@ def build(
     cls = backends.load(backend)
     if device not in cls.devices:
         raise Unavailable(f"{backend} runs on {', '.join(cls.devices)} only, not {device}")
-    return cls(make_task(task, lr, epochs, n), dtype, device)
+    try:
+        made = make_task(task, lr, epochs, n)
+    except ImportError as e:  # a task whose data need a package this environment lacks (digits: sklearn)
+        raise Unavailable(f"task {task} cannot be made in the {envs.current()} environment: {e}") from e
+    return cls(made, dtype, device)
 
 
 def train_here(
@@ -122,7 +127,7 @@ def train_here(
     chunk = -(-CHUNK_STEPS // t.steps_per_epoch)
     ends = sorted({*range(chunk, t.epochs, chunk), *(c for c in checkpoints if c < t.epochs), t.epochs})
     losses: list[np.ndarray] = []
-    saved: dict[str, dict[str, list[float]]] = {}
+    saved: dict[str, dict[str, Nested]] = {}
     done, start = 0, 0
     for end in ends:
         out = b.to_numpy(b.run(b.prepare(lrs[start:end], orders[start:end]))).astype("float64").ravel()
@@ -145,18 +150,42 @@ def train_here(
     )
 
 
-def as_lists(arrays: dict[str, Any], order: dict[str, Any]) -> dict[str, list[float]]:
-    """Plain float64 lists, in the task's order of parameters."""
-    return {k: np.asarray(arrays[k], dtype="float64").ravel().tolist() for k in order}
+def as_lists(arrays: dict[str, Any], order: dict[str, Any]) -> dict[str, Nested]:
+    """Plain float64 nested lists of each array's shape (``np.array(lists)`` gives it back), in the task's
+    order of parameters: [w] for a (1,) parameter, [[...], ...] for a matrix."""
+    return {k: np.asarray(arrays[k], dtype="float64").tolist() for k in order}
 
 
-def gradient_here(task: str, backend: str, dtype: str = "float64", device: str = "cpu") -> dict[str, list[float]]:
+def gradient_here(task: str, backend: str, dtype: str = "float64", device: str = "cpu") -> dict[str, Nested]:
     """The backend's gradient of the task's loss over all the data at the initial parameters."""
     b = build(task, backend, dtype, device)
     return as_lists(b.gradient(), b.task.init)
 
 
-CALLS: dict[str, Callable[..., Any]] = {"train": train_here, "gradient": gradient_here}
+def contract_here(backend: str, dtype: str = "float64") -> dict[str, Any]:
+    """Every example of the array contract (tasks.contract) evaluated by the backend, value and gradient,
+    all in one task; where that fails, each example alone, so that a failure names its example."""
+    from tasks import contract
+
+    require("backend", backend, backends.BACKENDS)
+    reason = envs.missing(backends.BACKENDS[backend].framework, envs.current())
+    if reason:
+        raise Unavailable(f"{backend}: {reason}")
+    cls = backends.load(backend)
+    shapes: dict[int, tuple[int, ...]] = {}
+    try:
+        return contract.split(cls(contract.task(None, shapes), dtype).gradient(), shapes)
+    except Exception:  # any framework's error: found again below, example by example
+        out: dict[str, Any] = {}
+    for e in contract.EXAMPLES:
+        try:
+            out |= contract.split(cls(contract.task([e], shapes), dtype).gradient(), shapes, [e])
+        except Exception as err:  # reported as that example's outcome
+            out[e.code] = {"error": f"{type(err).__name__}: {(str(err).strip() or '?').splitlines()[0]}"}
+    return out
+
+
+CALLS: dict[str, Callable[..., Any]] = {"train": train_here, "gradient": gradient_here, "contract": contract_here}
 
 
 class Failed(BenchError):
@@ -272,7 +301,7 @@ def train(task: str, backend: str, dtype: str = "float64", **options: Any) -> Ru
     return call("train", task=task, backend=backend, dtype=dtype, **options)
 
 
-def gradient(task: str, backend: str, dtype: str = "float64", **options: Any) -> dict[str, list[float]]:
+def gradient(task: str, backend: str, dtype: str = "float64", **options: Any) -> dict[str, Nested]:
     return call("gradient", task=task, backend=backend, dtype=dtype, **options)
 
 

@@ -30,27 +30,61 @@ def style(i: int) -> dict[str, Any]:
 
 
 def fit_plot(path: Path, task: tasks.Task, rows: list[dict[str, Any]]) -> None:
+    """One input and one output: the data and every backend's curve. Several inputs: predicted against
+    measured. 0/1 targets: every backend's output by class. One-hot targets: the confusion matrix of the
+    first backend, every one's accuracy."""
     fig, ax = plt.subplots(figsize=(7, 4.5))
-    if task.x.ndim == 1:
-        ax.scatter(task.x, task.y, s=8, color="0.6", label="data", zorder=0)
-        grid = np.linspace(task.x.min(), task.x.max(), 400)
-        for i, r in enumerate(rows):
-            p = {k: np.asarray(v) for k, v in r["params"].items()}
-            ax.plot(grid, task.model(p, grid, np), label=label(r), **style(i))
+    params = [{k: np.asarray(v) for k, v in r["params"].items()} for r in rows]
+    y = task.y.reshape(len(task.y), -1)
+    title = f"{task.name}: data and every backend's fit ({rows[0]['dtype']})"
+    binary = bool(np.all((y == 0) | (y == 1)))
+    if binary and y.shape[1] > 1 and np.all(y.sum(axis=1) == 1):
+        title = confusion(ax, task, rows, params)
+    elif binary and y.shape[1] == 1:  # two classes, one output (a logit or a probability): how it separates them
+        outputs = [np.ravel(task.model(p, task.x, np)) for p in params]
+        bins = np.histogram_bin_edges(outputs[0], 40)  # one set of bins: backends that agree draw the same steps
+        for i, (r, out) in enumerate(zip(rows, outputs, strict=True)):
+            for c in (0, 1):
+                ax.hist(out[y[:, 0] == c], bins=bins, histtype="step", color=f"C{c}", label=label(r) if c else None,
+                        **style(i))  # fmt: skip
+        ax.set(xlabel="model output (blue: samples of class 0, orange: class 1)", ylabel="samples")
+        title = f"{task.name}: model output by true class ({rows[0]['dtype']})"
+    elif y.shape[1] == 1 and task.x[0].size == 1:
+        ax.scatter(task.x.ravel(), y.ravel(), s=8, color="0.6", label="data", zorder=0)
+        grid = np.linspace(task.x.min(), task.x.max(), 400).reshape(-1, *task.x.shape[1:])
+        for i, (r, p) in enumerate(zip(rows, params, strict=True)):
+            ax.plot(grid.ravel(), np.ravel(task.model(p, grid, np)), label=label(r), **style(i))
         pad = 0.25 * np.ptp(task.y)  # a run cut short may be far off: keep the data readable
         ax.set(xlabel="x", ylabel="y", ylim=(task.y.min() - pad, task.y.max() + pad))
-    else:  # more than one input: predicted against measured
-        for i, r in enumerate(rows):
-            p = {k: np.asarray(v) for k, v in r["params"].items()}
-            ax.scatter(task.y, task.model(p, task.x, np), s=30 - 3 * i, label=label(r), facecolors="none",
-                       edgecolors=f"C{i}")  # fmt: skip
+    else:  # more than one input or output: predicted against measured
+        for i, (r, p) in enumerate(zip(rows, params, strict=True)):
+            ax.scatter(y.ravel(), np.ravel(task.model(p, task.x, np)), s=30 - 3 * i, label=label(r),
+                       facecolors="none", edgecolors=f"C{i}")  # fmt: skip
         ax.plot([task.y.min(), task.y.max()], [task.y.min(), task.y.max()], color="0.3", linewidth=1)
         ax.set(xlabel="y (data)", ylabel="ŷ (fitted)")
-    ax.set_title(f"{task.name}: data and every backend's fit ({rows[0]['dtype']})")
-    ax.legend(fontsize=8)
+    ax.set_title(title)
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+def confusion(ax: Any, task: tasks.Task, rows: list[dict[str, Any]], params: list[dict[str, Any]]) -> str:
+    """Predicted class (the largest output) against the true one on the training data; returns the title."""
+    truth = np.argmax(task.y, axis=1)
+    predicted = [np.argmax(task.model(p, task.x, np), axis=1) for p in params]
+    k = task.y.shape[1]
+    counts = np.zeros((k, k), dtype=int)
+    np.add.at(counts, (truth, predicted[0]), 1)
+    ax.imshow(counts, cmap="Blues")
+    for (i, j), c in np.ndenumerate(counts):
+        if c:
+            ax.text(j, i, str(c), ha="center", va="center", fontsize=7, color="w" if c > counts.max() / 2 else "k")
+    ax.set(xlabel="predicted class", ylabel="true class", xticks=range(k), yticks=range(k))
+    accuracy = "\n".join(f"{label(r)}: {np.mean(q == truth):.4f}" for r, q in zip(rows, predicted, strict=True))
+    ax.text(1.02, 1.0, "training accuracy\n" + accuracy, transform=ax.transAxes, va="top", fontsize=8)
+    return f"{task.name}: predicted against true class, {rows[0]['backend']} ({rows[0]['dtype']})"
 
 
 def loss_plot(path: Path, task: str, rows: list[dict[str, Any]], dtypes: list[str]) -> None:

@@ -1,8 +1,20 @@
 """Training tasks, each defined once and run unchanged by every backend.
 
-A task is plain numpy: data, initial parameters, a model and a loss written against an
-array namespace ``xp`` (numpy, torch, jax.numpy, ...), an SGD schedule, and a hand-derived
-gradient that the numpy reference backend uses. Importing this package imports no framework.
+A task is plain numpy: data, initial parameters, a model and a loss written against an array
+namespace ``xp``, an SGD schedule, and a hand-derived gradient that the numpy reference backend uses.
+Importing this package imports no framework.
+
+What a model and a loss may use is the array contract, written down in ``tasks.contract`` (names of
+the Python Array API standard) and checked on every backend by tests/test_contract.py:
+
+- operators ``+ - * / ** @``, unary ``-``, ``< <= > >=`` (conditions for ``where``), ``.T``, indexing
+  and slicing with integers and slices;
+- ``sum``, ``mean``, ``max``, ``min`` (``axis``, ``keepdims``), ``exp``, ``log``, ``log1p``, ``tanh``,
+  ``sin``, ``cos``, ``sqrt``, ``square``, ``abs``, ``maximum``, ``minimum``, ``where``, ``reshape``,
+  ``matmul``; Python scalars anywhere an operand may be.
+
+Left out (see ``tasks.contract`` for why): what has no derivative (argmax, sorting, ``==``), creating
+arrays and in-place writes, advanced indexing, batched matmul, 0-d arrays.
 """
 
 from __future__ import annotations
@@ -30,6 +42,9 @@ TASKS: dict[str, str] = {
     "parabola": "tasks.parabola",
     "parabola-sgd": "tasks.parabola_sgd",
     "plane": "tasks.plane",
+    "logistic": "tasks.logistic",
+    "mlp": "tasks.mlp",
+    "digits": "tasks.digits",
 }
 
 
@@ -37,8 +52,10 @@ TASKS: dict[str, str] = {
 class Task:
     """One training problem. Arrays are float64; backends cast to the run's dtype.
 
-    Every parameter is a 1-d array (a scalar parameter has shape (1,)), so that frameworks
-    without 0-d arrays (MXNet's NDArray) hold them too.
+    Parameters have any shape of at least one dimension (a scalar parameter has shape (1,)), so that
+    frameworks without 0-d arrays (MXNet's NDArray) hold them too. ``x`` and ``y`` have one sample per
+    row and any shape after it (vectors, matrices, one-hot labels); batches are rows. ``model`` and
+    ``loss`` use only the array contract (``tasks.contract``) on ``xp`` and on the arrays they get.
     """
 
     name: str
@@ -56,6 +73,8 @@ class Task:
     expected: dict[str, Any] = field(default_factory=dict)  # where training must end
     expected_tol: float = 0.0  # absolute, in float64
     float32_tol: float | None = None  # for float32 runs against the reference, where 1e-4 is too tight
+    metrics: Callable[[Params], dict[str, float]] | None = None  # figures of trained parameters, in numpy
+    metric_floors: dict[str, float] = field(default_factory=dict)  # the least each metric must reach
     orders_made: tuple[np.ndarray, ...] | None = None  # the batch orders, where another process made them
 
     def __post_init__(self) -> None:
