@@ -141,9 +141,10 @@ def check(name: str) -> list[tuple[bool, str]]:
         "data, learning rates or the initial loss are not finite, or a learning rate is not > 0"
     )))  # fmt: skip
     try:
-        outside = sorted(used_names(t) - set(CONTRACT))
-        lines.append((not outside, "array contract: " + (f"uses {', '.join(outside)}, outside it" if outside else
-                                                           "model and loss use only what it names")))  # fmt: skip
+        used = used_names(t)
+        outside = sorted(used - set(CONTRACT))
+        found = f"uses {', '.join(outside)}, outside it" if outside else f"model and loss use {' '.join(sorted(used))}"
+        lines.append((not outside, f"array contract: {found}"))
     except Exception as e:
         lines.append((False, f"array contract: the model or loss fails on numpy: {type(e).__name__}: {e}"))
     _, hand = t.loss_and_grad(t.init, t.x, t.y)

@@ -28,19 +28,9 @@ BACKGROUND = {"jax"}  # trained by a worker process from the start of the sessio
 # that differs (mxnet-gluon equals numpy run with the same float32 learning rate to 1e-9).
 LR_IN_FLOAT32 = pytest.mark.xfail(strict=True, reason="MXNet's SGD takes the learning rate as float32")
 
-# digits' images come from scikit-learn, which only the main environment has; until the main process
-# makes every task's data and hands them to the workers (issue 7 item 1), MXNet cannot build the task
-MAIN_DATA_ONLY = {"digits"}
-DATA_IN_MAIN_ONLY = pytest.mark.xfail(
-    raises=harness.Unavailable, strict=False, reason="task data are made in the main environment only (issue 7 item 1)"
-)
-
 
 def marked(case: tuple[str, str, str]) -> Any:
     """A case, with the expected failure it has."""
-    task, backend, dtype = case
-    if task in MAIN_DATA_ONLY and backends.BACKENDS[backend].env != "main":
-        return pytest.param(case, marks=DATA_IN_MAIN_ONLY)
     if case == ("quadratic", "mxnet-gluon", "float64"):
         return pytest.param(case, marks=LR_IN_FLOAT32)
     return case
@@ -160,8 +150,7 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         cases = [("quadratic", n, b, d) for n in o.sizes for b in o.backends for d in o.dtypes]
         metafunc.parametrize("task, n, backend, dtype", cases, ids=["-".join(map(str, c)) for c in cases])
     if "case" in metafunc.fixturenames:
-        cases = [c if c[0] not in MAIN_DATA_ONLY else marked(c) for c in CASES]
-        metafunc.parametrize("case", cases, ids="-".join)
+        metafunc.parametrize("case", CASES, ids="-".join)
     if "full_case" in metafunc.fixturenames:  # cases whose run is the task's full schedule
         metafunc.parametrize("full_case", [marked(c) for c in CASES if epochs(*c[:2], full) is None], ids="-".join)
 
