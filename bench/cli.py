@@ -172,6 +172,12 @@ def cmd_compare(a: argparse.Namespace) -> int:
         reached = (
             "-" if not task.expected else f"{'yes' if end <= end_tol(task.expected_tol, a.dtype) else 'NO'} ({end:.1e})"
         )
+        if task.metrics is not None and task.metric_floors:
+            got = task.metrics({k: np.asarray(v) for k, v in out.params.items()})
+            good = all(got[k] >= floor for k, floor in task.metric_floors.items())
+            ok &= good
+            floors = ", ".join(f"{k} {got[k]:.4g} ≥ {f:g}" for k, f in task.metric_floors.items())
+            reached = f"{'yes' if good else 'NO'} ({floors})"
         params = ", ".join(f"{k}={fmt(v)}" for k, v in out.params.items())
         rows.append((out.task, out.backend, params, f"{out.losses[-1]:.6g}", f"{diff:.1e}", reached, verdict))
     header = ("task", "backend", f"final parameters ({a.dtype})", "final loss", "max rel diff", "stated end", "verdict")

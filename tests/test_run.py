@@ -12,6 +12,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from bench import envs, outdir, plots, run, timing
@@ -46,7 +47,7 @@ def earlier_results(out: Path) -> None:
 def quick(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("run") / "results"
     earlier_results(out)
-    done = bench_run("--quick", "--backends", "numpy,torch,mxnet-gluon", "--tasks", "linear,plane", "--dtype",
+    done = bench_run("--quick", "--backends", "numpy,torch,mxnet-gluon", "--tasks", "linear,plane,digits", "--dtype",
                      "float64", "--out", str(out))  # fmt: skip
     assert done.returncode == 0, done.stderr
     return out
@@ -55,7 +56,7 @@ def quick(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_quick_run_writes_every_result(quick):
     names = {p.name for p in quick.iterdir()}
     assert {"README.md", "results.json", "results.csv", "scaling.csv", "plots", outdir.MARK} <= names
-    drawn = {"scaling.png", "fit_linear.png", "loss_linear.png", "fit_plane.png", "loss_plane.png"}
+    drawn = {"scaling.png"} | {f"{kind}_{t}.png" for kind in ("fit", "loss") for t in ("linear", "plane", "digits")}
     assert {p.name for p in (quick / "plots").iterdir()} == drawn | {"mine.png"}
     assert not [p for p in quick.iterdir() if p.name.startswith(outdir.STAGING)], "a staging folder was left"
     assert not [p for p in quick.parent.iterdir() if p.name.startswith(".")], "a temporary folder was left"
@@ -78,7 +79,7 @@ def test_quick_run_rows_agree_with_numpy(quick):
     result = json.loads((quick / "results.json").read_text())
     cases = [c for c in result["cases"] if c["kind"] == "speed"]
     assert {(c["task"], c["backend"]) for c in cases} == {
-        (t, b) for t in ("linear", "plane") for b in ("numpy", "torch", "mxnet-gluon")
+        (t, b) for t in ("linear", "plane", "digits") for b in ("numpy", "torch", "mxnet-gluon")
     }
     for c in cases:
         assert "error" not in c, c
@@ -87,6 +88,16 @@ def test_quick_run_rows_agree_with_numpy(quick):
     assert "mxnet" in result["workers"]["mxnet-gluon"]["machine_info"]["autodiff_bench"]["versions"]
     readme = (quick / "README.md").read_text()
     assert "## linear (float64)" in readme and "| mxnet-gluon |" in readme and "Failed cases" not in readme
+
+
+def test_matrix_parameters_and_a_tasks_own_figures_reach_the_results(quick):
+    """digits: a 64×10 weight kept in its shape, and its held-out accuracy (made in the main process,
+    which alone has scikit-learn) beside the loss of every backend, MXNet's included."""
+    cases = [c for c in json.loads((quick / "results.json").read_text())["cases"] if c["task"] == "digits"]
+    for c in cases:
+        assert np.shape(c["params"]["W"]) == (64, 10) and 0.0 <= c["metrics"]["test_accuracy"] <= 1.0
+    table = (quick / "README.md").read_text().split("## digits (float64)")[1].split("##")[0]
+    assert table.count("test accuracy") == 3
 
 
 def refused(out: Path, *args: str, words: list[str], unchanged: bool = True) -> None:
