@@ -74,7 +74,7 @@ class BenchOptions:
 
     @property
     def budget(self) -> float:  # seconds of the correctness run, beyond which it trains fewer epochs
-        return 0.5 if self.quick else 10.0
+        return 0.5 if self.quick else 5.0
 
 
 def bench_options(config: pytest.Config) -> BenchOptions:
