@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import fnmatch
 import json
 import os
 import shutil
@@ -23,7 +24,10 @@ from bench.harness import BenchError, UsageError
 
 MARK = ".autodiff-bench"
 STAGING = ".autodiff-bench-staging-"
-OWN = ("README.md", "results.json", "results.csv", "scaling.csv", "plots")  # what a run writes at the top
+# what a run may write, as bench/report.py and bench/plots.py name it: a file of these names that the mark
+# does not list is a user's, and the folder is refused before any work rather than at the end
+OWN = ("README.md", "results.json", "results.csv", "scaling.csv", "plots/fit_*.png", "plots/loss_*.png",
+       "plots/scaling.png")  # fmt: skip
 
 
 def read_mark(out: Path) -> list[str] | None:
@@ -70,9 +74,13 @@ def check(out: Path) -> Path:
         if any(out.iterdir()):
             raise UsageError(f"--out {out}: a folder that autodiff-bench did not write (no {MARK} mark) and not empty")
         return out
-    for name in OWN:
-        if (out / name).exists() and not any(f == name or f.startswith(name + "/") for f in listed):
+    present = [p for folder in (out, out / "plots") if folder.is_dir() for p in folder.iterdir()]
+    for path in present:
+        name = path.relative_to(out).as_posix()
+        if name not in listed and any(fnmatch.fnmatchcase(name, own) for own in OWN):
             raise UsageError(f"--out {out}: its {name} was not written by autodiff-bench; move it or choose another")
+    if (out / "plots").exists() and not (out / "plots").is_dir():
+        raise UsageError(f"--out {out}: its plots is not a folder; move it or choose another")
     return out
 
 

@@ -125,6 +125,15 @@ def test_a_marked_folder_whose_own_names_hold_a_users_file_is_refused(tmp_path):
     refused(tmp_path, words=["results.json", "not written by autodiff-bench"])
 
 
+def test_a_plot_the_mark_does_not_list_is_refused_before_any_work(tmp_path):
+    """A file named as the tool names its plots, but not in the mark, is refused at the start, not after
+    minutes of timing."""
+    outdir.write_mark(tmp_path, ["README.md"])
+    (tmp_path / "plots").mkdir()
+    (tmp_path / "plots" / "fit_linear.png").write_text("not the tool's")
+    refused(tmp_path, "--tasks", "linear", words=["plots/fit_linear.png", "not written by autodiff-bench"])
+
+
 def test_a_mark_that_names_a_path_outside_its_folder_is_refused(tmp_path):
     out = tmp_path / "r"
     out.mkdir()
