@@ -70,7 +70,7 @@ class BenchOptions:
 
     @property
     def min_rounds(self) -> int:
-        return 1 if self.quick else 5
+        return 1 if self.quick else 3  # slow eager rounds (eager jax: 0.2-4 s each) still time 600+ steps
 
     @property
     def budget(self) -> float:  # seconds of the correctness run, beyond which it trains fewer epochs
