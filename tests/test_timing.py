@@ -17,8 +17,11 @@ def test_the_harness_waits_for_asynchronous_work():
     unit()  # compile
     dispatch = min(seconds(unit.dispatch) for _ in range(3))
     unit.backend.wait(None)
-    blocking = min(seconds(lambda: b.wait(unit.dispatch())) for _ in range(3))
-    measured = min(seconds(unit) for _ in range(3))
+    blocking, measured = [], []  # interleaved, so that a busy moment of the machine hits both alike
+    for _ in range(5):
+        blocking.append(seconds(lambda: b.wait(unit.dispatch())))
+        measured.append(seconds(unit))
+    blocking, measured = min(blocking), min(measured)
     assert blocking > 10 * dispatch, "this case no longer returns early: the self-test proves nothing"
     assert measured == pytest.approx(blocking, rel=0.3)
 
