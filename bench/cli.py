@@ -90,8 +90,7 @@ def task_list(given: Sequence[str], files: Sequence[str]) -> list[str] | None:
         try:
             out.append(tasks.add(value))
         except Exception as e:  # whatever the user's file raises: one line
-            first = (str(e).strip().splitlines() or [""])[0]
-            raise harness.UsageError(f"cannot load task {value}: {type(e).__name__}: {first}") from None
+            raise harness.UsageError(f"cannot load task {value}: {harness.Failed.of(e)}") from None
     return out or None
 
 

@@ -181,7 +181,7 @@ def contract_here(backend: str, dtype: str = "float64") -> dict[str, Any]:
         try:
             out |= contract.split(cls(contract.task([e], shapes), dtype).gradient(), shapes, [e])
         except Exception as err:  # reported as that example's outcome
-            out[e.code] = {"error": f"{type(err).__name__}: {(str(err).strip() or '?').splitlines()[0]}"}
+            out[e.code] = {"error": str(Failed.of(err))}
     return out
 
 

@@ -14,6 +14,7 @@ import numpy as np
 import tasks
 from bench import envs
 from bench.compare import tol
+from bench.harness import Failed
 from bench.timing import fit_overhead
 
 HOW_TO_READ = """Time per step is the median over rounds of one round's time divided by its steps (a round trains
@@ -211,8 +212,7 @@ def draw_plots(folder: Path, rows: list[dict[str, Any]], fits: list[dict[str, An
             drawn.append(path)
         except Exception as e:
             path.unlink(missing_ok=True)
-            first = (str(e).strip().splitlines() or [""])[0]
-            not_drawn.append(f"plot {path.name} not drawn: {type(e).__name__}: {first}")
+            not_drawn.append(f"plot {path.name} not drawn: {Failed.of(e)}")
     return drawn, not_drawn
 
 
