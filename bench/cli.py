@@ -55,7 +55,8 @@ def parser() -> Parser:
     )
     r.add_argument("--device", default="cpu", help="cpu (default) or cuda, for torch and jax")
     r.add_argument("--quick", action="store_true", help="a smoke run of under a minute; its timings are not to be read")
-    r.add_argument("--timeout", type=float, help="seconds a backend's worker may take (default 900, quick 120)")
+    r.add_argument("--timeout", type=float, help="seconds one timing process may take (default 600, quick 120)")
+    r.add_argument("--repeats", type=int, help="timing processes per backend, interleaved (default 5, quick 2)")
     return p
 
 
@@ -223,8 +224,11 @@ def cmd_run(a: argparse.Namespace) -> int:
         threads=a.threads,
         device=names(a.device, ["cpu", "cuda"], "device", "--device")[0],
         quick=a.quick,
-        timeout=(120.0 if a.quick else 900.0) if a.timeout is None else positive("--timeout", a.timeout),
+        timeout=(120.0 if a.quick else 600.0) if a.timeout is None else positive("--timeout", a.timeout),
+        repeats=(2 if a.quick else run.REPEATS) if a.repeats is None else a.repeats,
     )
+    if o.repeats < 1:
+        raise harness.UsageError(f"--repeats must be 1 or more, not {o.repeats}")
     return run.run(o)
 
 

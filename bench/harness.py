@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from pathlib import Path
@@ -185,7 +186,27 @@ def contract_here(backend: str, dtype: str = "float64") -> dict[str, Any]:
     return out
 
 
-CALLS: dict[str, Callable[..., Any]] = {"train": train_here, "gradient": gradient_here, "contract": contract_here}
+def measure_here(**kwargs: Any) -> dict[str, Any]:
+    """One case's timings in this process (bench.timing.measure, which builds on this module)."""
+    from bench.timing import measure
+
+    return measure(**kwargs)
+
+
+def correctness_here(**kwargs: Any) -> dict[str, Any]:
+    """A case trained for the correctness columns of its timing (bench.timing.correctness)."""
+    from bench.timing import correctness
+
+    return correctness(**kwargs)
+
+
+CALLS: dict[str, Callable[..., Any]] = {
+    "train": train_here,
+    "gradient": gradient_here,
+    "contract": contract_here,
+    "measure": measure_here,
+    "correctness": correctness_here,
+}
 
 
 class Failed(BenchError):
@@ -226,39 +247,58 @@ def call_here(fn: str, kwargs: dict[str, Any]) -> Any:
 
 class Remote:
     """Calls run by a worker process in another environment; started now, collected by ``results``.
-    The worker answers one line per call as it goes, so a worker that dies keeps what it answered."""
+    The worker answers one line per call as it goes, so a worker that dies keeps what it answered.
+    ``environ`` adds variables to the worker's environment; where it names no shipped task data
+    (``taskdata.VARIABLE``), the data these calls need are shipped for this worker alone."""
 
-    def __init__(self, env: str, calls: list[tuple[str, dict[str, Any]]]) -> None:
+    def __init__(self, env: str, calls: list[tuple[str, dict[str, Any]]], environ: dict[str, str] | None = None):
         self.env, self.calls, self.proc = env, calls, None
         if not envs.python(env).exists():
             return
         self.out = tempfile.NamedTemporaryFile(suffix=".jsonl")
         self.err = tempfile.TemporaryFile()
         self.data = tempfile.TemporaryDirectory(prefix="autodiff-bench-data-")
-        wanted = {(kw["task"], kw.get("n")) for _, kw in calls if "task" in kw}
-        env = {**os.environ, **taskdata.ship(Path(self.data.name), wanted)}
-        self.proc = procs.start(self.command(), cwd=envs.ROOT, stdin=subprocess.PIPE, stderr=self.err, env=env)
+        extra = dict(environ or {})
+        if taskdata.VARIABLE not in extra:
+            extra |= taskdata.ship(Path(self.data.name), {(kw["task"], kw.get("n")) for _, kw in calls if "task" in kw})
+        self.proc = procs.start(self.command(), cwd=envs.ROOT, stdin=subprocess.PIPE, stderr=self.err,
+                                env={**os.environ, **extra})  # fmt: skip
         self.proc.stdin.write(json.dumps(calls).encode())
         self.proc.stdin.close()
 
     def command(self) -> list[Any]:
         return [envs.python(self.env), "-m", "bench.worker", self.out.name]
 
-    def results(self) -> list[Any]:
+    def results(self, timeout: float | None = None, answered: Callable[[int], None] | None = None) -> list[Any]:
+        """Every call's outcome, once the worker ends or ``timeout`` seconds have passed (then it is
+        stopped); ``answered(i)`` is called as the worker answers the i-th call."""
         if self.proc is None:
             return [self.unavailable(kw["backend"]) for _, kw in self.calls]
-        code = self.proc.wait()
+        code, count, deadline = None, 0, None if timeout is None else time.monotonic() + timeout
+        while code is None and (deadline is None or time.monotonic() < deadline):
+            try:
+                code = self.proc.wait(timeout=0.2)
+            except subprocess.TimeoutExpired:
+                pass
+            if answered is not None:
+                done = self.answers()
+                for i in range(count, len(done)):
+                    answered(i)
+                count = len(done)
         procs.stop(self.proc)  # and whatever it started
         with self.out, self.err, self.data:
-            self.out.seek(0)
-            replies = [json.loads(line) for line in self.out.read().decode().splitlines() if line.endswith("}")]
-            outcomes = [decode(fn, reply) for (fn, _), reply in zip(self.calls, replies, strict=False)]
+            outcomes = [decode(fn, reply) for (fn, _), reply in zip(self.calls, self.answers(), strict=False)]
             if len(outcomes) < len(self.calls):
                 self.err.seek(0)
-                why = procs.ended(code, self.err.read().decode(errors="replace").splitlines())
+                why = procs.ended(code, self.err.read().decode(errors="replace").splitlines(), timeout)
                 why = why.replace("the worker", f"the {self.env} worker", 1)
                 outcomes += [BenchError(why)] * (len(self.calls) - len(outcomes))
         return outcomes
+
+    def answers(self) -> list[dict[str, Any]]:
+        """The worker's complete answers so far: the lines it has ended (a long one is written in parts)."""
+        self.out.seek(0)
+        return [json.loads(line) for line in self.out.read().decode().split("\n")[:-1]]
 
     def stop(self) -> None:
         """End the worker and whatever it started (called again after ``results``: harmless)."""

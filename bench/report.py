@@ -6,24 +6,33 @@ import csv
 import json
 import math
 import os
+import statistics
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 import tasks
-from bench import envs
+from bench import envs, stats
 from bench.compare import tol
 from bench.harness import Failed
 from bench.timing import fit_overhead
 
-HOW_TO_READ = """Time per step is the median over rounds of one round's time divided by its steps (a round trains
-a fixed slice of the task's schedule and ends in a blocking read); IQR likewise. *First call* is the
-first round alone: tracing, compiling or hybridizing included. *Final loss* and *max rel diff from
-numpy* (`|a-b| / max(1, |a|+|b|)` over the final parameters and every step's loss) come from training
-the schedule in the same worker process. The memory floor is the time to read x and y once from
-memory at the read bandwidth measured in the same run (BLAS dot over the run's threads, on 800 MiB);
-below N ≈ 10⁶ the data sit in cache and can beat it."""
+HOW_TO_READ = """Every backend was timed in R fresh processes of its own environment, the processes interleaved
+round-robin across backends (numpy, torch, …, then again), so that a drift of the machine hits each
+alike. In each process a round trains a fixed slice of the task's schedule and ends in a blocking read;
+the process's figure is its median round divided by the round's steps. *Per step* is the median over the
+processes, with a 95 % confidence interval over them in brackets: the spread met when rerunning.
+*× numpy* and *× fastest* are ratios of medians with their 95 % interval; one whose interval includes 1
+reads *within noise*. *First call* is the first process's first round alone: tracing, compiling or
+hybridizing included, with compile caches empty. *Step ÷ objective* is a training step's time over the
+loss alone of the same batches (same blocking read): the cost of the gradient and update, which the
+cheap gradient principle bounds by about 5 for reverse mode. *Final loss* and *max rel diff from numpy*
+(`|a-b| / max(1, |a|+|b|)` over the final parameters and every step's loss) come from training the
+schedule in one more process of the backend's environment. The memory floor is the time to read x and y
+once at the best read bandwidth measured in the run (several kernels and thread counts); a figure that
+beats it by more than 5 % is a measurement error, and is flagged rather than printed."""
 
 README_START, README_END = "<!-- results:start -->", "<!-- results:end -->"
 
@@ -37,22 +46,20 @@ def duration(seconds: float | None) -> str:
     return f"{seconds / 1e-9:.3g} ns"
 
 
-def rows_of(workers: list[Any]) -> list[dict[str, Any]]:
-    """One row per case asked for: its figures, or the reason it has none."""
+def rows_of(cases: list[Any], found: Any) -> list[dict[str, Any]]:
+    """One row per case asked for: its figures (what the timing session put in each benchmark's
+    extra_info), or the reason it has none."""
+    benchmarks = {b["name"]: b for b in found.benchmarks}
     rows = []
-    for w in workers:
-        found = {b["name"]: b for b in w.benchmarks}
-        for case, what in w.cases.items():
-            row: dict[str, Any] = {**what, "backend": w.backend}
-            b = found.get(case)
-            if b is None or case in w.failures:
-                row["error"] = w.failures.get(case) or w.status or "the worker never reported this case"
-            else:
-                x, s, k = b["extra_info"], b["stats"], b["extra_info"]["steps_per_round"]
-                row |= {key: v for key, v in x.items() if key != "kind"}
-                row |= {"median_s": s["median"] / k, "iqr_s": s["iqr"] / k, "mean_s": s["mean"] / k,
-                        "min_s": s["min"] / k, "rounds": s["rounds"]}  # fmt: skip
-            rows.append(row)
+    for c in cases:
+        row: dict[str, Any] = {"kind": c.kind, "task": c.task, "backend": c.backend, "dtype": c.dtype}
+        row |= {} if c.n is None else {"n": c.n}
+        b = benchmarks.get(c.id)
+        if b is None or c.id in found.failures:
+            row["error"] = found.failures.get(c.id) or "the timing session never reported this case"
+        else:
+            row |= b["extra_info"]
+        rows.append(row)
     return with_metrics(rows)
 
 
@@ -78,41 +85,95 @@ def figures(metrics: dict[str, Any]) -> str:
     return ", ".join(parts)
 
 
+SCALES = (("s", 1.0), ("ms", 1e-3), ("µs", 1e-6), ("ns", 1e-9))
+
+
+def with_interval(r: dict[str, Any]) -> str:
+    """``16.3 µs (15.9–16.8)``: the median per step and its 95 % interval, in the median's unit."""
+    unit, scale = next(((u, k) for u, k in SCALES if r["median_s"] >= k), SCALES[-1])
+    return f"{r['median_s'] / scale:.3g} {unit} ({r['ci_low_s'] / scale:.3g}–{r['ci_high_s'] / scale:.3g})"
+
+
+def ratio(a: list[float], b: list[float], flag_above: float | None = None) -> str:
+    """The ratio of medians a / b with its 95 % interval; *within noise* where the interval includes 1,
+    and in bold with a note where it is above ``flag_above``."""
+    if a is b:
+        return "1"
+    r, lo, hi = stats.ratio_ci(a, b)
+    text = f"{r:.3g} ({lo:.3g}–{hi:.3g})"
+    if lo <= 1 <= hi:
+        return text + " within noise"
+    if flag_above is not None and r > flag_above:
+        return f"**{text}** over {flag_above:g}"
+    return text
+
+
+def per_objective(r: dict[str, Any]) -> str:
+    """A training step's median time over the objective's alone."""
+    if not r.get("objective_samples_s"):
+        return "—"
+    return f"{statistics.median(r['step_samples_s']) / statistics.median(r['objective_samples_s']):.3g}"
+
+
 def task_table(rows: list[dict[str, Any]], task: str, dtype: str) -> list[list[str]]:
     mine = [r for r in rows if r["kind"] == "speed" and r.get("task") == task and r["dtype"] == dtype]
     timed = sorted((r for r in mine if "median_s" in r), key=lambda r: r["median_s"])
-    numpy = next((r["median_s"] for r in timed if r["backend"] == "numpy"), math.nan)
-    fastest = timed[0]["median_s"] if timed else math.nan
+    numpy = next((r for r in timed if r["backend"] == "numpy"), None)
     limit = tol(tasks.get(task), dtype)
     table = []
     for r in timed:
-        loss = f"{r['final_loss']:.6g}" + (f"; {figures(r['metrics'])}" if r.get("metrics") else "")
-        if r["epochs_trained"] < r["epochs"]:
-            loss += f" (after {r['epochs_trained']} of {r['epochs']} epochs)"
-        diff = f"{r['max_rel_diff']:.1e}" + ("" if r["max_rel_diff"] <= limit else " DIFFERS")
-        if r.get("lr_dtype", "float64") != "float64":
-            diff += f" (numpy with {r['lr_dtype']} lr)"
-        table.append([r["backend"], r["mode"], duration(r["first_call_s"]),
-                      f"{duration(r['median_s'])} ({duration(r['iqr_s'])})", f"{1 / r['median_s']:,.0f}",
-                      f"{r['median_s'] / numpy:.3g}", f"{r['median_s'] / fastest:.3g}", loss, diff])  # fmt: skip
-    table += [[r["backend"], "", "", "", "", "", "", "", r["error"]] for r in mine if "median_s" not in r]
+        loss = "—"
+        if "final_loss" in r:
+            loss = f"{r['final_loss']:.6g}" + (f"; {figures(r['metrics'])}" if r.get("metrics") else "")
+            if r["epochs_trained"] < r["epochs"]:
+                loss += f" (after {r['epochs_trained']} of {r['epochs']} epochs)"
+        diff = "—"
+        if "max_rel_diff" in r:
+            diff = f"{r['max_rel_diff']:.1e}" + ("" if r["max_rel_diff"] <= limit else " DIFFERS")
+            if r.get("lr_dtype", "float64") != "float64":
+                diff += f" (numpy with {r['lr_dtype']} lr)"
+        table.append([r["backend"], r["mode"], duration(r["first_call_s"]), with_interval(r),
+                      f"{1 / r['median_s']:,.0f}",
+                      ratio(r["step_samples_s"], numpy["step_samples_s"]) if numpy else "—",
+                      ratio(r["step_samples_s"], timed[0]["step_samples_s"]), per_objective(r), loss,
+                      diff])  # fmt: skip
+    table += [[r["backend"], "", "", "", "", "", "", "", "", r["error"]] for r in mine if "median_s" not in r]
     return table
 
 
-TASK_HEADER = ["backend", "mode", "first call", "per step: median (IQR)", "steps/s", "× numpy", "× fastest",
-               "final loss", "max rel diff from numpy"]  # fmt: skip
+TASK_HEADER = ["backend", "mode", "first call", "per step: median (95 % CI)", "steps/s", "× numpy", "× fastest",
+               "step ÷ objective", "final loss", "max rel diff from numpy"]  # fmt: skip
+FLOOR_SLACK = 0.95  # a figure under 0.95 × the memory floor is a measurement error, not a speed
+HANDWRITTEN_LIMIT = 1.5  # an adapter slower than this × a hand-written loop of its framework is flagged
 
 
-def summary_table(rows: list[dict[str, Any]], names: list[str], backends: list[str], dtype: str) -> list[list[str]]:
-    cell = {(r["backend"], r["task"]): r for r in rows if r["kind"] == "speed" and r["dtype"] == dtype}
+def summary_table(rows: list[dict[str, Any]], names: list[str], backends: list[str], dtype: str,
+                  cell: Callable[[dict[str, Any]], str] = with_interval) -> list[list[str]]:  # fmt: skip
+    found = {(r["backend"], r["task"]): r for r in rows if r["kind"] == "speed" and r["dtype"] == dtype}
     out = []
     for b in backends:
         line = [b]
         for t in names:
-            r = cell.get((b, t), {})
-            line.append(duration(r["median_s"]) if "median_s" in r else "failed" if r else "—")
+            r = found.get((b, t), {})
+            line.append(cell(r) if "median_s" in r else "failed" if r else "—")
         out.append(line)
     return out
+
+
+def handwritten_table(rows: list[dict[str, Any]], backends: list[str], dtype: str) -> tuple[list[str], list[list[str]]]:
+    """Each mode's time per step over a hand-written loop of its framework (quadratic, by N), timed in the
+    same processes, interleaved."""
+    found = {(r["backend"], r["n"]): r for r in rows if r["kind"] == "scaling" and r["dtype"] == dtype}
+    sizes = sorted({n for _, n in found})
+    table = []
+    for b in backends:
+        line = [b]
+        for n in sizes:
+            r = found.get((b, n), {})
+            ok = r.get("handwritten_samples_s")
+            line.append(ratio(r["step_samples_s"], ok, HANDWRITTEN_LIMIT) if ok else "failed" if r else "—")
+        table.append(line)
+    return ["backend", *(f"N = {n:.0e}" for n in sizes)], table
 
 
 def scaling_fits(rows: list[dict[str, Any]], bandwidth: float) -> list[dict[str, Any]]:
@@ -133,6 +194,13 @@ def scaling_fits(rows: list[dict[str, Any]], bandwidth: float) -> list[dict[str,
     return fits
 
 
+def floor_cell(f: dict[str, Any]) -> str:
+    """× the memory floor at the largest N; a figure that beats the floor is flagged, not printed."""
+    if f["floor_ratio"] < FLOOR_SLACK:
+        return f"beats the floor at N = {f['floor_n']:.0e}: a measurement error"
+    return f"{f['floor_ratio']:.2f} at N = {f['floor_n']:.0e}"
+
+
 def markdown_table(header: list[str], rows: list[list[str]]) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
     return "\n".join(lines + ["| " + " | ".join(r) + " |" for r in rows])
@@ -145,28 +213,28 @@ def write_text(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
-def write(out: Path, o: Any, workers: list[Any], bandwidth: float, wall: float, env: dict[str, Any]) -> str:
+def write(out: Path, o: Any, rows: list[dict[str, Any]], found: Any, floor: dict[str, Any], wall: float,
+          env: dict[str, Any], workers: dict[str, Any]) -> str:  # fmt: skip
     """Write the results folder: the raw figures first (results.json, CSVs), then plots, each on its own
     (one that fails is a line in the README), then the README. Returns the summary."""
     out.mkdir(parents=True)
-    rows = rows_of(workers)
+    bandwidth = floor["bytes_per_s"]
     fits = scaling_fits(rows, bandwidth)
     names = list(o.tasks)
-    command = o.command()
-    result = {"command": command, "wall_s": wall, "environment": env, "read_bandwidth_bytes_per_s": bandwidth,
-              "threads": o.threads, "device": o.device, "quick": o.quick, "cases": rows, "scaling": fits,
-              "workers": {w.backend: {"status": w.status or "ok", "seconds": w.seconds, "machine_info": w.machine_info}
-                          for w in workers}}  # fmt: skip
+    result = {"command": o.command(), "wall_s": wall, "environment": env, "read_bandwidth_bytes_per_s": bandwidth,
+              "floor": floor, "threads": o.threads, "device": o.device, "quick": o.quick, "repeats": o.repeats,
+              "cases": rows, "scaling": fits, "workers": workers, "machine_info": found.machine_info}  # fmt: skip
     (out / "results.json").write_text(json.dumps(result, indent=1))
-    columns = ["task", "backend", "dtype", "mode", "device", "first_call_s", "median_s", "iqr_s", "mean_s",
-               "min_s", "rounds", "steps_per_round", "final_loss", "max_rel_diff", "epochs_trained", "epochs",
-               "error"]  # fmt: skip
+    columns = ["task", "backend", "dtype", "mode", "device", "first_call_s", "median_s", "ci_low_s", "ci_high_s",
+               "step_samples_s", "objective_samples_s", "rounds", "steps_per_round", "final_loss", "max_rel_diff",
+               "epochs_trained", "epochs", "error"]  # fmt: skip
     write_csv(out / "results.csv", [r for r in rows if r["kind"] == "speed"], columns)
     write_csv(
         out / "scaling.csv",
         [r for r in rows if r["kind"] == "scaling"],
-        ["n", "backend", "dtype", "mode", "first_call_s", "median_s", "iqr_s", "bytes_per_step", "error"],
-    )
+        ["n", "backend", "dtype", "mode", "first_call_s", "median_s", "ci_low_s", "ci_high_s", "step_samples_s",
+         "handwritten_samples_s", "bytes_per_step", "error"],
+    )  # fmt: skip
     pictures, not_drawn = draw_plots(out / "plots", rows, fits, bandwidth, names)
 
     try:
@@ -231,14 +299,23 @@ def summary_markdown(rows: list[dict[str, Any]], names: list[str], o: Any, env: 
     parts = [f"Machine: {env['cpu']}, {env['cores']} cores, {o.threads} threads, device {o.device}; "
              + ", ".join(f"{k} {v}" for k, v in env["versions"].items())
              + f". Memory read bandwidth {bandwidth / 1e9:.1f} GB/s ({o.threads} threads)."
-             + f" Commit {env['commit'][:12]}."]  # fmt: skip
+             + f" Each backend timed in {o.repeats} processes. Commit {env['commit'][:12]}."]  # fmt: skip
     for d in o.dtypes:
         table = summary_table(rows, names, o.backends, d)
-        parts.append(f"### Time per step ({d}, median)\n\n" + markdown_table(["backend", *names], table))
+        parts.append(f"### Time per step ({d}, median (95 % CI))\n\n" + markdown_table(["backend", *names], table))
+    table = summary_table(rows, names, o.backends, o.dtypes[0], per_objective)
+    parts.append(
+        f"### Training step ÷ objective alone ({o.dtypes[0]})\n\n" + markdown_table(["backend", *names], table)
+    )
+    for d in o.dtypes:
+        header, table = handwritten_table(rows, o.backends, d)
+        if len(header) > 1:
+            parts.append(f"### × a hand-written loop of the same framework (quadratic, {d})\n\n"
+                         + markdown_table(header, table))  # fmt: skip
     if fits:
         body = [[f["backend"], f["mode"], f["dtype"], duration(f.get("overhead_s")),
-                 f"{f['per_element_s'] * 1e9:.3g} ns" if "per_element_s" in f else "—",
-                 f"{f['floor_ratio']:.1f} at N = {f['floor_n']:.0e}"] for f in fits]  # fmt: skip
+                 f"{f['per_element_s'] * 1e9:.3g} ns" if "per_element_s" in f else "—", floor_cell(f)]
+                for f in fits]  # fmt: skip
         parts.append(
             "### Overhead and throughput (quadratic, t(N) = a + b·N)\n\n"
             + markdown_table(["backend", "mode", "dtype", "fixed overhead a", "per element b", "× memory floor"], body)

@@ -1,5 +1,6 @@
-"""``python -m bench run``: time every backend, each in a fresh process of its own environment, one
-after another, through pytest-benchmark (tests/test_speed.py), then merge and write results/.
+"""``python -m bench run``: time every backend through pytest-benchmark (tests/test_speed.py, the path
+``pytest --benchmark-only`` takes: each backend measured in R fresh processes of its own environment,
+interleaved round-robin, bench.campaign), then write results/.
 
 A worker that crashes, hangs past its timeout, or fails a case leaves rows with the reason; the run goes
 on, and ends with exit status 1, the failed cases listed last. The results are staged and moved into
@@ -9,11 +10,12 @@ files is ever replaced or deleted); an interrupted run leaves the folder as it w
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import os
 import subprocess
 import sys
-import threading
 import time
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
@@ -22,10 +24,13 @@ from typing import Any
 
 import backends
 import tasks
-from bench import envs, machine, outdir, procs, taskdata, timing
+from bench import envs, machine, outdir, procs
+from bench import floor as bench_floor
+from bench.campaign import Case
 from bench.harness import DTYPES, BenchError
 
 SIZES = [10**k for k in range(2, 8)]
+REPEATS = 5  # timing processes per backend in a default run
 QUICK_SIZES = [10**2, 10**4]
 QUICK_STEPS = 1000  # --quick times the tasks shorter than this
 
@@ -44,6 +49,7 @@ class Options:
     device: str
     quick: bool
     timeout: float
+    repeats: int = REPEATS
 
     @property
     def sizes(self) -> list[int]:
@@ -60,152 +66,63 @@ class Options:
             words += [] if value == default else [flag, ",".join(value)]
         words += [] if self.threads == os.cpu_count() else ["--threads", str(self.threads)]
         words += [] if self.device == "cpu" else ["--device", self.device]
+        words += [] if self.repeats == (2 if self.quick else REPEATS) else ["--repeats", str(self.repeats)]
         return " ".join(words + ([] if self.out == envs.ROOT / "results" else ["--out", str(self.out)]))
 
 
-@dataclass
-class Worker:
-    """One backend's process: what it was asked, what came back, and how it ended."""
+def cases(o: Options) -> list[Case]:
+    """Every case the run asks for, in the order of its tables."""
+    speed = [Case("speed", t, b, d) for t in o.tasks for b in o.backends for d in o.dtypes]
+    return speed + [Case("scaling", "quadratic", b, d, n) for n in o.sizes for b in o.backends for d in o.dtypes]
 
-    backend: str
-    cases: dict[str, dict[str, Any]]  # test id -> what it times
-    done: int = 0
-    status: str = ""  # "" when it exited cleanly
-    seconds: float = 0.0
+
+def pytest_args(o: Options, raw: Path) -> list[str]:
+    """``pytest --benchmark-only`` over tests/test_speed.py for this run, its figures into ``raw``."""
+    return [str(envs.ROOT / "tests" / "test_speed.py"), f"--rootdir={envs.ROOT}", "--benchmark-only", "-q",
+            "-p", "no:cacheprovider", f"--benchmark-json={raw / 'timings.json'}",
+            f"--junitxml={raw / 'timings.xml'}", f"--bench-backends={','.join(o.backends)}",
+            f"--bench-tasks={','.join(o.tasks)}", f"--bench-dtypes={','.join(o.dtypes)}", f"--bench-device={o.device}",
+            f"--bench-sizes={','.join(map(str, o.sizes))}", f"--bench-repeats={o.repeats}",
+            f"--bench-threads={o.threads}", f"--bench-timeout={o.timeout}",
+            *(["--bench-quick"] if o.quick else [])]  # fmt: skip
+
+
+@dataclass
+class Timings:
+    """What the timing session wrote: pytest-benchmark's benchmarks, and why each failed case failed."""
+
     benchmarks: list[dict[str, Any]] = field(default_factory=list)
     failures: dict[str, str] = field(default_factory=dict)  # test id -> reason
     machine_info: dict[str, Any] = field(default_factory=dict)
 
-    @property
-    def measured(self) -> set[str]:
-        return {b["name"] for b in self.benchmarks}
 
+def timings(o: Options, raw: Path) -> Timings:
+    """Run the timing session in this process (pytest-benchmark's path, the one ``pytest --benchmark-only``
+    takes: every case measured in isolated processes of its backend's environment), and read what it wrote."""
+    import pytest
 
-def cases(o: Options, backend: str) -> dict[str, dict[str, Any]]:
-    """The test ids a backend's worker should produce (as tests/conftest.py names them), and what each is."""
-    speed = {
-        f"test_speed[{t}-{backend}-{d}]": {"kind": "speed", "task": t, "dtype": d} for t in o.tasks for d in o.dtypes
-    }
-    return speed | {
-        f"test_scaling[quadratic-{n}-{backend}-{d}]": {"kind": "scaling", "task": "quadratic", "n": n, "dtype": d}
-        for n in o.sizes
-        for d in o.dtypes
-    }
-
-
-def worker_command(o: Options, backend: str, raw: Path) -> list[str]:
-    spec = backends.BACKENDS[backend]
-    device = "cpu" if backend == "numpy" else o.device  # numpy stays the reference on the CPU
-    cmd = [str(envs.python(spec.env)), "-m", "pytest", "tests/test_speed.py", "--benchmark-only", "-v",
-           "-p", "no:cacheprovider", f"--benchmark-json={raw / backend}.json", f"--junitxml={raw / backend}.xml",
-           f"--bench-backends={backend}", f"--bench-tasks={','.join(o.tasks)}", f"--bench-dtypes={','.join(o.dtypes)}",
-           f"--bench-device={device}", f"--bench-sizes={','.join(map(str, o.sizes))}"]  # fmt: skip
-    return cmd + (["--bench-quick"] if o.quick else [])
-
-
-class Progress:
-    """A tqdm bar over every case of the run, naming the backend and the case in progress, with the
-    elapsed time and an estimate of what is left; on a non-terminal (a CI log), a plain line per case."""
-
-    def __init__(self, workers: list[Worker]) -> None:
-        self.count, self.total = len(workers), sum(len(w.cases) for w in workers)
-        self.bar = None
-        if sys.stderr.isatty():
-            from tqdm import tqdm
-
-            self.bar = tqdm(total=self.total, unit="case", file=sys.stderr, dynamic_ncols=True, leave=False)
-        self.start = time.monotonic()
-
-    def running(self, index: int, w: Worker, case: str = "") -> None:
-        if self.bar is not None:
-            self.bar.set_description_str(f"[{index}/{self.count}] {w.backend}", refresh=False)
-            self.bar.set_postfix_str(case, refresh=True)
-        elif not case:
-            print(f"[{index}/{self.count}] {w.backend}: {len(w.cases)} cases", file=sys.stderr, flush=True)
-
-    def finished(self, index: int, w: Worker, case: str, outcome: str) -> None:
-        if self.bar is not None:
-            self.bar.update(1)
-        else:
-            elapsed = time.monotonic() - self.start
-            line = f"[{index}/{self.count}] {w.backend} {w.done}/{len(w.cases)} {case} {outcome} ({elapsed:.0f} s)"
-            print(line, file=sys.stderr, flush=True)
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.close()
-
-
-def case_of(line: str) -> str:
-    """``tests/test_speed.py::test_speed[a-b-c] PASSED [ 50%]`` -> ``test_speed[a-b-c]``."""
-    return line.split("::", 1)[1].split()[0] if "::test_" in line else ""
-
-
-def run_worker(o: Options, index: int, w: Worker, raw: Path, progress: Progress, data: dict[str, str]) -> Worker:
-    spec = backends.BACKENDS[w.backend]
-    reason = envs.missing(spec.framework, spec.env)
-    if reason:
-        w.status = reason
-        return w
-    env = {**os.environ, **machine.thread_settings(o.threads), **data, "PYTHONUNBUFFERED": "1"}
-    start = time.monotonic()
-    proc = procs.start(worker_command(o, w.backend, raw), cwd=envs.ROOT, env=env, stdout=subprocess.PIPE,
-                       stderr=subprocess.STDOUT)  # fmt: skip
-    tail: list[str] = []
-
-    def line(text: str) -> None:
-        tail[:] = [*tail[-20:], text]
-        outcome = next((s for s in ("PASSED", "FAILED", "ERROR") if s in text), "")
-        if case_of(text) and outcome:
-            w.done += 1
-            progress.finished(index, w, case_of(text), outcome)
-
-    def read() -> None:  # pytest -v names a case before running it: a partial line is the case in progress
-        pending = b""
-        while chunk := os.read(proc.stdout.fileno(), 1 << 16):
-            *lines, pending = (pending + chunk).split(b"\n")
-            for text in lines:
-                line(text.decode(errors="replace").rstrip())
-            if b"::test_" in pending:
-                progress.running(index, w, case_of(pending.decode(errors="replace")))
-        if pending:
-            line(pending.decode(errors="replace").rstrip())
-
-    reader = threading.Thread(target=read, daemon=True)
-    reader.start()
-    progress.running(index, w)
-    code: int | None = None
+    said = io.StringIO()  # pytest's own report: the run prints its tables instead
+    with contextlib.redirect_stdout(said):
+        code = pytest.main(pytest_args(o, raw))
+    if code == pytest.ExitCode.INTERRUPTED:
+        raise KeyboardInterrupt
+    found = Timings()
     try:
-        code = proc.wait(timeout=o.timeout)
-    except subprocess.TimeoutExpired:
-        pass
-    finally:
-        procs.stop(proc)  # its whole process group: on a timeout, Ctrl-C, or stray children
-        reader.join(timeout=5)  # after the process ends, so that its last lines are in the tail
-        proc.stdout.close()
-    w.seconds = time.monotonic() - start
-    collect(w, raw)
-    if code not in (0, 1) or any(c not in w.failures and c not in w.measured for c in w.cases):
-        w.status = procs.ended(code, tail, o.timeout)
-    return w
-
-
-def collect(w: Worker, raw: Path) -> None:
-    """Read the worker's pytest-benchmark JSON and JUnit XML, whatever of them it managed to write."""
-    try:
-        data = json.loads((raw / f"{w.backend}.json").read_text())
-        w.benchmarks, w.machine_info = data["benchmarks"], data["machine_info"]
+        data = json.loads((raw / "timings.json").read_text())
+        found.benchmarks, found.machine_info = data["benchmarks"], data["machine_info"]
     except (OSError, ValueError, KeyError):
         pass
     try:
-        for case in ET.parse(raw / f"{w.backend}.xml").iter("testcase"):
+        for case in ET.parse(raw / "timings.xml").iter("testcase"):
             problem = next(iter([*case.iter("failure"), *case.iter("error"), *case.iter("skipped")]), None)
             if problem is not None:
-                w.failures.setdefault(
-                    case.get("name", ""), one_line(problem.get("message") or problem.text or "failed")
-                )
+                found.failures.setdefault(case.get("name", ""), one_line(problem.get("message") or problem.text or ""))
     except (OSError, ET.ParseError):
         pass
+    if code not in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED) and not found.benchmarks:
+        last = procs.last_lines(said.getvalue().splitlines())
+        raise BenchError(f"the timing session ended with pytest's exit status {int(code)}; its last output: {last}")
+    return found
 
 
 def one_line(message: str) -> str:
@@ -213,6 +130,17 @@ def one_line(message: str) -> str:
     first = message.strip().splitlines()[0] if message.strip() else "failed"
     head, sep, rest = first.partition(": ")
     return rest if sep and "." in head and " " not in head else first
+
+
+def worker_environments(o: Options) -> dict[str, Any]:
+    """Each backend's environment as its workers see it (the versions differ between environments)."""
+    probe = "import json; from bench.machine import environment; print(json.dumps(environment()))"
+    seen: dict[str, Any] = {}
+    for env in {backends.BACKENDS[b].env for b in o.backends}:
+        out = subprocess.run([envs.python(env), "-c", probe], cwd=envs.ROOT, capture_output=True, text=True,
+                             env={**os.environ, **machine.thread_settings(o.threads)})  # fmt: skip
+        seen[env] = json.loads(out.stdout) if out.returncode == 0 else {"error": out.stderr.strip()[-300:]}
+    return {b: {"machine_info": seen[backends.BACKENDS[b].env]} for b in o.backends}
 
 
 def check_device(device: str) -> None:
@@ -229,27 +157,20 @@ def run(o: Options) -> int:
 
     check_device(o.device)
     started = time.time()
-    workers = [Worker(b, cases(o, b)) for b in o.backends]
     folder = outdir.ResultsFolder(o.out)
     try:
         with folder:
             raw = folder.staging / "raw"
-            (raw / "data").mkdir(parents=True)
-            data = taskdata.ship(raw / "data", {(t, None) for t in o.tasks} | {("quadratic", n) for n in o.sizes})
-            bandwidth = timing.read_bandwidth(o.threads)
-            progress = Progress(workers)
-            try:
-                for i, w in enumerate(workers, 1):
-                    run_worker(o, i, w, raw, progress, data)
-            finally:
-                progress.close()
-            rows = report.rows_of(workers)
+            raw.mkdir()
+            floor = bench_floor.measure(o.threads)
+            found = timings(o, raw)
+            rows = report.rows_of(cases(o), found)
             failed = [r for r in rows if "error" in r]
             if len(failed) == len(rows):
                 print(report.failure_list(failed), file=sys.stderr)
                 raise BenchError(f"no case was measured: {o.out} unchanged")
-            summary = report.write(folder.staging / "results", o, workers, bandwidth, time.time() - started,
-                                   machine.environment(o.device))  # fmt: skip
+            summary = report.write(folder.staging / "results", o, rows, found, floor, time.time() - started,
+                                   machine.environment(o.device), worker_environments(o))  # fmt: skip
             folder.commit(folder.staging / "results")
     except KeyboardInterrupt:
         done = "the results were written" if folder.committed else "unchanged"

@@ -1,10 +1,18 @@
-"""What the speed suite times, and the figures derived from the timings."""
+"""What a timing process measures, and the figures derived from the timings.
+
+``measure`` runs in a fresh process of the backend's own environment (a ``bench.worker``): it builds
+one case and converts it into its framework (untimed), times its first call (tracing, compiling or
+hybridizing included) and one warm-up call, then rounds. A round trains through a fixed slice of the
+task's schedule and ends in a blocking read; the objective alone over the same slice, and for the
+quadratic sweep a hand-written loop of the same framework, are timed in turn with each round
+(interleaved, so that a busy moment of the machine hits each alike).
+"""
 
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -20,33 +28,97 @@ class Unit:
         epochs = min(task.epochs, -(-steps // task.steps_per_epoch))
         self.backend, self.steps = backend, epochs * task.steps_per_epoch
         self.chunk = backend.prepare(task.lrs()[:epochs], task.orders()[:epochs])
+        self.out: Any = None
 
     def __call__(self) -> None:
-        self.backend.wait(self.backend.run(self.chunk))
+        self.out = self.backend.run(self.chunk)
+        self.backend.wait(self.out)
+
+    def objective(self) -> None:
+        """The loss alone of every step of the slice, at the current parameters (no gradient, no update)."""
+        self.backend.wait(self.backend.evaluate(self.chunk))
 
     def dispatch(self) -> object:
         """The same work without the blocking read (for the self-test: this is not a timing)."""
         return self.backend.run(self.chunk)
 
+    def losses(self) -> np.ndarray:
+        """The last call's per-step losses."""
+        return self.backend.to_numpy(self.out).astype("float64").ravel()
 
-def seconds(fn, *args) -> float:
+
+def seconds(fn: Callable[..., Any], *args: Any) -> float:
     start = time.perf_counter()
     fn(*args)
     return time.perf_counter() - start
 
 
-def read_bandwidth(threads: int = 1, nbytes: int = 800 * 2**20, repeats: int = 5) -> float:
-    """Memory read bandwidth in bytes/s: the best of a few reads of an array far larger than any cache,
-    split over ``threads`` threads. The read is BLAS's dot of each part with itself, which streams it
-    once (numpy's own sum is bound by its adds at about half this speed)."""
-    parts = np.array_split(np.ones(nbytes // 8), threads)
-    with ThreadPoolExecutor(threads) as pool:
+def measure(
+    task: str,
+    backend: str,
+    dtype: str = "float64",
+    device: str = "cpu",
+    n: int | None = None,
+    steps: int = 200,
+    round_time: float = 0.2,
+    min_rounds: int = 3,
+    objective: bool = True,
+    handwritten: bool = False,
+    budget: float = 0.0,
+) -> dict[str, Any]:
+    """One case's timings in this process, per step in seconds: ``step_s`` a training step, one figure a
+    round; ``objective_s`` and ``handwritten_s`` likewise, where asked. With a ``budget`` (seconds), the
+    case then trains its schedule for the correctness columns (``correctness``)."""
+    from bench import harness
 
-        def read() -> None:
-            list(pool.map(lambda p: np.dot(p, p), parts))
+    b = harness.build(task, backend, dtype, device, n=n)
+    unit = Unit(b, steps)
+    first, warm = seconds(unit), seconds(unit)
+    timed = {"step_s": unit}
+    if objective:
+        timed["objective_s"] = unit.objective
+        unit.objective()  # its own first call (a compiled backend compiles the objective apart)
+    if handwritten:
+        from bench import handwritten as hw
 
-        read()
-        return nbytes / min(seconds(read) for _ in range(repeats))
+        loop = hw.make(backend, b.task, dtype, b.device)
+        timed["handwritten_s"] = lambda: loop.run(unit.steps)
+        loop.run(unit.steps)
+    rounds = int(np.clip(round_time / warm, min_rounds, 1000))
+    figures: dict[str, list[float]] = {k: [] for k in timed}
+    for _ in range(rounds):
+        for k, fn in timed.items():
+            figures[k].append(seconds(fn) / unit.steps)
+    bad = np.flatnonzero(~np.isfinite(unit.losses()))
+    if bad.size:  # a timing of arithmetic on inf and NaN is not a timing of training
+        raise harness.Diverged(int(bad[0]) + 1)
+    out = {"mode": b.mode, "device": b.device, "steps_per_round": unit.steps, "first_call_s": first, **figures}
+    if budget:
+        out["correctness"] = correctness(task, backend, dtype, device, warm / unit.steps, budget)
+    return out
+
+
+def correctness(task: str, backend: str, dtype: str, device: str, per_step: float, budget: float) -> dict[str, Any]:
+    """Train the whole schedule where it fits the budget, else the whole epochs that do; the final loss,
+    parameters and loss curve, and how far they are from numpy's over the same epochs."""
+    from bench import harness
+    from bench.compare import run_diff
+
+    t = harness.make_task(task)
+    per_epoch = per_step * t.steps_per_epoch
+    epochs = t.epochs if per_epoch * t.epochs <= budget else max(1, int(budget / per_epoch))
+    run = harness.train_here(task, backend, dtype, device, epochs=epochs)
+    ref = harness.train_here(task, "numpy", dtype, epochs=epochs, lr_dtype=run.lr_dtype)
+    return {"epochs_trained": epochs, "epochs": t.epochs, "final_loss": run.losses[-1],
+            "max_rel_diff": run_diff(run, ref), "params": run.params, "lr_dtype": run.lr_dtype,
+            "losses": sample(run.losses)}  # fmt: skip
+
+
+def sample(losses: list[float], points: int = 1000) -> dict[str, list]:
+    """A trajectory thinned for storage: every early step, then evenly spaced ones, and the last."""
+    n = len(losses)
+    steps = np.unique(np.concatenate([np.arange(min(n, 100)), np.linspace(0, n - 1, points).astype(int)]))
+    return {"step": (steps + 1).tolist(), "loss": [losses[i] for i in steps]}
 
 
 def fit_overhead(n: Sequence[float], t: Sequence[float]) -> tuple[float, float]:

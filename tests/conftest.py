@@ -4,6 +4,9 @@ this process trains its own."""
 
 from __future__ import annotations
 
+import contextlib
+import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -11,9 +14,9 @@ import pytest
 
 import backends
 import tasks
-from bench import envs, harness
+from bench import campaign, envs, harness
 from bench.machine import environment
-from bench.run import SIZES
+from bench.run import REPEATS, SIZES
 
 # Training parabola-sgd's 80,000 single-sample steps costs eager jax about 3.5 min a dtype, so by
 # default the suite trains it for its first 10 epochs (8,000 steps, one halving of the learning rate)
@@ -43,11 +46,14 @@ Key = tuple[str, str, str, str]  # (call, task, backend, dtype)
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption("--full", action="store_true", help="train every task's full schedule on every backend")
     g = parser.getgroup("autodiff-bench timings (with --benchmark-only)")
-    g.addoption("--bench-backends", help="comma-separated backends to time (default: this environment's)")
+    g.addoption("--bench-backends", help="comma-separated backends to time (default: all)")
     g.addoption("--bench-tasks", help="comma-separated tasks to time (default: all)")
     g.addoption("--bench-dtypes", default="float64,float32")
     g.addoption("--bench-device", default="cpu", choices=["cpu", "cuda"])
     g.addoption("--bench-sizes", default=",".join(map(str, SIZES)), help="quadratic's N to scale over")
+    g.addoption("--bench-repeats", type=int, default=REPEATS, help=f"timing processes per backend (default {REPEATS})")
+    g.addoption("--bench-threads", type=int, default=os.cpu_count(), help="threads per framework (default: all)")
+    g.addoption("--bench-timeout", type=float, default=600.0, help="seconds one timing process may take")
     g.addoption("--bench-quick", action="store_true", help="a smoke run: tiny slices, few rounds")
 
 
@@ -56,25 +62,8 @@ class BenchOptions:
     backends: list[str]
     tasks: list[str]
     dtypes: list[str]
-    device: str
     sizes: list[int]
-    quick: bool
-
-    @property
-    def unit_steps(self) -> int:  # steps a round trains through, at least
-        return 10 if self.quick else 200
-
-    @property
-    def round_time(self) -> float:  # seconds of rounds to aim for
-        return 0.0 if self.quick else 0.5
-
-    @property
-    def min_rounds(self) -> int:
-        return 1 if self.quick else 3  # slow eager rounds (eager jax: 0.2-4 s each) still time 600+ steps
-
-    @property
-    def budget(self) -> float:  # seconds of the correctness run, beyond which it trains fewer epochs
-        return 0.5 if self.quick else 5.0
+    settings: campaign.Settings
 
 
 def bench_options(config: pytest.Config) -> BenchOptions:
@@ -82,20 +71,51 @@ def bench_options(config: pytest.Config) -> BenchOptions:
         value = config.getoption(option)
         return value.split(",") if value else default
 
-    here = [b for b, spec in backends.BACKENDS.items() if spec.env == envs.current()]
     return BenchOptions(
-        backends=names("--bench-backends", here),
+        backends=names("--bench-backends", list(backends.BACKENDS)),
         tasks=names("--bench-tasks", list(tasks.TASKS)),
         dtypes=names("--bench-dtypes", list(harness.DTYPES)),
-        device=config.getoption("--bench-device"),
         sizes=[int(float(n)) for n in names("--bench-sizes", [])],
-        quick=config.getoption("--bench-quick"),
+        settings=campaign.Settings(
+            repeats=config.getoption("--bench-repeats"),
+            threads=config.getoption("--bench-threads"),
+            device=config.getoption("--bench-device"),
+            quick=config.getoption("--bench-quick"),
+            timeout=config.getoption("--bench-timeout"),
+        ),
     )
 
 
-@pytest.fixture(scope="session", name="bench_options")
-def bench_options_fixture(request: pytest.FixtureRequest) -> BenchOptions:
-    return bench_options(request.config)
+@pytest.fixture(scope="session")
+def measured(request: pytest.FixtureRequest) -> Callable[[campaign.Case], dict[str, Any]]:
+    """Every timing case of the session, measured at first use in isolated processes (bench.campaign);
+    then each case's figures, or its failure raised."""
+    o = bench_options(request.config)
+    cases = [c for c in map(case_of, request.session.items) if c is not None]
+    capture = request.config.pluginmanager.getplugin("capturemanager")
+    quiet = capture.global_and_fixture_disabled if capture is not None else contextlib.nullcontext
+    speed = sum(c.kind == "speed" for c in cases)
+    progress = campaign.Progress(len(cases) * o.settings.repeats + speed, quiet)
+    try:
+        found = campaign.run(cases, o.settings, progress)
+    finally:
+        progress.close()
+
+    def get(case: campaign.Case) -> dict[str, Any]:
+        if "error" in found[case]:
+            raise harness.BenchError(found[case]["error"])
+        return found[case]
+
+    return get
+
+
+def case_of(item: pytest.Item) -> campaign.Case | None:
+    """The timing case a test item stands for (None for the suite's other tests)."""
+    params = item.callspec.params if hasattr(item, "callspec") else {}
+    kind = {"test_speed": "speed", "test_scaling": "scaling"}.get(getattr(item, "originalname", ""))
+    if kind is None:
+        return None
+    return campaign.Case(kind, params["task"], params["backend"], params["dtype"], params.get("n"))
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -123,16 +143,12 @@ def pytest_report_header(config: pytest.Config) -> str | None:
     if not config.getoption("benchmark_only", False):
         return None
     o = bench_options(config)
-    elsewhere = [b for b in backends.BACKENDS if b not in o.backends]
-    return f"timing {', '.join(o.backends)} on {o.device}" + (
-        f"; not here: {', '.join(elsewhere)} (`python -m bench run` times every backend, each in its own process)"
-        if elsewhere
-        else ""
-    )
+    return (f"timing {', '.join(o.backends)} on {o.settings.device}, each in {o.settings.repeats} processes of "
+            "its own environment, interleaved; a pytest-benchmark round is one process's median per step")  # fmt: skip
 
 
 def pytest_benchmark_update_machine_info(config: pytest.Config, machine_info: dict[str, Any]) -> None:
-    machine_info["autodiff_bench"] = environment(bench_options(config).device)
+    machine_info["autodiff_bench"] = environment(bench_options(config).settings.device)
 
 
 def epochs(task: str, backend: str, full: bool) -> int | None:

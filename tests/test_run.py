@@ -15,7 +15,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bench import envs, outdir, plots, run, timing
+from bench import envs, harness, outdir, plots, run
+from bench import floor as bench_floor
 
 
 def bench_run(*args: str) -> subprocess.CompletedProcess[str]:
@@ -255,18 +256,21 @@ def test_what_a_killed_run_leaves_is_cleared_by_the_next(tmp_path):
 
 def quick_options(out: Path, backends: list[str]) -> run.Options:
     return run.Options(out=out, tasks=["linear"], backends=backends, dtypes=["float64"], threads=1, device="cpu",
-                       quick=True, timeout=120.0)  # fmt: skip
+                       quick=True, timeout=120.0, repeats=2)  # fmt: skip
+
+
+FLOOR = {"bytes_per_s": 1e10, "kernel": "a stand-in", "kernels": {}}
 
 
 def test_a_worker_that_dies_names_its_signal_and_last_output_and_the_others_go_on(tmp_path, monkeypatch, capsys):
-    real = run.worker_command
-    crash = "import os, signal; print('collected 3 items'); print('last words', flush=True); os.abort()"
+    real = harness.Remote.command
+    crash = "import os, sys; print('starting', file=sys.stderr); print('last words', file=sys.stderr); os.abort()"
 
-    def command(o, backend, raw):
-        return [sys.executable, "-c", crash] if backend == "torch" else real(o, backend, raw)
+    def command(self):
+        return [sys.executable, "-c", crash] if self.calls[0][1]["backend"] == "torch" else real(self)
 
-    monkeypatch.setattr(run, "worker_command", command)
-    monkeypatch.setattr(timing, "read_bandwidth", lambda threads: 1e10)
+    monkeypatch.setattr(harness.Remote, "command", command)
+    monkeypatch.setattr(bench_floor, "measure", lambda threads: FLOOR)
     assert run.run(quick_options(tmp_path / "r", ["numpy", "torch"])) == 1
     cases = json.loads((tmp_path / "r" / "results.json").read_text())["cases"]
     torch = [c for c in cases if c["backend"] == "torch"]
@@ -282,7 +286,7 @@ def test_a_plot_that_fails_is_a_line_not_a_lost_run(tmp_path, monkeypatch, capsy
         raise ValueError("cannot draw this")
 
     monkeypatch.setattr(plots, "fit_plot", broken)
-    monkeypatch.setattr(timing, "read_bandwidth", lambda threads: 1e10)
+    monkeypatch.setattr(bench_floor, "measure", lambda threads: FLOOR)
     assert run.run(quick_options(tmp_path / "r", ["numpy"])) == 0
     out = tmp_path / "r"
     assert json.loads((out / "results.json").read_text())["cases"]

@@ -1,59 +1,58 @@
-"""Timings, through pytest-benchmark: ``pytest --benchmark-only`` (``python -m bench run`` runs this
-file once per backend, each in a fresh process of that backend's environment).
+"""Timings, through pytest-benchmark: ``pytest --benchmark-only`` times every backend, each in fresh
+processes of its own environment, interleaved (bench.campaign); ``python -m bench run`` runs this file.
 
-Each case is built and converted into its framework first (untimed); its first call, which includes
-tracing, compiling or hybridizing, is timed on its own; one more call warms up; then the rounds. A
-round trains through a fixed slice of the task's schedule and ends in a blocking read.
+pytest-benchmark times what runs in its own process; these figures are measured elsewhere. So each
+test hands them over through pytest-benchmark's public ``timer`` option: a clock that moves only when
+a measured duration is fed to it. A round is one timing process; its figure is that process's median
+time per step (a round there trains a slice of the schedule and ends in a blocking read). pytest-benchmark's
+statistics, ``--benchmark-json``, ``--benchmark-compare`` and ``--benchmark-histogram`` then read the
+isolated figures, per step.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Any
+
 import numpy as np
+import pytest
 
-from bench import harness
-from bench.compare import run_diff
-from bench.timing import Unit, seconds
-
-
-def rounds(warm: float, options) -> int:
-    return int(np.clip(options.round_time / warm, options.min_rounds, 1000))
+from bench.campaign import Case
 
 
-def sample(losses: list[float], points: int = 1000) -> dict[str, list]:
-    """A trajectory thinned for storage: every early step, then evenly spaced ones, and the last."""
-    n = len(losses)
-    steps = np.unique(np.concatenate([np.arange(min(n, 100)), np.linspace(0, n - 1, points).astype(int)]))
-    return {"step": (steps + 1).tolist(), "loss": [losses[i] for i in steps]}
+class FedClock:
+    """A clock that stands still until a duration is fed to it."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
 
 
-def test_speed(benchmark, task, backend, dtype, bench_options):
-    b = harness.build(task, backend, dtype, bench_options.device)
-    unit = Unit(b, bench_options.unit_steps)
-    first, warm = seconds(unit), seconds(unit)
+CLOCK = FedClock()
+pytestmark = pytest.mark.benchmark(timer=CLOCK)
+
+
+def feed(benchmark: Any, durations: Sequence[float]) -> None:
+    """pytest-benchmark's rounds, each the next of ``durations``."""
+    it = iter(durations)
+    benchmark.pedantic(lambda: CLOCK.advance(next(it)), rounds=len(durations), iterations=1)
+
+
+def test_speed(benchmark, measured, task, backend, dtype):
+    m = measured(Case("speed", task, backend, dtype))
     benchmark.group = f"{task} {dtype}"
-    benchmark.pedantic(unit, rounds=rounds(warm, bench_options), iterations=1)
-    # then the same backend trains in the same process, for the correctness columns: the whole
-    # schedule where it fits the budget, else the whole epochs that do
-    t = b.task
-    per_epoch = warm / unit.steps * t.steps_per_epoch
-    epochs = t.epochs if per_epoch * t.epochs <= bench_options.budget else max(1, int(bench_options.budget / per_epoch))
-    run = harness.train_here(task, backend, dtype, bench_options.device, epochs=epochs)
-    ref = harness.train_here(task, "numpy", dtype, epochs=epochs, lr_dtype=run.lr_dtype)
-    benchmark.extra_info.update(
-        kind="task", task=task, backend=backend, dtype=dtype, mode=b.mode, device=b.device,
-        steps_per_round=unit.steps, first_call_s=first, epochs_trained=epochs, epochs=t.epochs,
-        final_loss=run.losses[-1], max_rel_diff=run_diff(run, ref), params=run.params, lr_dtype=run.lr_dtype,
-        losses=sample(run.losses),
-    )  # fmt: skip
+    benchmark.extra_info.update(kind="speed", task=task, backend=backend, dtype=dtype, **m)
+    feed(benchmark, m["step_samples_s"])
 
 
-def test_scaling(benchmark, task, n, backend, dtype, bench_options):
-    b = harness.build(task, backend, dtype, bench_options.device, n=n)
-    unit = Unit(b, max(1, min(bench_options.unit_steps, 10**7 // n)))
-    first, warm = seconds(unit), seconds(unit)
+def test_scaling(benchmark, measured, task, n, backend, dtype):
+    m = measured(Case("scaling", task, backend, dtype, n))
     benchmark.group = f"scaling {dtype}"
-    benchmark.extra_info.update(
-        kind="scaling", task=task, n=n, backend=backend, dtype=dtype, mode=b.mode, device=b.device,
-        steps_per_round=unit.steps, first_call_s=first, bytes_per_step=2 * n * np.dtype(dtype).itemsize,
-    )  # fmt: skip
-    benchmark.pedantic(unit, rounds=rounds(warm, bench_options), iterations=1)
+    benchmark.extra_info.update(kind="scaling", task=task, n=n, backend=backend, dtype=dtype,
+                                bytes_per_step=2 * n * np.dtype(dtype).itemsize, **m)  # fmt: skip
+    feed(benchmark, m["step_samples_s"])

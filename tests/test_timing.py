@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from bench import harness
-from bench.timing import Unit, fit_overhead, read_bandwidth, seconds
+from bench.timing import Unit, fit_overhead, seconds
 
 
 def test_the_harness_waits_for_asynchronous_work():
@@ -30,10 +30,6 @@ def test_fit_overhead_recovers_a_line():
     n = np.array([1e2, 1e3, 1e4, 1e5, 1e6, 1e7])
     a, b = fit_overhead(n, 20e-6 + 3e-9 * n)
     assert a == pytest.approx(20e-6, rel=1e-6) and b == pytest.approx(3e-9, rel=1e-6)
-
-
-def test_read_bandwidth_is_plausible():
-    assert 1e8 < read_bandwidth(threads=2, nbytes=64 * 2**20, repeats=2) < 1e13
 
 
 def test_a_unit_is_a_slice_of_the_schedule():
