@@ -4,12 +4,15 @@ A backend gets a task, a dtype and a device, converts the data and initial param
 framework once (``__init__``), and then trains through the task's schedule in chunks of epochs:
 ``prepare`` converts a chunk of the schedule (untimed), ``run`` trains through it and returns the
 per-step losses as a framework array (timed; may return before the work is done on async
-frameworks), ``wait`` blocks until that work is done, ``to_numpy`` reads an array back.
-Eager backends only write ``step``; a compiled backend overrides ``run`` as a whole.
+frameworks), ``evaluate`` computes the same steps' losses at the current parameters without
+training (the objective alone: no gradient, no update), ``wait`` blocks until either's work is done,
+``to_numpy`` reads an array back. Eager backends only write ``step`` and ``loss``; a compiled backend
+overrides ``run`` and ``evaluate`` as a whole.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, ClassVar
 
 import numpy as np
@@ -41,6 +44,10 @@ class Backend:
         """One SGD step on one batch; returns the batch loss before the update."""
         raise NotImplementedError
 
+    def loss(self, x: Any, y: Any) -> Any:
+        """The batch loss at the current parameters: forward only, no gradient and no update."""
+        raise NotImplementedError
+
     def stack(self, losses: list[Any]) -> Any:
         raise NotImplementedError
 
@@ -65,11 +72,19 @@ class Backend:
         return order
 
     def run(self, chunk: Any) -> Any:
-        losses, bs, n = [], self.task.batch, len(self.task.x)
+        return self.stack(self._steps(chunk, self.step))
+
+    def evaluate(self, chunk: Any) -> Any:
+        """The losses of the batches ``run(chunk)`` trains on, in its order, at the current parameters."""
+        return self.stack(self._steps(chunk, lambda x, y, lr: self.loss(x, y)))
+
+    def _steps(self, chunk: Any, fn: Callable[[Any, Any, float], Any]) -> list[Any]:
+        """``fn(x, y, lr)`` on every batch of the chunk, in order; what it returned."""
+        out, bs, n = [], self.task.batch, len(self.task.x)
         for lr, order in chunk:
             x, y = (self.x, self.y) if order is None else (self.take(self.x, order), self.take(self.y, order))
             if bs == n:
-                losses.append(self.step(x, y, lr))
+                out.append(fn(x, y, lr))
             else:
-                losses.extend(self.step(x[i : i + bs], y[i : i + bs], lr) for i in range(0, n, bs))
-        return self.stack(losses)
+                out.extend(fn(x[i : i + bs], y[i : i + bs], lr) for i in range(0, n, bs))
+        return out

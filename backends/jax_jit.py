@@ -16,20 +16,27 @@ class JaxJit(Jax):
 
     def __init__(self, task, dtype="float64", device="cpu"):
         super().__init__(task, dtype, device)
-        self.run_jit = jax.jit(self.epochs)
+        self.run_jit, self.evaluate_jit = jax.jit(self.epochs), jax.jit(self.losses)
 
     def epochs(self, p, x, y, lrs, orders):
-        nb, bs = self.task.steps_per_epoch, self.task.batch
-
         def sgd_step(p, batch, lr):
             loss, grads = jax.value_and_grad(self.objective)(p, *batch)
             return jax.tree.map(lambda p, g: p - lr * g, p, grads), loss
+
+        return self.scan(sgd_step, p, x, y, lrs, orders)
+
+    def losses(self, p, x, y, lrs, orders):
+        return self.scan(lambda p, batch, lr: (p, self.objective(p, *batch)), p, x, y, lrs, orders)[1]
+
+    def scan(self, step, p, x, y, lrs, orders):
+        """``step(p, batch, lr) -> (p, loss)`` over every batch of every epoch: (final p, every loss)."""
+        nb, bs = self.task.steps_per_epoch, self.task.batch
 
         def epoch(p, lr_order):
             lr, order = lr_order
             xs, ys = (x, y) if order is None else (x[order], y[order])
             batches = (xs.reshape(nb, bs, *x.shape[1:]), ys.reshape(nb, bs, *y.shape[1:]))
-            return jax.lax.scan(lambda p, b: sgd_step(p, b, lr), p, batches)
+            return jax.lax.scan(lambda p, b: step(p, b, lr), p, batches)
 
         p, losses = jax.lax.scan(epoch, p, (lrs, orders))
         return p, losses.reshape(-1)
@@ -41,6 +48,9 @@ class JaxJit(Jax):
     def run(self, chunk: Any) -> jax.Array:
         self.p, losses = self.run_jit(self.p, self.x, self.y, *chunk)
         return losses
+
+    def evaluate(self, chunk: Any) -> jax.Array:
+        return self.evaluate_jit(self.p, self.x, self.y, *chunk)
 
     def gradient(self) -> dict[str, np.ndarray]:
         grads = jax.jit(jax.grad(self.objective))(self.p, self.x, self.y)

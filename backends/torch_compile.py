@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from functools import cached_property
+
 import numpy as np
 import torch
 
@@ -35,3 +37,10 @@ class TorchCompile(Torch):
         # a tensor learning rate: a Python float would be specialised on, one compilation per value
         self.p, loss = self.compiled(self.p, x, y, torch.tensor(lr, dtype=x.dtype, device=x.device))
         return loss
+
+    @cached_property
+    def compiled_loss(self):
+        return torch.compile(self.functional)  # forward only: the parameters here hold no tape
+
+    def loss(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return self.compiled_loss(self.p, x, y)

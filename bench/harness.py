@@ -163,6 +163,19 @@ def gradient_here(task: str, backend: str, dtype: str = "float64", device: str =
     return as_lists(b.gradient(), b.task.init)
 
 
+def evaluate_here(
+    task: str, backend: str, dtype: str = "float64", device: str = "cpu", epochs: int | None = None
+) -> dict[str, Any]:
+    """The backend's ``evaluate`` through the first ``epochs`` of the schedule at the initial parameters:
+    its losses, and its parameters before and after."""
+    b = build(task, backend, dtype, device, epochs=epochs)
+    before = as_lists(b.params(), b.task.init)
+    out = b.evaluate(b.prepare(b.task.lrs(), b.task.orders()))
+    b.wait(out)
+    losses = b.to_numpy(out).astype("float64").ravel().tolist()
+    return {"losses": losses, "before": before, "after": as_lists(b.params(), b.task.init)}
+
+
 def contract_here(backend: str, dtype: str = "float64") -> dict[str, Any]:
     """Every example of the array contract (tasks.contract) evaluated by the backend, value and gradient,
     all in one task; where that fails, each example alone, so that a failure names its example."""
@@ -203,6 +216,7 @@ def correctness_here(**kwargs: Any) -> dict[str, Any]:
 CALLS: dict[str, Callable[..., Any]] = {
     "train": train_here,
     "gradient": gradient_here,
+    "evaluate": evaluate_here,
     "contract": contract_here,
     "measure": measure_here,
     "correctness": correctness_here,
