@@ -69,22 +69,23 @@ class Settings:
 class Progress:
     """A tqdm bar over every call of the campaign, naming the process and the case in progress, with the
     elapsed time and an estimate of what is left; on a non-terminal (a CI log), a plain line per process.
-    ``quiet`` is a context in which writing to the terminal is allowed (pytest captures otherwise)."""
+    ``quiet`` is a context in which writing to the terminal is allowed (pytest captures otherwise); it
+    writes to the process's own stderr, which ``bench run`` leaves alone when it quiets pytest's."""
 
     def __init__(self, total: int, quiet: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext):
         self.total, self.quiet, self.start, self.bar = total, quiet, time.monotonic(), None
-        if sys.stderr.isatty():
+        if sys.__stderr__.isatty():
             from tqdm import tqdm
 
             with self.quiet():
-                self.bar = tqdm(total=total, unit="case", file=sys.stderr, dynamic_ncols=True, leave=False)
+                self.bar = tqdm(total=total, unit="case", file=sys.__stderr__, dynamic_ncols=True, leave=False)
 
     def process(self, what: str, cases: int) -> None:
         with self.quiet():
             if self.bar is not None:
                 self.bar.set_description_str(what, refresh=True)
             else:
-                print(f"{what}: {cases} cases ({time.monotonic() - self.start:.0f} s)", file=sys.stderr, flush=True)
+                print(f"{what}: {cases} cases ({time.monotonic() - self.start:.0f} s)", file=sys.__stderr__, flush=True)
 
     def answered(self, next_case: str) -> None:
         if self.bar is not None:
@@ -173,6 +174,8 @@ def merged(found: list[dict[str, Any]]) -> dict[str, Any]:
     timed = [p for p in found if "step_s" in p]
     out: dict[str, Any] = {k: timed[0][k] for k in ("mode", "device", "steps_per_round", "first_call_s")}
     out["rounds"] = [len(p["step_s"]) for p in timed]
+    out["pids"] = [p["pid"] for p in timed]
+    out["frameworks"] = sorted({f for p in timed for f in p["frameworks"]})
     for key in ("step_s", "objective_s", "handwritten_s"):
         if key in timed[0]:
             out[key.replace("_s", "_samples_s")] = [statistics.median(p[key]) for p in timed]

@@ -101,8 +101,8 @@ def timings(o: Options, raw: Path) -> Timings:
     takes: every case measured in isolated processes of its backend's environment), and read what it wrote."""
     import pytest
 
-    said = io.StringIO()  # pytest's own report: the run prints its tables instead
-    with contextlib.redirect_stdout(said):
+    said = io.StringIO()  # pytest's own report and pytest-benchmark's notes: the run prints its tables instead
+    with contextlib.redirect_stdout(said), contextlib.redirect_stderr(said):
         code = pytest.main(pytest_args(o, raw))
     if code == pytest.ExitCode.INTERRUPTED:
         raise KeyboardInterrupt

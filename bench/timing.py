@@ -10,6 +10,8 @@ quadratic sweep a hand-written loop of the same framework, are timed in turn wit
 
 from __future__ import annotations
 
+import os
+import sys
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -17,6 +19,9 @@ from typing import Any
 import numpy as np
 
 from backends._base import Backend
+
+
+FRAMEWORKS = {"torch", "jax", "mxnet"}  # what a timing process names as loaded: the proof it is isolated
 
 
 class Unit:
@@ -92,7 +97,8 @@ def measure(
     bad = np.flatnonzero(~np.isfinite(unit.losses()))
     if bad.size:  # a timing of arithmetic on inf and NaN is not a timing of training
         raise harness.Diverged(int(bad[0]) + 1)
-    out = {"mode": b.mode, "device": b.device, "steps_per_round": unit.steps, "first_call_s": first, **figures}
+    out = {"mode": b.mode, "device": b.device, "steps_per_round": unit.steps, "first_call_s": first, **figures,
+           "pid": os.getpid(), "frameworks": sorted(FRAMEWORKS & sys.modules.keys())}  # fmt: skip
     if budget:
         out["correctness"] = correctness(task, backend, dtype, device, warm / unit.steps, budget)
     return out

@@ -1,0 +1,37 @@
+"""``pytest --benchmark-only`` from .venv/ times every backend, each in its own processes of its own
+environment, and reports the isolated figures through pytest-benchmark itself."""
+
+from __future__ import annotations
+
+import json
+import statistics
+import subprocess
+import sys
+
+import backends
+from bench import envs
+
+ISOLATED = {"numpy": set(), "torch": {"torch"}, "torch-nn": {"torch"}, "torch-compile": {"torch"}, "jax": {"jax"},
+            "jax-jit": {"jax"}, "mxnet": {"mxnet"}, "mxnet-gluon": {"mxnet"}}  # fmt: skip
+
+
+def test_every_backend_in_its_own_processes_through_pytest_benchmark(tmp_path):
+    out = tmp_path / "timings.json"
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", "tests/test_speed.py", "--benchmark-only", "-q", "-p", "no:cacheprovider",
+         "--bench-quick", "--bench-tasks=linear", "--bench-dtypes=float64", "--bench-sizes=100", "--bench-repeats=2",
+         f"--benchmark-json={out}", "--benchmark-group-by=group"],
+        cwd=envs.ROOT, capture_output=True, text=True,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    timings = json.loads(out.read_text())["benchmarks"]
+    found = {(b["extra_info"]["kind"], b["extra_info"]["backend"]): b for b in timings}
+    assert set(found) == {(k, b) for k in ("speed", "scaling") for b in backends.BACKENDS}
+    for (_, backend), b in found.items():
+        x = b["extra_info"]
+        assert set(x["frameworks"]) == ISOLATED[backend], (backend, x["frameworks"])  # nothing else loaded
+        assert b["stats"]["rounds"] == 2 == len(set(x["pids"]))  # a round is one process
+        assert b["stats"]["median"] == statistics.median(x["step_samples_s"])  # per step, as measured there
+    speed_pids = [pid for (kind, _), b in found.items() if kind == "speed" for pid in b["extra_info"]["pids"]]
+    assert len(set(speed_pids)) == len(speed_pids) == 2 * len(backends.BACKENDS)  # a process per backend and round
+    assert "linear float64" in done.stdout and "mxnet-gluon" in done.stdout  # pytest-benchmark's own table
