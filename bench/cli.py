@@ -1,4 +1,5 @@
-"""The command line: ``python -m bench list | train | compare | run``; every option is checked before any work."""
+"""The command line: ``python -m bench list | train | compare | check | run | diff``; every option is checked
+before any work."""
 
 from __future__ import annotations
 
@@ -57,6 +58,12 @@ def parser() -> Parser:
     r.add_argument("--quick", action="store_true", help="a smoke run of under a minute; its timings are not to be read")
     r.add_argument("--timeout", type=float, help="seconds one timing process may take (default 600, quick 120)")
     r.add_argument("--repeats", type=int, help="timing processes per backend, interleaved (default 5, quick 2)")
+    d = sub.add_parser("diff", help="compare two runs' results: environments, then each case's timing")
+    d.add_argument("old", metavar="OLD", help="a results folder or its results.json")
+    d.add_argument("new", metavar="NEW", help="a results folder or its results.json")
+    d.add_argument(
+        "--fail-above", type=float, metavar="PCT", help="exit 1 when a case is significantly slower by more than PCT %%"
+    )
     return p
 
 
@@ -232,6 +239,18 @@ def cmd_run(a: argparse.Namespace) -> int:
     return run.run(o)
 
 
+def cmd_diff(a: argparse.Namespace) -> int:
+    from bench import diff
+
+    if a.fail_above is not None and not (math.isfinite(a.fail_above) and a.fail_above >= 0):
+        raise harness.UsageError(f"--fail-above must be a finite percentage of 0 or more, not {a.fail_above:g}")
+    out, err, status = diff.diff(a.old, a.new, a.fail_above)
+    print("\n".join(out))
+    if err:
+        print("\n".join(err), file=sys.stderr)
+    return status
+
+
 def print_table(header: Sequence[str], rows: list[Sequence[str]]) -> None:
     widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
     for r in [header, ["-" * w for w in widths], *rows]:
@@ -248,10 +267,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if a.command == "list":
             return cmd_list()
-        return {"train": cmd_train, "compare": cmd_compare, "check": cmd_check, "run": cmd_run}[a.command](a)
+        commands = {"train": cmd_train, "compare": cmd_compare, "check": cmd_check, "run": cmd_run, "diff": cmd_diff}
+        return commands[a.command](a)
     except harness.BenchError as e:
         print(f"error: {e}", file=sys.stderr)
         return e.exit_status
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # the reader went away (`| head`): no traceback, and none at exit either
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1

@@ -20,7 +20,6 @@ import numpy as np
 
 from backends._base import Backend
 
-
 FRAMEWORKS = {"torch", "jax", "mxnet"}  # what a timing process names as loaded: the proof it is isolated
 
 

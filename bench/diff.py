@@ -1,0 +1,255 @@
+"""``python -m bench diff OLD NEW``: what changed between two runs, their environments first, then case by case.
+
+A case timed in R processes carries ``samples_s`` (each process's median time per step); its verdict is
+``bench.stats.verdict`` of the two sample sets. A case from before samples were kept (only ``median_s``)
+has no interval: its medians are compared and its verdict is "no samples", never a significant change.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import statistics
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from bench import envs, stats
+from bench.harness import UsageError
+from bench.report import duration
+
+ALPHA = 0.05
+NO_SAMPLES = "no samples"
+
+
+@dataclass
+class Case:
+    """One case of a results.json: its figures, or why it has none."""
+
+    key: tuple[Any, ...]
+    name: str
+    median: float | None = None
+    samples: list[float] | None = None
+    error: str | None = None
+
+
+@dataclass
+class Results:
+    """One results.json, read and checked."""
+
+    path: Path
+    data: dict[str, Any]
+    cases: dict[tuple[Any, ...], Case] = field(default_factory=dict)
+
+
+@dataclass
+class Row:
+    """One case in both runs, compared."""
+
+    name: str
+    old: float
+    new: float
+    ratio: float
+    low: float | None
+    high: float | None
+    verdict: str
+
+
+def load(given: str, which: str) -> Results:
+    """A results folder (with results.json in it) or a results.json file, read and checked: every problem
+    a UsageError naming ``which`` (OLD or NEW) and the path."""
+    path = Path(given)
+    if path.is_dir():
+        path = path / "results.json"
+        if not path.is_file():
+            raise UsageError(f"{which}: {given} has no results.json")
+    elif not path.exists():
+        raise UsageError(f"{which}: {given} does not exist")
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except OSError as e:
+        raise UsageError(f"{which}: cannot read {path}: {e.strerror or e}") from None
+    except UnicodeDecodeError:
+        raise UsageError(f"{which}: {path} is not JSON (not UTF-8 text)") from None
+    except json.JSONDecodeError as e:
+        raise UsageError(f"{which}: {path} is not JSON ({e})") from None
+    if not isinstance(data, dict) or not isinstance(data.get("cases"), list):
+        raise UsageError(f"{which}: {path} has no cases (not the results.json of `python -m bench run`)")
+    results = Results(path, data)
+    for i, raw in enumerate(data["cases"]):
+        case = read_case(raw, f"{which}: {path}: case {i + 1}")
+        if case.key in results.cases:
+            raise UsageError(f"{which}: {path}: case {case.name} appears twice")
+        results.cases[case.key] = case
+    return results
+
+
+def read_case(raw: Any, where: str) -> Case:
+    if not isinstance(raw, dict):
+        raise UsageError(f"{where} is not an object")
+    kind = raw.get("kind")
+    needed = {"speed": ("task", "backend", "dtype"), "scaling": ("task", "n", "backend", "dtype")}.get(kind)
+    if needed is None:
+        raise UsageError(f"{where} has kind {kind!r}, neither 'speed' nor 'scaling'")
+    missing = [k for k in needed if k not in raw]
+    if missing:
+        raise UsageError(f"{where} has no {', '.join(repr(k) for k in missing)}")
+    key = (kind, *(raw[k] for k in needed))
+    name = f"{raw['task']} {raw['backend']} {raw['dtype']}"
+    if kind == "scaling":
+        if not number(raw["n"]):
+            raise UsageError(f"{where} has n {raw['n']!r}, not a number")
+        name = f"{raw['task']} N={raw['n']:g} {raw['backend']} {raw['dtype']}"
+    case = Case(tuple(str(k) if not isinstance(k, int | float) else k for k in key), name)
+    if "error" in raw:
+        case.error = str(raw["error"])
+        return case
+    samples = raw.get("samples_s")
+    if samples is not None:
+        if not (isinstance(samples, list) and samples and all(number(s) and s > 0 for s in samples)):
+            raise UsageError(f"{where} ({name}): samples_s is not a list of positive durations")
+        case.samples = [float(s) for s in samples]
+    median = raw.get("median_s")
+    if median is not None and not (number(median) and median > 0):
+        raise UsageError(f"{where} ({name}): median_s {median!r} is not a positive duration")
+    case.median = float(median) if median is not None else None
+    if case.median is None and case.samples:
+        case.median = statistics.median(case.samples)
+    if case.median is None:
+        case.error = "no median_s and no samples_s"
+    return case
+
+
+def number(x: Any) -> bool:
+    return isinstance(x, int | float) and not isinstance(x, bool) and math.isfinite(x)
+
+
+# The environments ------------------------------------------------------------------------------------------------
+
+FIELDS = ("cpu", "cores", "threads", "python", "platform", "device", "commit")
+
+
+def environment(r: Results) -> tuple[dict[str, Any], dict[str, dict[str, str]]]:
+    """The run's machine (FIELDS) and, per environment (main, mxnet...), its packages' versions: the main
+    process's from ``environment.versions``, each worker's from its ``machine_info``."""
+    env = r.data.get("environment")
+    env = env if isinstance(env, dict) else {}
+    machine = {f: env.get(f) for f in FIELDS}
+    for f in ("threads", "device"):  # what the run was asked for, where it says
+        if r.data.get(f) is not None:
+            machine[f] = r.data[f]
+    packages: dict[str, dict[str, str]] = {}
+    if isinstance(env.get("versions"), dict):
+        packages[str(env.get("environment") or "main")] = {str(k): str(v) for k, v in env["versions"].items()}
+    workers = r.data.get("workers")
+    for w in (workers or {}).values() if isinstance(workers, dict) else ():
+        mine = (w.get("machine_info") or {}).get("autodiff_bench") if isinstance(w, dict) else None
+        if isinstance(mine, dict) and isinstance(mine.get("versions"), dict):
+            found = packages.setdefault(str(mine.get("environment") or "main"), {})
+            found.update({str(k): str(v) for k, v in mine["versions"].items()})
+    return machine, packages
+
+
+def shown(field_name: str, value: Any) -> str:
+    if value is None:
+        return "—"
+    if field_name == "commit":
+        commit, _, changes = str(value).partition("+")
+        return commit[:12] + (f"+{changes}" if changes else "")
+    return str(value)
+
+
+def environment_lines(old: Results, new: Results) -> list[str]:
+    """What differs between the two runs' environments, one line each; ["same environment"] when nothing does."""
+    (om, op), (nm, np_) = environment(old), environment(new)
+    lines = []
+    for env in sorted(op.keys() | np_.keys(), key=lambda e: (e != "main", e)):
+        where = f"{envs.ENVS.get(env, env)}/"
+        if env not in np_ or env not in op:
+            lines.append(f"- {where}: only {'OLD' if env in op else 'NEW'} has its versions (no worker ran there)")
+            continue
+        for pkg in sorted(op[env].keys() | np_[env].keys()):
+            a, b = op[env].get(pkg), np_[env].get(pkg)
+            if a != b:
+                lines.append(f"- {pkg} in {where}: {a or 'not installed'} → {b or 'not installed'}")
+    for f in FIELDS:
+        if shown(f, om[f]) != shown(f, nm[f]):
+            lines.append(f"- {f}: {shown(f, om[f])} → {shown(f, nm[f])}")
+    return lines or ["same environment"]
+
+
+# The cases -------------------------------------------------------------------------------------------------------
+
+
+def compare(old: Case, new: Case) -> Row:
+    assert old.median is not None and new.median is not None
+    if old.samples is None or new.samples is None:
+        return Row(new.name, old.median, new.median, new.median / old.median, None, None, NO_SAMPLES)
+    ratio, low, high = stats.ratio_ci(new.samples, old.samples, level=1 - ALPHA)
+    return Row(new.name, old.median, new.median, ratio, low, high, stats.verdict(old.samples, new.samples, ALPHA))
+
+
+def ratio_text(row: Row) -> str:
+    if row.low is None or row.high is None:
+        return f"{row.ratio:.3f}"
+    return f"{row.ratio:.3f} [{row.low:.3f}, {row.high:.3f}]"
+
+
+def aligned(header: Sequence[str], rows: Iterable[Sequence[str]]) -> list[str]:
+    """A Markdown table padded into columns: readable as plain text and as Markdown."""
+    body = [list(header), *(list(r) for r in rows)]
+    widths = [max(len(r[i]) for r in body) for i in range(len(header))]
+    lines = ["| " + " | ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) + " |" for r in body]
+    lines.insert(1, "|" + "|".join("-" * (w + 2) for w in widths) + "|")
+    return lines
+
+
+def diff(old_path: str, new_path: str, fail_above: float | None = None) -> tuple[list[str], list[str], int]:
+    """The report (stdout lines), the complaints (stderr lines) and the exit status."""
+    old, new = load(old_path, "OLD"), load(new_path, "NEW")
+    out = [f"OLD: {old.path}", f"NEW: {new.path}"]
+    quick = [w for w, r in (("OLD", old), ("NEW", new)) if r.data.get("quick")]
+    if quick:
+        out.append(f"{' and '.join(quick)}: a --quick run, whose timings are not to be read")
+    out += ["", "## Environment", "", *environment_lines(old, new), ""]
+
+    rows, failed = [], []
+    for key, o in old.cases.items():
+        n = new.cases.get(key)
+        if n is None:
+            continue
+        if o.error is not None or n.error is not None:
+            why = "; ".join(f"failed in {w}: {c.error}" for w, c in (("OLD", o), ("NEW", n)) if c.error is not None)
+            failed.append(f"- {n.name}: {why}")
+            continue
+        rows.append(compare(o, n))
+    only_old = [c.name for k, c in old.cases.items() if k not in new.cases]
+    only_new = [c.name for k, c in new.cases.items() if k not in old.cases]
+
+    level = f"{100 * (1 - ALPHA):g} %"
+    header = ["case", "OLD median", "NEW median", f"NEW/OLD [{level} CI]", "verdict"]
+    table = [[r.name, duration(r.old), duration(r.new), ratio_text(r), r.verdict] for r in rows]
+    out += ["## Cases", "", *(aligned(header, table) if rows else ["no case is in both runs"]), ""]
+    for title, names in (("Only in OLD", only_old), ("Only in NEW", only_new)):
+        if names:
+            out += [f"## {title}", "", *(f"- {name}" for name in names), ""]
+    if failed:
+        out += ["## Failed, not compared", "", *failed, ""]
+
+    count = {v: sum(r.verdict == v for r in rows) for v in (stats.FASTER, stats.SLOWER, stats.NOISE, NO_SAMPLES)}
+    line = (f"{count[stats.FASTER]} faster, {count[stats.SLOWER]} slower, {count[stats.NOISE]} within noise, "
+            f"{count[NO_SAMPLES]} without samples")  # fmt: skip
+    extra = [(len(failed), "failed"), (len(only_old), "only in OLD"), (len(only_new), "only in NEW")]
+    out.append(line + "".join(f", {k} {what}" for k, what in extra if k))
+    if count[NO_SAMPLES]:
+        out.append("(without samples: a run from before samples_s; medians compared, no verdict)")
+
+    if fail_above is None:
+        return out, [], 0
+    over = [r for r in rows if r.verdict == stats.SLOWER and r.ratio > 1 + fail_above / 100]
+    if not over:
+        return out, [], 0
+    err = [f"slower by {100 * (r.ratio - 1):.1f} %: {r.name} ({ratio_text(r)})" for r in over]
+    err.append(f"error: {len(over)} case{'s' if len(over) != 1 else ''} slower by more than {fail_above:g} %")
+    return out, err, 1
