@@ -26,12 +26,17 @@ def loss(pred: Any, y: Any, xp: Any) -> Any:
 
 
 def loss_and_grad(p: Params, x: np.ndarray, y: np.ndarray) -> tuple[float, dict[str, np.ndarray]]:
-    h = np.tanh(x @ p["W1"] + p["b1"])
+    h = x @ p["W1"]
+    h += p["b1"]
+    np.tanh(h, out=h)
     r = h @ p["W2"] + p["b2"] - y
-    dr = (2 / len(y)) * r
-    dh = (dr @ p["W2"].T) * (1 - h * h)
-    grads = {"W1": x.T @ dh, "b1": np.sum(dh, axis=0), "W2": h.T @ dr, "b2": np.sum(dr, axis=0)}
-    return np.mean(r * r), grads
+    n = len(y)
+    loss = np.vdot(r, r) / n
+    r *= 2 / n  # d loss / d prediction
+    dh = r @ p["W2"].T
+    t = h * h
+    dh *= np.subtract(1.0, t, out=t)  # tanh' = 1 - h²
+    return loss, {"W1": x.T @ dh, "b1": dh.sum(axis=0), "W2": h.T @ r, "b2": r.sum(axis=0)}
 
 
 def metrics(p: Params) -> dict[str, float]:

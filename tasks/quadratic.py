@@ -16,8 +16,11 @@ def loss(pred, y, xp):
 
 
 def loss_and_grad(p, x, y):
-    r = p["w"] * x**2 + p["b"] - y
-    return 0.5 * np.sum(r * r), {"w": np.sum(r * x**2, keepdims=True), "b": np.sum(r, keepdims=True)}
+    x2 = x * x
+    r = p["w"] * x2  # the residual, built in place: two temporaries however large N is
+    r += p["b"]
+    r -= y
+    return 0.5 * (r @ r), {"w": np.atleast_1d(r @ x2), "b": r.sum(keepdims=True)}
 
 
 def make(n: int = 100) -> Task:
