@@ -40,18 +40,18 @@ def loss(z: Any, y: Any, xp: Any) -> Any:
 
 
 def loss_and_grad(p: Params, x: np.ndarray, y: np.ndarray) -> tuple[float, dict[str, np.ndarray]]:
-    z = x @ p["W"]
+    n, k = y.shape
+    z = x.dot(p["W"])
     z += p["b"]
     z -= z.max(axis=1, keepdims=True)  # shifted by each row's largest logit
     e = np.exp(z)
-    s = e.sum(axis=1, keepdims=True)
+    s = e.dot(np.ones((k, 1), dtype=e.dtype))  # row sums as a BLAS product: a few times faster than .sum(axis=1)
     z -= np.log(s)  # log-softmax
-    n = len(y)
     loss = -np.vdot(y, z) / n
     e /= s  # softmax
     e -= y
     e /= n  # d loss / d logits
-    return loss, {"W": x.T @ e, "b": e.sum(axis=0)}
+    return loss, {"W": x.T.dot(e), "b": np.ones(n, dtype=e.dtype).dot(e)}
 
 
 def metrics(p: Params) -> dict[str, float]:

@@ -19,8 +19,8 @@ def loss_and_grad(p, x, y):
     x2 = x * x
     r = p["a"] * x2 + p["b"] * x + p["c"] - y
     n = len(x)
-    g = np.array([r @ x2, r @ x, r.sum()]) / n  # the three means at once, in the run's dtype
-    return 0.5 * (r @ r) / n, {"a": g[0:1], "b": g[1:2], "c": g[2:3]}
+    g = np.array([r.dot(x2), r.dot(x), r.sum()]) / n  # the three means at once, in the run's dtype
+    return 0.5 * r.dot(r) / n, {"a": g[0:1], "b": g[1:2], "c": g[2:3]}
 
 
 def lr(epoch: int) -> float:

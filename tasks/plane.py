@@ -16,10 +16,10 @@ def loss(pred, y, xp):
 
 
 def loss_and_grad(p, x, y):
-    r = x @ p["w"] + p["b"] - y
-    loss = r @ r
+    r = x.dot(p["w"]) + p["b"] - y
+    loss = r.dot(r)
     r *= 2  # d loss / d prediction
-    return loss, {"w": r @ x, "b": r.sum(keepdims=True)}
+    return loss, {"w": r.dot(x), "b": r.sum(keepdims=True)}
 
 
 def make() -> Task:

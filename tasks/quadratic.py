@@ -20,7 +20,8 @@ def loss_and_grad(p, x, y):
     r = p["w"] * x2  # the residual, built in place: two temporaries however large N is
     r += p["b"]
     r -= y
-    return 0.5 * (r @ r), {"w": np.atleast_1d(r @ x2), "b": r.sum(keepdims=True)}
+    # a.dot(b) is BLAS's dot with less dispatch than the @ operator's matmul (1-3 µs on small arrays)
+    return 0.5 * r.dot(r), {"w": np.array([r.dot(x2)]), "b": r.sum(keepdims=True)}
 
 
 def make(n: int = 100) -> Task:
