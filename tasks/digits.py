@@ -40,13 +40,18 @@ def loss(z: Any, y: Any, xp: Any) -> Any:
 
 
 def loss_and_grad(p: Params, x: np.ndarray, y: np.ndarray) -> tuple[float, dict[str, np.ndarray]]:
-    z = x @ p["W"] + p["b"]
-    zc = z - np.max(z, axis=1, keepdims=True)
-    e = np.exp(zc)
-    s = np.sum(e, axis=1, keepdims=True)
-    n = len(y)
-    dz = (e / s - y) / n  # softmax minus the labels
-    return -np.sum(y * (zc - np.log(s))) / n, {"W": x.T @ dz, "b": np.sum(dz, axis=0)}
+    n, k = y.shape
+    z = x.dot(p["W"])
+    z += p["b"]
+    z -= z.max(axis=1, keepdims=True)  # shifted by each row's largest logit
+    e = np.exp(z)
+    s = e.dot(np.ones((k, 1), dtype=e.dtype))  # row sums as a BLAS product: a few times faster than .sum(axis=1)
+    z -= np.log(s)  # log-softmax
+    loss = -np.vdot(y, z) / n
+    e /= s  # softmax
+    e -= y
+    e /= n  # d loss / d logits
+    return loss, {"W": x.T.dot(e), "b": np.ones(n, dtype=e.dtype).dot(e)}
 
 
 def metrics(p: Params) -> dict[str, float]:

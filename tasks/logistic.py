@@ -24,11 +24,15 @@ def loss(z: Any, y: Any, xp: Any) -> Any:
 
 
 def loss_and_grad(p: Params, x: np.ndarray, y: np.ndarray) -> tuple[float, dict[str, np.ndarray]]:
-    z = x @ p["w"] + p["b"]
+    z = x.dot(p["w"]) + p["b"]
     e = np.exp(-np.abs(z))
-    s = np.where(z >= 0, 1.0, e) / (1.0 + e)  # σ(z), from the same exp(-|z|)
-    r = (s - y) / len(y)
-    return np.mean(np.maximum(z, 0.0) + np.log1p(e) - y * z), {"w": x.T @ r, "b": np.sum(r, keepdims=True)}
+    n = len(y)
+    loss = ((np.maximum(z, 0.0) + np.log1p(e)).sum() - y.dot(z)) / n
+    r = np.where(z >= 0, 1.0, e)
+    r /= 1.0 + e  # σ(z), from the same exp(-|z|)
+    r -= y
+    r /= n
+    return loss, {"w": r.dot(x), "b": r.sum(keepdims=True)}
 
 
 def blobs(rng: np.random.Generator, n: int) -> tuple[np.ndarray, np.ndarray]:

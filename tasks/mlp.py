@@ -26,12 +26,18 @@ def loss(pred: Any, y: Any, xp: Any) -> Any:
 
 
 def loss_and_grad(p: Params, x: np.ndarray, y: np.ndarray) -> tuple[float, dict[str, np.ndarray]]:
-    h = np.tanh(x @ p["W1"] + p["b1"])
-    r = h @ p["W2"] + p["b2"] - y
-    dr = (2 / len(y)) * r
-    dh = (dr @ p["W2"].T) * (1 - h * h)
-    grads = {"W1": x.T @ dh, "b1": np.sum(dh, axis=0), "W2": h.T @ dr, "b2": np.sum(dr, axis=0)}
-    return np.mean(r * r), grads
+    h = x.dot(p["W1"])
+    h += p["b1"]
+    np.tanh(h, out=h)
+    r = h.dot(p["W2"]) + p["b2"] - y
+    n = len(y)
+    loss = np.vdot(r, r) / n
+    r *= 2 / n  # d loss / d prediction
+    dh = r.dot(p["W2"].T)
+    t = h * h
+    dh *= np.subtract(1.0, t, out=t)  # tanh' = 1 - h²
+    ones = np.ones(n, dtype=r.dtype)  # column sums as BLAS products: a few times faster than .sum(axis=0) here
+    return loss, {"W1": x.T.dot(dh), "b1": ones.dot(dh), "W2": h.T.dot(r), "b2": ones.dot(r)}
 
 
 def metrics(p: Params) -> dict[str, float]:

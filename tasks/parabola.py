@@ -16,9 +16,11 @@ def loss(pred, y, xp):
 
 
 def loss_and_grad(p, x, y):
-    r = p["a"] * x**2 + p["b"] * x + p["c"] - y
-    grads = {"a": np.mean(r * x**2, keepdims=True), "b": np.mean(r * x, keepdims=True), "c": np.mean(r, keepdims=True)}
-    return 0.5 * np.mean(r * r), grads
+    x2 = x * x
+    r = p["a"] * x2 + p["b"] * x + p["c"] - y
+    n = len(x)
+    g = np.array([r.dot(x2), r.dot(x), r.sum()]) / n  # the three means at once, in the run's dtype
+    return 0.5 * r.dot(r) / n, {"a": g[0:1], "b": g[1:2], "c": g[2:3]}
 
 
 def lr(epoch: int) -> float:

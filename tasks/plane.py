@@ -16,8 +16,10 @@ def loss(pred, y, xp):
 
 
 def loss_and_grad(p, x, y):
-    r = x @ p["w"] + p["b"] - y
-    return np.sum(r * r), {"w": 2 * (x.T @ r), "b": 2 * np.sum(r, keepdims=True)}
+    r = x.dot(p["w"]) + p["b"] - y
+    loss = r.dot(r)
+    r *= 2  # d loss / d prediction
+    return loss, {"w": r.dot(x), "b": r.sum(keepdims=True)}
 
 
 def make() -> Task:
