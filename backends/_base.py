@@ -80,11 +80,11 @@ class Backend:
 
     def _steps(self, chunk: Any, fn: Callable[[Any, Any, float], Any]) -> list[Any]:
         """``fn(x, y, lr)`` on every batch of the chunk, in order; what it returned."""
-        out, bs, n = [], self.task.batch, len(self.task.x)
-        for lr, order in chunk:
+        out, bs, full = [], self.task.batch, self.task.steps_per_epoch == 1
+        for lr, order in chunk:  # an order may cover part of an epoch: its first batches (bench.timing.Unit)
             x, y = (self.x, self.y) if order is None else (self.take(self.x, order), self.take(self.y, order))
-            if bs == n:
+            if full:
                 out.append(fn(x, y, lr))
             else:
-                out.extend(fn(x[i : i + bs], y[i : i + bs], lr) for i in range(0, n, bs))
+                out.extend(fn(x[i : i + bs], y[i : i + bs], lr) for i in range(0, x.shape[0], bs))
         return out

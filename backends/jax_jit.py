@@ -30,11 +30,12 @@ class JaxJit(Jax):
 
     def scan(self, step, p, x, y, lrs, orders):
         """``step(p, batch, lr) -> (p, loss)`` over every batch of every epoch: (final p, every loss)."""
-        nb, bs = self.task.steps_per_epoch, self.task.batch
+        bs = self.task.batch
 
         def epoch(p, lr_order):
             lr, order = lr_order
-            xs, ys = (x, y) if order is None else (x[order], y[order])
+            xs, ys = (x, y) if order is None else (x[order], y[order])  # an order may be part of an epoch
+            nb = xs.shape[0] // bs
             batches = (xs.reshape(nb, bs, *x.shape[1:]), ys.reshape(nb, bs, *y.shape[1:]))
             return jax.lax.scan(lambda p, b: step(p, b, lr), p, batches)
 

@@ -103,7 +103,9 @@ def environ(settings: Settings, data: dict[str, str], caches: Path) -> dict[str,
     """A worker's variables: thread counts, the task data, and compile caches of this campaign alone
     (the first process of each backend compiles cold, as a first-time user's would; the later reuse it)."""
     return {**machine.thread_settings(settings.threads), **data, "PYTHONUNBUFFERED": "1",
-            "TORCHINDUCTOR_CACHE_DIR": str(caches / "torchinductor")}  # fmt: skip
+            "TORCHINDUCTOR_CACHE_DIR": str(caches / "torchinductor"),
+            "JAX_COMPILATION_CACHE_DIR": str(caches / "jax"), "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0",
+            "JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES": "0"}  # fmt: skip
 
 
 def run(cases: list[Case], settings: Settings, progress: Progress | None = None) -> dict[Case, dict[str, Any]]:

@@ -24,14 +24,21 @@ FRAMEWORKS = {"torch", "jax", "mxnet"}  # what a timing process names as loaded:
 
 
 class Unit:
-    """A fixed slice of a task's schedule (its first epochs, about ``steps`` steps), converted into the
-    framework once. Calling it trains through the slice and blocks until the work is done."""
+    """A fixed slice of a task's schedule, converted into the framework once: its first ``steps`` steps,
+    rounded up to whole epochs, or, where that is less than an epoch, the first batches of the first
+    epoch. Calling it trains through the slice and blocks until the work is done."""
 
     def __init__(self, backend: Backend, steps: int) -> None:
         task = backend.task
-        epochs = min(task.epochs, -(-steps // task.steps_per_epoch))
-        self.backend, self.steps = backend, epochs * task.steps_per_epoch
-        self.chunk = backend.prepare(task.lrs()[:epochs], task.orders()[:epochs])
+        lrs, orders = task.lrs(), task.orders()
+        if steps < task.steps_per_epoch:
+            order = np.arange(len(task.x)) if orders[0] is None else orders[0]
+            self.steps, lrs, orders = steps, lrs[:1], [order[: steps * task.batch]]
+        else:
+            epochs = min(task.epochs, -(-steps // task.steps_per_epoch))
+            self.steps, lrs, orders = epochs * task.steps_per_epoch, lrs[:epochs], orders[:epochs]
+        self.backend = backend
+        self.chunk = backend.prepare(lrs, orders)
         self.out: Any = None
 
     def __call__(self) -> None:
@@ -63,21 +70,24 @@ def measure(
     dtype: str = "float64",
     device: str = "cpu",
     n: int | None = None,
-    steps: int = 200,
-    round_time: float = 0.2,
+    steps: int = 100,
+    unit_time: float = 0.05,
+    round_time: float = 0.15,
     min_rounds: int = 3,
     objective: bool = True,
     handwritten: bool = False,
-    budget: float = 0.0,
 ) -> dict[str, Any]:
     """One case's timings in this process, per step in seconds: ``step_s`` a training step, one figure a
-    round; ``objective_s`` and ``handwritten_s`` likewise, where asked. With a ``budget`` (seconds), the
-    case then trains its schedule for the correctness columns (``correctness``)."""
+    round; ``objective_s`` and ``handwritten_s`` likewise, where asked. A round trains ``steps`` steps,
+    or as many as take about ``unit_time`` where that is fewer; rounds go on for ``round_time`` seconds,
+    at least ``min_rounds``. ``first_call_s`` is the first step alone."""
     from bench import harness
 
     b = harness.build(task, backend, dtype, device, n=n)
-    unit = Unit(b, steps)
-    first, warm = seconds(unit), seconds(unit)
+    probe = Unit(b, 1)  # one step: its first call includes tracing, compiling or hybridizing
+    first, per_step = seconds(probe), min(seconds(probe) for _ in range(3))
+    unit = Unit(b, int(np.clip(unit_time / per_step, 1, steps)))  # a slow step gets a shorter slice
+    warm = seconds(unit)
     timed = {"step_s": unit}
     if objective:
         timed["objective_s"] = unit.objective
@@ -98,8 +108,6 @@ def measure(
         raise harness.Diverged(int(bad[0]) + 1)
     out = {"mode": b.mode, "device": b.device, "steps_per_round": unit.steps, "first_call_s": first, **figures,
            "pid": os.getpid(), "frameworks": sorted(FRAMEWORKS & sys.modules.keys())}  # fmt: skip
-    if budget:
-        out["correctness"] = correctness(task, backend, dtype, device, warm / unit.steps, budget)
     return out
 
 
