@@ -176,6 +176,19 @@ def evaluate_here(
     return {"losses": losses, "before": before, "after": as_lists(b.params(), b.task.init)}
 
 
+def handwritten_here(
+    task: str, backend: str, dtype: str = "float64", device: str = "cpu", steps: int = 50
+) -> dict[str, Nested]:
+    """The parameters after ``steps`` steps of the framework's hand-written loop (bench.handwritten)."""
+    from bench import handwritten
+
+    check(task, backend, dtype)
+    made = make_task(task)
+    loop = handwritten.make(backend, made, dtype, device)
+    loop.run(steps)
+    return as_lists(loop.params(), made.init)
+
+
 def contract_here(backend: str, dtype: str = "float64") -> dict[str, Any]:
     """Every example of the array contract (tasks.contract) evaluated by the backend, value and gradient,
     all in one task; where that fails, each example alone, so that a failure names its example."""
@@ -217,6 +230,7 @@ CALLS: dict[str, Callable[..., Any]] = {
     "train": train_here,
     "gradient": gradient_here,
     "evaluate": evaluate_here,
+    "handwritten": handwritten_here,
     "contract": contract_here,
     "measure": measure_here,
     "correctness": correctness_here,

@@ -14,6 +14,7 @@ from bench import envs
 def test_importing_the_packages_imports_no_framework():
     code = (
         "import sys, tasks, tasks.contract, backends, bench.harness, bench.compare, bench.cli, bench.run\n"
+        "import bench.handwritten\n"
         "[tasks.get(n) for n in tasks.TASKS]\n"
         "print(' '.join(m for m in ('torch', 'jax', 'jaxlib', 'mxnet', 'matplotlib') if m in sys.modules))"
     )

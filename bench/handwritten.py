@@ -1,0 +1,272 @@
+"""Hand-written training loops for quadratic, one per backend name: the yardsticks the adapters in
+``backends/`` are measured against (issue 8).
+
+Each is the loop that framework's own documentation or tutorials would write for full-batch gradient
+descent on ``w·x² + b`` with the loss ``0.5·sum((pred − y)²)``: data, initial values and learning rate
+from the task, every step's loss kept as a framework scalar (as the adapters keep it), ``x²`` computed
+every step (the adapters compute the model every step), and ``run`` ending in the framework's blocking
+read. Each framework is imported inside its class: importing this module imports none.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any, Protocol
+
+import numpy as np
+
+from tasks import Task
+
+
+class Loop(Protocol):
+    def run(self, steps: int) -> None: ...
+
+    def params(self) -> dict[str, np.ndarray]: ...
+
+
+class Numpy:
+    """Expert numpy: the gradient by hand, the reductions as ``@``."""
+
+    def __init__(self, task: Task, dtype: str, device: str = "cpu") -> None:
+        self.x, self.y = task.x.astype(dtype), task.y.astype(dtype)
+        self.w, self.b = task.init["w"].astype(dtype), task.init["b"].astype(dtype)
+        self.lr, self.losses = task.lr(0), []
+
+    def run(self, steps: int) -> None:
+        self.losses = []
+        for _ in range(steps):
+            x2 = self.x**2
+            r = self.w * x2 + self.b - self.y
+            self.losses.append(0.5 * (r @ r))
+            self.w -= self.lr * (r @ x2)
+            self.b -= self.lr * r.sum()
+
+    def params(self) -> dict[str, np.ndarray]:
+        return {"w": self.w.copy(), "b": self.b.copy()}
+
+
+class Torch:
+    """Tensors with ``requires_grad``, ``loss.backward()``, the update in place under ``no_grad``
+    (PyTorch's "Learning PyTorch with examples", autograd section)."""
+
+    def __init__(self, task: Task, dtype: str, device: str = "cpu") -> None:
+        import torch
+
+        self.torch, self.device, self.lr, self.losses = torch, device, task.lr(0), []
+        tensor = functools.partial(torch.tensor, dtype=getattr(torch, dtype), device=device)
+        self.x, self.y = tensor(task.x), tensor(task.y)
+        self.w, self.b = tensor(task.init["w"], requires_grad=True), tensor(task.init["b"], requires_grad=True)
+
+    def run(self, steps: int) -> None:
+        self.losses = []
+        for _ in range(steps):
+            loss = 0.5 * ((self.w * self.x**2 + self.b - self.y) ** 2).sum()
+            loss.backward()
+            with self.torch.no_grad():
+                self.w -= self.lr * self.w.grad
+                self.b -= self.lr * self.b.grad
+                self.w.grad, self.b.grad = None, None
+            self.losses.append(loss.detach())
+        synchronize(self.torch, self.device)
+
+    def params(self) -> dict[str, np.ndarray]:
+        return {"w": self.w.detach().cpu().numpy(), "b": self.b.detach().cpu().numpy()}
+
+
+def synchronize(torch: Any, device: str) -> None:
+    if device == "cuda":
+        torch.cuda.synchronize()
+
+
+def torch_module(torch: Any, task: Task, dtype: str, device: str) -> Any:
+    """quadratic as an ``nn.Module`` with its two ``nn.Parameter``s."""
+
+    class Quadratic(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.w, self.b = (torch.nn.Parameter(torch.tensor(task.init[k], dtype=getattr(torch, dtype))) for k in "wb")
+
+        def forward(self, x: Any) -> Any:
+            return self.w * x**2 + self.b
+
+    return Quadratic().to(device)
+
+
+class TorchNN:
+    """An ``nn.Module``, ``torch.optim.SGD``: ``zero_grad``, ``backward``, ``step``."""
+
+    def __init__(self, task: Task, dtype: str, device: str = "cpu") -> None:
+        import torch
+
+        self.torch, self.device, self.losses = torch, device, []
+        self.x, self.y = (torch.tensor(a, dtype=getattr(torch, dtype), device=device) for a in (task.x, task.y))
+        self.model = torch_module(torch, task, dtype, device)
+        self.opt = torch.optim.SGD(self.model.parameters(), lr=task.lr(0))
+
+    def step(self) -> Any:
+        self.opt.zero_grad()
+        loss = 0.5 * ((self.model(self.x) - self.y) ** 2).sum()
+        loss.backward()
+        self.opt.step()
+        return loss.detach()
+
+    def run(self, steps: int) -> None:
+        self.losses = [self.step() for _ in range(steps)]
+        synchronize(self.torch, self.device)
+
+    def params(self) -> dict[str, np.ndarray]:
+        return {k: v.detach().cpu().numpy() for k, v in self.model.named_parameters()}
+
+
+class TorchCompile(TorchNN):
+    """torch-nn's training step, ``torch.compile``d as the torch.compile tutorial compiles its ``train``
+    function; compiled by two warm-up steps here, after which the parameters are set back."""
+
+    def __init__(self, task: Task, dtype: str, device: str = "cpu") -> None:
+        super().__init__(task, dtype, device)
+        self.torch._dynamo.reset()  # Dynamo's compiled graphs are per code object: each loop starts clean
+        self.step = self.torch.compile(self.step)
+        start = {k: v.detach().clone() for k, v in self.model.named_parameters()}
+        self.run(2)
+        with self.torch.no_grad():
+            for k, v in self.model.named_parameters():
+                v.copy_(start[k])
+
+
+class Jax:
+    """``jax.value_and_grad`` called eagerly in a Python loop."""
+
+    def __init__(self, task: Task, dtype: str, device: str = "cpu") -> None:
+        import jax
+
+        jax.config.update("jax_enable_x64", True)
+        self.jax, self.lr, self.losses = jax, task.lr(0), []
+        put = lambda a: jax.device_put(a.astype(dtype), jax.devices({"cuda": "gpu"}.get(device, device))[0])  # noqa: E731
+        self.x, self.y, self.w, self.b = (put(a) for a in (task.x, task.y, task.init["w"], task.init["b"]))
+        self.value_and_grad = jax.value_and_grad(quadratic_loss, argnums=(0, 1))
+
+    def step(self) -> Any:
+        loss, (gw, gb) = self.value_and_grad(self.w, self.b, self.x, self.y)
+        self.w, self.b = self.w - self.lr * gw, self.b - self.lr * gb
+        return loss
+
+    def run(self, steps: int) -> None:
+        self.losses = [self.step() for _ in range(steps)]
+        self.jax.block_until_ready((self.losses, self.w, self.b))
+
+    def params(self) -> dict[str, np.ndarray]:
+        return {"w": np.asarray(self.w), "b": np.asarray(self.b)}
+
+
+def quadratic_loss(w: Any, b: Any, x: Any, y: Any) -> Any:
+    import jax.numpy as jnp
+
+    return 0.5 * jnp.sum((w * x**2 + b - y) ** 2)
+
+
+class JaxJit(Jax):
+    """The JAX docs' training loop: a ``@jax.jit`` update function called in a Python loop."""
+
+    def __init__(self, task: Task, dtype: str, device: str = "cpu") -> None:
+        super().__init__(task, dtype, device)
+        lr, value_and_grad = self.lr, self.value_and_grad
+
+        @self.jax.jit
+        def update(w: Any, b: Any, x: Any, y: Any) -> Any:
+            loss, (gw, gb) = value_and_grad(w, b, x, y)
+            return w - lr * gw, b - lr * gb, loss
+
+        self.update = update
+
+    def step(self) -> Any:
+        self.w, self.b, loss = self.update(self.w, self.b, self.x, self.y)
+        return loss
+
+
+class Mxnet:
+    """NDArrays with ``attach_grad``, ``autograd.record()``, ``backward()``, ``param[:] = param - lr * grad``
+    (the MXNet straight-dope linear regression from scratch)."""
+
+    def __init__(self, task: Task, dtype: str, device: str = "cpu") -> None:
+        import mxnet as mx
+
+        self.mx, self.lr, self.losses = mx, task.lr(0), []
+        ctx = mx.gpu() if device == "cuda" else mx.cpu()
+        self.x, self.y = (mx.nd.array(a, dtype=dtype, ctx=ctx) for a in (task.x, task.y))
+        self.w, self.b = (mx.nd.array(task.init[k], dtype=dtype, ctx=ctx) for k in "wb")
+        self.w.attach_grad()
+        self.b.attach_grad()
+
+    def step(self) -> Any:
+        nd = self.mx.nd
+        with self.mx.autograd.record():
+            loss = 0.5 * nd.sum(nd.square(self.w * nd.square(self.x) + self.b - self.y))
+        loss.backward()
+        self.w[:] = self.w - self.lr * self.w.grad
+        self.b[:] = self.b - self.lr * self.b.grad
+        return loss
+
+    def run(self, steps: int) -> None:
+        self.losses = [self.step() for _ in range(steps)]
+        self.mx.nd.waitall()
+
+    def params(self) -> dict[str, np.ndarray]:
+        return {"w": self.w.asnumpy(), "b": self.b.asnumpy()}
+
+
+def gluon_block(mx: Any, dtype: str) -> Any:
+    """quadratic's loss as a ``HybridBlock`` holding ``w`` and ``b``."""
+
+    class QuadraticLoss(mx.gluon.HybridBlock):
+        def __init__(self) -> None:
+            super().__init__()
+            with self.name_scope():
+                self.w = self.params.get("w", shape=(1,), dtype=dtype)
+                self.b = self.params.get("b", shape=(1,), dtype=dtype)
+
+        def hybrid_forward(self, F: Any, x: Any, y: Any, w: Any, b: Any) -> Any:
+            return 0.5 * F.sum(F.square(F.broadcast_add(F.broadcast_mul(w, F.square(x)), b) - y))
+
+    return QuadraticLoss()
+
+
+class MxnetGluon(Mxnet):
+    """A hybridized ``HybridBlock`` (``static_alloc``, ``static_shape``) and ``gluon.Trainer('sgd')``."""
+
+    def __init__(self, task: Task, dtype: str, device: str = "cpu") -> None:
+        super().__init__(task, dtype, device)
+        self.net = gluon_block(self.mx, dtype)
+        self.net.initialize(ctx=self.x.context)
+        self.net.w.set_data(self.w)
+        self.net.b.set_data(self.b)
+        self.net.hybridize(static_alloc=True, static_shape=True)
+        self.trainer = self.mx.gluon.Trainer(self.net.collect_params(), "sgd", {"learning_rate": self.lr})
+
+    def step(self) -> Any:
+        with self.mx.autograd.record():
+            loss = self.net(self.x, self.y)
+        loss.backward()
+        self.trainer.step(1)  # the loss is a sum already: no division by a batch size
+        return loss
+
+    def params(self) -> dict[str, np.ndarray]:
+        return {"w": self.net.w.data().asnumpy(), "b": self.net.b.data().asnumpy()}
+
+
+LOOPS: dict[str, type] = {
+    "numpy": Numpy,
+    "torch": Torch,
+    "torch-nn": TorchNN,
+    "torch-compile": TorchCompile,
+    "jax": Jax,
+    "jax-jit": JaxJit,
+    "mxnet": Mxnet,
+    "mxnet-gluon": MxnetGluon,
+}
+
+
+def make(backend: str, task: Task, dtype: str, device: str = "cpu") -> Loop:
+    """The hand-written loop of that backend's framework for the quadratic ``task``."""
+    if task.name != "quadratic":
+        raise ValueError(f"the hand-written loops train quadratic only, not {task.name}")
+    return LOOPS[backend](task, dtype, device)
