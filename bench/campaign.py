@@ -46,7 +46,7 @@ class Case:
 
 @dataclass(frozen=True)
 class Settings:
-    repeats: int = 5  # timing processes per backend
+    repeats: int = 3  # timing processes per backend
     threads: int = 1
     device: str = "cpu"
     quick: bool = False
@@ -63,7 +63,7 @@ class Settings:
     @property
     def budget(self) -> float:
         """Seconds of training for the correctness columns, beyond which a case trains fewer epochs."""
-        return 0.5 if self.quick else 4.0
+        return 0.5 if self.quick else 3.0
 
 
 class Progress:

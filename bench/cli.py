@@ -57,7 +57,7 @@ def parser() -> Parser:
     r.add_argument("--device", default="cpu", help="cpu (default) or cuda, for torch and jax")
     r.add_argument("--quick", action="store_true", help="a smoke run of under a minute; its timings are not to be read")
     r.add_argument("--timeout", type=float, help="seconds one timing process may take (default 600, quick 120)")
-    r.add_argument("--repeats", type=int, help="timing processes per backend, interleaved (default 5, quick 2)")
+    r.add_argument("--repeats", type=int, help="timing processes per backend, interleaved (default 3, quick 2)")
     d = sub.add_parser("diff", help="compare two runs' results: environments, then each case's timing")
     d.add_argument("old", metavar="OLD", help="a results folder or its results.json")
     d.add_argument("new", metavar="NEW", help="a results folder or its results.json")

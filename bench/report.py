@@ -23,7 +23,8 @@ HOW_TO_READ = """Every backend was timed in R fresh processes of its own environ
 round-robin across backends (numpy, torch, …, then again), so that a drift of the machine hits each
 alike. In each process a round trains a fixed slice of the task's schedule and ends in a blocking read;
 the process's figure is its median round divided by the round's steps. *Per step* is the median over the
-processes, with a 95 % confidence interval over them in brackets: the spread met when rerunning.
+processes, with a confidence interval over them in brackets (95 %, or the processes' range where there
+are too few for that: the line above says what it holds): the spread met when rerunning.
 *× numpy* and *× fastest* are ratios of medians with their 95 % interval; one whose interval includes 1
 reads *within noise*. *First call* is the first process's first round alone: tracing, compiling or
 hybridizing included, with compile caches empty. *Step ÷ objective* is a training step's time over the
@@ -94,12 +95,16 @@ def with_interval(r: dict[str, Any]) -> str:
     return f"{r['median_s'] / scale:.3g} {unit} ({r['ci_low_s'] / scale:.3g}–{r['ci_high_s'] / scale:.3g})"
 
 
-def ratio(a: list[float], b: list[float], flag_above: float | None = None) -> str:
-    """The ratio of medians a / b with its 95 % interval; *within noise* where the interval includes 1,
-    and in bold with a note where it is above ``flag_above``."""
+def ratio(a: list[float], b: list[float], flag_above: float | None = None, paired: bool = False) -> str:
+    """The ratio of medians a / b with its interval (a bootstrap; ``paired``: a and b were timed side by
+    side in the same processes, and the interval is that of the median of their ratios); *within noise*
+    where the interval includes 1, and in bold with a note where it is above ``flag_above``."""
     if a is b:
         return "1"
-    r, lo, hi = stats.ratio_ci(a, b)
+    if paired:
+        r, lo, hi = stats.median_ci([x / y for x, y in zip(a, b, strict=True)])
+    else:
+        r, lo, hi = stats.ratio_ci(a, b)
     text = f"{r:.3g} ({lo:.3g}–{hi:.3g})"
     if lo <= 1 <= hi:
         return text + " within noise"
@@ -141,7 +146,7 @@ def task_table(rows: list[dict[str, Any]], task: str, dtype: str) -> list[list[s
     return table
 
 
-TASK_HEADER = ["backend", "mode", "first call", "per step: median (95 % CI)", "steps/s", "× numpy", "× fastest",
+TASK_HEADER = ["backend", "mode", "first call", "per step: median (CI)", "steps/s", "× numpy", "× fastest",
                "step ÷ objective", "final loss", "max rel diff from numpy"]  # fmt: skip
 FLOOR_SLACK = 0.95  # a figure under 0.95 × the memory floor is a measurement error, not a speed
 HANDWRITTEN_LIMIT = 1.5  # an adapter slower than this × a hand-written loop of its framework is flagged
@@ -171,7 +176,9 @@ def handwritten_table(rows: list[dict[str, Any]], backends: list[str], dtype: st
         for n in sizes:
             r = found.get((b, n), {})
             ok = r.get("handwritten_samples_s")
-            line.append(ratio(r["step_samples_s"], ok, HANDWRITTEN_LIMIT) if ok else "failed" if r else "—")
+            line.append(
+                ratio(r["step_samples_s"], ok, HANDWRITTEN_LIMIT, paired=True) if ok else "failed" if r else "—"
+            )
         table.append(line)
     return ["backend", *(f"N = {n:.0e}" for n in sizes)], table
 
@@ -299,10 +306,12 @@ def summary_markdown(rows: list[dict[str, Any]], names: list[str], o: Any, env: 
     parts = [f"Machine: {env['cpu']}, {env['cores']} cores, {o.threads} threads, device {o.device}; "
              + ", ".join(f"{k} {v}" for k, v in env["versions"].items())
              + f". Memory read bandwidth {bandwidth / 1e9:.1f} GB/s ({o.threads} threads)."
-             + f" Each backend timed in {o.repeats} processes. Commit {env['commit'][:12]}."]  # fmt: skip
+             + f" Each backend timed in {o.repeats} processes; a median's interval (order statistics over"
+             + f" them) holds the true median with probability {stats.median_coverage(o.repeats):.1%}."
+             + f" Commit {env['commit'][:12]}."]  # fmt: skip
     for d in o.dtypes:
         table = summary_table(rows, names, o.backends, d)
-        parts.append(f"### Time per step ({d}, median (95 % CI))\n\n" + markdown_table(["backend", *names], table))
+        parts.append(f"### Time per step ({d}, median (CI))\n\n" + markdown_table(["backend", *names], table))
     table = summary_table(rows, names, o.backends, o.dtypes[0], per_objective)
     parts.append(
         f"### Training step ÷ objective alone ({o.dtypes[0]})\n\n" + markdown_table(["backend", *names], table)

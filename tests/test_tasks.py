@@ -6,22 +6,19 @@ import numpy as np
 import pytest
 
 import tasks
-from bench.run import SIZES
-from conftest import BenchOptions
-
-FULL_RUN = BenchOptions(backends=[], tasks=[], dtypes=[], device="cpu", sizes=SIZES, quick=False)
+from bench.campaign import Case, Settings, measure_call
 
 
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
-@pytest.mark.parametrize("n", SIZES)
+@pytest.mark.parametrize("n", [10**k for k in range(2, 8)])
 def test_quadratic_trains_at_every_size_of_the_sweep(n, dtype):
-    """One round of the size sweep (tests/test_speed.py::test_scaling) trains quadratic for
-    min(200, 10⁷ // N) full-batch steps. With a learning rate of 0.001 at every N the summed loss
+    """One round of the size sweep (tests/test_speed.py::test_scaling) trains quadratic for at most
+    min(100, 10⁷ // N) full-batch steps. With a learning rate of 0.001 at every N the summed loss
     diverged from N ≈ 1,800 on, and the sweep timed arithmetic on inf and NaN."""
     t = tasks.get("quadratic", n=n)
     x, y = t.x.astype(dtype), t.y.astype(dtype)
     p = {k: v.astype(dtype) for k, v in t.init.items()}
-    steps = max(1, min(FULL_RUN.unit_steps, 10**7 // n))
+    steps = measure_call(Case("scaling", "quadratic", "numpy", dtype, n), Settings())["steps"]
     losses = []
     for epoch in range(steps):
         loss, grads = t.loss_and_grad(p, x, y)
