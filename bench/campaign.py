@@ -171,17 +171,19 @@ def device(c: Case, settings: Settings) -> str:
 
 
 def merged(found: list[dict[str, Any]]) -> dict[str, Any]:
-    """One case's processes in one record: per process, the median of its rounds (``*_samples_s``); the
+    """One case's processes in one record: per process, the median of its rounds (``samples_s``, and
+    ``objective_samples_s``, ``handwritten_samples_s`` of the figures timed beside them); the
     first process's first call (compiled cold); the correctness columns."""
     timed = [p for p in found if "step_s" in p]
     out: dict[str, Any] = {k: timed[0][k] for k in ("mode", "device", "steps_per_round", "first_call_s")}
     out["rounds"] = [len(p["step_s"]) for p in timed]
     out["pids"] = [p["pid"] for p in timed]
     out["frameworks"] = sorted({f for p in timed for f in p["frameworks"]})
-    for key in ("step_s", "objective_s", "handwritten_s"):
+    for key, name in (("step_s", "samples_s"), ("objective_s", "objective_samples_s"),
+                      ("handwritten_s", "handwritten_samples_s")):  # fmt: skip
         if key in timed[0]:
-            out[key.replace("_s", "_samples_s")] = [statistics.median(p[key]) for p in timed]
-    out["median_s"], out["ci_low_s"], out["ci_high_s"] = stats.median_ci(out["step_samples_s"])
+            out[name] = [statistics.median(p[key]) for p in timed]
+    out["median_s"], out["ci_low_s"], out["ci_high_s"] = stats.median_ci(out["samples_s"])
     for p in found:
         out |= p.get("correctness", {})
     return out

@@ -117,7 +117,7 @@ def per_objective(r: dict[str, Any]) -> str:
     """A training step's median time over the objective's alone."""
     if not r.get("objective_samples_s"):
         return "—"
-    return f"{statistics.median(r['step_samples_s']) / statistics.median(r['objective_samples_s']):.3g}"
+    return f"{statistics.median(r['samples_s']) / statistics.median(r['objective_samples_s']):.3g}"
 
 
 def task_table(rows: list[dict[str, Any]], task: str, dtype: str) -> list[list[str]]:
@@ -139,8 +139,8 @@ def task_table(rows: list[dict[str, Any]], task: str, dtype: str) -> list[list[s
                 diff += f" (numpy with {r['lr_dtype']} lr)"
         table.append([r["backend"], r["mode"], duration(r["first_call_s"]), with_interval(r),
                       f"{1 / r['median_s']:,.0f}",
-                      ratio(r["step_samples_s"], numpy["step_samples_s"]) if numpy else "—",
-                      ratio(r["step_samples_s"], timed[0]["step_samples_s"]), per_objective(r), loss,
+                      ratio(r["samples_s"], numpy["samples_s"]) if numpy else "—",
+                      ratio(r["samples_s"], timed[0]["samples_s"]), per_objective(r), loss,
                       diff])  # fmt: skip
     table += [[r["backend"], "", "", "", "", "", "", "", "", r["error"]] for r in mine if "median_s" not in r]
     return table
@@ -176,9 +176,7 @@ def handwritten_table(rows: list[dict[str, Any]], backends: list[str], dtype: st
         for n in sizes:
             r = found.get((b, n), {})
             ok = r.get("handwritten_samples_s")
-            line.append(
-                ratio(r["step_samples_s"], ok, HANDWRITTEN_LIMIT, paired=True) if ok else "failed" if r else "—"
-            )
+            line.append(ratio(r["samples_s"], ok, HANDWRITTEN_LIMIT, paired=True) if ok else "failed" if r else "—")
         table.append(line)
     return ["backend", *(f"N = {n:.0e}" for n in sizes)], table
 
@@ -233,13 +231,13 @@ def write(out: Path, o: Any, rows: list[dict[str, Any]], found: Any, floor: dict
               "cases": rows, "scaling": fits, "workers": workers, "machine_info": found.machine_info}  # fmt: skip
     (out / "results.json").write_text(json.dumps(result, indent=1))
     columns = ["task", "backend", "dtype", "mode", "device", "first_call_s", "median_s", "ci_low_s", "ci_high_s",
-               "step_samples_s", "objective_samples_s", "rounds", "steps_per_round", "final_loss", "max_rel_diff",
+               "samples_s", "objective_samples_s", "rounds", "steps_per_round", "final_loss", "max_rel_diff",
                "epochs_trained", "epochs", "error"]  # fmt: skip
     write_csv(out / "results.csv", [r for r in rows if r["kind"] == "speed"], columns)
     write_csv(
         out / "scaling.csv",
         [r for r in rows if r["kind"] == "scaling"],
-        ["n", "backend", "dtype", "mode", "first_call_s", "median_s", "ci_low_s", "ci_high_s", "step_samples_s",
+        ["n", "backend", "dtype", "mode", "first_call_s", "median_s", "ci_low_s", "ci_high_s", "samples_s",
          "handwritten_samples_s", "bytes_per_step", "error"],
     )  # fmt: skip
     pictures, not_drawn = draw_plots(out / "plots", rows, fits, bandwidth, names)

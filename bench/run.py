@@ -140,7 +140,7 @@ def worker_environments(o: Options) -> dict[str, Any]:
         out = subprocess.run([envs.python(env), "-c", probe], cwd=envs.ROOT, capture_output=True, text=True,
                              env={**os.environ, **machine.thread_settings(o.threads)})  # fmt: skip
         seen[env] = json.loads(out.stdout) if out.returncode == 0 else {"error": out.stderr.strip()[-300:]}
-    return {b: {"machine_info": seen[backends.BACKENDS[b].env]} for b in o.backends}
+    return {b: {"machine_info": {"autodiff_bench": seen[backends.BACKENDS[b].env]}} for b in o.backends}
 
 
 def check_device(device: str) -> None:

@@ -47,7 +47,7 @@ def test_speed(benchmark, measured, task, backend, dtype):
     m = measured(Case("speed", task, backend, dtype))
     benchmark.group = f"{task} {dtype}"
     benchmark.extra_info.update(kind="speed", task=task, backend=backend, dtype=dtype, **m)
-    feed(benchmark, m["step_samples_s"])
+    feed(benchmark, m["samples_s"])
 
 
 def test_scaling(benchmark, measured, task, n, backend, dtype):
@@ -55,4 +55,4 @@ def test_scaling(benchmark, measured, task, n, backend, dtype):
     benchmark.group = f"scaling {dtype}"
     benchmark.extra_info.update(kind="scaling", task=task, n=n, backend=backend, dtype=dtype,
                                 bytes_per_step=2 * n * np.dtype(dtype).itemsize, **m)  # fmt: skip
-    feed(benchmark, m["step_samples_s"])
+    feed(benchmark, m["samples_s"])
