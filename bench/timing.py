@@ -20,6 +20,7 @@ import numpy as np
 
 from backends._base import Backend
 
+MIN_STEPS = 10  # the shortest slice a round trains (fewer where ``steps`` asks for fewer: the largest sweep sizes)
 FRAMEWORKS = {"torch", "jax", "mxnet"}  # what a timing process names as loaded: the proof it is isolated
 
 
@@ -80,22 +81,26 @@ def measure(
     """One case's timings in this process, per step in seconds: ``step_s`` a training step, one figure a
     round; ``objective_s`` and ``handwritten_s`` likewise, where asked. A round trains ``steps`` steps,
     or as many as take about ``unit_time`` where that is fewer; rounds go on for ``round_time`` seconds,
-    at least ``min_rounds``. ``first_call_s`` is the first step alone."""
+    at least ``min_rounds``, but never fewer than MIN_STEPS steps (a one-step slice makes Dynamo
+    recompile). ``first_call_s`` is the first call of a slice of MIN_STEPS steps."""
     from bench import harness
 
     b = harness.build(task, backend, dtype, device, n=n)
-    probe = Unit(b, 1)  # one step: its first call includes tracing, compiling or hybridizing
-    first, per_step = seconds(probe), min(seconds(probe) for _ in range(3))
-    unit = Unit(b, int(np.clip(unit_time / per_step, 1, steps)))  # a slow step gets a shorter slice
+    timed: dict[str, Callable[[], Any]] = {}
+    if handwritten:  # made first: making a torch.compile loop clears Dynamo's graphs, the adapter's too
+        from bench import handwritten as hw
+
+        loop = hw.make(backend, b.task, dtype, b.device)
+    least = min(steps, MIN_STEPS)
+    probe = Unit(b, least)  # its first call includes tracing, compiling or hybridizing
+    first, per_step = seconds(probe), min(seconds(probe) for _ in range(3)) / probe.steps
+    unit = Unit(b, int(np.clip(unit_time / per_step, least, steps)))  # a slow step gets a shorter slice
     warm = seconds(unit)
-    timed = {"step_s": unit}
+    timed["step_s"] = unit
     if objective:
         timed["objective_s"] = unit.objective
         unit.objective()  # its own first call (a compiled backend compiles the objective apart)
     if handwritten:
-        from bench import handwritten as hw
-
-        loop = hw.make(backend, b.task, dtype, b.device)
         timed["handwritten_s"] = lambda: loop.run(unit.steps)
         loop.run(unit.steps)
     rounds = int(np.clip(round_time / warm, min_rounds, 1000))
