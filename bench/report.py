@@ -26,8 +26,8 @@ the process's figure is its median round divided by the round's steps. *Per step
 processes, with a confidence interval over them in brackets (95 %, or the processes' range where there
 are too few for that: the line above says what it holds): the spread met when rerunning.
 *× numpy* and *× fastest* are ratios of medians with their 95 % interval; one whose interval includes 1
-reads *within noise*. *First call* is the first process's first round alone: tracing, compiling or
-hybridizing included, with compile caches empty. *Step ÷ objective* is a training step's time over the
+reads *within noise*. *First call* is the first process's first call of the task's first 10 steps: tracing,
+compiling or hybridizing included, with compile caches empty. *Step ÷ objective* is a training step's time over the
 loss alone of the same batches (same blocking read): the cost of the gradient and update, which the
 cheap gradient principle bounds by about 5 for reverse mode. *Final loss* and *max rel diff from numpy*
 (`|a-b| / max(1, |a|+|b|)` over the final parameters and every step's loss) come from training the
