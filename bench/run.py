@@ -162,8 +162,11 @@ def run(o: Options) -> int:
         with folder:
             raw = folder.staging / "raw"
             raw.mkdir()
-            floor = bench_floor.measure(o.threads)
+            before = bench_floor.measure(o.threads)
             found = timings(o, raw)
+            after = bench_floor.measure(o.threads)  # the best of both: a busy moment lowers one of them
+            floor = max(before, after, key=lambda f: f["bytes_per_s"]) | {"measured_gb_s": [
+                round(f["bytes_per_s"] / 1e9, 2) for f in (before, after)]}  # fmt: skip
             rows = report.rows_of(cases(o), found)
             failed = [r for r in rows if "error" in r]
             if len(failed) == len(rows):
