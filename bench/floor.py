@@ -33,6 +33,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 from bench import envs
+from bench.harness import BenchError
 from bench.machine import thread_settings
 
 if TYPE_CHECKING:
@@ -172,20 +173,20 @@ def command(threads: int, nbytes: int = NBYTES, repeats: int = REPEATS) -> list[
 
 def measure(threads: int, nbytes: int = NBYTES, repeats: int = REPEATS, timeout: float = 300) -> dict:
     """The floor at ``threads`` threads, measured in a fresh process of the main environment (this one
-    imports no framework). Raises RuntimeError when that process fails or measures nothing."""
+    imports no framework). Raises BenchError when that process fails or measures nothing."""
     env = {**os.environ, **thread_settings(threads)}
     try:
         done = subprocess.run(command(threads, nbytes, repeats), cwd=envs.ROOT, env=env, capture_output=True,
                               text=True, timeout=timeout)  # fmt: skip
     except subprocess.TimeoutExpired:
-        raise RuntimeError(f"bench.floor took over {timeout:g} s") from None
+        raise BenchError(f"bench.floor took over {timeout:g} s") from None
     lines = done.stdout.strip().splitlines()
     if done.returncode or not lines:
         last = (done.stderr.strip().splitlines() or [f"exit status {done.returncode}"])[-1]
-        raise RuntimeError(f"bench.floor failed: {last}")
+        raise BenchError(f"bench.floor failed: {last}")
     result = json.loads(lines[-1])
     if not result["bytes_per_s"]:
-        raise RuntimeError(f"bench.floor measured nothing: {result['kernels']}")
+        raise BenchError(f"bench.floor measured nothing: {result['kernels']}")
     return result
 
 
