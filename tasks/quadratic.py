@@ -16,8 +16,9 @@ def loss(pred, y, xp):
 
 
 def loss_and_grad(p, x, y):
-    r = p["w"] * x**2 + p["b"] - y
-    return 0.5 * np.sum(r * r), {"w": np.sum(r * x**2, keepdims=True), "b": np.sum(r, keepdims=True)}
+    x2 = x**2
+    r = p["w"] * x2 + p["b"] - y
+    return 0.5 * (r @ r), {"w": r @ x2[:, None], "b": r.sum(keepdims=True)}  # (n,) @ (n, 1) is (1,)
 
 
 def make(n: int = 100) -> Task:
