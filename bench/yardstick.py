@@ -5,7 +5,8 @@ One fresh process per backend, in its environment (as ``bench run`` does); in it
 (``harness.build`` and ``timing.Unit``) and the hand-written loop train the same steps of the same data
 at the same learning rate, compiled and warmed up first, then timed alternately (which goes first
 swaps every repeat), so that a busy moment of a shared machine hits both alike. The figure is the
-ratio of their median times per step: above 1, the adapter is the slower.
+median over the repeats of the ratio of their times per step (above 1, the adapter is the slower),
+beside each one's median time per step.
 """
 
 from __future__ import annotations
@@ -36,7 +37,8 @@ def lr(n: int) -> float:
 
 
 def measure(backend: str, dtype: str, n: int, repeats: int) -> dict[str, float]:
-    """Median seconds per step of the adapter and of the hand-written loop, timed alternately here."""
+    """Median seconds per step of the adapter and of the hand-written loop, timed alternately here, and
+    the median of each repeat's ratio (its two timings are moments apart: the steadier figure)."""
     k = steps(n)
     unit = Unit(harness.build("quadratic", backend, dtype, n=n, lr=lr(n)), k)
     loop = handwritten.make(backend, harness.make_task("quadratic", lr=lr(n), n=n), dtype)
@@ -45,7 +47,9 @@ def measure(backend: str, dtype: str, n: int, repeats: int) -> dict[str, float]:
     for r in range(2 + repeats):  # two rounds of warm-up: compiling, hybridizing, first allocations
         for name in list(calls)[:: 1 if r % 2 else -1]:
             times[name].append(seconds(calls[name]) / k)
-    return {name: statistics.median(t[2:]) for name, t in times.items()}
+    a, h = times["adapter"][2:], times["handwritten"][2:]
+    ratio = statistics.median(x / y for x, y in zip(a, h, strict=True))
+    return {"adapter": statistics.median(a), "handwritten": statistics.median(h), "ratio": ratio}
 
 
 def one(backend: str, dtype: str, sizes: list[int], repeats: int) -> None:
@@ -68,8 +72,7 @@ def table(rows: list[dict], sizes: list[int]) -> str:
 def cell(row: dict | None) -> str:
     if row is None:
         return "failed"
-    a, h = row["adapter"], row["handwritten"]
-    return f"{a / h:.2f} ({us(a)} / {us(h)})"
+    return f"{row['ratio']:.2f} ({us(row['adapter'])} / {us(row['handwritten'])})"
 
 
 def us(t: float) -> str:
@@ -104,7 +107,8 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"{backend}: {done.stderr.strip().splitlines()[-1:]}", file=sys.stderr)
             print(*(f"{r['backend']} N={r['n']}: {cell(r)}" for r in got), sep="\n", file=sys.stderr, flush=True)
             rows += got
-    print(f"adapter / hand-written, median time per step ({a.dtype}, {a.repeats} alternating repeats):\n")
+    print(f"adapter / hand-written time per step, median of {a.repeats} alternating repeats ({a.dtype}, ", end="")
+    print(f"{a.threads} threads); in brackets each one's median time per step:\n")
     print(table(rows, sizes))
     return 0
 
