@@ -17,11 +17,16 @@ Operand: TypeAlias = "Array | float"  # an array, or a Python scalar
 Axis = int | tuple[int, ...] | None
 
 
+ELEMWISE = {"broadcast_add": "elemwise_add", "broadcast_sub": "elemwise_sub", "broadcast_mul": "elemwise_mul"}
+ELEMWISE["broadcast_div"] = "elemwise_div"
+
+
 class Array:
     """An NDArray (``F`` is ``mx.nd``) or a Symbol (``F`` is ``mx.sym``, in a hybridized Gluon block) with
     the contract's operators. MXNet 1.x Symbol arithmetic does not broadcast (``(1,) * (n,)`` fails), so
-    two arrays meet in ``broadcast_*``; an array and a Python scalar in the scalar kernels (``_mul_scalar``,
-    ...), which is what the operators of both NDArray and Symbol call for a scalar."""
+    two arrays meet in ``broadcast_*``, as NDArray's operators do, except two symbols of one known shape,
+    which meet in ``elemwise_*`` as in a hand-written graph; an array and a Python scalar meet in the scalar
+    kernels (``_mul_scalar``, ...), which is what the operators of both NDArray and Symbol call."""
 
     __slots__ = ("F", "s")
 
@@ -31,8 +36,12 @@ class Array:
     def _apply(self, other: Operand, broadcast: str, scalar: Any, reflected: bool = False) -> Array:
         if isinstance(other, Array):
             a, b = (other.s, self.s) if reflected else (self.s, other.s)
-            return Array(self.F, getattr(self.F, broadcast)(a, b))
+            return Array(self.F, getattr(self.F, self._kernel(other, broadcast))(a, b))
         return Array(self.F, scalar(other, self.s) if reflected else scalar(self.s, other))
+
+    def _kernel(self, other: Array, broadcast: str) -> str:
+        same = self.F is mx.sym and broadcast in ELEMWISE and self.shape and self.shape == other.shape
+        return ELEMWISE[broadcast] if same else broadcast
 
     def __add__(self, o: Operand) -> Array:
         return self._apply(o, "broadcast_add", operator.add)
@@ -86,7 +95,8 @@ class Array:
 
     @property
     def shape(self) -> tuple[int, ...]:
-        """A Symbol's is inferred from what is known (its parameters' shapes)."""
+        """A Symbol's is inferred from what is known: its parameters' shapes and its inputs' (whose batch
+        dimension is 0, MXNet's unknown, and the same in every input); () where nothing is."""
         return self.s.shape if hasattr(self.s, "shape") else self.s.infer_shape_partial()[1][0]
 
     @property

@@ -20,6 +20,8 @@ class Objective(gluon.HybridBlock):
                 setattr(self, k, self.params.get(k, shape=v.shape, dtype=dtype, init=init.Zero()))
 
     def hybrid_forward(self, F, x, y, **params):
+        if F is mx.sym:  # the inputs again, with their shapes but the batch's (0: unknown), which Array reads
+            x, y = (F.var(v.name, shape=(0, *a.shape[1:])) for v, a in ((x, self.task.x), (y, self.task.y)))
         return task_loss(self.task, Namespace(F), params, x, y)
 
 

@@ -16,6 +16,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 import time
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
@@ -102,8 +103,12 @@ def timings(o: Options, raw: Path) -> Timings:
     import pytest
 
     said = io.StringIO()  # pytest's own report and pytest-benchmark's notes: the run prints its tables instead
-    with contextlib.redirect_stdout(said), contextlib.redirect_stderr(said):
-        code = pytest.main(pytest_args(o, raw))
+    temporary, tempfile.tempdir = tempfile.tempdir, str(raw)  # the workers' files too: staged, then gone
+    try:
+        with contextlib.redirect_stdout(said), contextlib.redirect_stderr(said):
+            code = pytest.main(pytest_args(o, raw))
+    finally:
+        tempfile.tempdir = temporary
     if code == pytest.ExitCode.INTERRUPTED:
         raise KeyboardInterrupt
     found = Timings()

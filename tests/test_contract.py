@@ -108,22 +108,37 @@ def test_numpy_is_the_reference_namespace():
 
 
 GLUON_GRAPH = """
-import json, sys, numpy as np
-from bench import harness
-b = harness.build("quadratic", "mxnet-gluon")
-b.net(b.x, b.y)  # the first call hybridizes
-nodes = json.loads(b.net._cached_graph[1].tojson())["nodes"]
-print(json.dumps([n["op"] for n in nodes if n["op"] != "null"]))
+import json, sys
+from bench import handwritten, harness
+
+def ops(net, x, y):
+    net(x, y)  # the first call hybridizes
+    return [n["op"] for n in json.loads(net._cached_graph[1].tojson())["nodes"] if n["op"] != "null"]
+
+graphs = {}
+for task in sys.argv[1:]:
+    b = harness.build(task, "mxnet-gluon")
+    graphs[task] = ops(b.net, b.x[: b.task.batch], b.y[: b.task.batch])
+loop = handwritten.make("mxnet-gluon", harness.make_task("quadratic"), "float64")
+graphs["handwritten"] = ops(loop.net, loop.x, loop.y)
+print(json.dumps(graphs))
 """
 
 
-def test_gluon_graph_has_no_needless_operator():
-    """quadratic's 0.5 * sum((w * x**2 + b - y) ** 2), hybridized: the two squares are MXNet's square kernel
-    (not the generic power one), the scalar product a scalar kernel, and nothing else is added."""
+def test_gluon_graph_is_the_one_an_expert_writes():
+    """quadratic's 0.5 * sum((w * x**2 + b - y) ** 2), hybridized, is the hand-written Gluon block's graph:
+    MXNet's square kernel for both squares (not the generic power one), broadcast_* only where the shapes
+    differ (w and b are (1,), x and y (n,)), elemwise_* where they are the same, the scalar product a
+    scalar kernel, and nothing else. logistic's three same-shaped operations are elementwise too."""
     if not envs.python("mxnet").exists():
         pytest.fail(envs.missing("mxnet", "mxnet") or "no mxnet environment")
-    out = subprocess.run([envs.python("mxnet"), "-c", GLUON_GRAPH], cwd=envs.ROOT, capture_output=True, text=True)
+    args = [envs.python("mxnet"), "-c", GLUON_GRAPH, "quadratic", "logistic"]
+    out = subprocess.run(args, cwd=envs.ROOT, capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
-    ops = collections.Counter(json.loads(out.stdout.strip().splitlines()[-1]))
-    expected = {"square": 2, "broadcast_mul": 1, "broadcast_add": 1, "broadcast_sub": 1, "sum": 1, "_mul_scalar": 1}
-    assert ops == expected
+    graphs = json.loads(out.stdout.strip().splitlines()[-1])
+    expert = ["square", "broadcast_mul", "broadcast_add", "elemwise_sub", "square", "sum", "_mul_scalar"]
+    assert graphs["quadratic"] == graphs["handwritten"] == expert
+    assert collections.Counter(graphs["logistic"]) == collections.Counter(
+        ["dot", "broadcast_add", "_maximum_scalar", "abs", "negative", "exp", "log1p"]
+        + ["elemwise_add", "elemwise_mul", "elemwise_sub", "mean"]
+    )

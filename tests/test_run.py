@@ -85,7 +85,8 @@ def test_quick_run_rows_agree_with_numpy(quick):
     for c in cases:
         assert "error" not in c, c
         assert c["max_rel_diff"] <= 1e-9 and c["median_s"] > 0 and c["first_call_s"] > 0
-    assert result["environment"]["cores"] >= 1 and result["workers"]["mxnet-gluon"]["status"] == "ok"
+    assert result["environment"]["cores"] >= 1
+    assert {c["backend"]: c["frameworks"] for c in cases} == {"numpy": [], "torch": ["torch"], "mxnet-gluon": ["mxnet"]}
     assert "mxnet" in result["workers"]["mxnet-gluon"]["machine_info"]["autodiff_bench"]["versions"]
     readme = (quick / "README.md").read_text()
     assert "## linear (float64)" in readme and "| mxnet-gluon |" in readme and "Failed cases" not in readme
