@@ -1,5 +1,5 @@
 """Hand-written training loops for quadratic, one per backend name: the yardsticks the adapters in
-``backends/`` are measured against (issue 8).
+``backends/`` are measured against (``python -m bench run``: × hand-written).
 
 Each is the loop that framework's own documentation or tutorials would write for full-batch gradient
 descent on ``w·x² + b`` with the loss ``0.5·sum((pred − y)²)``: data, initial values and learning rate
