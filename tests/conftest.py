@@ -6,8 +6,11 @@ from __future__ import annotations
 
 import contextlib
 import os
+import subprocess
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -230,3 +233,17 @@ def lab(request: pytest.FixtureRequest) -> Lab:
     params = [item.callspec.params for item in request.session.items if hasattr(item, "callspec")]
     lab.start({tuple(p.get("case") or p.get("full_case")) for p in params if "case" in p or "full_case" in p})
     return lab
+
+
+# -- helpers the command-line tests share -------------------------------------------------------------
+def bench(*args: str, cwd: Path = envs.ROOT) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "bench", *args], cwd=cwd, capture_output=True, text=True)
+
+
+def one_line_error(out: subprocess.CompletedProcess[str], status: int, *words: str) -> None:
+    assert out.returncode == status, out.stderr
+    assert out.stdout == ""
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in out.stderr, out.stderr
+    for word in words:
+        assert word in lines[0], lines[0]

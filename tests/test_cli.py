@@ -13,19 +13,7 @@ import pytest
 import backends
 import tasks
 from bench import envs, harness
-
-
-def bench(*args: str, cwd: Path = envs.ROOT) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "bench", *args], cwd=cwd, capture_output=True, text=True)
-
-
-def one_line_error(out: subprocess.CompletedProcess[str], status: int, *words: str) -> None:
-    assert out.returncode == status, out.stderr
-    assert out.stdout == ""
-    lines = out.stderr.strip().splitlines()
-    assert len(lines) == 1 and "Traceback" not in out.stderr, out.stderr
-    for word in words:
-        assert word in lines[0]
+from conftest import bench, one_line_error
 
 
 def test_list_names_every_task_and_backend():

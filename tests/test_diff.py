@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import json
 import statistics
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from bench import envs
+from conftest import bench, one_line_error
 
 # Five processes' medians, within ±2 % of 100 µs. Scaled by 1.5 every new one is above every old one
 # (Mann-Whitney: complete separation, p = 2/252 < 0.05) and every resampled ratio of medians is at least
@@ -22,10 +20,6 @@ ENV = {"environment": "main", "python": "3.11.7", "versions": {"numpy": "2.4.6",
        "cpu": "AMD EPYC", "cores": 2, "threads": 2, "device": "cpu", "platform": "Linux-x86_64",
        "commit": "f290db25a955644b824b4dc3073a07292dc89160"}  # fmt: skip
 MXNET_ENV = {**ENV, "environment": "mxnet", "versions": {"numpy": "1.23.5", "mxnet": "1.9.1"}}
-
-
-def bench(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "bench", *args], cwd=envs.ROOT, capture_output=True, text=True)
 
 
 def case(task: str, backend: str = "numpy", dtype: str = "float64", samples: list[float] | None = None,
@@ -59,15 +53,6 @@ def row(stdout: str, name: str) -> list[str]:
 
 def count_line(stdout: str) -> str:
     return next(line for line in stdout.splitlines() if " faster, " in line)
-
-
-def one_line_error(out: subprocess.CompletedProcess[str], status: int, *words: str) -> None:
-    assert out.returncode == status, out.stderr
-    assert out.stdout == ""
-    lines = out.stderr.strip().splitlines()
-    assert len(lines) == 1 and "Traceback" not in out.stderr, out.stderr
-    for word in words:
-        assert word in lines[0], lines[0]
 
 
 def test_slower_faster_and_noise_each_from_its_construction(tmp_path):
