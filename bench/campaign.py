@@ -1,8 +1,10 @@
-"""Every case measured in several fresh processes: R timing processes per backend, interleaved
-round-robin across backends (numpy, torch, …, mxnet-gluon, then again), so that a drift of the machine
-hits every backend alike; then one more process per backend trains each task for the correctness
-columns. A case's figure is the median over its processes of each process's median round, with a 95 %
-confidence interval over the processes (bench.stats): the spread a reader meets when rerunning.
+"""Every case measured in several fresh processes: R timing processes per backend, each pinned to its own
+CPU, interleaved round-robin across backends (numpy, torch, …, mxnet-gluon, then again), so that a drift
+of the machine hits every backend alike; a process that timed a case while the machine was busy (its
+calibration kernels slow, its CPU shared, time stolen) is replaced by one more; then one more process
+per backend trains each task for the correctness columns. A process's figure is its fastest round per
+step; a case's is the median over its processes, with the interval in which a rerun's median falls 90 %
+of the time, from the process-to-process spread of the backend's cases (bench.stats.rerun_interval).
 
 Each process is a ``bench.worker`` of the backend's own environment, answering one ``measure`` call
 per case; one that crashes or runs past its time leaves its cases failed, with the reason.
@@ -20,8 +22,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 import backends
-from bench import harness, machine, stats, taskdata
+from bench import harness, machine, procs, stats, taskdata
 
 
 @dataclass(frozen=True)
@@ -44,6 +48,9 @@ class Case:
         return f"test_{self.kind}[{self.params}]"
 
 
+ROUND_TIME = 1.0  # seconds of rounds per case per process: what made two runs agree (README, "How the timing ...")
+
+
 @dataclass(frozen=True)
 class Settings:
     repeats: int = 3  # timing processes per backend
@@ -58,12 +65,12 @@ class Settings:
         in one process, and the fewest rounds."""
         if self.quick:
             return {"steps": 10, "round_time": 0.0, "min_rounds": 1}
-        return {"steps": 100, "round_time": 0.15, "min_rounds": 2}
+        return {"steps": 100, "round_time": ROUND_TIME, "min_rounds": 3}
 
     @property
     def budget(self) -> float:
         """Seconds of training for the correctness columns, beyond which a case trains fewer epochs."""
-        return 0.5 if self.quick else 3.0
+        return 0.5 if self.quick else 1.0
 
 
 class Progress:
@@ -100,57 +107,120 @@ class Progress:
 
 
 def environ(settings: Settings, data: dict[str, str], caches: Path) -> dict[str, str]:
-    """A worker's variables: thread counts, the task data, and compile caches of this campaign alone
-    (the first process of each backend compiles cold, as a first-time user's would; the later reuse it)."""
+    """A worker's variables: thread counts and the CPUs it is pinned to, the task data, and compile caches
+    of this campaign alone (the first process of each backend compiles cold, as a first-time user's
+    would; the later reuse it)."""
     return {**machine.thread_settings(settings.threads), **data, "PYTHONUNBUFFERED": "1",
+            procs.PIN: ",".join(map(str, procs.pinned(settings.threads))),
             "TORCHINDUCTOR_CACHE_DIR": str(caches / "torchinductor"),
             "JAX_COMPILATION_CACHE_DIR": str(caches / "jax"), "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0",
             "JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES": "0"}  # fmt: skip
 
 
+class Campaign:
+    """The processes of one run, and what each case's processes answered."""
+
+    def __init__(self, cases: list[Case], settings: Settings, env: dict[str, str], progress: Progress | None):
+        self.settings, self.env, self.progress = settings, env, progress
+        self.by_backend: dict[str, list[Case]] = {}
+        for c in cases:
+            self.by_backend.setdefault(c.backend, []).append(c)
+        self.found: dict[Case, list[dict[str, Any]]] = {c: [] for c in cases}
+        self.errors: dict[Case, str] = {}
+
+    def measure(self, backend: str, mine: list[Case], what: str) -> list[dict[str, Any] | None]:
+        """One fresh worker times these cases; what it answered for each (None where it failed)."""
+        calls = [("measure", measure_call(c, self.settings)) for c in mine]
+        out = []
+        for c, got in zip(mine, processes(backend, calls, self.env, self.settings, self.progress, what, mine),
+                          strict=True):  # fmt: skip
+            if isinstance(got, harness.BenchError):
+                self.errors.setdefault(c, str(got))
+                out.append(None)
+            else:
+                out.append(got)
+        return out
+
+    def timings(self) -> None:
+        """R processes per backend, round-robin."""
+        for r in range(self.settings.repeats):
+            for b, mine in self.by_backend.items():
+                for c, got in zip(mine, self.measure(b, mine, f"[{r + 1}/{self.settings.repeats}] {b}"), strict=True):
+                    if got is not None:
+                        self.found[c].append(got)
+
+    def remeasure_noisy(self) -> None:
+        """Each process that timed a case while the machine was busy (``noisy``) is replaced by one more
+        process's timing of that case, where that one was quiet; what stays noisy is marked so."""
+        quiet = quiet_levels(self.found)
+        for b, mine in self.by_backend.items():
+            again = [c for c in mine if c not in self.errors and any(noisy(p, quiet, b) for p in self.found[c])]
+            if not again:
+                continue
+            for c, got in zip(again, self.measure(b, again, f"[again] {b}"), strict=True):
+                worst = max(range(len(self.found[c])), key=lambda i, c=c: noise_of(self.found[c][i], quiet, b))
+                if got is not None and noise_of(got, quiet, b) < noise_of(self.found[c][worst], quiet, b):
+                    self.found[c][worst] = got | {"replaces_pid": self.found[c][worst]["pid"]}
+        for b, mine in self.by_backend.items():
+            for c in mine:
+                for p in self.found[c]:
+                    p["noisy"] = noisy(p, quiet, b)
+
+    def correctness(self) -> None:
+        """The correctness columns, in a process per backend that times nothing."""
+        for b, mine in self.by_backend.items():
+            speed = [c for c in mine if c.kind == "speed" and c not in self.errors]
+            calls = [("correctness", correctness_call(c, self.found[c], self.settings)) for c in speed]
+            done = processes(b, calls, self.env, self.settings, self.progress, f"[train] {b}", speed)
+            for c, out in zip(speed, done, strict=True):
+                if isinstance(out, harness.BenchError):
+                    self.errors.setdefault(c, str(out))
+                else:
+                    self.found[c].append({"correctness": out})
+
+    def results(self) -> dict[Case, dict[str, Any]]:
+        records = {c: merged(ps) for c, ps in self.found.items() if c not in self.errors}
+        for mine in self.by_backend.values():
+            with_intervals([records[c] for c in mine if c in records])
+        return {c: {"error": self.errors[c]} if c in self.errors else records[c] for c in self.found}
+
+
 def run(cases: list[Case], settings: Settings, progress: Progress | None = None) -> dict[Case, dict[str, Any]]:
     """Measure every case; returns each case's figures, or ``{"error": why}``."""
-    by_backend: dict[str, list[Case]] = {}
-    for c in cases:
-        by_backend.setdefault(c.backend, []).append(c)
-    found: dict[Case, list[dict[str, Any]]] = {c: [] for c in cases}
-    errors: dict[Case, str] = {}
     with tempfile.TemporaryDirectory(prefix="autodiff-bench-") as scratch:
         data = taskdata.ship(Path(scratch), {(c.task, c.n) for c in cases})
-        env = environ(settings, data, Path(scratch))
-        for r in range(settings.repeats):
-            for b, mine in by_backend.items():
-                calls = [("measure", measure_call(c, settings)) for c in mine]
-                what = f"[{r + 1}/{settings.repeats}] {b}"
-                for c, out in zip(mine, processes(b, calls, env, settings, progress, what, mine), strict=True):
-                    if isinstance(out, harness.BenchError):
-                        errors.setdefault(c, str(out))
-                    else:
-                        found[c].append(out)
-        for b, mine in by_backend.items():  # the correctness columns, in a process that times nothing
-            speed = [c for c in mine if c.kind == "speed" and c not in errors]
-            calls = [("correctness", correctness_call(c, found[c], settings)) for c in speed]
-            for c, out in zip(speed, processes(b, calls, env, settings, progress, f"[train] {b}", speed), strict=True):
-                if isinstance(out, harness.BenchError):
-                    errors.setdefault(c, str(out))
-                else:
-                    found[c].append({"correctness": out})
-    return {c: {"error": errors[c]} if c in errors else merged(found[c]) for c in cases}
+        campaign = Campaign(cases, settings, environ(settings, data, Path(scratch)), progress)
+        campaign.timings()
+        if not settings.quick:
+            campaign.remeasure_noisy()
+        campaign.correctness()
+    return campaign.results()
 
 
 def processes(backend: str, calls: list[tuple[str, dict[str, Any]]], env: dict[str, str], settings: Settings,
               progress: Progress | None, what: str, mine: list[Case]) -> list[Any]:  # fmt: skip
-    """The calls answered by one fresh worker of the backend's environment."""
+    """The calls answered by one fresh worker of the backend's environment; each answer carries
+    ``wall_s``, the seconds from the previous answer (or the worker's start) to it."""
     if not calls:
         return []
     if progress is not None:
         progress.process(what, len(calls))
     remote = harness.Remote(backends.BACKENDS[backend].env, calls, env)
+    clock = [time.monotonic()]
+
+    def answered(i: int) -> None:
+        clock.append(time.monotonic())
+        if progress is not None:
+            progress.answered(mine[min(i + 1, len(mine) - 1)].params)
+
     try:
-        answered = None if progress is None else lambda i: progress.answered(mine[min(i + 1, len(mine) - 1)].params)
-        return remote.results(settings.timeout, answered)
+        outs = remote.results(settings.timeout, answered)
     finally:
         remote.stop()
+    for i, out in enumerate(outs):
+        if isinstance(out, dict) and i + 1 < len(clock):
+            out["wall_s"] = clock[i + 1] - clock[i]
+    return outs
 
 
 def measure_call(c: Case, settings: Settings) -> dict[str, Any]:
@@ -170,10 +240,44 @@ def device(c: Case, settings: Settings) -> str:
     return "cpu" if c.backend == "numpy" else settings.device  # numpy stays the reference on the CPU
 
 
+# What a worker's readings of the machine say: a process is noisy where its calibration kernels ran this much
+# slower than the backend's quiet level in this run, where its CPU gave it less than this share of the
+# wall-clock time, or where the hypervisor stole more than this share of the machine's time.
+CALIBRATION_SLACK = 0.10
+CPU_SHARE = 0.90
+STEAL = 0.02
+KERNELS = ("calibration_cpu_s", "calibration_memory_s")
+
+
+def quiet_levels(found: dict[Case, list[dict[str, Any]]]) -> dict[tuple[str, str], float]:
+    """Per backend and calibration kernel, the run's quiet level: the 10th percentile over its processes
+    and cases (a worker's kernels run alike whatever case it times; another framework loaded may not)."""
+    seen: dict[tuple[str, str], list[float]] = {}
+    for c, ps in found.items():
+        for p in ps:
+            for k in KERNELS if "machine" in p else ():
+                seen.setdefault((c.backend, k), []).append(p["machine"][k])
+    return {key: float(np.quantile(v, 0.1)) for key, v in seen.items()}
+
+
+def noise_of(p: dict[str, Any], quiet: dict[tuple[str, str], float], backend: str) -> float:
+    """How far from quiet a process was while it timed a case: the worst of its calibration kernels'
+    slowdown over the quiet level, its CPU time lost and the share stolen, each over its limit (≤ 1: quiet)."""
+    m = p["machine"]
+    slow = max(m[k] / quiet[(backend, k)] - 1 for k in KERNELS) / CALIBRATION_SLACK
+    return max(slow, (1 - m["cpu_share"]) / (1 - CPU_SHARE), m["steal"] / STEAL)
+
+
+def noisy(p: dict[str, Any], quiet: dict[tuple[str, str], float], backend: str) -> bool:
+    return noise_of(p, quiet, backend) > 1
+
+
 def merged(found: list[dict[str, Any]]) -> dict[str, Any]:
-    """One case's processes in one record: per process, the median of its rounds (``samples_s``, and
-    ``objective_samples_s``, ``handwritten_samples_s`` of the figures timed beside them); the
-    first process's first call (compiled cold); the correctness columns."""
+    """One case's processes in one record: per process, the fastest of its rounds (``samples_s``, and
+    ``objective_samples_s``, ``handwritten_samples_s`` of the figures timed beside them; its median round
+    too, ``median_samples_s``); what the machine was doing (``machine``, ``noisy``); where the time went
+    (``setup_s``, ``rounds_s``, ``wall_s``); the first process's first call (compiled cold); the
+    correctness columns."""
     timed = [p for p in found if "step_s" in p]
     out: dict[str, Any] = {k: timed[0][k] for k in ("mode", "device", "steps_per_round", "first_call_s")}
     out["rounds"] = [len(p["step_s"]) for p in timed]
@@ -182,8 +286,25 @@ def merged(found: list[dict[str, Any]]) -> dict[str, Any]:
     for key, name in (("step_s", "samples_s"), ("objective_s", "objective_samples_s"),
                       ("handwritten_s", "handwritten_samples_s")):  # fmt: skip
         if key in timed[0]:
-            out[name] = [statistics.median(p[key]) for p in timed]
-    out["median_s"], out["ci_low_s"], out["ci_high_s"] = stats.median_ci(out["samples_s"])
+            out[name] = [min(p[key]) for p in timed]
+    out["median_samples_s"] = [statistics.median(p["step_s"]) for p in timed]
+    out["machine"] = [p["machine"] for p in timed]
+    out["noisy"] = [p.get("noisy", False) for p in timed]
+    out["remeasured"] = sum("replaces_pid" in p for p in timed)
+    for k in ("setup_s", "rounds_s", "wall_s"):
+        out[k] = [p.get(k, 0.0) for p in timed]
     for p in found:
-        out |= p.get("correctness", {})
+        if "correctness" in p:
+            trained = dict(p["correctness"])
+            out["correctness_wall_s"] = trained.pop("wall_s", 0.0)
+            out |= trained
     return out
+
+
+def with_intervals(records: list[dict[str, Any]]) -> None:
+    """Each record's median and the interval a rerun's median falls in (bench.stats.rerun_interval), from
+    the process-to-process spread pooled over these records (one backend's cases): ``sigma_log``."""
+    sigma = stats.pooled_log_sd(r["samples_s"] for r in records)
+    for r in records:
+        r["sigma_log"] = sigma
+        r["median_s"], r["ci_low_s"], r["ci_high_s"] = stats.rerun_interval(r["samples_s"], sigma)

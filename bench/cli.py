@@ -52,7 +52,10 @@ def parser() -> Parser:
     r.add_argument("--backends", help="comma-separated backends (default: all)")
     r.add_argument("--dtype", help="float64, float32 or both (default; float64 with --quick)")
     r.add_argument(
-        "--threads", type=int, default=cpus(), help=f"threads per framework, 1 to {cpus()} (default: all cores)"
+        "--threads",
+        type=int,
+        default=1,
+        help=f"threads per framework, 1 to {cpus()}; each timing worker is pinned to that many CPUs (default 1)",
     )
     r.add_argument("--device", default="cpu", help="cpu (default) or cuda, for torch and jax")
     r.add_argument("--quick", action="store_true", help="a smoke run of under a minute; its timings are not to be read")

@@ -1,8 +1,10 @@
 """``python -m bench diff OLD NEW``: what changed between two runs, their environments first, then case by case.
 
-A case timed in R processes carries ``samples_s`` (each process's median time per step); its verdict is
-``bench.stats.verdict`` of the two sample sets. A case from before samples were kept (only ``median_s``)
-has no interval: its medians are compared and its verdict is "no samples", never a significant change.
+A case timed in R processes carries ``samples_s`` (each process's figure per step) and ``sigma_log`` (the
+process-to-process spread of its backend's cases in that run); its verdict is ``bench.stats.verdict`` of
+the two sample sets, with both spreads where both runs have them. A case from before samples were kept
+(only ``median_s``) has no interval: its medians are compared and its verdict is "no samples", never a
+significant change.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ class Case:
     name: str
     median: float | None = None
     samples: list[float] | None = None
+    sigma: float | None = None  # the process-to-process spread of its backend in that run (bench.stats)
     error: str | None = None
 
 
@@ -110,6 +113,11 @@ def read_case(raw: Any, where: str) -> Case:
         if not (isinstance(samples, list) and samples and all(number(s) and s > 0 for s in samples)):
             raise UsageError(f"{where} ({name}): samples_s is not a list of positive durations")
         case.samples = [float(s) for s in samples]
+    sigma = raw.get("sigma_log")
+    if sigma is not None:
+        if not (number(sigma) and sigma >= 0):
+            raise UsageError(f"{where} ({name}): sigma_log {sigma!r} is not a spread (a number of 0 or more)")
+        case.sigma = float(sigma)
     median = raw.get("median_s")
     if median is not None and not (number(median) and median > 0):
         raise UsageError(f"{where} ({name}): median_s {median!r} is not a positive duration")
@@ -186,8 +194,12 @@ def compare(old: Case, new: Case) -> Row:
     assert old.median is not None and new.median is not None
     if old.samples is None or new.samples is None:
         return Row(new.name, old.median, new.median, new.median / old.median, None, None, NO_SAMPLES)
-    ratio, low, high = stats.ratio_ci(new.samples, old.samples, level=1 - ALPHA)
-    return Row(new.name, old.median, new.median, ratio, low, high, stats.verdict(old.samples, new.samples, ALPHA))
+    if old.sigma is not None and new.sigma is not None:
+        ratio, low, high, _ = stats.shift_p(old.samples, new.samples, old.sigma, new.sigma)
+    else:
+        ratio, low, high = stats.ratio_ci(new.samples, old.samples, level=1 - ALPHA)
+    said = stats.verdict(old.samples, new.samples, ALPHA, old_sigma=old.sigma, new_sigma=new.sigma)
+    return Row(new.name, old.median, new.median, ratio, low, high, said)
 
 
 def ratio_text(row: Row) -> str:
@@ -203,6 +215,21 @@ def aligned(header: Sequence[str], rows: Iterable[Sequence[str]]) -> list[str]:
     lines = ["| " + " | ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) + " |" for r in body]
     lines.insert(1, "|" + "|".join("-" * (w + 2) for w in widths) + "|")
     return lines
+
+
+def power_lines(old: Results, new: Results) -> list[str]:
+    """What the verdicts can see: for the typical case (the median spread and process count of each run),
+    how often a true 5 % and 10 % slowdown would be called slower."""
+    pairs = [(o, new.cases[k]) for k, o in old.cases.items() if k in new.cases]
+    known = [(o, n) for o, n in pairs if o.sigma is not None and n.sigma is not None and o.samples and n.samples]
+    if not known:
+        return []
+    so, sn = statistics.median(o.sigma for o, _ in known), statistics.median(n.sigma for _, n in known)
+    no, nn = statistics.median(len(o.samples) for o, _ in known), statistics.median(len(n.samples) for _, n in known)
+    odds = ", ".join(f"{100 * (r - 1):.0f} % with probability {stats.power(r, int(no), int(nn), so, sn, ALPHA):.0%}"
+                     for r in (1.05 + 1e-9, 1.10, 1.20))  # fmt: skip
+    return [f"Power: with {int(no)} and {int(nn)} processes and spreads σ of {100 * so:.1f} % and {100 * sn:.1f} % "
+            f"(the median case), a true slowdown is called slower: {odds}."]  # fmt: skip
 
 
 def diff(old_path: str, new_path: str, fail_above: float | None = None) -> tuple[list[str], list[str], int]:
@@ -244,6 +271,7 @@ def diff(old_path: str, new_path: str, fail_above: float | None = None) -> tuple
     out.append(line + "".join(f", {k} {what}" for k, what in extra if k))
     if count[NO_SAMPLES]:
         out.append("(without samples: a run from before samples_s; medians compared, no verdict)")
+    out += power_lines(old, new)
 
     if fail_above is None:
         return out, [], 0

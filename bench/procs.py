@@ -13,19 +13,31 @@ from typing import Any
 # Run before the command itself, in the child: on Linux the kernel then sends it SIGKILL when this
 # process dies, even by SIGKILL; the setting survives exec. (A preexec_fn would do the same, but makes
 # subprocess run Python's fork hooks, and JAX's warns that forking a multithreaded process may deadlock.)
-LAUNCHER = """import ctypes, os, signal, sys
+# Where PIN names CPUs, the child runs on those alone (its threads too, and whatever it starts).
+PIN = "AUTODIFF_BENCH_CPUS"
+LAUNCHER = f"""import ctypes, os, signal, sys
 if sys.platform == "linux":
     ctypes.CDLL(None).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
     if os.getppid() != int(sys.argv[1]):  # the parent died before that: follow it
         sys.exit(1)
+    if os.environ.get("{PIN}"):
+        os.sched_setaffinity(0, {{int(c) for c in os.environ["{PIN}"].split(",")}})
 os.execvp(sys.argv[2], sys.argv[2:])
 """
 
 
 def start(cmd: Sequence[Any], **kwargs: Any) -> subprocess.Popen:
-    """A child in a process group of its own (``stop`` ends the group), killed if this process dies."""
+    """A child in a process group of its own (``stop`` ends the group), killed if this process dies, and
+    held to the CPUs that its environment's PIN names, if any."""
     launch = [sys.executable, "-S", "-c", LAUNCHER, str(os.getpid())]
     return subprocess.Popen([*launch, *(str(c) for c in cmd)], start_new_session=True, **kwargs)
+
+
+def pinned(threads: int) -> list[int]:
+    """The CPUs a timing worker of ``threads`` threads runs on: the last ``threads`` this process may use
+    (the first stay for this process and the rest of the machine); all of them where it asks for all."""
+    cpus = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else list(range(os.cpu_count() or 1))
+    return cpus[-threads:] if threads < len(cpus) else cpus
 
 
 def stop(proc: subprocess.Popen) -> None:

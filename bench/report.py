@@ -19,21 +19,25 @@ from bench.compare import tol
 from bench.harness import Failed
 from bench.timing import fit_overhead
 
-HOW_TO_READ = """Every backend was timed in R fresh processes of its own environment, the processes interleaved
-round-robin across backends (numpy, torch, …, then again), so that a drift of the machine hits each
-alike. In each process a round trains a fixed slice of the task's schedule and ends in a blocking read;
-the process's figure is its median round divided by the round's steps. *Per step* is the median over the
-processes, with a confidence interval over them in brackets (95 %, or the processes' range where there
-are too few for that: the line above says what it holds): the spread met when rerunning.
-*× numpy* and *× fastest* are ratios of medians with their 95 % interval; one whose interval includes 1
-reads *within noise*. *First call* is the first process's first call of the task's first 10 steps: tracing,
-compiling or hybridizing included, with compile caches empty. *Step ÷ objective* is a training step's time over the
-loss alone of the same batches (same blocking read): the cost of the gradient and update, which the
-cheap gradient principle bounds by about 5 for reverse mode. *Final loss* and *max rel diff from numpy*
-(`|a-b| / max(1, |a|+|b|)` over the final parameters and every step's loss) come from training the
-schedule in one more process of the backend's environment. The memory floor is the time to read x and y
-once at the best read bandwidth measured in the run (several kernels and thread counts); a figure that
-beats it by more than 5 % is a measurement error, and is flagged rather than printed."""
+HOW_TO_READ = """Every backend was timed in R fresh processes of its own environment, each pinned to one CPU
+(with one thread, unless the line above says otherwise), the processes interleaved round-robin across
+backends (numpy, torch, …, then again), so that a drift of the machine hits each alike. In each process
+a round trains a fixed slice of the task's schedule and ends in a blocking read; rounds go on for about
+a second, and the process's figure is its fastest round divided by the round's steps. *Per step* is the
+median over the processes; the interval in brackets is where a rerun's median falls 90 % of the time,
+from the process-to-process spread of the backend's cases (at least the processes' own range).
+Beside its rounds each worker timed two fixed calibration kernels, and read its CPU share and the
+steal time: a process that timed a case while the machine was busy was replaced by one more (*Noise*
+says how many, and marks with † what stayed noisy). *× numpy* and *× fastest* are ratios of medians
+with their 95 % interval; one whose interval includes 1 reads *within noise*. *First call* is the first
+process's first call of the task's first 10 steps: tracing, compiling or hybridizing included, with
+compile caches empty. *Step ÷ objective* is a training step's time over the loss alone of the same
+batches (same blocking read): the cost of the gradient and update, which the cheap gradient principle
+bounds by about 5 for reverse mode. *Final loss* and *max rel diff from numpy* (`|a-b| / max(1, |a|+|b|)`
+over the final parameters and every step's loss) come from training the schedule in one more process
+of the backend's environment. The memory floor is the time to read x and y once at the best read
+bandwidth measured in the run (several kernels and thread counts); a figure that beats it by more than
+5 % is a measurement error, and is flagged rather than printed."""
 
 README_START, README_END = "<!-- results:start -->", "<!-- results:end -->"
 
@@ -90,9 +94,11 @@ SCALES = (("s", 1.0), ("ms", 1e-3), ("µs", 1e-6), ("ns", 1e-9))
 
 
 def with_interval(r: dict[str, Any]) -> str:
-    """``16.3 µs (15.9–16.8)``: the median per step and its 95 % interval, in the median's unit."""
+    """``16.3 µs (15.9–16.8)``: the median per step and its rerun interval, in the median's unit; † where a
+    process stayed noisy."""
     unit, scale = next(((u, k) for u, k in SCALES if r["median_s"] >= k), SCALES[-1])
-    return f"{r['median_s'] / scale:.3g} {unit} ({r['ci_low_s'] / scale:.3g}–{r['ci_high_s'] / scale:.3g})"
+    mark = " †" if any(r.get("noisy", ())) else ""
+    return f"{r['median_s'] / scale:.3g} {unit} ({r['ci_low_s'] / scale:.3g}–{r['ci_high_s'] / scale:.3g}){mark}"
 
 
 def ratio(a: list[float], b: list[float], flag_above: float | None = None, paired: bool = False) -> str:
@@ -199,6 +205,59 @@ def scaling_fits(rows: list[dict[str, Any]], bandwidth: float) -> list[dict[str,
     return fits
 
 
+def noise(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """What the run's own readings say of its noise: per backend, the process-to-process spread its
+    intervals are made from (σ of log figure) and how far its calibration kernels strayed from their quiet
+    level; over the run, the lowest CPU share, the most steal, and the processes replaced or still noisy."""
+    timed = [r for r in rows if r.get("machine")]
+    by: dict[str, dict[str, Any]] = {}
+    for r in timed:
+        b = by.setdefault(r["backend"], {"sigma_log": r.get("sigma_log"), "calibration": []})
+        b["calibration"] += [max(m["calibration_cpu_s"], 1e-12) for m in r["machine"]]
+    for b in by.values():
+        quiet = float(np.quantile(b["calibration"], 0.1))
+        ratios = [c / quiet for c in b.pop("calibration")]
+        b["calibration_median"], b["calibration_worst"] = float(np.median(ratios)), float(max(ratios))
+    machines = [m for r in timed for m in r["machine"]]
+    return {"backends": by, "processes": len(machines),
+            "cpu_share_min": min((m["cpu_share"] for m in machines), default=None),
+            "steal_max": max((m["steal"] for m in machines), default=None),
+            "remeasured": sum(r.get("remeasured", 0) for r in timed),
+            "noisy_processes": sum(sum(r.get("noisy", ())) for r in timed),
+            "noisy_cases": sum(any(r.get("noisy", ())) for r in timed)}  # fmt: skip
+
+
+def noise_line(n: dict[str, Any]) -> str:
+    """The run's noise in a sentence."""
+    if not n["processes"]:
+        return "Noise: nothing was timed."
+    spread = ", ".join(f"{b} {100 * v['sigma_log']:.1f} %" for b, v in n["backends"].items() if v["sigma_log"])
+    worst = max(v["calibration_worst"] for v in n["backends"].values())
+    typical = max(v["calibration_median"] for v in n["backends"].values())
+    return (f"Noise: process-to-process spread (σ of log time, pooled over each backend's cases) {spread}. "
+            f"Calibration kernel at most {typical:.3g}× its quiet level in a backend's median process "
+            f"(worst {worst:.3g}×); CPU share ≥ {n['cpu_share_min']:.2f}; steal ≤ {100 * n['steal_max']:.1f} %. "
+            f"{n['remeasured']} of {n['processes']} processes timed while the machine was busy were replaced; "
+            f"{n['noisy_processes']} stayed noisy (in {n['noisy_cases']} cases, marked †).")  # fmt: skip
+
+
+def time_spent(rows: list[dict[str, Any]], floor_s: float, total_s: float) -> dict[str, float]:
+    """Where the run's time went, in seconds: workers starting (imports; what a worker's wall time holds
+    beyond its calls), building, converting, compiling and warming up, the timed rounds, training for the
+    correctness columns, the memory floor, and the rest (this process: pytest, the report)."""
+    timed = [r for r in rows if "wall_s" in r]
+    setup, rounds = sum(sum(r["setup_s"]) for r in timed), sum(sum(r["rounds_s"]) for r in timed)
+    start = sum(sum(r["wall_s"]) for r in timed) - setup - rounds
+    train = sum(r.get("correctness_wall_s", 0.0) for r in timed)
+    spent = {"start-up": start, "setup and compile": setup, "rounds": rounds, "correctness": train, "floor": floor_s}
+    return spent | {"rest": max(0.0, total_s - sum(spent.values())), "total": total_s}
+
+
+def time_line(spent: dict[str, float]) -> str:
+    parts = ", ".join(f"{k} {v:.0f} s" for k, v in spent.items() if k != "total")
+    return f"Where the time went ({spent['total'] / 60:.1f} min): {parts}."
+
+
 def floor_cell(f: dict[str, Any]) -> str:
     """× the memory floor at the largest N; a figure that beats the floor is flagged, not printed."""
     if f["floor_ratio"] < FLOOR_SLACK:
@@ -228,6 +287,7 @@ def write(out: Path, o: Any, rows: list[dict[str, Any]], found: Any, floor: dict
     names = list(o.tasks)
     result = {"command": o.command(), "wall_s": wall, "environment": env, "read_bandwidth_bytes_per_s": bandwidth,
               "floor": floor, "threads": o.threads, "device": o.device, "quick": o.quick, "repeats": o.repeats,
+              "noise": noise(rows), "time_s": time_spent(rows, floor.get("wall_s", 0.0), wall),
               "cases": rows, "scaling": fits, "workers": workers, "machine_info": found.machine_info}  # fmt: skip
     (out / "results.json").write_text(json.dumps(result, indent=1))
     columns = ["task", "backend", "dtype", "mode", "device", "first_call_s", "median_s", "ci_low_s", "ci_high_s",
@@ -243,7 +303,7 @@ def write(out: Path, o: Any, rows: list[dict[str, Any]], found: Any, floor: dict
     pictures, not_drawn = draw_plots(out / "plots", rows, fits, bandwidth, names)
 
     try:
-        summary, readme = readme_text(rows, names, o, env, bandwidth, fits, pictures, wall)
+        summary, readme = readme_text(rows, names, o, env, bandwidth, fits, pictures, result["time_s"])
     except Exception as e:  # a bug in the tables must not cost the figures: results.json has them all
         summary = f"The tables could not be written ({type(e).__name__}: {e}); every figure is in results.json."
         readme = f"# autodiff-bench results\n\n{summary}\n"
@@ -255,10 +315,11 @@ def write(out: Path, o: Any, rows: list[dict[str, Any]], found: Any, floor: dict
 
 
 def readme_text(rows: list[dict[str, Any]], names: list[str], o: Any, env: dict[str, Any], bandwidth: float,
-                fits: list[dict[str, Any]], pictures: list[Path], wall: float) -> tuple[str, str]:  # fmt: skip
+                fits: list[dict[str, Any]], pictures: list[Path],
+                spent: dict[str, float]) -> tuple[str, str]:  # fmt: skip
     """The summary, and the whole README around it: how to read, a table per task and dtype, plots, failures."""
     summary = summary_markdown(rows, names, o, env, bandwidth, fits, pictures)
-    sections = [f"# autodiff-bench results\n\nMade by `{o.command()}` in {wall / 60:.1f} min. Do not edit: rerun it.",
+    sections = [f"# autodiff-bench results\n\nMade by `{o.command()}`. Do not edit: rerun it. {time_line(spent)}",
                 HOW_TO_READ, summary]  # fmt: skip
     for t in names:
         for d in o.dtypes:
@@ -304,9 +365,11 @@ def summary_markdown(rows: list[dict[str, Any]], names: list[str], o: Any, env: 
     parts = [f"Machine: {env['cpu']}, {env['cores']} cores, {o.threads} threads, device {o.device}; "
              + ", ".join(f"{k} {v}" for k, v in env["versions"].items())
              + f". Memory read bandwidth {bandwidth / 1e9:.1f} GB/s ({o.threads} threads)."
-             + f" Each backend timed in {o.repeats} processes; a median's interval (order statistics over"
-             + f" them) holds the true median with probability {stats.median_coverage(o.repeats):.1%}."
-             + f" Commit {env['commit'][:12]}."]  # fmt: skip
+             + f" Each backend timed in {o.repeats} processes, each pinned to {o.threads} CPU"
+             + ("s" if o.threads > 1 else "") + "; a process's figure is its fastest round, a case's the"
+             + f" median of its processes, and its interval holds a rerun's median {stats.RERUN_LEVEL:.0%} of"
+             + " the time."
+             + f" Commit {env['commit'][:12]}.", noise_line(noise(rows))]  # fmt: skip
     for d in o.dtypes:
         table = summary_table(rows, names, o.backends, d)
         parts.append(f"### Time per step ({d}, median (CI))\n\n" + markdown_table(["backend", *names], table))

@@ -65,7 +65,7 @@ class Options:
             ("--dtype", self.dtypes, ["float64"] if self.quick else list(DTYPES)),
         ]:
             words += [] if value == default else [flag, ",".join(value)]
-        words += [] if self.threads == os.cpu_count() else ["--threads", str(self.threads)]
+        words += [] if self.threads == 1 else ["--threads", str(self.threads)]
         words += [] if self.device == "cpu" else ["--device", self.device]
         words += [] if self.repeats == (2 if self.quick else REPEATS) else ["--repeats", str(self.repeats)]
         return " ".join(words + ([] if self.out == envs.ROOT / "results" else ["--out", str(self.out)]))
@@ -167,14 +167,18 @@ def run(o: Options) -> int:
         with folder:
             raw = folder.staging / "raw"
             raw.mkdir()
+            floor_started = time.time()
             before = bench_floor.measure(o.threads)
+            floor_s = time.time() - floor_started
             found = timings(o, raw)
+            floor_started = time.time()
             try:  # the best of both: a busy moment lowers one of them
                 after = bench_floor.measure(o.threads)
             except BenchError:
                 after = before
+            floor_s += time.time() - floor_started
             floor = max(before, after, key=lambda f: f["bytes_per_s"]) | {"measured_gb_s": [
-                round(f["bytes_per_s"] / 1e9, 2) for f in (before, after)]}  # fmt: skip
+                round(f["bytes_per_s"] / 1e9, 2) for f in (before, after)], "wall_s": floor_s}  # fmt: skip
             rows = report.rows_of(cases(o), found)
             failed = [r for r in rows if "error" in r]
             if len(failed) == len(rows):
@@ -189,6 +193,7 @@ def run(o: Options) -> int:
     if o.out == envs.ROOT / "results" and o.device == "cpu" and not o.quick:
         report.update_readme(summary)
     print(summary)
+    print(report.time_line(json.loads((o.out / "results.json").read_text())["time_s"]))
     if failed:
         print(report.failure_list(failed), file=sys.stderr)
         print(f"error: {len(failed)} of {len(rows)} cases failed; the results in {o.out} say why", file=sys.stderr)

@@ -10,6 +10,7 @@ quadratic sweep a hand-written loop of the same framework, are timed in turn wit
 
 from __future__ import annotations
 
+import functools
 import os
 import sys
 import time
@@ -22,6 +23,8 @@ from backends._base import Backend
 
 MIN_STEPS = 10  # the shortest slice a round trains (fewer where ``steps`` asks for fewer: the largest sweep sizes)
 FRAMEWORKS = {"torch", "jax", "mxnet"}  # what a timing process names as loaded: the proof it is isolated
+MAX_ROUNDS = 5000  # a round of a microsecond step takes 100 µs: enough of them
+CALIBRATIONS = 8  # calibration kernels timed this many times over the rounds, and before and after
 
 
 class Unit:
@@ -73,18 +76,22 @@ def measure(
     n: int | None = None,
     steps: int = 100,
     unit_time: float = 0.05,
-    round_time: float = 0.15,
+    round_time: float = 1.0,
     min_rounds: int = 3,
     objective: bool = True,
     handwritten: bool = False,
 ) -> dict[str, Any]:
     """One case's timings in this process, per step in seconds: ``step_s`` a training step, one figure a
     round; ``objective_s`` and ``handwritten_s`` likewise, where asked. A round trains ``steps`` steps,
-    or as many as take about ``unit_time`` where that is fewer; rounds go on for ``round_time`` seconds,
-    at least ``min_rounds``, but never fewer than MIN_STEPS steps (a one-step slice makes Dynamo
-    recompile). ``first_call_s`` is the first call of a slice of MIN_STEPS steps."""
-    from bench import harness
+    or as many as take about ``unit_time`` where that is fewer; rounds go on until ``round_time``
+    seconds have passed (every figure's rounds and the calibration kernels together), at least
+    ``min_rounds``, but never fewer than MIN_STEPS steps (a one-step slice makes Dynamo recompile).
+    ``first_call_s`` is the first call of a slice of MIN_STEPS steps; ``machine`` what the calibration
+    kernels, the CPU share and the steal time said over the rounds (bench.calibration); ``setup_s`` the
+    seconds before the rounds (building, converting, compiling, warming up), ``rounds_s`` the rounds'."""
+    from bench import calibration, harness
 
+    started = time.perf_counter()
     b = harness.build(task, backend, dtype, device, n=n)
     timed: dict[str, Callable[[], Any]] = {}
     if handwritten:  # made first: making a torch.compile loop clears Dynamo's graphs, the adapter's too
@@ -95,7 +102,7 @@ def measure(
     probe = Unit(b, least)  # its first call includes tracing, compiling or hybridizing
     first, per_step = seconds(probe), min(seconds(probe) for _ in range(3)) / probe.steps
     unit = Unit(b, int(np.clip(unit_time / per_step, least, steps)))  # a slow step gets a shorter slice
-    warm = seconds(unit)
+    unit()
     timed["step_s"] = unit
     if objective:
         timed["objective_s"] = unit.objective
@@ -103,17 +110,34 @@ def measure(
     if handwritten:
         timed["handwritten_s"] = lambda: loop.run(unit.steps)
         loop.run(unit.steps)
-    rounds = int(np.clip(round_time / warm, min_rounds, 1000))
+    reading = calibration.Reading(kernels())
+    rounds_start = time.perf_counter()
+    reading.begin()
     figures: dict[str, list[float]] = {k: [] for k in timed}
-    for _ in range(rounds):
+    steps = figures["step_s"]
+    last = now = time.perf_counter()
+    while len(steps) < min_rounds or (now - rounds_start < round_time and len(steps) < MAX_ROUNDS):
         for k, fn in timed.items():
             figures[k].append(seconds(fn) / unit.steps)
+        now = time.perf_counter()
+        if now - last > round_time / CALIBRATIONS:
+            reading.calibrate()
+            last = now = time.perf_counter()
+    machine = reading.end()
     bad = np.flatnonzero(~np.isfinite(unit.losses()))
     if bad.size:  # a timing of arithmetic on inf and NaN is not a timing of training
         raise harness.Diverged(int(bad[0]) + 1)
-    out = {"mode": b.mode, "device": b.device, "steps_per_round": unit.steps, "first_call_s": first, **figures,
-           "pid": os.getpid(), "frameworks": sorted(FRAMEWORKS & sys.modules.keys())}  # fmt: skip
-    return out
+    return {"mode": b.mode, "device": b.device, "steps_per_round": unit.steps, "first_call_s": first, **figures,
+            "machine": machine, "setup_s": rounds_start - started, "rounds_s": time.perf_counter() - rounds_start,
+            "pid": os.getpid(), "frameworks": sorted(FRAMEWORKS & sys.modules.keys())}  # fmt: skip
+
+
+@functools.cache
+def kernels() -> Any:
+    """The calibration kernels of this process, made once."""
+    from bench import calibration
+
+    return calibration.Kernels()
 
 
 def correctness(task: str, backend: str, dtype: str, device: str, per_step: float, budget: float) -> dict[str, Any]:

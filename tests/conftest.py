@@ -5,7 +5,6 @@ this process trains its own."""
 from __future__ import annotations
 
 import contextlib
-import os
 import subprocess
 import sys
 from collections.abc import Callable
@@ -55,7 +54,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     g.addoption("--bench-device", default="cpu", choices=["cpu", "cuda"])
     g.addoption("--bench-sizes", default=",".join(map(str, SIZES)), help="quadratic's N to scale over")
     g.addoption("--bench-repeats", type=int, default=REPEATS, help=f"timing processes per backend (default {REPEATS})")
-    g.addoption("--bench-threads", type=int, default=os.cpu_count(), help="threads per framework (default: all)")
+    g.addoption("--bench-threads", type=int, default=1, help="threads per framework, each worker pinned (default 1)")
     g.addoption("--bench-timeout", type=float, default=600.0, help="seconds one timing process may take")
     g.addoption("--bench-quick", action="store_true", help="a smoke run: tiny slices, few rounds")
 

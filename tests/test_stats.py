@@ -240,3 +240,45 @@ def test_three_against_three_can_never_be_significant():
     """The smallest exact p for 3 and 3 is 2/20 = 0.1: no change is reported, however large."""
     assert stats.mann_whitney_u([1.0, 1.1, 1.2], [10.0, 11.0, 12.0]) == pytest.approx(0.1)
     assert stats.verdict([1.0, 1.1, 1.2], [10.0, 11.0, 12.0]) == "within noise"
+
+
+# The spread pooled over a backend's cases, the rerun interval and the shift test ----------------------------------
+
+
+def test_median_variance_matches_the_known_values():
+    assert stats.median_variance(1) == pytest.approx(1, rel=0.01)
+    assert stats.median_variance(2) == pytest.approx(0.5, rel=0.01)  # the mean of two
+    assert stats.median_variance(3) == pytest.approx(0.4487, rel=0.01)  # the textbook figure for n = 3
+    assert stats.median_variance(101) == pytest.approx(np.pi / (2 * 101), rel=0.02)  # the large-n limit
+
+
+def test_pooled_log_sd_recovers_the_spread_of_many_small_groups():
+    rng = np.random.default_rng(3)
+    groups = [np.exp(rng.normal(np.log(t), 0.02, 3)) for t in rng.uniform(1e-6, 1e-2, 60)]
+    assert stats.pooled_log_sd(groups) == pytest.approx(0.02, rel=0.15)
+    assert stats.pooled_log_sd([[1.0], [2.0]]) is None  # nothing to tell a spread from
+
+
+@pytest.mark.parametrize("n", [3, 5])
+def test_a_rerun_median_falls_in_the_interval_as_often_as_it_claims(n):
+    """Two runs of n processes each from one distribution: the second's median is inside the first's
+    interval at least 90 % of the time (a little more: the interval is never narrower than the range)."""
+    rng = np.random.default_rng(n)
+    sigma, inside, trials = 0.03, 0, 4000
+    for _ in range(trials):
+        first, second = np.exp(rng.normal(0, sigma, n)), np.exp(rng.normal(0, sigma, n))
+        _, low, high = stats.rerun_interval(first, sigma)
+        inside += low <= np.median(second) <= high
+    assert 0.90 <= inside / trials <= 0.96
+
+
+def test_three_against_three_with_known_spreads_tell_ten_percent_apart_and_nothing_from_noise():
+    rng = np.random.default_rng(11)
+    sigma = 0.01
+    old = np.exp(rng.normal(0, sigma, 3))
+    assert stats.verdict(old, 1.10 * np.exp(rng.normal(0, sigma, 3)), old_sigma=sigma, new_sigma=sigma) == "slower"
+    calls = [stats.verdict(np.exp(rng.normal(0, sigma, 3)), np.exp(rng.normal(0, sigma, 3)), old_sigma=sigma,
+                           new_sigma=sigma) for _ in range(500)]  # fmt: skip
+    assert calls.count("within noise") == 500  # 5 % is 5σ: the threshold, not the test, decides
+    ratio, low, high, p = stats.shift_p([1.0, 1.0, 1.0], [1.1, 1.1, 1.1], 0.01, 0.01)
+    assert ratio == pytest.approx(1.1) and low < 1.1 < high and p < 1e-6
