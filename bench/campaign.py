@@ -51,6 +51,7 @@ class Settings:
     device: str = "cpu"
     quick: bool = False
     timeout: float = 600.0  # seconds one process may take
+    native_blas: bool = False  # the main environment's workers without OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE
 
     @property
     def measure(self) -> dict[str, Any]:
@@ -145,7 +146,8 @@ def processes(backend: str, calls: list[tuple[str, dict[str, Any]]], env: dict[s
         return []
     if progress is not None:
         progress.process(what, len(calls))
-    remote = harness.Remote(backends.BACKENDS[backend].env, calls, env)
+    where = backends.BACKENDS[backend].env
+    remote = harness.Remote(where, calls, {**env, **machine.pinned_blas(where, settings.native_blas)})
     try:
         answered = None if progress is None else lambda i: progress.answered(mine[min(i + 1, len(mine) - 1)].params)
         return remote.results(settings.timeout, answered)

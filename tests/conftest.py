@@ -58,6 +58,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     g.addoption("--bench-threads", type=int, default=os.cpu_count(), help="threads per framework (default: all)")
     g.addoption("--bench-timeout", type=float, default=600.0, help="seconds one timing process may take")
     g.addoption("--bench-quick", action="store_true", help="a smoke run: tiny slices, few rounds")
+    g.addoption("--bench-native-blas", action="store_true",
+                help="time the main environment without OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE")  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -85,6 +87,7 @@ def bench_options(config: pytest.Config) -> BenchOptions:
             device=config.getoption("--bench-device"),
             quick=config.getoption("--bench-quick"),
             timeout=config.getoption("--bench-timeout"),
+            native_blas=config.getoption("--bench-native-blas"),
         ),
     )
 
