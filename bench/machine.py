@@ -145,7 +145,8 @@ def blas_summary(info: dict[str, Any]) -> str:
         text = {"openblas": "OpenBLAS", "mkl": "MKL", "blis": "BLIS"}.get(api, str(api))
         text += " " + ".".join(str(lib.get("version") or "?").split(".")[:3])
         if lib.get("architecture"):
-            why = "" if api != "openblas" else f": OPENBLAS_CORETYPE={core} set" if core else ": chosen for this CPU"
+            why = f": OPENBLAS_CORETYPE={core} set" if core else ": OPENBLAS_CORETYPE unset"
+            why = why if api == "openblas" else ""
             text += f" ({lib['architecture']} kernel{why})"
         return text
 
