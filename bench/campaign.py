@@ -58,6 +58,7 @@ class Settings:
     device: str = "cpu"
     quick: bool = False
     timeout: float = 600.0  # seconds one process may take
+    native_blas: bool = False  # the main environment's workers without OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE
 
     @property
     def measure(self) -> dict[str, Any]:
@@ -205,7 +206,8 @@ def processes(backend: str, calls: list[tuple[str, dict[str, Any]]], env: dict[s
         return []
     if progress is not None:
         progress.process(what, len(calls))
-    remote = harness.Remote(backends.BACKENDS[backend].env, calls, env)
+    where = backends.BACKENDS[backend].env
+    remote = harness.Remote(where, calls, {**env, **machine.pinned_blas(where, settings.native_blas)})
     clock = [time.monotonic()]
 
     def answered(i: int) -> None:

@@ -61,6 +61,9 @@ def parser() -> Parser:
     r.add_argument("--quick", action="store_true", help="a smoke run of under a minute; its timings are not to be read")
     r.add_argument("--timeout", type=float, help="seconds one timing process may take (default 600, quick 120)")
     r.add_argument("--repeats", type=int, help="timing processes per backend, interleaved (default 3, quick 2)")
+    r.add_argument("--native-blas", action="store_true",
+                   help="time the main environment without OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE, so that numpy's "
+                   "OpenBLAS picks its own kernel for this CPU (the MXNet environment keeps them)")  # fmt: skip
     d = sub.add_parser("diff", help="compare two runs' results: environments, then each case's timing")
     d.add_argument("old", metavar="OLD", help="a results folder or its results.json")
     d.add_argument("new", metavar="NEW", help="a results folder or its results.json")
@@ -236,6 +239,7 @@ def cmd_run(a: argparse.Namespace) -> int:
         quick=a.quick,
         timeout=(120.0 if a.quick else 600.0) if a.timeout is None else positive("--timeout", a.timeout),
         repeats=(2 if a.quick else run.REPEATS) if a.repeats is None else a.repeats,
+        native_blas=a.native_blas,
     )
     if o.repeats < 1:
         raise harness.UsageError(f"--repeats must be 1 or more, not {o.repeats}")

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bench import envs, stats
+from bench import envs, machine, stats
 from bench.harness import UsageError
 from bench.report import duration
 
@@ -159,6 +159,40 @@ def environment(r: Results) -> tuple[dict[str, Any], dict[str, dict[str, str]]]:
     return machine, packages
 
 
+def recorded(r: Results) -> dict[str, dict[str, Any]]:
+    """Each environment's record (bench.machine.environment): the workers' where they reported, else the
+    main process's."""
+    found: dict[str, dict[str, Any]] = {}
+    workers = r.data.get("workers")
+    for w in (workers or {}).values() if isinstance(workers, dict) else ():
+        mine = (w.get("machine_info") or {}).get("autodiff_bench") if isinstance(w, dict) else None
+        if isinstance(mine, dict) and isinstance(mine.get("versions"), dict):
+            found.setdefault(str(mine.get("environment") or "main"), mine)
+    env = r.data.get("environment")
+    if isinstance(env, dict):
+        found.setdefault(str(env.get("environment") or "main"), env)
+    return found
+
+
+def blas(info: dict[str, Any]) -> dict[str, str] | None:
+    """What chose an environment's kernels, for comparing: each BLAS library with its version and kernel,
+    every BLAS-choosing variable (``unset`` where it was), the CPU's SIMD flags. None for a run from before
+    these were recorded."""
+    if "blas" not in info:
+        return None
+    libs = info["blas"] if isinstance(info["blas"], list) else []
+    found = {f"BLAS {lib.get('package') or lib.get('file')}": f"{lib.get('internal_api')} {lib.get('version')}"
+             + (f" ({lib['architecture']} kernel)" if lib.get("architecture") else "")
+             for lib in libs if isinstance(lib, dict)}  # fmt: skip
+    if not isinstance(info["blas"], list):
+        found["BLAS"] = str(info["blas"])
+    variables = info.get("blas_variables") if isinstance(info.get("blas_variables"), dict) else {}
+    found |= {str(k): "unset" if v is None else str(v) for k, v in variables.items()}
+    if isinstance(info.get("cpu_flags"), list):
+        found["CPU SIMD flags"] = machine.simd_summary(info["cpu_flags"])
+    return found
+
+
 def shown(field_name: str, value: Any) -> str:
     if value is None:
         return "—"
@@ -181,6 +215,17 @@ def environment_lines(old: Results, new: Results) -> list[str]:
             a, b = op[env].get(pkg), np_[env].get(pkg)
             if a != b:
                 lines.append(f"- {pkg} in {where}: {a or 'not installed'} → {b or 'not installed'}")
+    ob, nb = recorded(old), recorded(new)
+    for env in sorted(ob.keys() & nb.keys(), key=lambda e: (e != "main", e)):
+        a, b = blas(ob[env]), blas(nb[env])
+        if a is None or b is None:  # a run from before the BLAS was recorded: nothing to compare
+            continue
+        for key in sorted(a.keys() | b.keys(), key=lambda k: (not k.startswith("BLAS"), k)):
+            if a.get(key, "unset") != b.get(key, "unset"):
+                lines.append(f"- {key} in {envs.ENVS.get(env, env)}/: {a.get(key, 'unset')} → {b.get(key, 'unset')}")
+    native = [bool(r.data.get("native_blas")) for r in (old, new)]
+    if native[0] != native[1]:
+        lines.append(f"- --native-blas: {'on' if native[0] else 'off'} → {'on' if native[1] else 'off'}")
     for f in FIELDS:
         if shown(f, om[f]) != shown(f, nm[f]):
             lines.append(f"- {f}: {shown(f, om[f])} → {shown(f, nm[f])}")

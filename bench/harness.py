@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 import subprocess
 import sys
 import tempfile
@@ -18,7 +17,7 @@ import numpy as np
 
 import backends
 import tasks
-from bench import envs, procs, taskdata
+from bench import envs, machine, procs, taskdata
 
 DTYPES = ("float64", "float32")
 Nested = list[Any]  # an array as nested lists (ndarray.tolist())
@@ -276,10 +275,11 @@ def call_here(fn: str, kwargs: dict[str, Any]) -> Any:
 class Remote:
     """Calls run by a worker process in another environment; started now, collected by ``results``.
     The worker answers one line per call as it goes, so a worker that dies keeps what it answered.
-    ``environ`` adds variables to the worker's environment; where it names no shipped task data
-    (``taskdata.VARIABLE``), the data these calls need are shipped for this worker alone."""
+    ``environ`` adds variables to the worker's environment (a value None removes one); where it names no
+    shipped task data (``taskdata.VARIABLE``), the data these calls need are shipped for this worker alone."""
 
-    def __init__(self, env: str, calls: list[tuple[str, dict[str, Any]]], environ: dict[str, str] | None = None):
+    def __init__(self, env: str, calls: list[tuple[str, dict[str, Any]]],
+                 environ: dict[str, str | None] | None = None):  # fmt: skip
         self.env, self.calls, self.proc = env, calls, None
         if not envs.python(env).exists():
             return
@@ -290,7 +290,7 @@ class Remote:
         if taskdata.VARIABLE not in extra:
             extra |= taskdata.ship(Path(self.data.name), {(kw["task"], kw.get("n")) for _, kw in calls if "task" in kw})
         self.proc = procs.start(self.command(), cwd=envs.ROOT, stdin=subprocess.PIPE, stderr=self.err,
-                                env={**os.environ, **extra})  # fmt: skip
+                                env=machine.environ_with(extra))  # fmt: skip
         self.proc.stdin.write(json.dumps(calls).encode())
         self.proc.stdin.close()
 

@@ -100,7 +100,7 @@ def loss_plot(path: Path, task: str, rows: list[dict[str, Any]], dtypes: list[st
     plt.close(fig)
 
 
-def scaling_plot(path: Path, fits: list[dict[str, Any]], bandwidth: float) -> None:
+def scaling_plot(path: Path, fits: list[dict[str, Any]], bandwidth: float | None) -> None:
     dtypes = sorted({f["dtype"] for f in fits}, reverse=True)
     fig, axes = plt.subplots(1, len(dtypes), figsize=(6.5 * len(dtypes), 5), squeeze=False)
     for ax, dtype in zip(axes[0], dtypes, strict=True):
@@ -108,7 +108,8 @@ def scaling_plot(path: Path, fits: list[dict[str, Any]], bandwidth: float) -> No
         for i, f in enumerate(mine):
             ax.plot(f["n"], f["t"], marker="o", markersize=4, label=f"{f['backend']} ({f['mode']})", color=f"C{i}")
         n = np.array(sorted({x for f in mine for x in f["n"]}), dtype=float)
-        ax.plot(n, 2 * n * np.dtype(dtype).itemsize / bandwidth, color="k", linestyle=":", label="memory floor")
+        if bandwidth:  # None: the floor was not measured (the results say why)
+            ax.plot(n, 2 * n * np.dtype(dtype).itemsize / bandwidth, color="k", linestyle=":", label="memory floor")
         ax.set(xscale="log", yscale="log", xlabel="N (points)", ylabel="time per step (s)",
                title=f"quadratic, time per step ({dtype})")  # fmt: skip
         ax.legend(fontsize=8)
@@ -117,7 +118,7 @@ def scaling_plot(path: Path, fits: list[dict[str, Any]], bandwidth: float) -> No
     plt.close(fig)
 
 
-def plans(folder: Path, rows: list[dict[str, Any]], fits: list[dict[str, Any]], bandwidth: float,
+def plans(folder: Path, rows: list[dict[str, Any]], fits: list[dict[str, Any]], bandwidth: float | None,
           names: list[str]) -> list[tuple[Path, Callable[[], None]]]:  # fmt: skip
     """Every plot there is data for: its path, and the call that draws it (the report runs each on its own)."""
     made: list[tuple[Path, Callable[[], None]]] = []

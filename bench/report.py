@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 import tasks
-from bench import envs, stats
+from bench import envs, machine, stats
 from bench.compare import tol
 from bench.harness import Failed
 from bench.timing import fit_overhead
@@ -187,7 +187,9 @@ def handwritten_table(rows: list[dict[str, Any]], backends: list[str], dtype: st
     return ["backend", *(f"N = {n:.0e}" for n in sizes)], table
 
 
-def scaling_fits(rows: list[dict[str, Any]], bandwidth: float) -> list[dict[str, Any]]:
+def scaling_fits(rows: list[dict[str, Any]], bandwidth: float | None) -> list[dict[str, Any]]:
+    """quadratic's t(N) = a + b·N per backend and dtype, and at the largest N × the memory floor (none
+    where the floor was not measured)."""
     fits = []
     points: dict[tuple[str, str], list[dict[str, Any]]] = {}
     for r in rows:
@@ -200,7 +202,9 @@ def scaling_fits(rows: list[dict[str, Any]], bandwidth: float) -> list[dict[str,
         if len(pts) >= 2:
             fit["overhead_s"], fit["per_element_s"] = fit_overhead(n, t)
         biggest = pts[-1]
-        fit["floor_n"], fit["floor_ratio"] = biggest["n"], biggest["median_s"] / (biggest["bytes_per_step"] / bandwidth)
+        fit["floor_n"] = biggest["n"]
+        if bandwidth:
+            fit["floor_ratio"] = biggest["median_s"] / (biggest["bytes_per_step"] / bandwidth)
         fits.append(fit)
     return fits
 
@@ -260,6 +264,8 @@ def time_line(spent: dict[str, float]) -> str:
 
 def floor_cell(f: dict[str, Any]) -> str:
     """× the memory floor at the largest N; a figure that beats the floor is flagged, not printed."""
+    if "floor_ratio" not in f:
+        return "memory floor not measured"
     if f["floor_ratio"] < FLOOR_SLACK:
         return f"beats the floor at N = {f['floor_n']:.0e}: a measurement error"
     return f"{f['floor_ratio']:.2f} at N = {f['floor_n']:.0e}"
@@ -282,11 +288,12 @@ def write(out: Path, o: Any, rows: list[dict[str, Any]], found: Any, floor: dict
     """Write the results folder: the raw figures first (results.json, CSVs), then plots, each on its own
     (one that fails is a line in the README), then the README. Returns the summary."""
     out.mkdir(parents=True)
-    bandwidth = floor["bytes_per_s"]
+    bandwidth = floor.get("bytes_per_s")  # None where the floor was not measured: floor["error"] says why
     fits = scaling_fits(rows, bandwidth)
     names = list(o.tasks)
     result = {"command": o.command(), "wall_s": wall, "environment": env, "read_bandwidth_bytes_per_s": bandwidth,
               "floor": floor, "threads": o.threads, "device": o.device, "quick": o.quick, "repeats": o.repeats,
+              "native_blas": getattr(o, "native_blas", False),
               "noise": noise(rows), "time_s": time_spent(rows, floor.get("wall_s", 0.0), wall),
               "cases": rows, "scaling": fits, "workers": workers, "machine_info": found.machine_info}  # fmt: skip
     (out / "results.json").write_text(json.dumps(result, indent=1))
@@ -303,7 +310,7 @@ def write(out: Path, o: Any, rows: list[dict[str, Any]], found: Any, floor: dict
     pictures, not_drawn = draw_plots(out / "plots", rows, fits, bandwidth, names)
 
     try:
-        summary, readme = readme_text(rows, names, o, env, bandwidth, fits, pictures, result["time_s"])
+        summary, readme = readme_text(rows, names, o, env, floor, fits, pictures, result["time_s"], workers)
     except Exception as e:  # a bug in the tables must not cost the figures: results.json has them all
         summary = f"The tables could not be written ({type(e).__name__}: {e}); every figure is in results.json."
         readme = f"# autodiff-bench results\n\n{summary}\n"
@@ -314,11 +321,11 @@ def write(out: Path, o: Any, rows: list[dict[str, Any]], found: Any, floor: dict
     return summary
 
 
-def readme_text(rows: list[dict[str, Any]], names: list[str], o: Any, env: dict[str, Any], bandwidth: float,
-                fits: list[dict[str, Any]], pictures: list[Path],
-                spent: dict[str, float]) -> tuple[str, str]:  # fmt: skip
+def readme_text(rows: list[dict[str, Any]], names: list[str], o: Any, env: dict[str, Any], floor: dict[str, Any],
+                fits: list[dict[str, Any]], pictures: list[Path], spent: dict[str, float],
+                workers: dict[str, Any] | None = None) -> tuple[str, str]:  # fmt: skip
     """The summary, and the whole README around it: how to read, a table per task and dtype, plots, failures."""
-    summary = summary_markdown(rows, names, o, env, bandwidth, fits, pictures)
+    summary = summary_markdown(rows, names, o, env, floor, fits, pictures, workers)
     sections = [f"# autodiff-bench results\n\nMade by `{o.command()}`. Do not edit: rerun it. {time_line(spent)}",
                 HOW_TO_READ, summary]  # fmt: skip
     for t in names:
@@ -331,7 +338,7 @@ def readme_text(rows: list[dict[str, Any]], names: list[str], o: Any, env: dict[
     return summary, "\n\n".join(sections) + "\n"
 
 
-def draw_plots(folder: Path, rows: list[dict[str, Any]], fits: list[dict[str, Any]], bandwidth: float,
+def draw_plots(folder: Path, rows: list[dict[str, Any]], fits: list[dict[str, Any]], bandwidth: float | None,
                names: list[str]) -> tuple[list[Path], list[str]]:  # fmt: skip
     """The plots drawn, and a line for each that could not be: why."""
     try:
@@ -360,11 +367,14 @@ def failure_list(failed: list[dict[str, Any]]) -> str:
     return "\n".join(f"- {case(r)}: {r['error']}" for r in failed)
 
 
-def summary_markdown(rows: list[dict[str, Any]], names: list[str], o: Any, env: dict[str, Any], bandwidth: float,
-                     fits: list[dict[str, Any]], pictures: list[Path]) -> str:  # fmt: skip
-    parts = [f"Machine: {env['cpu']}, {env['cores']} cores, {o.threads} threads, device {o.device}; "
+def summary_markdown(rows: list[dict[str, Any]], names: list[str], o: Any, env: dict[str, Any],
+                     floor: dict[str, Any], fits: list[dict[str, Any]], pictures: list[Path],
+                     workers: dict[str, Any] | None = None) -> str:  # fmt: skip
+    parts = [f"Machine: {env['cpu']}, {env['cores']} cores, {o.threads} threads, device {o.device}"
+             + (f" ({machine.simd_summary(env['cpu_flags'])})" if env.get("cpu_flags") else "") + "; "
              + ", ".join(f"{k} {v}" for k, v in env["versions"].items())
-             + f". Memory read bandwidth {bandwidth / 1e9:.1f} GB/s ({o.threads} threads)."
+             + ". " + " ".join(filter(None, [blas_line(env, workers or {}, getattr(o, "native_blas", False)),
+                                             floor_line(floor, o.threads)]))
              + f" Each backend timed in {o.repeats} processes, each pinned to {o.threads} CPU"
              + ("s" if o.threads > 1 else "") + "; a process's figure is its fastest round, a case's the"
              + f" median of its processes, and its interval holds a rerun's median {stats.RERUN_LEVEL:.0%} of"
@@ -392,6 +402,30 @@ def summary_markdown(rows: list[dict[str, Any]], names: list[str], o: Any, env: 
         )
     parts.append("Plots: " + ", ".join(picture_link(p) for p in sorted(pictures, key=lambda p: p.stem != "scaling")))
     return "\n\n".join(parts)
+
+
+def floor_line(floor: dict[str, Any], threads: int) -> str:
+    if not floor.get("bytes_per_s"):
+        return f"Memory floor not measured: {floor.get('error', 'no figure')}."
+    return f"Memory read bandwidth {floor['bytes_per_s'] / 1e9:.1f} GB/s ({threads} threads)."
+
+
+def blas_line(env: dict[str, Any], workers: dict[str, Any], native: bool) -> str:
+    """Each environment's numpy, with the BLAS its timing workers loaded and the kernel it ran:
+    ``numpy 2.4.6 with OpenBLAS 0.3.31 (Haswell kernel: OPENBLAS_CORETYPE=Haswell set)``."""
+    seen: dict[str, dict[str, Any]] = {}
+    for w in workers.values():
+        mine = (w.get("machine_info") or {}).get("autodiff_bench") or {}
+        if mine.get("versions"):
+            seen.setdefault(mine.get("environment") or "main", mine)
+    if not seen and env.get("blas") is not None:
+        seen[env.get("environment") or "main"] = env
+    said = [
+        f"{envs.ENVS.get(e, e)}/: {machine.blas_summary(seen[e])}" for e in sorted(seen, key=lambda e: (e != "main", e))
+    ]
+    mode = ("--native-blas: the main environment's workers ran without OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE"
+            if native else "")  # fmt: skip
+    return "; ".join(said + ([mode] if mode else [])) + ("." if said or mode else "")
 
 
 def picture_link(path: Path) -> str:

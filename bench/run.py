@@ -13,7 +13,6 @@ from __future__ import annotations
 import contextlib
 import io
 import json
-import os
 import subprocess
 import sys
 import tempfile
@@ -51,6 +50,7 @@ class Options:
     quick: bool
     timeout: float
     repeats: int = REPEATS
+    native_blas: bool = False  # the main environment's workers without machine.PINNED_BLAS: OpenBLAS picks its kernel
 
     @property
     def sizes(self) -> list[int]:
@@ -68,6 +68,7 @@ class Options:
         words += [] if self.threads == 1 else ["--threads", str(self.threads)]
         words += [] if self.device == "cpu" else ["--device", self.device]
         words += [] if self.repeats == (2 if self.quick else REPEATS) else ["--repeats", str(self.repeats)]
+        words += ["--native-blas"] if self.native_blas else []
         return " ".join(words + ([] if self.out == envs.ROOT / "results" else ["--out", str(self.out)]))
 
 
@@ -85,7 +86,7 @@ def pytest_args(o: Options, raw: Path) -> list[str]:
             f"--bench-tasks={','.join(o.tasks)}", f"--bench-dtypes={','.join(o.dtypes)}", f"--bench-device={o.device}",
             f"--bench-sizes={','.join(map(str, o.sizes))}", f"--bench-repeats={o.repeats}",
             f"--bench-threads={o.threads}", f"--bench-timeout={o.timeout}",
-            *(["--bench-quick"] if o.quick else [])]  # fmt: skip
+            *(["--bench-quick"] if o.quick else []), *(["--bench-native-blas"] if o.native_blas else [])]  # fmt: skip
 
 
 @dataclass
@@ -137,13 +138,19 @@ def one_line(message: str) -> str:
     return rest if sep and "." in head and " " not in head else first
 
 
+PROBE_LOADS = {"mxnet": ("mxnet",)}  # frameworks that bring a BLAS of their own (MXNet's OpenBLAS)
+
+
 def worker_environments(o: Options) -> dict[str, Any]:
-    """Each backend's environment as its workers see it (the versions differ between environments)."""
-    probe = "import json; from bench.machine import environment; print(json.dumps(environment()))"
+    """Each backend's environment as its workers see it (the versions differ between environments; so do
+    the BLAS each loads and its kernel, and under --native-blas the variables that choose it)."""
     seen: dict[str, Any] = {}
     for env in {backends.BACKENDS[b].env for b in o.backends}:
+        load = PROBE_LOADS.get(env, ())
+        probe = f"import json; from bench.machine import environment; print(json.dumps(environment(load={load!r})))"
+        variables = {**machine.thread_settings(o.threads), **machine.pinned_blas(env, o.native_blas)}
         out = subprocess.run([envs.python(env), "-c", probe], cwd=envs.ROOT, capture_output=True, text=True,
-                             env={**os.environ, **machine.thread_settings(o.threads)})  # fmt: skip
+                             env=machine.environ_with(variables))  # fmt: skip
         seen[env] = json.loads(out.stdout) if out.returncode == 0 else {"error": out.stderr.strip()[-300:]}
     return {b: {"machine_info": {"autodiff_bench": seen[backends.BACKENDS[b].env]}} for b in o.backends}
 
@@ -168,17 +175,12 @@ def run(o: Options) -> int:
             raw = folder.staging / "raw"
             raw.mkdir()
             floor_started = time.time()
-            before = bench_floor.measure(o.threads)
+            before = bench_floor.attempt(o.threads)  # a floor that fails is a line in the results, never a lost run
             floor_s = time.time() - floor_started
             found = timings(o, raw)
             floor_started = time.time()
-            try:  # the best of both: a busy moment lowers one of them
-                after = bench_floor.measure(o.threads)
-            except BenchError:
-                after = before
-            floor_s += time.time() - floor_started
-            floor = max(before, after, key=lambda f: f["bytes_per_s"]) | {"measured_gb_s": [
-                round(f["bytes_per_s"] / 1e9, 2) for f in (before, after)], "wall_s": floor_s}  # fmt: skip
+            floor = bench_floor.best(before, bench_floor.attempt(o.threads))
+            floor["wall_s"] = floor_s + time.time() - floor_started
             rows = report.rows_of(cases(o), found)
             failed = [r for r in rows if "error" in r]
             if len(failed) == len(rows):

@@ -57,6 +57,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     g.addoption("--bench-threads", type=int, default=1, help="threads per framework, each worker pinned (default 1)")
     g.addoption("--bench-timeout", type=float, default=600.0, help="seconds one timing process may take")
     g.addoption("--bench-quick", action="store_true", help="a smoke run: tiny slices, few rounds")
+    g.addoption("--bench-native-blas", action="store_true",
+                help="time the main environment without OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE")  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -84,6 +86,7 @@ def bench_options(config: pytest.Config) -> BenchOptions:
             device=config.getoption("--bench-device"),
             quick=config.getoption("--bench-quick"),
             timeout=config.getoption("--bench-timeout"),
+            native_blas=config.getoption("--bench-native-blas"),
         ),
     )
 

@@ -160,6 +160,25 @@ def test_environment_differences_one_line_each(tmp_path):
     ]
 
 
+def test_a_change_of_blas_kernel_or_of_the_variables_that_chose_it_is_a_line(tmp_path):
+    lib = {"user_api": "blas", "internal_api": "openblas", "version": "0.3.31.188.0", "architecture": "Haswell",
+           "num_threads": 2, "file": "libscipy_openblas64_.so", "package": "numpy"}  # fmt: skip
+    old_env = ENV | {"blas": [lib], "blas_variables": {"OPENBLAS_CORETYPE": "Haswell", "OPENBLAS_L2_SIZE": None},
+                     "cpu_flags": ["sse4_2", "avx2", "avx512f"]}  # fmt: skip
+    new_env = old_env | {"blas": [lib | {"architecture": "SkylakeX"}],
+                         "blas_variables": {"OPENBLAS_CORETYPE": None, "OPENBLAS_L2_SIZE": None}}  # fmt: skip
+    old = write(tmp_path / "old", [case("linear", samples=TIGHT)], env=old_env, workers={})
+    new = write(tmp_path / "new", [case("linear", samples=TIGHT)], env=new_env, workers={}, native_blas=True)
+    out = bench("diff", str(old), str(new))
+    assert out.returncode == 0, out.stderr
+    section = out.stdout.split("## Environment\n\n")[1].split("\n\n")[0].splitlines()
+    assert section == [
+        "- BLAS numpy in .venv/: openblas 0.3.31.188.0 (Haswell kernel) → openblas 0.3.31.188.0 (SkylakeX kernel)",
+        "- OPENBLAS_CORETYPE in .venv/: Haswell → unset",
+        "- --native-blas: off → on",
+    ]
+
+
 def test_a_quick_run_is_flagged(tmp_path):
     old = write(tmp_path / "old", [case("linear", samples=TIGHT)])
     new = write(tmp_path / "new", [case("linear", samples=TIGHT)], quick=True)

@@ -282,17 +282,25 @@ def test_a_worker_that_dies_names_its_signal_and_last_output_and_the_others_go_o
     assert err[-1].startswith("error: 3 of 6 cases failed") and "killed by SIGABRT" in err[-2]
 
 
-def test_a_plot_that_fails_is_a_line_not_a_lost_run(tmp_path, monkeypatch, capsys):
+def test_a_plot_or_a_floor_that_fails_is_a_line_not_a_lost_run(tmp_path, monkeypatch, capsys):
     def broken(*args, **kwargs):
         raise ValueError("cannot draw this")
 
+    def no_floor(threads):
+        raise harness.BenchError("bench.floor failed: terminate called without an active exception")
+
     monkeypatch.setattr(plots, "fit_plot", broken)
-    monkeypatch.setattr(bench_floor, "measure", lambda threads: FLOOR)
+    monkeypatch.setattr(bench_floor, "measure", no_floor)
     assert run.run(quick_options(tmp_path / "r", ["numpy"])) == 0
     out = tmp_path / "r"
-    assert json.loads((out / "results.json").read_text())["cases"]
+    result = json.loads((out / "results.json").read_text())
+    assert result["cases"] and result["read_bandwidth_bytes_per_s"] is None
+    assert result["floor"] == {"error": "bench.floor failed: terminate called without an active exception",
+                               "measured_gb_s": []}  # fmt: skip
     assert (out / "results.csv").read_text().count("\n") == 2
     readme = (out / "README.md").read_text()
     assert "plot fit_linear.png not drawn: ValueError: cannot draw this" in readme and "## linear (float64)" in readme
+    assert "Memory floor not measured: bench.floor failed: terminate called without an active exception." in readme
+    assert "| memory floor not measured |" in readme and (out / "plots" / "scaling.png").exists()
     assert not (out / "plots" / "fit_linear.png").exists() and (out / "plots" / "loss_linear.png").exists()
     assert "not drawn" in capsys.readouterr().out
