@@ -47,10 +47,10 @@ def parser() -> Parser:
     k.add_argument("task", metavar="FILE_OR_TASK", help="a task's name, or " + own)
     r = sub.add_parser("run", help="time every backend, each in its own process, and write results/")
     r.add_argument("--out", type=Path, default=envs.ROOT / "results", help="results folder (default: results/)")
-    r.add_argument("--tasks", help="comma-separated tasks (default: all; with --quick, those under 1,000 steps)")
+    r.add_argument("--tasks", help="comma-separated tasks (default: all; with --quick, linear and digits)")
     r.add_argument("--task", dest="task_files", action="append", default=[], metavar="FILE_OR_MODULE", help=own)
     r.add_argument("--backends", help="comma-separated backends (default: all)")
-    r.add_argument("--dtype", help="float64, float32 or both (default; float64 with --quick)")
+    r.add_argument("--dtype", help="float64 (default), float32 or both")
     r.add_argument(
         "--threads",
         type=int,
@@ -60,7 +60,7 @@ def parser() -> Parser:
     r.add_argument("--device", default="cpu", help="cpu (default) or cuda, for torch and jax")
     r.add_argument("--quick", action="store_true", help="a smoke run of under a minute; its timings are not to be read")
     r.add_argument("--timeout", type=float, help="seconds one timing process may take (default 600, quick 120)")
-    r.add_argument("--repeats", type=int, help="timing processes per backend, interleaved (default 3, quick 2)")
+    r.add_argument("--repeats", type=int, help="timing processes per backend, interleaved (default 3, quick 1)")
     r.add_argument("--native-blas", action="store_true",
                    help="time the main environment without OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE, so that numpy's "
                    "OpenBLAS picks its own kernel for this CPU (the MXNet environment keeps them)")  # fmt: skip
@@ -226,9 +226,12 @@ def cmd_run(a: argparse.Namespace) -> int:
 
     if not 1 <= a.threads <= cpus():
         raise harness.UsageError(f"--threads must be between 1 and {cpus()} (the CPUs here), not {a.threads}")
-    quick_dtypes = ["float64"] if a.quick else harness.DTYPES
     both = a.dtype == "both"
-    dtypes = list(harness.DTYPES) if both else names(a.dtype, harness.DTYPES, "dtype", "--dtype", quick_dtypes)
+    dtypes = (
+        list(harness.DTYPES)
+        if both
+        else names(a.dtype, harness.DTYPES, "dtype", "--dtype", run.default_dtypes(a.quick))
+    )
     o = run.Options(
         out=outdir.check(a.out),
         tasks=names(run_tasks(a), list(tasks.TASKS), "task", "--tasks", run.default_tasks(a.quick)),
@@ -238,7 +241,7 @@ def cmd_run(a: argparse.Namespace) -> int:
         device=names(a.device, ["cpu", "cuda"], "device", "--device")[0],
         quick=a.quick,
         timeout=(120.0 if a.quick else 600.0) if a.timeout is None else positive("--timeout", a.timeout),
-        repeats=(2 if a.quick else run.REPEATS) if a.repeats is None else a.repeats,
+        repeats=(run.QUICK_REPEATS if a.quick else run.REPEATS) if a.repeats is None else a.repeats,
         native_blas=a.native_blas,
     )
     if o.repeats < 1:

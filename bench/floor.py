@@ -210,10 +210,10 @@ def measure(threads: int, nbytes: int = NBYTES, repeats: int = REPEATS, timeout:
     return result
 
 
-def attempt(threads: int) -> dict:
-    """``measure(threads)``, or ``{"error": why}``: a floor that cannot be measured never stops a run."""
+def attempt(threads: int, **read: Any) -> dict:
+    """``measure(threads, **read)``, or ``{"error": why}``: a floor that cannot be measured never stops a run."""
     try:
-        return measure(threads)
+        return measure(threads, **read)
     except BenchError as e:
         return {"error": str(e)}
 

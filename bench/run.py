@@ -27,16 +27,25 @@ import tasks
 from bench import envs, machine, outdir, procs
 from bench import floor as bench_floor
 from bench.campaign import Case
-from bench.harness import DTYPES, BenchError
+from bench.harness import BenchError
 
 SIZES = [10**2, 10**4, 10**6, 10**7]  # the quadratic sweep: cache-resident to far beyond the caches
-REPEATS = 3  # timing processes per backend in a default run: 3 keep it within about 12 minutes here
+REPEATS = 3  # timing processes per backend in a default run (README: "How the timing is kept fair")
 QUICK_SIZES = [10**2, 10**4]
-QUICK_STEPS = 1000  # --quick times the tasks shorter than this
+QUICK_TASKS = ["linear", "digits"]  # --quick's smoke run: a vector task and a matrix task with its own figures
+QUICK_REPEATS = 1
+QUICK_FLOOR_BYTES = 64 * 2**20  # --quick reads a smaller array, once: its floor is not to be read either
+# A default run times float64, the reference precision: a step of these small tasks is per-call overhead,
+# which float32 leaves about as it is; `--dtype both` adds float32 (about twice as long).
+DEFAULT_DTYPES = ["float64"]
 
 
 def default_tasks(quick: bool) -> list[str]:
-    return [t for t in tasks.TASKS if not quick or tasks.get(t).steps < QUICK_STEPS]
+    return [t for t in tasks.TASKS if not quick or t in QUICK_TASKS]
+
+
+def default_dtypes(quick: bool) -> list[str]:
+    return ["float64"] if quick else DEFAULT_DTYPES
 
 
 @dataclass
@@ -62,12 +71,12 @@ class Options:
         for flag, value, default in [
             ("--tasks", self.tasks, default_tasks(self.quick)),
             ("--backends", self.backends, list(backends.BACKENDS)),
-            ("--dtype", self.dtypes, ["float64"] if self.quick else list(DTYPES)),
+            ("--dtype", self.dtypes, default_dtypes(self.quick)),
         ]:
             words += [] if value == default else [flag, ",".join(value)]
         words += [] if self.threads == 1 else ["--threads", str(self.threads)]
         words += [] if self.device == "cpu" else ["--device", self.device]
-        words += [] if self.repeats == (2 if self.quick else REPEATS) else ["--repeats", str(self.repeats)]
+        words += [] if self.repeats == (QUICK_REPEATS if self.quick else REPEATS) else ["--repeats", str(self.repeats)]
         words += ["--native-blas"] if self.native_blas else []
         return " ".join(words + ([] if self.out == envs.ROOT / "results" else ["--out", str(self.out)]))
 
@@ -174,12 +183,13 @@ def run(o: Options) -> int:
         with folder:
             raw = folder.staging / "raw"
             raw.mkdir()
+            read = {"nbytes": QUICK_FLOOR_BYTES, "repeats": 2} if o.quick else {}
             floor_started = time.time()
-            before = bench_floor.attempt(o.threads)  # a floor that fails is a line in the results, never a lost run
+            before = bench_floor.attempt(o.threads, **read)  # a floor that fails is a line, never a lost run
             floor_s = time.time() - floor_started
             found = timings(o, raw)
             floor_started = time.time()
-            floor = bench_floor.best(before, bench_floor.attempt(o.threads))
+            floor = bench_floor.best(before, *([] if o.quick else [bench_floor.attempt(o.threads)]))
             floor["wall_s"] = floor_s + time.time() - floor_started
             rows = report.rows_of(cases(o), found)
             failed = [r for r in rows if "error" in r]

@@ -271,7 +271,7 @@ def test_a_worker_that_dies_names_its_signal_and_last_output_and_the_others_go_o
         return [sys.executable, "-c", crash] if self.calls[0][1]["backend"] == "torch" else real(self)
 
     monkeypatch.setattr(harness.Remote, "command", command)
-    monkeypatch.setattr(bench_floor, "measure", lambda threads: FLOOR)
+    monkeypatch.setattr(bench_floor, "measure", lambda threads, **read: FLOOR)
     assert run.run(quick_options(tmp_path / "r", ["numpy", "torch"])) == 1
     cases = json.loads((tmp_path / "r" / "results.json").read_text())["cases"]
     torch = [c for c in cases if c["backend"] == "torch"]
@@ -286,7 +286,7 @@ def test_a_plot_or_a_floor_that_fails_is_a_line_not_a_lost_run(tmp_path, monkeyp
     def broken(*args, **kwargs):
         raise ValueError("cannot draw this")
 
-    def no_floor(threads):
+    def no_floor(threads, **read):
         raise harness.BenchError("bench.floor failed: terminate called without an active exception")
 
     monkeypatch.setattr(plots, "fit_plot", broken)
@@ -295,6 +295,7 @@ def test_a_plot_or_a_floor_that_fails_is_a_line_not_a_lost_run(tmp_path, monkeyp
     out = tmp_path / "r"
     result = json.loads((out / "results.json").read_text())
     assert result["cases"] and result["read_bandwidth_bytes_per_s"] is None
+    assert result["floor"].pop("wall_s") >= 0
     assert result["floor"] == {"error": "bench.floor failed: terminate called without an active exception",
                                "measured_gb_s": []}  # fmt: skip
     assert (out / "results.csv").read_text().count("\n") == 2
