@@ -1,0 +1,69 @@
+"""A run that knows its own noise: a worker reads the machine beside its rounds, and a process that timed
+a case beside a busy neighbour is told apart from a quiet one, replaced, or marked."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from bench import campaign, envs, harness, procs
+
+MEASURE = "import json; from bench.timing import measure; print(json.dumps(measure('linear', 'numpy', round_time=1.0)['machine']))"  # noqa: E501
+SPIN = "while True: pass"
+
+
+def reading(neighbour: bool) -> dict[str, float]:
+    """linear on numpy timed by a worker pinned to the last CPU, with or without a busy loop pinned there too."""
+    env = {**os.environ, **campaign.environ(campaign.Settings(), {}, envs.ROOT)}
+    spinner = procs.start([sys.executable, "-c", SPIN], env=env) if neighbour else None
+    worker = procs.start([sys.executable, "-c", MEASURE], cwd=envs.ROOT, env=env, stdout=subprocess.PIPE, text=True)
+    try:
+        out, _ = worker.communicate(timeout=120)
+    finally:
+        procs.stop(worker)
+        if spinner is not None:
+            procs.stop(spinner)
+    assert worker.returncode == 0
+    return json.loads(out)
+
+
+def test_a_busy_neighbour_on_the_workers_cpu_is_seen():
+    """The CPU share halves beside a busy loop on the same CPU, and that process is judged noisy against
+    the quiet one's levels. (The quiet one is as quiet as the machine running the tests is.)"""
+    quiet, busy = reading(False), reading(True)
+    assert busy["cpu_share"] < 0.8 * quiet["cpu_share"] and busy["cpu_share"] < campaign.CPU_SHARE, (quiet, busy)
+    levels = {("numpy", k): quiet[k] for k in campaign.KERNELS}
+    assert campaign.noisy({"machine": busy}, levels, "numpy")
+
+
+def test_a_noisy_process_is_replaced_by_a_quiet_one_and_what_stays_noisy_is_marked(monkeypatch):
+    """Stand-in workers: the second process of linear reports a busy machine; the campaign times it once
+    more and keeps the quiet figure in its place. plane's every process is busy: it stays marked."""
+    answers = {"linear": [1.0, 3.0, 1.0], "plane": [3.0, 3.0, 3.0]}  # calibration per process, 1.0 is quiet
+
+    def results(self, timeout=None, answered=None):
+        out = []
+        for _, kw in self.calls:
+            slow = answers[kw["task"]].pop(0) if answers[kw["task"]] else 3.0
+            m = {"calibration_cpu_s": slow, "calibration_memory_s": 1.0, "cpu_share": 1.0, "steal": 0.0}
+            out.append({"mode": "eager", "device": "cpu", "steps_per_round": 10, "first_call_s": 1e-3,
+                        "step_s": [slow * 1e-5], "objective_s": [1e-5], "machine": m, "setup_s": 0.0,
+                        "rounds_s": 1.0, "pid": len(out) + 100 * slow, "frameworks": []})  # fmt: skip
+        return out
+
+    monkeypatch.setattr(harness.Remote, "results", results)
+    monkeypatch.setattr(harness.Remote, "stop", lambda self: None)
+    monkeypatch.setattr(
+        harness.Remote, "__init__", lambda self, env, calls, environ=None: setattr(self, "calls", calls)
+    )
+    cases = [campaign.Case("speed", "linear", "numpy", "float64"), campaign.Case("speed", "plane", "numpy", "float64")]
+    c = campaign.Campaign(cases, campaign.Settings(repeats=2), {}, None)
+    c.timings()
+    c.remeasure_noisy()
+    linear, plane = (campaign.merged(c.found[case]) for case in cases)
+    assert linear["samples_s"] == pytest.approx([1e-5, 1e-5]) and linear["remeasured"] == 1
+    assert linear["noisy"] == [False, False] and plane["noisy"] == [True, True]
