@@ -149,7 +149,8 @@ def pytest_report_header(config: pytest.Config) -> str | None:
         return None
     o = bench_options(config)
     return (f"timing {', '.join(o.backends)} on {o.settings.device}, each in {o.settings.repeats} processes of "
-            "its own environment, interleaved; a pytest-benchmark round is one process's median per step")  # fmt: skip
+            "its own environment, interleaved; a pytest-benchmark round is one process's fastest "
+            "round per step")  # fmt: skip
 
 
 def pytest_benchmark_update_machine_info(config: pytest.Config, machine_info: dict[str, Any]) -> None:

@@ -3,8 +3,8 @@ processes of its own environment, interleaved (bench.campaign); ``python -m benc
 
 pytest-benchmark times what runs in its own process; these figures are measured elsewhere. So each
 test hands them over through pytest-benchmark's public ``timer`` option: a clock that moves only when
-a measured duration is fed to it. A round is one timing process; its figure is that process's median
-time per step (a round there trains a slice of the schedule and ends in a blocking read). pytest-benchmark's
+a measured duration is fed to it. A round is one timing process; its figure is that process's fastest
+round per step (a round there trains a slice of the schedule and ends in a blocking read). pytest-benchmark's
 statistics, ``--benchmark-json``, ``--benchmark-compare`` and ``--benchmark-histogram`` then read the
 isolated figures, per step.
 """
