@@ -1,4 +1,13 @@
-"""The reference: plain numpy with the task's hand-derived gradient."""
+"""The reference: plain numpy with the task's hand-derived gradient.
+
+It is the yardstick the other backends are divided by, so its loop costs no more than a numpy user's:
+a full-batch chunk runs as one plain loop over its learning rates (the base class's loop, which also
+slices batches, is kept for the rest), and a parameter of one element is updated as a numpy scalar of
+its dtype (``a[0] = a[0] - lr * g[0]``: about 0.13 µs where ``a -= lr * g`` on a (1,) array is two
+ufunc calls, about 1 µs). The arithmetic is the same either way, to the bit: the learning rate
+rounded to the dtype, a product and a difference in the dtype. The task's gradient gets the
+parameters in their own shapes, as the task defines them.
+"""
 
 from __future__ import annotations
 
@@ -17,14 +26,30 @@ class Numpy(Backend):
     def __init__(self, task, dtype="float64", device="cpu"):
         super().__init__(task, dtype, device)
         self.p = {k: self.asarray(v) for k, v in task.init.items()}
+        self.loss_and_grad = task.loss_and_grad
+        # per parameter: the array, updated in place, and the index of its one element (None: the whole array)
+        self.updates = [(k, a, (0,) * a.ndim if a.size == 1 else None) for k, a in self.p.items()]
 
     def asarray(self, a: np.ndarray) -> np.ndarray:
         return np.array(a, dtype=self.dtype)
 
-    def step(self, x: np.ndarray, y: np.ndarray, lr: float) -> Any:
-        loss, grads = self.task.loss_and_grad(self.p, x, y)
-        for k, g in grads.items():
-            self.p[k] -= lr * g
+    def prepare(self, lrs: np.ndarray, orders: list[np.ndarray | None]) -> Any:
+        # the learning rate as a scalar of the dtype: what ``lr * g`` rounds a Python float to (NEP 50 and
+        # numpy 1's value-based casting alike), here once per epoch and untimed
+        scalar = np.dtype(self.dtype).type
+        return [(scalar(lr), o) for lr, o in zip(lrs, orders, strict=True)]
+
+    def step(self, x: np.ndarray, y: np.ndarray, lr: Any) -> Any:
+        loss, grads = self.loss_and_grad(self.p, x, y)
+        for k, a, i in self.updates:
+            g = grads[k]
+            if i is not None:
+                try:
+                    a[i] = a[i] - lr * g[i]
+                    continue
+                except (IndexError, TypeError):  # a gradient that is a scalar or a 0-d array
+                    pass
+            a -= lr * g
         return loss
 
     def loss(self, x: np.ndarray, y: np.ndarray) -> Any:
@@ -32,6 +57,9 @@ class Numpy(Backend):
 
     def _steps(self, chunk: Any, fn: Any) -> list[Any]:
         with np.errstate(over="ignore", invalid="ignore"):  # a diverging run is reported, not warned about
+            if self.task.steps_per_epoch == 1 and all(order is None for _, order in chunk):
+                x, y = self.x, self.y  # full batches in data order: every step on the same arrays
+                return [fn(x, y, lr) for lr, _ in chunk]
             return super()._steps(chunk, fn)
 
     def stack(self, losses: list[Any]) -> np.ndarray:
@@ -41,4 +69,4 @@ class Numpy(Backend):
         return {k: v.copy() for k, v in self.p.items()}
 
     def gradient(self) -> dict[str, np.ndarray]:
-        return self.task.loss_and_grad(self.p, self.x, self.y)[1]
+        return self.loss_and_grad(self.p, self.x, self.y)[1]
