@@ -2,11 +2,11 @@
 
 It is the yardstick the other backends are divided by, so its loop costs no more than a numpy user's:
 a full-batch chunk runs as one plain loop over its learning rates (the base class's loop, which also
-slices batches, is kept for the rest), and a parameter of one element is updated as a numpy scalar of
-its dtype (``a[0] = a[0] - lr * g[0]``: about 0.13 µs where ``a -= lr * g`` on a (1,) array is two
-ufunc calls, about 1 µs). The arithmetic is the same either way, to the bit: the learning rate
-rounded to the dtype, a product and a difference in the dtype. The task's gradient gets the
-parameters in their own shapes, as the task defines them.
+slices batches, is kept for the rest), and a parameter of one element, whose gradient has its shape and
+dtype, is updated as a numpy scalar of its dtype (``a[0] = a[0] - lr * g[0]``: about 0.15 µs where
+``a -= lr * g`` on a (1,) array is two ufunc calls, about 1 µs). The arithmetic is that of
+``a -= lr * g``, to the bit: the learning rate rounded to the dtype, a product and a difference in the
+dtype. The task's gradient gets the parameters in their own shapes, as the task defines them.
 """
 
 from __future__ import annotations
@@ -34,22 +34,26 @@ class Numpy(Backend):
         return np.array(a, dtype=self.dtype)
 
     def prepare(self, lrs: np.ndarray, orders: list[np.ndarray | None]) -> Any:
-        # the learning rate as a scalar of the dtype: what ``lr * g`` rounds a Python float to (NEP 50 and
-        # numpy 1's value-based casting alike), here once per epoch and untimed
+        # each learning rate as a Python float (for ``a -= lr * g``) and as a scalar of the dtype (for a
+        # one-element parameter: the float rounded as ``lr * g`` rounds it, under NEP 50 and numpy 1's
+        # value-based casting alike, where numpy 1 would take float32 · Python float to float64)
         scalar = np.dtype(self.dtype).type
-        return [(scalar(lr), o) for lr, o in zip(lrs, orders, strict=True)]
+        orders = [None if o is None else self.asindex(o) for o in orders]
+        return [((float(lr), scalar(lr)), o) for lr, o in zip(lrs, orders, strict=True)]
 
     def step(self, x: np.ndarray, y: np.ndarray, lr: Any) -> Any:
+        rate, scalar = lr
         loss, grads = self.loss_and_grad(self.p, x, y)
         for k, a, i in self.updates:
             g = grads[k]
             if i is not None:
                 try:
-                    a[i] = a[i] - lr * g[i]
-                    continue
-                except (IndexError, TypeError):  # a gradient that is a scalar or a 0-d array
+                    if g.shape == a.shape and g.dtype is a.dtype:  # the task's gradient as the contract has it
+                        a[i] = a[i] - scalar * g[i]
+                        continue
+                except AttributeError:  # a gradient given as a Python float
                     pass
-            a -= lr * g
+            a -= rate * g
         return loss
 
     def loss(self, x: np.ndarray, y: np.ndarray) -> Any:
