@@ -2,7 +2,7 @@
 
 It is the yardstick the other backends are divided by, so its loop costs no more than a numpy user's:
 a full-batch chunk runs as one plain loop over its learning rates (the base class's loop, which also
-slices batches, is kept for the rest), and a parameter of one element, whose gradient has its shape and
+slices batches, is kept for the rest), and a parameter of one element, whose gradient is an array of its
 dtype, is updated as a numpy scalar of its dtype (``a[0] = a[0] - lr * g[0]``: about 0.15 µs where
 ``a -= lr * g`` on a (1,) array is two ufunc calls, about 1 µs). The arithmetic is that of
 ``a -= lr * g``, to the bit: the learning rate rounded to the dtype, a product and a difference in the
@@ -28,7 +28,7 @@ class Numpy(Backend):
         self.p = {k: self.asarray(v) for k, v in task.init.items()}
         self.loss_and_grad = task.loss_and_grad
         # per parameter: the array, updated in place, and the index of its one element (None: the whole array)
-        self.updates = [(k, a, (0,) * a.ndim if a.size == 1 else None) for k, a in self.p.items()]
+        self.updates = [(k, a, (0,) * a.ndim if a.size == 1 else None, a.dtype) for k, a in self.p.items()]
 
     def asarray(self, a: np.ndarray) -> np.ndarray:
         return np.array(a, dtype=self.dtype)
@@ -44,14 +44,14 @@ class Numpy(Backend):
     def step(self, x: np.ndarray, y: np.ndarray, lr: Any) -> Any:
         rate, scalar = lr
         loss, grads = self.loss_and_grad(self.p, x, y)
-        for k, a, i in self.updates:
+        for k, a, i, dtype in self.updates:
             g = grads[k]
             if i is not None:
                 try:
-                    if g.shape == a.shape and g.dtype is a.dtype:  # the task's gradient as the contract has it
+                    if g.dtype is dtype:  # an array of the parameter's shape, as the contract has it
                         a[i] = a[i] - scalar * g[i]
                         continue
-                except AttributeError:  # a gradient given as a Python float
+                except (AttributeError, IndexError):  # a gradient given as a Python float, a scalar, a 0-d array
                     pass
             a -= rate * g
         return loss
