@@ -1,12 +1,11 @@
 """The reference: plain numpy with the task's hand-derived gradient.
 
-It is the yardstick the other backends are divided by, so its loop costs no more than a numpy user's:
-a full-batch chunk runs as one plain loop over its learning rates (the base class's loop, which also
-slices batches, is kept for the rest), and a parameter of one element, whose gradient is an array of its
-dtype, is updated as a numpy scalar of its dtype (``a[0] = a[0] - lr * g[0]``: about 0.15 µs where
-``a -= lr * g`` on a (1,) array is two ufunc calls, about 1 µs). The arithmetic is that of
-``a -= lr * g``, to the bit: the learning rate rounded to the dtype, a product and a difference in the
-dtype. The task's gradient gets the parameters in their own shapes, as the task defines them.
+It is the yardstick the other backends are divided by, so its step costs little more than a numpy
+user's: a parameter of one element, whose gradient is an array of its dtype, is updated as a numpy
+scalar of its dtype (``a[0] = a[0] - lr * g[0]``: about 0.15 µs where ``a -= lr * g`` on a (1,) array
+is two ufunc calls, about 1 µs). The arithmetic is that of ``a -= lr * g``, to the bit: the learning
+rate rounded to the dtype, a product and a difference in the dtype. The task's gradient gets the
+parameters in their own shapes, as the task defines them.
 """
 
 from __future__ import annotations
@@ -61,9 +60,6 @@ class Numpy(Backend):
 
     def _steps(self, chunk: Any, fn: Any) -> list[Any]:
         with np.errstate(over="ignore", invalid="ignore"):  # a diverging run is reported, not warned about
-            if self.task.steps_per_epoch == 1 and all(order is None for _, order in chunk):
-                x, y = self.x, self.y  # full batches in data order: every step on the same arrays
-                return [fn(x, y, lr) for lr, _ in chunk]
             return super()._steps(chunk, fn)
 
     def stack(self, losses: list[Any]) -> np.ndarray:
