@@ -1,4 +1,12 @@
-"""The reference: plain numpy with the task's hand-derived gradient."""
+"""The reference: plain numpy with the task's hand-derived gradient.
+
+It is the yardstick the other backends are divided by, so its step costs little more than a numpy
+user's: a parameter of one element, whose gradient is an array of its dtype, is updated as a numpy
+scalar of its dtype (``a[0] = a[0] - lr * g[0]``: about 0.15 µs where ``a -= lr * g`` on a (1,) array
+is two ufunc calls, about 1 µs). The arithmetic is that of ``a -= lr * g``, to the bit: the learning
+rate rounded to the dtype, a product and a difference in the dtype. The task's gradient gets the
+parameters in their own shapes, as the task defines them.
+"""
 
 from __future__ import annotations
 
@@ -17,14 +25,34 @@ class Numpy(Backend):
     def __init__(self, task, dtype="float64", device="cpu"):
         super().__init__(task, dtype, device)
         self.p = {k: self.asarray(v) for k, v in task.init.items()}
+        self.loss_and_grad = task.loss_and_grad
+        # per parameter: the array, updated in place, and the index of its one element (None: the whole array)
+        self.updates = [(k, a, (0,) * a.ndim if a.size == 1 else None, a.dtype) for k, a in self.p.items()]
 
     def asarray(self, a: np.ndarray) -> np.ndarray:
         return np.array(a, dtype=self.dtype)
 
-    def step(self, x: np.ndarray, y: np.ndarray, lr: float) -> Any:
-        loss, grads = self.task.loss_and_grad(self.p, x, y)
-        for k, g in grads.items():
-            self.p[k] -= lr * g
+    def prepare(self, lrs: np.ndarray, orders: list[np.ndarray | None]) -> Any:
+        # each learning rate as a Python float (for ``a -= lr * g``) and as a scalar of the dtype (for a
+        # one-element parameter: the float rounded as ``lr * g`` rounds it, under NEP 50 and numpy 1's
+        # value-based casting alike, where numpy 1 would take float32 · Python float to float64)
+        scalar = np.dtype(self.dtype).type
+        orders = [None if o is None else self.asindex(o) for o in orders]
+        return [((float(lr), scalar(lr)), o) for lr, o in zip(lrs, orders, strict=True)]
+
+    def step(self, x: np.ndarray, y: np.ndarray, lr: Any) -> Any:
+        rate, scalar = lr
+        loss, grads = self.loss_and_grad(self.p, x, y)
+        for k, a, i, dtype in self.updates:
+            g = grads[k]
+            if i is not None:
+                try:
+                    if g.dtype is dtype:  # an array of the parameter's shape, as the contract has it
+                        a[i] = a[i] - scalar * g[i]
+                        continue
+                except (AttributeError, IndexError):  # a gradient given as a Python float, a scalar, a 0-d array
+                    pass
+            a -= rate * g
         return loss
 
     def loss(self, x: np.ndarray, y: np.ndarray) -> Any:
@@ -41,4 +69,4 @@ class Numpy(Backend):
         return {k: v.copy() for k, v in self.p.items()}
 
     def gradient(self) -> dict[str, np.ndarray]:
-        return self.task.loss_and_grad(self.p, self.x, self.y)[1]
+        return self.loss_and_grad(self.p, self.x, self.y)[1]

@@ -5,7 +5,9 @@ Each is the loop that framework's own documentation or tutorials would write for
 descent on ``w·x² + b`` with the loss ``0.5·sum((pred − y)²)``: data, initial values and learning rate
 from the task, every step's loss kept as a framework scalar (as the adapters keep it), ``x²`` computed
 every step (the adapters compute the model every step), and ``run`` ending in the framework's blocking
-read. Each framework is imported inside its class: importing this module imports none.
+read. numpy's loop holds its parameters as Python floats, where the adapter keeps them in the task's
+(1,) arrays, so that its × hand-written is what the adapter costs over a numpy user's loop. Each
+framework is imported inside its class: importing this module imports none.
 """
 
 from __future__ import annotations
@@ -25,24 +27,28 @@ class Loop(Protocol):
 
 
 class Numpy:
-    """Expert numpy: the gradient by hand, the reductions as ``@``."""
+    """A numpy user's loop, as the numpy warm-up of PyTorch's "Learning PyTorch with examples" writes
+    one: the gradient by hand, the parameters as Python floats (numpy scalars after the first update),
+    the reductions as ``@`` and ``.sum()``, new arrays every step and no in-place tricks."""
 
     def __init__(self, task: Task, dtype: str, device: str = "cpu") -> None:
-        self.x, self.y = task.x.astype(dtype), task.y.astype(dtype)
-        self.w, self.b = task.init["w"].astype(dtype), task.init["b"].astype(dtype)
+        self.x, self.y, self.dtype = task.x.astype(dtype), task.y.astype(dtype), dtype
+        self.w, self.b = (float(task.init[k].astype(dtype)[0]) for k in "wb")
         self.lr, self.losses = task.lr(0), []
 
     def run(self, steps: int) -> None:
-        self.losses = []
+        x, y, w, b, lr = self.x, self.y, self.w, self.b, self.lr
+        losses = []
         for _ in range(steps):
-            x2 = self.x**2
-            r = self.w * x2 + self.b - self.y
-            self.losses.append(0.5 * (r @ r))
-            self.w -= self.lr * (r @ x2)
-            self.b -= self.lr * r.sum()
+            x2 = x**2
+            r = w * x2 + b - y
+            losses.append(0.5 * (r @ r))
+            w -= lr * (r @ x2)
+            b -= lr * r.sum()
+        self.w, self.b, self.losses = w, b, losses
 
     def params(self) -> dict[str, np.ndarray]:
-        return {"w": self.w.copy(), "b": self.b.copy()}
+        return {"w": np.array([self.w], self.dtype), "b": np.array([self.b], self.dtype)}
 
 
 class Torch:
