@@ -128,13 +128,21 @@ class Campaign:
             self.by_backend.setdefault(c.backend, []).append(c)
         self.found: dict[Case, list[dict[str, Any]]] = {c: [] for c in cases}
         self.errors: dict[Case, str] = {}
+        self.seconds: dict[str, float] = dict.fromkeys(SPENT, 0.0)
 
-    def measure(self, backend: str, mine: list[Case], what: str) -> list[dict[str, Any] | None]:
-        """One fresh worker times these cases; what it answered for each (None where it failed)."""
+    def measure(self, backend: str, mine: list[Case], what: str, phase: str) -> list[dict[str, Any] | None]:
+        """One fresh worker times these cases; what it answered for each (None where it failed). Its wall
+        time is counted to ``phase``, the part of it its calls spent building and timing apart."""
         calls = [("measure", measure_call(c, self.settings)) for c in mine]
+        started = time.monotonic()
+        answers = processes(backend, calls, self.env, self.settings, self.progress, what, mine)
+        self.seconds[phase] += time.monotonic() - started
         out = []
-        for c, got in zip(mine, processes(backend, calls, self.env, self.settings, self.progress, what, mine),
-                          strict=True):  # fmt: skip
+        for c, got in zip(mine, answers, strict=True):
+            if isinstance(got, dict):
+                self.seconds["setup and compile"] += got["setup_s"]
+                self.seconds["rounds"] += got["rounds_s"]
+                self.seconds[phase] -= got["setup_s"] + got["rounds_s"]
             if isinstance(got, harness.BenchError):
                 self.errors.setdefault(c, str(got))
                 out.append(None)
@@ -146,33 +154,45 @@ class Campaign:
         """R processes per backend, round-robin."""
         for r in range(self.settings.repeats):
             for b, mine in self.by_backend.items():
-                for c, got in zip(mine, self.measure(b, mine, f"[{r + 1}/{self.settings.repeats}] {b}"), strict=True):
+                what = f"[{r + 1}/{self.settings.repeats}] {b}"
+                for c, got in zip(mine, self.measure(b, mine, what, "worker start-up"), strict=True):
                     if got is not None:
                         self.found[c].append(got)
 
     def remeasure_noisy(self) -> None:
         """Each process that timed a case while the machine was busy (``noisy``) is replaced by one more
-        process's timing of that case, where that one was quiet; what stays noisy is marked so."""
+        process's timing of that case, where that one was quiet; what stays noisy is marked so. Where
+        more than REMEASURE_AT_MOST of the processes were noisy, the machine was busy throughout and
+        timing again would meet the same: nothing is remeasured, everything noisy is marked."""
         quiet = quiet_levels(self.found)
-        for b, mine in self.by_backend.items():
-            again = [c for c in mine if c not in self.errors and any(noisy(p, quiet, b) for p in self.found[c])]
-            if not again:
-                continue
-            for c, got in zip(again, self.measure(b, again, f"[again] {b}"), strict=True):
-                worst = max(range(len(self.found[c])), key=lambda i, c=c: noise_of(self.found[c][i], quiet, b))
-                if got is not None and noise_of(got, quiet, b) < noise_of(self.found[c][worst], quiet, b):
-                    self.found[c][worst] = got | {"replaces_pid": self.found[c][worst]["pid"]}
+        flagged = {
+            c: sum(noisy(p, quiet, c.backend) for p in ps) for c, ps in self.found.items() if c not in self.errors
+        }
+        if sum(flagged.values()) <= REMEASURE_AT_MOST * sum(len(self.found[c]) for c in flagged):
+            for b, mine in self.by_backend.items():
+                self.replace(b, [c for c in mine if flagged.get(c)], quiet)
         for b, mine in self.by_backend.items():
             for c in mine:
                 for p in self.found[c]:
                     p["noisy"] = noisy(p, quiet, b)
+
+    def replace(self, b: str, again: list[Case], quiet: dict[tuple[str, str], float]) -> None:
+        """One more process of backend ``b`` times these cases; each answer takes the place of the case's
+        noisiest process where it is less noisy."""
+        if again:
+            for c, got in zip(again, self.measure(b, again, f"[again] {b}", "remeasuring: start-up"), strict=True):
+                worst = max(range(len(self.found[c])), key=lambda i, c=c: noise_of(self.found[c][i], quiet, b))
+                if got is not None and noise_of(got, quiet, b) < noise_of(self.found[c][worst], quiet, b):
+                    self.found[c][worst] = got | {"replaces_pid": self.found[c][worst]["pid"]}
 
     def correctness(self) -> None:
         """The correctness columns, in a process per backend that times nothing."""
         for b, mine in self.by_backend.items():
             speed = [c for c in mine if c.kind == "speed" and c not in self.errors]
             calls = [("correctness", correctness_call(c, self.found[c], self.settings)) for c in speed]
+            started = time.monotonic()
             done = processes(b, calls, self.env, self.settings, self.progress, f"[train] {b}", speed)
+            self.seconds["correctness"] += time.monotonic() - started
             for c, out in zip(speed, done, strict=True):
                 if isinstance(out, harness.BenchError):
                     self.errors.setdefault(c, str(out))
@@ -186,8 +206,14 @@ class Campaign:
         return {c: {"error": self.errors[c]} if c in self.errors else records[c] for c in self.found}
 
 
-def run(cases: list[Case], settings: Settings, progress: Progress | None = None) -> dict[Case, dict[str, Any]]:
-    """Measure every case; returns each case's figures, or ``{"error": why}``."""
+SPENT = ("worker start-up", "setup and compile", "rounds", "remeasuring: start-up", "correctness")
+
+
+def run(cases: list[Case], settings: Settings, progress: Progress | None = None,
+        seconds: dict[str, float] | None = None) -> dict[Case, dict[str, Any]]:  # fmt: skip
+    """Measure every case; returns each case's figures, or ``{"error": why}``. ``seconds``, where given,
+    is filled with where the time went (SPENT: a worker's wall time beyond its calls' building and timing
+    is its start-up; a remeasuring worker's building and timing count as setup and rounds)."""
     with tempfile.TemporaryDirectory(prefix="autodiff-bench-") as scratch:
         data = taskdata.ship(Path(scratch), {(c.task, c.n) for c in cases})
         campaign = Campaign(cases, settings, environ(settings, data, Path(scratch)), progress)
@@ -195,34 +221,25 @@ def run(cases: list[Case], settings: Settings, progress: Progress | None = None)
         if not settings.quick:
             campaign.remeasure_noisy()
         campaign.correctness()
+    if seconds is not None:
+        seconds.update(campaign.seconds)
     return campaign.results()
 
 
 def processes(backend: str, calls: list[tuple[str, dict[str, Any]]], env: dict[str, str], settings: Settings,
               progress: Progress | None, what: str, mine: list[Case]) -> list[Any]:  # fmt: skip
-    """The calls answered by one fresh worker of the backend's environment; each answer carries
-    ``wall_s``, the seconds from the previous answer (or the worker's start) to it."""
+    """The calls answered by one fresh worker of the backend's environment."""
     if not calls:
         return []
     if progress is not None:
         progress.process(what, len(calls))
     where = backends.BACKENDS[backend].env
     remote = harness.Remote(where, calls, {**env, **machine.pinned_blas(where, settings.native_blas)})
-    clock = [time.monotonic()]
-
-    def answered(i: int) -> None:
-        clock.append(time.monotonic())
-        if progress is not None:
-            progress.answered(mine[min(i + 1, len(mine) - 1)].params)
-
     try:
-        outs = remote.results(settings.timeout, answered)
+        answered = None if progress is None else lambda i: progress.answered(mine[min(i + 1, len(mine) - 1)].params)
+        return remote.results(settings.timeout, answered)
     finally:
         remote.stop()
-    for i, out in enumerate(outs):
-        if isinstance(out, dict) and i + 1 < len(clock):
-            out["wall_s"] = clock[i + 1] - clock[i]
-    return outs
 
 
 def measure_call(c: Case, settings: Settings) -> dict[str, Any]:
@@ -246,6 +263,7 @@ def device(c: Case, settings: Settings) -> str:
 # slower than the backend's quiet level in this run, where its CPU gave it less than this share of the
 # wall-clock time, or where the hypervisor stole more than this share of the machine's time.
 CALIBRATION_SLACK = 0.10
+REMEASURE_AT_MOST = 0.25  # of the processes: beyond it the machine was busy throughout, and nothing is timed again
 CPU_SHARE = 0.90
 STEAL = 0.02
 KERNELS = ("calibration_cpu_s", "calibration_memory_s")
@@ -278,7 +296,7 @@ def merged(found: list[dict[str, Any]]) -> dict[str, Any]:
     """One case's processes in one record: per process, the fastest of its rounds (``samples_s``, and
     ``objective_samples_s``, ``handwritten_samples_s`` of the figures timed beside them; its median round
     too, ``median_samples_s``); what the machine was doing (``machine``, ``noisy``); where the time went
-    (``setup_s``, ``rounds_s``, ``wall_s``); the first process's first call (compiled cold); the
+    (``setup_s``, ``rounds_s``); the first process's first call (compiled cold); the
     correctness columns."""
     timed = [p for p in found if "step_s" in p]
     out: dict[str, Any] = {k: timed[0][k] for k in ("mode", "device", "steps_per_round", "first_call_s")}
@@ -293,13 +311,11 @@ def merged(found: list[dict[str, Any]]) -> dict[str, Any]:
     out["machine"] = [p["machine"] for p in timed]
     out["noisy"] = [p.get("noisy", False) for p in timed]
     out["remeasured"] = sum("replaces_pid" in p for p in timed)
-    for k in ("setup_s", "rounds_s", "wall_s"):
+    for k in ("setup_s", "rounds_s"):
         out[k] = [p.get(k, 0.0) for p in timed]
     for p in found:
         if "correctness" in p:
-            trained = dict(p["correctness"])
-            out["correctness_wall_s"] = trained.pop("wall_s", 0.0)
-            out |= trained
+            out |= p["correctness"]
     return out
 
 

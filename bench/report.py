@@ -245,16 +245,16 @@ def noise_line(n: dict[str, Any]) -> str:
             f"{n['noisy_processes']} stayed noisy (in {n['noisy_cases']} cases, marked †).")  # fmt: skip
 
 
-def time_spent(rows: list[dict[str, Any]], floor_s: float, total_s: float) -> dict[str, float]:
-    """Where the run's time went, in seconds: workers starting (imports; what a worker's wall time holds
-    beyond its calls), building, converting, compiling and warming up, the timed rounds, training for the
-    correctness columns, the memory floor, and the rest (this process: pytest, the report)."""
-    timed = [r for r in rows if "wall_s" in r]
-    setup, rounds = sum(sum(r["setup_s"]) for r in timed), sum(sum(r["rounds_s"]) for r in timed)
-    start = sum(sum(r["wall_s"]) for r in timed) - setup - rounds
-    train = sum(r.get("correctness_wall_s", 0.0) for r in timed)
-    spent = {"start-up": start, "setup and compile": setup, "rounds": rounds, "correctness": train, "floor": floor_s}
+def time_spent(campaign: dict[str, float], floor_s: float, total_s: float) -> dict[str, float]:
+    """Where the run's time went, in seconds: the timing session's parts (bench.campaign.SPENT), the
+    memory floor, and the rest (this process: pytest, the report)."""
+    spent = {**campaign, "floor": floor_s}
     return spent | {"rest": max(0.0, total_s - sum(spent.values())), "total": total_s}
+
+
+def campaign_seconds(found: Any) -> dict[str, float]:
+    """The timing session's own account of its time (tests/conftest.py puts it in the machine info)."""
+    return found.machine_info.get("autodiff_bench", {}).get("seconds", {})
 
 
 def time_line(spent: dict[str, float]) -> str:
@@ -294,7 +294,7 @@ def write(out: Path, o: Any, rows: list[dict[str, Any]], found: Any, floor: dict
     result = {"command": o.command(), "wall_s": wall, "environment": env, "read_bandwidth_bytes_per_s": bandwidth,
               "floor": floor, "threads": o.threads, "device": o.device, "quick": o.quick, "repeats": o.repeats,
               "native_blas": getattr(o, "native_blas", False),
-              "noise": noise(rows), "time_s": time_spent(rows, floor.get("wall_s", 0.0), wall),
+              "noise": noise(rows), "time_s": time_spent(campaign_seconds(found), floor.get("wall_s", 0.0), wall),
               "cases": rows, "scaling": fits, "workers": workers, "machine_info": found.machine_info}  # fmt: skip
     (out / "results.json").write_text(json.dumps(result, indent=1))
     columns = ["task", "backend", "dtype", "mode", "device", "first_call_s", "median_s", "ci_low_s", "ci_high_s",

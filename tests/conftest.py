@@ -102,7 +102,7 @@ def measured(request: pytest.FixtureRequest) -> Callable[[campaign.Case], dict[s
     speed = sum(c.kind == "speed" for c in cases)
     progress = campaign.Progress(len(cases) * o.settings.repeats + speed, quiet)
     try:
-        found = campaign.run(cases, o.settings, progress)
+        found = campaign.run(cases, o.settings, progress, SPENT)
     finally:
         progress.close()
 
@@ -153,8 +153,11 @@ def pytest_report_header(config: pytest.Config) -> str | None:
             "round per step")  # fmt: skip
 
 
+SPENT: dict[str, float] = {}  # where the timing session's time went (bench.campaign.run), for bench run's report
+
+
 def pytest_benchmark_update_machine_info(config: pytest.Config, machine_info: dict[str, Any]) -> None:
-    machine_info["autodiff_bench"] = environment(bench_options(config).settings.device)
+    machine_info["autodiff_bench"] = environment(bench_options(config).settings.device) | {"seconds": SPENT}
 
 
 def epochs(task: str, backend: str, full: bool) -> int | None:

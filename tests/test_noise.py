@@ -40,10 +40,9 @@ def test_a_busy_neighbour_on_the_workers_cpu_is_seen():
     assert campaign.noisy({"machine": busy}, levels, "numpy")
 
 
-def test_a_noisy_process_is_replaced_by_a_quiet_one_and_what_stays_noisy_is_marked(monkeypatch):
-    """Stand-in workers: the second process of linear reports a busy machine; the campaign times it once
-    more and keeps the quiet figure in its place. plane's every process is busy: it stays marked."""
-    answers = {"linear": [1.0, 3.0, 1.0], "plane": [3.0, 3.0, 3.0]}  # calibration per process, 1.0 is quiet
+def fake_workers(monkeypatch: pytest.MonkeyPatch, answers: dict[str, list[float]]) -> None:
+    """Stand-in workers: each answer's calibration kernel takes the next of its task's figures (1.0 is
+    quiet, 3.0 busy; 3.0 once they run out), and its step as long, in units of 10 µs."""
 
     def results(self, timeout=None, answered=None):
         out = []
@@ -57,13 +56,32 @@ def test_a_noisy_process_is_replaced_by_a_quiet_one_and_what_stays_noisy_is_mark
 
     monkeypatch.setattr(harness.Remote, "results", results)
     monkeypatch.setattr(harness.Remote, "stop", lambda self: None)
-    monkeypatch.setattr(
-        harness.Remote, "__init__", lambda self, env, calls, environ=None: setattr(self, "calls", calls)
-    )
-    cases = [campaign.Case("speed", "linear", "numpy", "float64"), campaign.Case("speed", "plane", "numpy", "float64")]
+    monkeypatch.setattr(harness.Remote, "__init__", lambda self, env, calls, extra=None: setattr(self, "calls", calls))
+
+
+def test_a_noisy_process_is_replaced_by_a_quiet_one_and_what_stays_noisy_is_marked(monkeypatch):
+    """The second process of linear reports a busy machine; the campaign times it once more and keeps
+    the quiet figure in its place. plane's every process is busy: it stays marked. (Three of twelve
+    processes noisy: few enough to time again.)"""
+    answers = {"linear": [1.0, 3.0, 1.0], "plane": [3.0, 3.0, 3.0]}
+    answers |= {t: [1.0, 1.0] for t in ("quadratic", "mlp", "logistic", "digits")}
+    fake_workers(monkeypatch, answers)
+    cases = [campaign.Case("speed", t, "numpy", "float64") for t in answers]
     c = campaign.Campaign(cases, campaign.Settings(repeats=2), {}, None)
     c.timings()
     c.remeasure_noisy()
-    linear, plane = (campaign.merged(c.found[case]) for case in cases)
+    linear, plane = (campaign.merged(c.found[case]) for case in cases[:2])
     assert linear["samples_s"] == pytest.approx([1e-5, 1e-5]) and linear["remeasured"] == 1
     assert linear["noisy"] == [False, False] and plane["noisy"] == [True, True]
+
+
+def test_a_machine_busy_throughout_is_marked_not_timed_again(monkeypatch):
+    """More than a quarter of the processes noisy: timing again would meet the same machine."""
+    answers = {"linear": [1.0, 3.0], "plane": [3.0, 3.0]}
+    fake_workers(monkeypatch, answers)
+    cases = [campaign.Case("speed", t, "numpy", "float64") for t in answers]
+    c = campaign.Campaign(cases, campaign.Settings(repeats=2), {}, None)
+    c.timings()
+    c.remeasure_noisy()
+    assert [campaign.merged(c.found[case])["noisy"] for case in cases] == [[False, True], [True, True]]
+    assert c.seconds["remeasuring: start-up"] == 0
