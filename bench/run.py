@@ -51,6 +51,9 @@ class Options:
     quick: bool
     timeout: float
     repeats: int = REPEATS
+    count: bool = False  # count instructions under valgrind instead of timing (bench.count)
+    sweep_dtypes: list[str] | None = None  # the quadratic sweep's dtypes, where they differ from ``dtypes``
+    jobs: int = 1  # count processes at a time (a count does not depend on the machine's load)
 
     @property
     def sizes(self) -> list[int]:
@@ -58,23 +61,28 @@ class Options:
 
     def command(self) -> str:
         """The command line that makes this run, leaving out what is the default."""
-        words = ["python -m bench run"] + (["--quick"] if self.quick else [])
+        words = ["python -m bench run"] + (["--quick"] if self.quick else []) + (["--count"] if self.count else [])
+        # a count's default (sweep_dtypes set by the command line): float64, and the sweep in both dtypes
+        dtypes = self.dtypes if self.sweep_dtypes is not None else ["float64"] if self.quick else [] if self.count \
+            else list(DTYPES)
         for flag, value, default in [
             ("--tasks", self.tasks, default_tasks(self.quick)),
             ("--backends", self.backends, list(backends.BACKENDS)),
-            ("--dtype", self.dtypes, ["float64"] if self.quick else list(DTYPES)),
+            ("--dtype", self.dtypes, dtypes),
         ]:
             words += [] if value == default else [flag, ",".join(value)]
-        words += [] if self.threads == os.cpu_count() else ["--threads", str(self.threads)]
+        words += [] if self.threads == os.cpu_count() or self.count else ["--threads", str(self.threads)]
         words += [] if self.device == "cpu" else ["--device", self.device]
-        words += [] if self.repeats == (2 if self.quick else REPEATS) else ["--repeats", str(self.repeats)]
+        repeats = 1 if self.count else 2 if self.quick else REPEATS
+        words += [] if self.repeats == repeats else ["--repeats", str(self.repeats)]
         return " ".join(words + ([] if self.out == envs.ROOT / "results" else ["--out", str(self.out)]))
 
 
 def cases(o: Options) -> list[Case]:
     """Every case the run asks for, in the order of its tables."""
     speed = [Case("speed", t, b, d) for t in o.tasks for b in o.backends for d in o.dtypes]
-    return speed + [Case("scaling", "quadratic", b, d, n) for n in o.sizes for b in o.backends for d in o.dtypes]
+    sweep = o.dtypes if o.sweep_dtypes is None else o.sweep_dtypes
+    return speed + [Case("scaling", "quadratic", b, d, n) for n in o.sizes for b in o.backends for d in sweep]
 
 
 def pytest_args(o: Options, raw: Path) -> list[str]:
@@ -160,6 +168,10 @@ def run(o: Options) -> int:
     """Time every backend, write the results folder; 0 when every case has its figures, else 1."""
     from bench import report
 
+    if o.count:  # instructions under valgrind instead of times
+        from bench import count
+
+        return count.run_command(o)
     check_device(o.device)
     started = time.time()
     folder = outdir.ResultsFolder(o.out)
