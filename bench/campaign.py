@@ -140,7 +140,7 @@ def run(cases: list[Case], settings: Settings, progress: Progress | None = None)
 
 def processes(backend: str, calls: list[tuple[str, dict[str, Any]]], env: dict[str, str], settings: Settings,
               progress: Progress | None, what: str, mine: list[Case],
-              remote: type[harness.Remote] = harness.Remote) -> list[Any]:  # fmt: skip
+              remote: Callable[..., harness.Remote] = harness.Remote) -> list[Any]:  # fmt: skip
     """The calls answered by one fresh worker of the backend's environment (``remote``: how it is run;
     bench.count's runs it under valgrind)."""
     if not calls:

@@ -54,8 +54,8 @@ def parser() -> Parser:
     r.add_argument("--threads", type=int, help=f"threads per framework, 1 to {cpus()} (default: all cores)")
     r.add_argument("--device", default="cpu", help="cpu (default) or cuda, for torch and jax")
     r.add_argument("--quick", action="store_true", help="a smoke run of under a minute; its timings are not to be read")
-    r.add_argument("--timeout", type=float, help="seconds one timing process may take (default 600, quick 120)")
-    r.add_argument("--repeats", type=int, help="timing processes per backend, interleaved (default 3, quick 2; count 1)")
+    r.add_argument("--timeout", type=float, help="seconds one process may take (default 600, quick 120, count 1800)")
+    r.add_argument("--repeats", type=int, help="processes per backend, interleaved (default 3, quick 2, count 1)")
     r.add_argument("--count", action="store_true", help="exact instructions per step under valgrind instead of times "
                    "(default: float64, the quadratic sweep in both dtypes)")  # fmt: skip
     d = sub.add_parser("diff", help="compare two runs' results: environments, then each case's timing")

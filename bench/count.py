@@ -30,6 +30,7 @@ import json
 import math
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -132,9 +133,10 @@ class Shim:
     def __init__(self) -> None:
         path = os.environ.get(SHIM_VARIABLE)
         if not path:
-            raise harness.BenchError(f"count: no callgrind shim ({SHIM_VARIABLE} is not set): run it from bench run --count")
+            raise harness.BenchError(f"count: no callgrind shim ({SHIM_VARIABLE} is not set): use bench run --count")
         lib = ctypes.CDLL(path)
-        self.on_valgrind, self.start, self.stop = lib.autodiff_bench_on_valgrind, lib.autodiff_bench_start, lib.autodiff_bench_stop
+        self.on_valgrind, self.start = lib.autodiff_bench_on_valgrind, lib.autodiff_bench_start
+        self.stop = lib.autodiff_bench_stop
         self.stop.argtypes, self.stop.restype, self.start.restype = [ctypes.c_char_p], None, None
         self.folder = Path(os.environ.get(OUT_VARIABLE, "."))
 
@@ -217,13 +219,23 @@ def run(cases: list[Case], settings: Settings, progress: campaign.Progress | Non
         shim = build_shim(Path(scratch))
         env = environ(settings, taskdata.ship(Path(scratch), {(c.task, c.n) for c in cases}), Path(scratch), shim)
 
+        live: list[Counted] = []  # every worker started: stopped at once on Ctrl-C or SIGTERM
+        stopping = False
+
+        def worker(*args: Any) -> Counted:
+            if stopping:
+                raise KeyboardInterrupt
+            live.append(Counted(*args))
+            return live[-1]
+
         def one(r: int, b: str) -> tuple[list[Case], list[Any]]:
             mine = by_backend[b]
             calls = [("count", count_call(c, settings)) for c in mine]
             what = f"[count {r + 1}/{settings.repeats}] {b}"
-            return mine, campaign.processes(b, calls, env, settings, progress, what, mine, remote=Counted)
+            return mine, campaign.processes(b, calls, env, settings, progress, what, mine, remote=worker)
 
-        with concurrent.futures.ThreadPoolExecutor(max(1, jobs)) as pool:
+        pool = concurrent.futures.ThreadPoolExecutor(max(1, jobs))
+        try:
             futures = [pool.submit(one, r, b) for r in range(settings.repeats) for b in by_backend]
             for f in futures:
                 mine, outs = f.result()
@@ -232,14 +244,20 @@ def run(cases: list[Case], settings: Settings, progress: campaign.Progress | Non
                         errors.setdefault(c, str(out))
                     else:
                         found[c].append(out)
+        except BaseException:
+            stopping = True
+            pool.shutdown(wait=False, cancel_futures=True)
+            for w in live:
+                w.stop()
+            raise
+        pool.shutdown()
     return {c: {"error": errors[c]} if c in errors else merged(found[c]) for c in cases}
 
 
 def merged(found: list[dict[str, Any]]) -> dict[str, Any]:
     counts = sorted(p["instructions_per_step"] for p in found)
     out = {k: found[0][k] for k in ("mode", "device", "steps_counted", "calls_counted", "window_instructions")}
-    out["instructions_per_step"] = counts[len(counts) // 2] if len(counts) % 2 else sum(counts[len(counts) // 2 - 1:
-                                                                                            len(counts) // 2 + 1]) / 2
+    out["instructions_per_step"] = statistics.median(counts)
     out["counts_per_step"] = [p["instructions_per_step"] for p in found]
     out["spread"] = (counts[-1] - counts[0]) / counts[0]
     out["pids"] = [p["pid"] for p in found]
@@ -264,8 +282,9 @@ def what_was_counted(version: str, o: Any) -> dict[str, Any]:
     return {"valgrind": version, "tool": "callgrind", "event": "Ir (instructions executed, all threads)",
             "options": valgrind_options(Path("DIR")), "environment": {**machine.thread_settings(1), **ENVIRON},
             "warmups": WARMUPS, "processes_per_backend": o.repeats,
-            "window": (f"calls of the slice (timing.Unit) after {WARMUPS} warm-up calls and a counted probe: one call, or as"
-                       f" many as execute {WINDOW:.0e} instructions (at most {MAX_CALLS}), less an empty window")}  # fmt: skip
+            "window": f"calls of the slice (timing.Unit) after {WARMUPS} warm-up calls and a counted probe: one"
+                      f" call, or as many as execute {WINDOW:.0e} instructions (at most {MAX_CALLS}), less an empty"
+                      " window"}  # fmt: skip
 
 
 def rows_of(cases: list[Case], found: dict[Case, dict[str, Any]]) -> list[dict[str, Any]]:
@@ -288,14 +307,15 @@ def tables(rows: list[dict[str, Any]], o: Any) -> list[str]:
         mine = [r for r in rows if r["kind"] == kind]
         for d in [d for d in ("float64", "float32") if any(r["dtype"] == d for r in mine)]:
             here = [r for r in mine if r["dtype"] == d]
-            columns = sorted({r.get("n") for r in here}) if kind == "scaling" else list(dict.fromkeys(r["task"] for r in here))
             key = "n" if kind == "scaling" else "task"
+            columns = list(dict.fromkeys(r[key] for r in here))
             found = {(r["backend"], r[key]): r for r in here}
             body = [[b, *(cell(found.get((b, col))) for col in columns)] for b in o.backends]
             if kind == "speed":
                 title, header = f"### Instructions per step ({d})", ["backend", *columns]
             else:
-                title, header = f"### Instructions per step, quadratic by N ({d})", ["backend", *(f"N = {n:.0e}" for n in columns)]
+                title = f"### Instructions per step, quadratic by N ({d})"
+                header = ["backend", *(f"N = {n:.0e}" for n in columns)]
             parts.append(f"{title}\n\n" + markdown_table(header, body))
     return parts
 
@@ -319,7 +339,8 @@ def write(out: Path, o: Any, rows: list[dict[str, Any]], wall: float, env: dict[
         "versions of the packages, nor across ISAs: torch.compile's kernels are built for AVX2 here); it is "
         "not a time.", *tables(rows, o)])  # fmt: skip
     failed = [r for r in rows if "error" in r]
-    readme = f"# autodiff-bench instruction counts\n\nMade by `{o.command()}` in {wall / 60:.1f} min. Do not edit: rerun it.\n\n{summary}\n"
+    made = f"Made by `{o.command()}` in {wall / 60:.1f} min. Do not edit: rerun it."
+    readme = f"# autodiff-bench instruction counts\n\n{made}\n\n{summary}\n"
     if failed:
         from bench.report import failure_list
 

@@ -63,8 +63,8 @@ class Options:
         """The command line that makes this run, leaving out what is the default."""
         words = ["python -m bench run"] + (["--quick"] if self.quick else []) + (["--count"] if self.count else [])
         # a count's default (sweep_dtypes set by the command line): float64, and the sweep in both dtypes
-        dtypes = self.dtypes if self.sweep_dtypes is not None else ["float64"] if self.quick else [] if self.count \
-            else list(DTYPES)
+        dtypes = list(DTYPES) if not (self.quick or self.count) else ["float64"] if self.quick else []
+        dtypes = self.dtypes if self.sweep_dtypes is not None else dtypes
         for flag, value, default in [
             ("--tasks", self.tasks, default_tasks(self.quick)),
             ("--backends", self.backends, list(backends.BACKENDS)),
