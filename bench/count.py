@@ -268,16 +268,6 @@ def merged(found: list[dict[str, Any]]) -> dict[str, Any]:
 # The results -----------------------------------------------------------------------------------------------------
 
 
-def instructions(value: float | None) -> str:
-    """``71.8 k``, ``1.07 M``, ``2.34 G``: three significant digits."""
-    if value is None or not math.isfinite(value):
-        return "—"
-    for unit, scale in (("G", 1e9), ("M", 1e6), ("k", 1e3)):
-        if value >= scale:
-            return f"{value / scale:.3g} {unit}"
-    return f"{value:.3g}"
-
-
 def what_was_counted(version: str, o: Any) -> dict[str, Any]:
     return {"valgrind": version, "tool": "callgrind", "event": "Ir (instructions executed, all threads)",
             "options": valgrind_options(Path("DIR")), "environment": {**machine.thread_settings(1), **ENVIRON},
@@ -297,7 +287,7 @@ def rows_of(cases: list[Case], found: dict[Case, dict[str, Any]]) -> list[dict[s
 
 def tables(rows: list[dict[str, Any]], o: Any) -> list[str]:
     """The Markdown tables: per dtype, backend × task; per dtype, backend × N of the quadratic sweep."""
-    from bench.report import markdown_table
+    from bench.report import instructions, markdown_table
 
     def cell(r: dict[str, Any] | None) -> str:
         return "—" if r is None else "failed" if "error" in r else instructions(r["instructions_per_step"])
