@@ -272,13 +272,15 @@ def diff(old_path: str, new_path: str, fail_above: float | None = None) -> tuple
     line = (f"{count[stats.FASTER]} faster, {count[stats.SLOWER]} slower, {count[stats.NOISE]} within noise, "
             f"{count[NO_SAMPLES]} without samples")  # fmt: skip
     extra = [(len(failed), "failed"), (len(only_old), "only in OLD"), (len(only_new), "only in NEW")]
-    out.append(line + "".join(f", {k} {what}" for k, what in extra if k))
+    if rows or not counted:  # a run of counts alone has no timings to tally
+        out.append(line + "".join(f", {k} {what}" for k, what in extra if k))
     if count[NO_SAMPLES]:
         out.append("(without samples: a run from before samples_s; medians compared, no verdict)")
     if counted:
         tally = {v: sum(r.verdict == v for r in counted) for v in (stats.FASTER, stats.SLOWER, stats.NOISE)}
         out.append(f"instruction counts: {tally[stats.FASTER]} faster, {tally[stats.SLOWER]} slower, "
-                   f"{tally[stats.NOISE]} within noise (±{100 * COUNT_THRESHOLD:g} %)")  # fmt: skip
+                   f"{tally[stats.NOISE]} within noise (±{100 * COUNT_THRESHOLD:g} %)"
+                   + ("" if rows else "".join(f", {k} {what}" for k, what in extra if k)))  # fmt: skip
 
     if fail_above is None:
         return out, [], 0

@@ -135,3 +135,22 @@ def test_count_takes_no_threads_or_device(tmp_path):
 
 def test_counts_are_written_in_k_m_g():
     assert [instructions(v) for v in (950, 71_800, 1_070_000, 2.34e9)] == ["950", "71.8 k", "1.07 M", "2.34 G"]
+
+
+def test_diff_calls_a_count_1_percent_up_slower_and_0_3_percent_within_noise(tmp_path):
+    def write(folder: Path, counts: dict[str, float], timed: bool = False) -> Path:
+        rows = [{"kind": "speed", "task": t, "backend": "numpy", "dtype": "float64", "instructions_per_step": v}
+                for t, v in counts.items()]  # fmt: skip
+        if timed:  # a timing run's case: no count, a median
+            rows.append({"kind": "speed", "task": "mlp", "backend": "numpy", "dtype": "float64", "median_s": 1e-5})
+        folder.mkdir()
+        (folder / "results.json").write_text(json.dumps({"cases": rows}))
+        return folder
+
+    old = write(tmp_path / "old", {"linear": 100_000, "plane": 100_000, "logistic": 100_000, "mlp": 100_000})
+    new = write(tmp_path / "new", {"linear": 101_000, "plane": 100_300, "logistic": 98_900}, timed=True)
+    out = subprocess.run([sys.executable, "-m", "bench", "diff", str(old), str(new), "--fail-above", "0.8"],
+                         cwd=envs.ROOT, capture_output=True, text=True)  # fmt: skip
+    assert "instruction counts: 1 faster, 1 slower, 1 within noise" in out.stdout, out.stdout
+    assert "mlp numpy float64: OLD has counts, the other timings" in out.stdout
+    assert out.returncode == 1 and "linear numpy float64" in out.stderr and "plane" not in out.stderr
