@@ -40,7 +40,7 @@ def loss_and_grad(p, x, y):
 def make():
     return dataclasses.replace(quadratic.make(), name="{name}", loss_and_grad=loss_and_grad)
 """
-EXTRA = {"extra1": 40, "extra10": 4}  # about 1 % and 10 % more instructions a step (a step is more than its gradient)
+EXTRA = {"extra1": 60, "extra10": 6}  # about 1 % and 10 % more instructions a step (a step is more than its gradient)
 
 
 def bench_run(*args: str, extra: str = "") -> subprocess.CompletedProcess[str]:
