@@ -227,19 +227,21 @@ def run(cases: list[Case], settings: Settings, progress: Progress | None = None,
 
 
 def processes(backend: str, calls: list[tuple[str, dict[str, Any]]], env: dict[str, str], settings: Settings,
-              progress: Progress | None, what: str, mine: list[Case]) -> list[Any]:  # fmt: skip
-    """The calls answered by one fresh worker of the backend's environment."""
+              progress: Progress | None, what: str, mine: list[Case],
+              remote: Callable[..., harness.Remote] = harness.Remote) -> list[Any]:  # fmt: skip
+    """The calls answered by one fresh worker of the backend's environment (``remote``: how it is run;
+    bench.count's runs it under valgrind)."""
     if not calls:
         return []
     if progress is not None:
         progress.process(what, len(calls))
     where = backends.BACKENDS[backend].env
-    remote = harness.Remote(where, calls, {**env, **machine.pinned_blas(where, settings.native_blas)})
+    worker = remote(where, calls, {**env, **machine.pinned_blas(where, settings.native_blas)})
     try:
         answered = None if progress is None else lambda i: progress.answered(mine[min(i + 1, len(mine) - 1)].params)
-        return remote.results(settings.timeout, answered)
+        return worker.results(settings.timeout, answered)
     finally:
-        remote.stop()
+        worker.stop()
 
 
 def measure_call(c: Case, settings: Settings) -> dict[str, Any]:

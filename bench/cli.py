@@ -54,16 +54,17 @@ def parser() -> Parser:
     r.add_argument(
         "--threads",
         type=int,
-        default=1,
         help=f"threads per framework, 1 to {cpus()}; each timing worker is pinned to that many CPUs (default 1)",
     )
     r.add_argument("--device", default="cpu", help="cpu (default) or cuda, for torch and jax")
     r.add_argument("--quick", action="store_true", help="a smoke run of under a minute; its timings are not to be read")
-    r.add_argument("--timeout", type=float, help="seconds one timing process may take (default 600, quick 120)")
-    r.add_argument("--repeats", type=int, help="timing processes per backend, interleaved (default 3, quick 1)")
+    r.add_argument("--timeout", type=float, help="seconds one process may take (default 600, quick 120, count 1800)")
+    r.add_argument("--repeats", type=int, help="processes per backend, interleaved (default 3, quick 1, count 1)")
     r.add_argument("--native-blas", action="store_true",
                    help="time the main environment without OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE, so that numpy's "
                    "OpenBLAS picks its own kernel for this CPU (the MXNet environment keeps them)")  # fmt: skip
+    r.add_argument("--count", action="store_true", help="exact instructions per step under valgrind instead of times "
+                   "(default: float64, the quadratic sweep in both dtypes)")  # fmt: skip
     d = sub.add_parser("diff", help="compare two runs' results: environments, then each case's timing")
     d.add_argument("old", metavar="OLD", help="a results folder or its results.json")
     d.add_argument("new", metavar="NEW", help="a results folder or its results.json")
@@ -224,29 +225,40 @@ def run_tasks(a: argparse.Namespace) -> str | None:
 def cmd_run(a: argparse.Namespace) -> int:
     from bench import outdir, run
 
-    if not 1 <= a.threads <= cpus():
-        raise harness.UsageError(f"--threads must be between 1 and {cpus()} (the CPUs here), not {a.threads}")
+    threads = 1 if a.threads is None else a.threads
+    if not 1 <= threads <= cpus():
+        raise harness.UsageError(f"--threads must be between 1 and {cpus()} (the CPUs here), not {threads}")
+    if a.count and (a.threads not in (None, 1) or a.device != "cpu"):
+        raise harness.UsageError("--count counts on the CPU, one thread per framework: no --threads or --device")
     both = a.dtype == "both"
-    dtypes = (
-        list(harness.DTYPES)
-        if both
-        else names(a.dtype, harness.DTYPES, "dtype", "--dtype", run.default_dtypes(a.quick))
-    )
+    default = run.default_dtypes(a.quick)
+    dtypes = list(harness.DTYPES) if both else names(a.dtype, harness.DTYPES, "dtype", "--dtype", default)
+    count_default = a.count and not a.quick and a.dtype is None  # float64, and the sweep in both dtypes
     o = run.Options(
         out=outdir.check(a.out),
         tasks=names(run_tasks(a), list(tasks.TASKS), "task", "--tasks", run.default_tasks(a.quick)),
         backends=names(a.backends, list(backends.BACKENDS), "backend", "--backends"),
         dtypes=dtypes,
-        threads=a.threads,
+        threads=1 if a.count else threads,
         device=names(a.device, ["cpu", "cuda"], "device", "--device")[0],
         quick=a.quick,
-        timeout=(120.0 if a.quick else 600.0) if a.timeout is None else positive("--timeout", a.timeout),
-        repeats=(run.QUICK_REPEATS if a.quick else run.REPEATS) if a.repeats is None else a.repeats,
+        timeout=timeout(a) if a.timeout is None else positive("--timeout", a.timeout),
+        repeats=(1 if a.count else run.QUICK_REPEATS if a.quick else run.REPEATS) if a.repeats is None else a.repeats,
         native_blas=a.native_blas,
+        count=a.count,
+        sweep_dtypes=list(harness.DTYPES) if count_default else None,
+        jobs=cpus() if a.count else 1,
     )
     if o.repeats < 1:
         raise harness.UsageError(f"--repeats must be 1 or more, not {o.repeats}")
     return run.run(o)
+
+
+def timeout(a: argparse.Namespace) -> float:
+    """Seconds one process may take by default: a count runs under valgrind, some 50 times slower."""
+    from bench.count import TIMEOUT
+
+    return TIMEOUT if a.count else 120.0 if a.quick else 600.0
 
 
 def cmd_diff(a: argparse.Namespace) -> int:

@@ -5,6 +5,10 @@ process-to-process spread of its backend's cases in that run); its verdict is ``
 the two sample sets, with both spreads where both runs have them. A case from before samples were kept
 (only ``median_s``) has no interval: its medians are compared and its verdict is "no samples", never a
 significant change.
+
+A case counted by ``bench run --count`` carries ``instructions_per_step``, which is exact (reruns agree to
+well under 0.1 %): where both runs have a count, a change by more than COUNT_THRESHOLD is slower or faster,
+anything less within noise.
 """
 
 from __future__ import annotations
@@ -19,10 +23,11 @@ from typing import Any
 
 from bench import envs, machine, stats
 from bench.harness import UsageError
-from bench.report import duration
+from bench.report import duration, instructions
 
 ALPHA = 0.05
 NO_SAMPLES = "no samples"
+COUNT_THRESHOLD = 0.005  # a count that moved by more than this fraction (reruns agree within 0.1 %) has changed
 
 
 @dataclass
@@ -35,6 +40,7 @@ class Case:
     samples: list[float] | None = None
     sigma: float | None = None  # the process-to-process spread of its backend in that run (bench.stats)
     error: str | None = None
+    count: float | None = None  # instructions per step (bench run --count)
 
 
 @dataclass
@@ -124,8 +130,12 @@ def read_case(raw: Any, where: str) -> Case:
     case.median = float(median) if median is not None else None
     if case.median is None and case.samples:
         case.median = statistics.median(case.samples)
-    if case.median is None:
-        case.error = "no median_s and no samples_s"
+    count = raw.get("instructions_per_step")
+    if count is not None and not (number(count) and count > 0):
+        raise UsageError(f"{where} ({name}): instructions_per_step {count!r} is not a positive number")
+    case.count = float(count) if count is not None else None
+    if case.median is None and case.count is None:
+        case.error = "no median_s, samples_s or instructions_per_step"
     return case
 
 
@@ -247,6 +257,14 @@ def compare(old: Case, new: Case) -> Row:
     return Row(new.name, old.median, new.median, ratio, low, high, said)
 
 
+def compare_counts(old: Case, new: Case) -> Row:
+    """Counts are exact: a ratio beyond 1 ± COUNT_THRESHOLD is a change, and there is no interval."""
+    assert old.count is not None and new.count is not None
+    ratio = new.count / old.count
+    verdict = stats.NOISE if abs(ratio - 1) <= COUNT_THRESHOLD else stats.SLOWER if ratio > 1 else stats.FASTER
+    return Row(new.name, old.count, new.count, ratio, None, None, verdict)
+
+
 def ratio_text(row: Row) -> str:
     if row.low is None or row.high is None:
         return f"{row.ratio:.3f}"
@@ -286,7 +304,7 @@ def diff(old_path: str, new_path: str, fail_above: float | None = None) -> tuple
         out.append(f"{' and '.join(quick)}: a --quick run, whose timings are not to be read")
     out += ["", "## Environment", "", *environment_lines(old, new), ""]
 
-    rows, failed = [], []
+    rows, counted, failed, apart = [], [], [], []
     for key, o in old.cases.items():
         n = new.cases.get(key)
         if n is None:
@@ -295,32 +313,51 @@ def diff(old_path: str, new_path: str, fail_above: float | None = None) -> tuple
             why = "; ".join(f"failed in {w}: {c.error}" for w, c in (("OLD", o), ("NEW", n)) if c.error is not None)
             failed.append(f"- {n.name}: {why}")
             continue
-        rows.append(compare(o, n))
+        if o.median is not None and n.median is not None:
+            rows.append(compare(o, n))
+        if o.count is not None and n.count is not None:
+            counted.append(compare_counts(o, n))
+        elif o.median is None or n.median is None:
+            apart.append(f"- {n.name}: {'OLD' if o.median is None else 'NEW'} has counts, the other timings")
     only_old = [c.name for k, c in old.cases.items() if k not in new.cases]
     only_new = [c.name for k, c in new.cases.items() if k not in old.cases]
 
     level = f"{100 * (1 - ALPHA):g} %"
     header = ["case", "OLD median", "NEW median", f"NEW/OLD [{level} CI]", "verdict"]
     table = [[r.name, duration(r.old), duration(r.new), ratio_text(r), r.verdict] for r in rows]
-    out += ["## Cases", "", *(aligned(header, table) if rows else ["no case is in both runs"]), ""]
+    if rows or not counted:
+        out += ["## Cases", "", *(aligned(header, table) if rows else ["no case is in both runs"]), ""]
+    if counted:
+        header = ["case", "OLD instructions/step", "NEW instructions/step", "NEW/OLD",
+                  f"verdict (beyond ±{100 * COUNT_THRESHOLD:g} %)"]  # fmt: skip
+        table = [[r.name, instructions(r.old), instructions(r.new), f"{r.ratio:.4f}", r.verdict] for r in counted]
+        out += ["## Instruction counts", "", *aligned(header, table), ""]
     for title, names in (("Only in OLD", only_old), ("Only in NEW", only_new)):
         if names:
             out += [f"## {title}", "", *(f"- {name}" for name in names), ""]
     if failed:
         out += ["## Failed, not compared", "", *failed, ""]
+    if apart:
+        out += ["## No figure in both, not compared", "", *apart, ""]
 
     count = {v: sum(r.verdict == v for r in rows) for v in (stats.FASTER, stats.SLOWER, stats.NOISE, NO_SAMPLES)}
     line = (f"{count[stats.FASTER]} faster, {count[stats.SLOWER]} slower, {count[stats.NOISE]} within noise, "
             f"{count[NO_SAMPLES]} without samples")  # fmt: skip
     extra = [(len(failed), "failed"), (len(only_old), "only in OLD"), (len(only_new), "only in NEW")]
-    out.append(line + "".join(f", {k} {what}" for k, what in extra if k))
+    if rows or not counted:  # a run of counts alone has no timings to tally
+        out.append(line + "".join(f", {k} {what}" for k, what in extra if k))
     if count[NO_SAMPLES]:
         out.append("(without samples: a run from before samples_s; medians compared, no verdict)")
+    if counted:
+        tally = {v: sum(r.verdict == v for r in counted) for v in (stats.FASTER, stats.SLOWER, stats.NOISE)}
+        out.append(f"instruction counts: {tally[stats.FASTER]} faster, {tally[stats.SLOWER]} slower, "
+                   f"{tally[stats.NOISE]} within noise (±{100 * COUNT_THRESHOLD:g} %)"
+                   + ("" if rows else "".join(f", {k} {what}" for k, what in extra if k)))  # fmt: skip
     out += power_lines(old, new)
 
     if fail_above is None:
         return out, [], 0
-    over = [r for r in rows if r.verdict == stats.SLOWER and r.ratio > 1 + fail_above / 100]
+    over = [r for r in rows + counted if r.verdict == stats.SLOWER and r.ratio > 1 + fail_above / 100]
     if not over:
         return out, [], 0
     err = [f"slower by {100 * (r.ratio - 1):.1f} %: {r.name} ({ratio_text(r)})" for r in over]

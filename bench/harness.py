@@ -225,6 +225,13 @@ def correctness_here(**kwargs: Any) -> dict[str, Any]:
     return correctness(**kwargs)
 
 
+def count_here(**kwargs: Any) -> dict[str, Any]:
+    """One case's instructions per step in this process, which valgrind runs (bench.count.count)."""
+    from bench.count import count
+
+    return count(**kwargs)
+
+
 CALLS: dict[str, Callable[..., Any]] = {
     "train": train_here,
     "gradient": gradient_here,
@@ -233,6 +240,7 @@ CALLS: dict[str, Callable[..., Any]] = {
     "contract": contract_here,
     "measure": measure_here,
     "correctness": correctness_here,
+    "count": count_here,
 }
 
 

@@ -51,6 +51,16 @@ def duration(seconds: float | None) -> str:
     return f"{seconds / 1e-9:.3g} ns"
 
 
+def instructions(value: float | None) -> str:
+    """A count: ``71.8 k``, ``1.07 M``, ``2.34 G``, three significant digits."""
+    if value is None or not math.isfinite(value):
+        return "—"
+    for unit, scale in (("G", 1e9), ("M", 1e6), ("k", 1e3)):
+        if value >= scale:
+            return f"{value / scale:.3g} {unit}"
+    return f"{value:.3g}"
+
+
 def rows_of(cases: list[Any], found: Any) -> list[dict[str, Any]]:
     """One row per case asked for: its figures (what the timing session put in each benchmark's
     extra_info), or the reason it has none."""

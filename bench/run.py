@@ -60,6 +60,9 @@ class Options:
     timeout: float
     repeats: int = REPEATS
     native_blas: bool = False  # the main environment's workers without machine.PINNED_BLAS: OpenBLAS picks its kernel
+    count: bool = False  # count instructions under valgrind instead of timing (bench.count)
+    sweep_dtypes: list[str] | None = None  # the quadratic sweep's dtypes, where they differ from ``dtypes``
+    jobs: int = 1  # count processes at a time (a count does not depend on the machine's load)
 
     @property
     def sizes(self) -> list[int]:
@@ -67,16 +70,20 @@ class Options:
 
     def command(self) -> str:
         """The command line that makes this run, leaving out what is the default."""
-        words = ["python -m bench run"] + (["--quick"] if self.quick else [])
+        words = ["python -m bench run"] + (["--quick"] if self.quick else []) + (["--count"] if self.count else [])
+        dtypes = default_dtypes(self.quick)
+        if self.count and not self.quick:  # a count's default (sweep_dtypes set): float64, the sweep in both
+            dtypes = self.dtypes if self.sweep_dtypes is not None else []
         for flag, value, default in [
             ("--tasks", self.tasks, default_tasks(self.quick)),
             ("--backends", self.backends, list(backends.BACKENDS)),
-            ("--dtype", self.dtypes, default_dtypes(self.quick)),
+            ("--dtype", self.dtypes, dtypes),
         ]:
             words += [] if value == default else [flag, ",".join(value)]
-        words += [] if self.threads == 1 else ["--threads", str(self.threads)]
+        words += [] if self.threads == 1 or self.count else ["--threads", str(self.threads)]
         words += [] if self.device == "cpu" else ["--device", self.device]
-        words += [] if self.repeats == (QUICK_REPEATS if self.quick else REPEATS) else ["--repeats", str(self.repeats)]
+        repeats = 1 if self.count else QUICK_REPEATS if self.quick else REPEATS
+        words += [] if self.repeats == repeats else ["--repeats", str(self.repeats)]
         words += ["--native-blas"] if self.native_blas else []
         return " ".join(words + ([] if self.out == envs.ROOT / "results" else ["--out", str(self.out)]))
 
@@ -84,7 +91,8 @@ class Options:
 def cases(o: Options) -> list[Case]:
     """Every case the run asks for, in the order of its tables."""
     speed = [Case("speed", t, b, d) for t in o.tasks for b in o.backends for d in o.dtypes]
-    return speed + [Case("scaling", "quadratic", b, d, n) for n in o.sizes for b in o.backends for d in o.dtypes]
+    sweep = o.dtypes if o.sweep_dtypes is None else o.sweep_dtypes
+    return speed + [Case("scaling", "quadratic", b, d, n) for n in o.sizes for b in o.backends for d in sweep]
 
 
 def pytest_args(o: Options, raw: Path) -> list[str]:
@@ -176,6 +184,10 @@ def run(o: Options) -> int:
     """Time every backend, write the results folder; 0 when every case has its figures, else 1."""
     from bench import report
 
+    if o.count:  # instructions under valgrind instead of times
+        from bench import count
+
+        return count.run_command(o)
     check_device(o.device)
     started = time.time()
     folder = outdir.ResultsFolder(o.out)

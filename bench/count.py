@@ -1,0 +1,379 @@
+"""Exact instruction counts of a training step: ``python -m bench run --count``.
+
+A wall-clock figure differs between hosts and between reruns; the number of instructions a step executes
+does not, on the same software. Each backend runs in a worker process of its own environment under
+valgrind's callgrind with instrumentation off (``--instr-atstart=no``), so that importing, building the
+case and compiling run at valgrind's uninstrumented speed and are not counted. The worker builds the
+case as ``bench.timing.measure`` does (``harness.build``, ``timing.Unit``: a fixed slice of the task's
+schedule, converted into the framework once), calls the slice ``WARMUPS`` times (tracing, compiling and
+hybridizing happen there), then switches instrumentation on around one more call of it: zero, start,
+``unit()`` (which ends in the blocking read), stop, dump. The dump's total of instructions (``Ir``), less
+that of an empty window (the calls into the shim itself), divided by the slice's steps is the case's
+instructions per step.
+
+The client requests are compiled once per run from valgrind's own header (``valgrind/callgrind.h``) into
+a tiny shared library in the run's temporary folder, which both environments load with ctypes.
+
+Every thread pool is held to one thread (``machine.thread_settings(1)``, ``OMP_WAIT_POLICY=PASSIVE``,
+MXNet's ``NaiveEngine``, jax's CPU client without async dispatch), so that the count is the work and no
+spinning; ``PYTHONHASHSEED=0`` fixes Python's hashing. valgrind 3.19 runs no AVX-512: Inductor is told to
+build its kernels for AVX2 (``ATEN_CPU_CAPABILITY=avx2``, ``TORCHINDUCTOR_CPP_MARCH=x86-64-v3``), which is
+what every other framework's dispatch picks under valgrind anyway (valgrind's CPUID reports no AVX-512).
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import ctypes
+import gc
+import json
+import math
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from bench import campaign, harness, machine, outdir, procs, taskdata
+from bench.campaign import Case, Settings
+
+SHIM_VARIABLE = "AUTODIFF_BENCH_CALLGRIND_SHIM"  # the shim a worker loads
+OUT_VARIABLE = "AUTODIFF_BENCH_CALLGRIND_OUT"  # the folder callgrind writes its dumps into
+WARMUPS = 2  # uncounted calls of the slice before the counted ones
+WINDOW = 20_000_000  # a case whose slice executes fewer instructions is counted over several calls of it, in one
+MAX_CALLS = 20  # window: the allocator's few thousand instructions of jitter a call then weigh under 0.1 %
+TIMEOUT = 1800.0  # seconds one count process may take by default (everything runs ~50× slower)
+THRESHOLD = 0.005  # bench diff: a count that moved by more than this fraction is slower or faster
+HEADER = "/usr/include/valgrind/callgrind.h"
+INSTALL = "apt-get install valgrind"
+
+SHIM_SOURCE = r"""
+#include <valgrind/callgrind.h>
+int autodiff_bench_on_valgrind(void) { return RUNNING_ON_VALGRIND; }
+void autodiff_bench_start(void) { CALLGRIND_START_INSTRUMENTATION; CALLGRIND_ZERO_STATS; }
+void autodiff_bench_stop(const char *label) { CALLGRIND_STOP_INSTRUMENTATION; CALLGRIND_DUMP_STATS_AT(label); }
+"""
+
+# What a counting worker's environment adds to a timing worker's (bench.campaign.environ)
+ENVIRON = {
+    "OMP_WAIT_POLICY": "PASSIVE",
+    "MXNET_ENGINE_TYPE": "NaiveEngine",
+    "JAX_CPU_ENABLE_ASYNC_DISPATCH": "false",
+    "PYTHONHASHSEED": "0",
+    "MALLOC_ARENA_MAX": "1",
+    "ATEN_CPU_CAPABILITY": "avx2",
+    "TORCHINDUCTOR_CPP_MARCH": "x86-64-v3",
+}
+
+
+class Missing(harness.BenchError):
+    """What counting needs is not installed: one line naming the package."""
+
+
+# The main process: valgrind, the shim, the command ---------------------------------------------------------------
+
+
+def valgrind_version() -> str:
+    """``valgrind-3.19.0``; a Missing error naming the package where valgrind is not installed."""
+    path = shutil.which("valgrind")
+    if path is None:
+        raise Missing(f"--count needs valgrind, which is not installed: {INSTALL}")
+    out = subprocess.run([path, "--version"], capture_output=True, text=True)
+    if out.returncode != 0:
+        raise Missing(f"--count needs valgrind, and `valgrind --version` failed: {out.stderr.strip()[:200]}")
+    return out.stdout.strip()
+
+
+def build_shim(folder: Path) -> Path:
+    """The client requests as a shared library, compiled with gcc into ``folder``."""
+    compiler = shutil.which("gcc") or shutil.which("cc")
+    if compiler is None:
+        raise Missing("--count compiles a small C shim and needs gcc, which is not installed: apt-get install gcc")
+    if not Path(HEADER).exists():
+        raise Missing(f"--count needs valgrind's header {HEADER}, which is missing: {INSTALL}")
+    folder.mkdir(parents=True, exist_ok=True)
+    source, lib = folder / "callgrind_shim.c", folder / "callgrind_shim.so"
+    source.write_text(SHIM_SOURCE)
+    out = subprocess.run([compiler, "-O2", "-shared", "-fPIC", "-o", str(lib), str(source)], capture_output=True,
+                         text=True)  # fmt: skip
+    if out.returncode != 0:
+        raise harness.BenchError(f"the callgrind shim did not compile: {out.stderr.strip()[-300:]}")
+    return lib
+
+
+def valgrind_options(folder: Path) -> list[str]:
+    return ["--tool=callgrind", "--instr-atstart=no", f"--callgrind-out-file={folder}/callgrind.out.%p",
+            "--dump-line=no"]  # fmt: skip
+
+
+class Counted(harness.Remote):
+    """A worker run under valgrind's callgrind, instrumentation off until the worker switches it on; its
+    environment (``environ``) names the folder for callgrind's files (OUT_VARIABLE)."""
+
+    def __init__(self, env: str, calls: list[tuple[str, dict[str, Any]]], environ: dict[str, str]):
+        self.prefix = ["valgrind", *valgrind_options(Path(environ[OUT_VARIABLE]))]
+        super().__init__(env, calls, environ)
+
+    def command(self) -> list[Any]:
+        return [*self.prefix, *super().command()]
+
+
+# The worker ------------------------------------------------------------------------------------------------------
+
+
+class Shim:
+    """The client requests, loaded with ctypes from SHIM_VARIABLE; its functions bound once here, so that
+    a counted window holds nothing but the calls themselves."""
+
+    def __init__(self) -> None:
+        path = os.environ.get(SHIM_VARIABLE)
+        if not path:
+            raise harness.BenchError(f"count: no callgrind shim ({SHIM_VARIABLE} is not set): use bench run --count")
+        lib = ctypes.CDLL(path)
+        self.on_valgrind, self.start = lib.autodiff_bench_on_valgrind, lib.autodiff_bench_start
+        self.stop = lib.autodiff_bench_stop
+        self.stop.argtypes, self.stop.restype, self.start.restype = [ctypes.c_char_p], None, None
+        self.folder = Path(os.environ.get(OUT_VARIABLE, "."))
+
+    def count(self, fn: Callable[[], Any], label: str) -> int:
+        """The instructions of one call of ``fn``, all threads together."""
+        gc.collect()  # the same collector state before every window: no collection left over from before
+        self.start()
+        fn()
+        self.stop(label.encode())
+        return read_dump(self.folder, os.getpid(), label)
+
+
+def read_dump(folder: Path, pid: int, label: str) -> int:
+    """The total ``Ir`` of the dump callgrind wrote for ``label`` (the file is removed once read)."""
+    trigger = f"desc: Trigger: Client Request: {label}"
+    for path in sorted(folder.glob(f"callgrind.out.{pid}.*")):
+        text = path.read_text(errors="replace")
+        if trigger not in text.splitlines():
+            continue
+        path.unlink()
+        for line in text.splitlines():
+            if line.startswith("totals:"):
+                return int(line.split()[1])
+        raise harness.BenchError(f"callgrind's dump {path.name} has no totals line")
+    raise harness.BenchError(f"callgrind wrote no dump for {label} into {folder}")
+
+
+def count(task: str, backend: str, dtype: str = "float64", device: str = "cpu", n: int | None = None,
+          steps: int = 100, warmups: int = WARMUPS, label: str = "") -> dict[str, Any]:  # fmt: skip
+    """One case's instructions per training step, in this process (which valgrind runs)."""
+    from bench.timing import FRAMEWORKS, Unit
+
+    shim = Shim()
+    if not shim.on_valgrind():
+        raise harness.BenchError("count: this process is not running under valgrind")
+    b = harness.build(task, backend, dtype, device, n=n)
+    unit = Unit(b, steps)
+    for _ in range(warmups):
+        unit()
+    label = label or "-".join(str(p) for p in (task, n, backend, dtype) if p is not None)
+    empty = shim.count(lambda: None, f"{label} (empty)")  # also the window's own first use
+    calls = min(MAX_CALLS, max(1, math.ceil(WINDOW / max(1, shim.count(unit, f"{label} (probe)") - empty))))
+    total = shim.count(lambda: [unit() for _ in range(calls)], label)
+    losses = unit.losses()
+    if not all(map(math.isfinite, losses)):
+        raise harness.Diverged(next(i for i, v in enumerate(losses) if not math.isfinite(v)) + 1)
+    return {"mode": b.mode, "device": b.device, "steps_counted": unit.steps, "calls_counted": calls,
+            "instructions": total - empty, "instructions_per_step": (total - empty) / (calls * unit.steps),
+            "window_instructions": empty,
+            "pid": os.getpid(), "frameworks": sorted(FRAMEWORKS & sys.modules.keys())}  # fmt: skip
+
+
+# The campaign ----------------------------------------------------------------------------------------------------
+
+
+def count_call(c: Case, settings: Settings) -> dict[str, Any]:
+    """What each count call is asked: the slice a timing round trains at most (bench.campaign.measure_call)."""
+    timed = campaign.measure_call(c, settings)
+    return {k: timed[k] for k in ("task", "backend", "dtype", "device", "n", "steps")} | {"label": c.params}
+
+
+def environ(settings: Settings, data: dict[str, str], scratch: Path, shim: Path) -> dict[str, str]:
+    (scratch / "callgrind").mkdir(exist_ok=True)
+    return {**campaign.environ(settings, data, scratch), **machine.thread_settings(1), **ENVIRON,
+            procs.PIN: "",  # not pinned: counting workers run side by side, and a count ignores the load
+            SHIM_VARIABLE: str(shim), OUT_VARIABLE: str(scratch / "callgrind")}  # fmt: skip
+
+
+def run(cases: list[Case], settings: Settings, progress: campaign.Progress | None = None,
+        jobs: int = 1) -> dict[Case, dict[str, Any]]:  # fmt: skip
+    """Count every case: ``settings.repeats`` processes per backend (counts are exact: one suffices),
+    ``jobs`` processes at a time (a count does not depend on what else the machine does). Each case's
+    record: ``instructions_per_step`` (the median over its processes) and every process's count, or
+    ``{"error": why}``."""
+    by_backend: dict[str, list[Case]] = {}
+    for c in cases:
+        by_backend.setdefault(c.backend, []).append(c)
+    found: dict[Case, list[dict[str, Any]]] = {c: [] for c in cases}
+    errors: dict[Case, str] = {}
+    with tempfile.TemporaryDirectory(prefix="autodiff-bench-count-") as scratch:
+        shim = build_shim(Path(scratch))
+        env = environ(settings, taskdata.ship(Path(scratch), {(c.task, c.n) for c in cases}), Path(scratch), shim)
+
+        live: list[Counted] = []  # every worker started: stopped at once on Ctrl-C or SIGTERM
+        stopping = False
+
+        def worker(*args: Any) -> Counted:
+            if stopping:
+                raise KeyboardInterrupt
+            live.append(Counted(*args))
+            return live[-1]
+
+        def one(r: int, b: str) -> tuple[list[Case], list[Any]]:
+            mine = by_backend[b]
+            calls = [("count", count_call(c, settings)) for c in mine]
+            what = f"[count {r + 1}/{settings.repeats}] {b}"
+            return mine, campaign.processes(b, calls, env, settings, progress, what, mine, remote=worker)
+
+        pool = concurrent.futures.ThreadPoolExecutor(max(1, jobs))
+        try:
+            futures = [pool.submit(one, r, b) for r in range(settings.repeats) for b in by_backend]
+            for f in futures:
+                mine, outs = f.result()
+                for c, out in zip(mine, outs, strict=True):
+                    if isinstance(out, harness.BenchError):
+                        errors.setdefault(c, str(out))
+                    else:
+                        found[c].append(out)
+        except BaseException:
+            stopping = True
+            pool.shutdown(wait=False, cancel_futures=True)
+            for w in live:
+                w.stop()
+            raise
+        pool.shutdown()
+    return {c: {"error": errors[c]} if c in errors else merged(found[c]) for c in cases}
+
+
+def merged(found: list[dict[str, Any]]) -> dict[str, Any]:
+    counts = sorted(p["instructions_per_step"] for p in found)
+    out = {k: found[0][k] for k in ("mode", "device", "steps_counted", "calls_counted", "window_instructions")}
+    out["instructions_per_step"] = statistics.median(counts)
+    out["counts_per_step"] = [p["instructions_per_step"] for p in found]
+    out["spread"] = (counts[-1] - counts[0]) / counts[0]
+    out["pids"] = [p["pid"] for p in found]
+    out["frameworks"] = sorted({f for p in found for f in p["frameworks"]})
+    return out
+
+
+# The results -----------------------------------------------------------------------------------------------------
+
+
+def what_was_counted(version: str, o: Any) -> dict[str, Any]:
+    return {"valgrind": version, "tool": "callgrind", "event": "Ir (instructions executed, all threads)",
+            "options": valgrind_options(Path("DIR")), "environment": {**machine.thread_settings(1), **ENVIRON},
+            "warmups": WARMUPS, "processes_per_backend": o.repeats,
+            "window": f"calls of the slice (timing.Unit) after {WARMUPS} warm-up calls and a counted probe: one"
+                      f" call, or as many as execute {WINDOW:.0e} instructions (at most {MAX_CALLS}), less an empty"
+                      " window"}  # fmt: skip
+
+
+def rows_of(cases: list[Case], found: dict[Case, dict[str, Any]]) -> list[dict[str, Any]]:
+    rows = []
+    for c in cases:
+        row: dict[str, Any] = {"kind": c.kind, "task": c.task, "backend": c.backend, "dtype": c.dtype}
+        rows.append(row | ({} if c.n is None else {"n": c.n}) | found[c])
+    return rows
+
+
+def tables(rows: list[dict[str, Any]], o: Any) -> list[str]:
+    """The Markdown tables: per dtype, backend × task; per dtype, backend × N of the quadratic sweep."""
+    from bench.report import instructions, markdown_table
+
+    def cell(r: dict[str, Any] | None) -> str:
+        return "—" if r is None else "failed" if "error" in r else instructions(r["instructions_per_step"])
+
+    parts = []
+    for kind in ("speed", "scaling"):
+        mine = [r for r in rows if r["kind"] == kind]
+        for d in [d for d in ("float64", "float32") if any(r["dtype"] == d for r in mine)]:
+            here = [r for r in mine if r["dtype"] == d]
+            key = "n" if kind == "scaling" else "task"
+            columns = list(dict.fromkeys(r[key] for r in here))
+            found = {(r["backend"], r[key]): r for r in here}
+            body = [[b, *(cell(found.get((b, col))) for col in columns)] for b in o.backends]
+            if kind == "speed":
+                title, header = f"### Instructions per step ({d})", ["backend", *columns]
+            else:
+                title = f"### Instructions per step, quadratic by N ({d})"
+                header = ["backend", *(f"N = {n:.0e}" for n in columns)]
+            parts.append(f"{title}\n\n" + markdown_table(header, body))
+    return parts
+
+
+def write(out: Path, o: Any, rows: list[dict[str, Any]], wall: float, env: dict[str, Any], version: str,
+          workers: dict[str, Any]) -> str:  # fmt: skip
+    """results.json, counts.csv and README.md of a count run; returns the summary."""
+    from bench.report import write_csv
+
+    out.mkdir(parents=True)
+    counted = what_was_counted(version, o)
+    result = {"command": o.command(), "wall_s": wall, "environment": env, "count": counted, "threads": 1,
+              "device": "cpu", "quick": o.quick, "repeats": o.repeats, "cases": rows, "workers": workers}  # fmt: skip
+    (out / "results.json").write_text(json.dumps(result, indent=1))
+    write_csv(out / "counts.csv", rows, ["kind", "task", "n", "backend", "dtype", "mode", "instructions_per_step",
+                                         "steps_counted", "spread", "error"])  # fmt: skip
+    summary = "\n\n".join([
+        f"Instructions per training step, counted by {version} (callgrind, `Ir`, all threads) on {env['cpu']}, one "
+        f"thread per framework; {o.repeats} process{'es' if o.repeats != 1 else ''} per backend. Commit "
+        f"{env['commit'][:12]}. A count is the same on every host with the same software (not on other "
+        "versions of the packages, nor across ISAs: torch.compile's kernels are built for AVX2 here); it is "
+        "not a time.", *tables(rows, o)])  # fmt: skip
+    failed = [r for r in rows if "error" in r]
+    made = f"Made by `{o.command()}` in {wall / 60:.1f} min. Do not edit: rerun it."
+    readme = f"# autodiff-bench instruction counts\n\n{made}\n\n{summary}\n"
+    if failed:
+        from bench.report import failure_list
+
+        readme += "\n## Failed cases\n\n" + failure_list(failed) + "\n"
+    (out / "README.md").write_text(readme)
+    return summary
+
+
+def run_command(o: Any) -> int:
+    """``python -m bench run --count``: count every case, write the results folder; 0 when every case has
+    its count, else 1."""
+    from bench import run as bench_run
+    from bench.report import failure_list
+
+    version = valgrind_version()
+    started = time.time()
+    settings = Settings(repeats=o.repeats, threads=1, device="cpu", quick=o.quick, timeout=o.timeout)
+    cases = bench_run.cases(o)
+    folder = outdir.ResultsFolder(o.out)
+    progress = campaign.Progress(len(cases) * o.repeats)
+    try:
+        with folder:
+            temporary, tempfile.tempdir = tempfile.tempdir, str(folder.staging)  # the workers' files: staged, then gone
+            try:
+                found = run(cases, settings, progress, jobs=o.jobs)
+            finally:
+                tempfile.tempdir = temporary
+                progress.close()
+            rows = rows_of(cases, found)
+            failed = [r for r in rows if "error" in r]
+            if len(failed) == len(rows):
+                print(failure_list(failed), file=sys.stderr)
+                raise harness.BenchError(f"no case was counted: {o.out} unchanged")
+            summary = write(folder.staging / "results", o, rows, time.time() - started, machine.environment("cpu"),
+                            version, bench_run.worker_environments(o))  # fmt: skip
+            folder.commit(folder.staging / "results")
+    except KeyboardInterrupt:
+        done = "the results were written" if folder.committed else "unchanged"
+        raise bench_run.Interrupted(f"interrupted; {o.out} {done}") from None
+    print(summary)
+    if failed:
+        print(failure_list(failed), file=sys.stderr)
+        print(f"error: {len(failed)} of {len(rows)} cases failed; the results in {o.out} say why", file=sys.stderr)
+        return 1
+    return 0

@@ -1,0 +1,156 @@
+"""``python -m bench run --count``: instructions per step under valgrind's callgrind, end to end on small cases;
+reruns agree; a step that does more work counts more, and ``bench diff`` says so of exactly that case."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from bench import envs
+from bench.report import instructions
+from conftest import one_line_error
+
+if shutil.which("valgrind") is None:  # said, never skipped silently: counting is what this file tests
+    pytest.fail("tests/test_count.py needs valgrind: apt-get install valgrind", pytrace=False)
+
+# A task file: quadratic under another name, whose gradient is evaluated a second time every EVERY-th step
+# where AUTODIFF_BENCH_TEST_EXTRA names the task (the same work otherwise, the counter included).
+VARIANT = """
+import dataclasses
+import os
+
+from tasks import quadratic
+
+calls = [0]
+
+
+def loss_and_grad(p, x, y):
+    calls[0] += 1
+    if calls[0] % {every} == 0 and "{name}" in os.environ.get("AUTODIFF_BENCH_TEST_EXTRA", "").split(","):
+        quadratic.loss_and_grad(p, x, y)
+    return quadratic.loss_and_grad(p, x, y)
+
+
+def make():
+    return dataclasses.replace(quadratic.make(), name="{name}", loss_and_grad=loss_and_grad)
+"""
+EXTRA = {"extra1": 60, "extra10": 6}  # about 1 % and 10 % more instructions a step (a step is more than its gradient)
+
+
+def bench_run(*args: str, extra: str = "") -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "AUTODIFF_BENCH_TEST_EXTRA": extra}
+    return subprocess.run([sys.executable, "-m", "bench", "run", "--count", "--quick", *args], cwd=envs.ROOT,
+                          capture_output=True, text=True, env=env)  # fmt: skip
+
+
+def cases(folder: Path) -> dict[str, dict]:
+    data = json.loads((folder / "results.json").read_text())
+    return {"-".join(str(c[k]) for k in ("task", "n", "backend", "dtype") if k in c): c for c in data["cases"]}
+
+
+@pytest.fixture(scope="module")
+def counted(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """quadratic on numpy and torch, float64, each backend counted in two processes."""
+    out = tmp_path_factory.mktemp("count") / "results"
+    done = bench_run("--tasks", "quadratic", "--backends", "numpy,torch", "--repeats", "2", "--out", str(out))
+    assert done.returncode == 0, done.stderr
+    return out
+
+
+def test_a_count_run_counts_every_case(counted):
+    found = cases(counted)
+    assert set(found) == {f"quadratic-{n}{b}-float64" for n in ("", "100-", "10000-") for b in ("numpy", "torch")}
+    for name, c in found.items():
+        assert "error" not in c, (name, c["error"])
+        assert c["instructions_per_step"] > 1000, name
+        assert c["steps_counted"] == 10 and len(c["counts_per_step"]) == 2
+    assert found["quadratic-torch-float64"]["instructions_per_step"] > found["quadratic-numpy-float64"][
+        "instructions_per_step"]  # fmt: skip
+    result = json.loads((counted / "results.json").read_text())
+    assert result["count"]["valgrind"].startswith("valgrind-") and "--instr-atstart=no" in result["count"]["options"]
+    readme = (counted / "README.md").read_text()
+    assert "### Instructions per step (float64)" in readme
+    assert f"| numpy | {instructions(found['quadratic-numpy-float64']['instructions_per_step'])} |" in readme
+    assert (counted / "counts.csv").is_file()
+
+
+def test_two_processes_count_the_same_within_0_1_percent(counted):
+    for name, c in cases(counted).items():
+        low, high = min(c["counts_per_step"]), max(c["counts_per_step"])
+        assert (high - low) / low < 0.001, (name, c["counts_per_step"])
+
+
+def test_more_work_counts_more_and_diff_names_exactly_that_case(tmp_path):
+    files = []
+    for name, every in EXTRA.items():
+        files += ["--task", str(tmp_path / f"{name}.py")]
+        (tmp_path / f"{name}.py").write_text(VARIANT.format(name=name, every=every))
+    runs = {}
+    for which, extra in (("old", ""), ("new", ",".join(EXTRA))):
+        runs[which] = tmp_path / which
+        done = bench_run("--tasks", "quadratic", *files, "--backends", "numpy", "--out", str(runs[which]), extra=extra)
+        assert done.returncode == 0, done.stderr
+    old, new = cases(runs["old"]), cases(runs["new"])
+    ratio = {k: new[k]["instructions_per_step"] / old[k]["instructions_per_step"] for k in old}
+    assert 1.007 < ratio["extra1-numpy-float64"] < 1.03, ratio
+    assert 1.07 < ratio["extra10-numpy-float64"] < 1.3, ratio
+    diff = subprocess.run([sys.executable, "-m", "bench", "diff", str(runs["old"]), str(runs["new"])], cwd=envs.ROOT,
+                          capture_output=True, text=True)  # fmt: skip
+    assert diff.returncode == 0, diff.stderr
+    verdicts = {}
+    for line in diff.stdout.split("## Instruction counts", 1)[1].splitlines()[3:]:
+        if line.startswith("| "):
+            cells = [c.strip() for c in line.strip("|").split("|")]
+            verdicts[cells[0]] = cells[-1]
+    assert verdicts == {"extra1 numpy float64": "slower", "extra10 numpy float64": "slower",
+                        "quadratic numpy float64": "within noise", "quadratic N=100 numpy float64": "within noise",
+                        "quadratic N=10000 numpy float64": "within noise"}, diff.stdout  # fmt: skip
+    assert "instruction counts: 0 faster, 2 slower, 3 within noise" in diff.stdout
+    failing = subprocess.run([sys.executable, "-m", "bench", "diff", str(runs["old"]), str(runs["new"]),
+                              "--fail-above", "5"], cwd=envs.ROOT, capture_output=True, text=True)  # fmt: skip
+    assert failing.returncode == 1 and "extra10 numpy float64" in failing.stderr
+    assert "extra1 numpy float64" not in failing.stderr
+
+
+def test_without_valgrind_one_line_names_the_package(tmp_path):
+    env = {**os.environ, "PATH": str(tmp_path)}  # nothing on it: no valgrind
+    out = subprocess.run([sys.executable, "-m", "bench", "run", "--count", "--out", str(tmp_path / "r")],
+                         cwd=envs.ROOT, capture_output=True, text=True, env=env)  # fmt: skip
+    one_line_error(out, 1, "valgrind", "apt-get install valgrind")
+    assert not (tmp_path / "r").exists()
+
+
+def test_count_takes_no_threads_or_device(tmp_path):
+    for flags in (["--threads", "2"], ["--device", "cuda"]):
+        out = subprocess.run([sys.executable, "-m", "bench", "run", "--count", *flags, "--out", str(tmp_path)],
+                             cwd=envs.ROOT, capture_output=True, text=True)  # fmt: skip
+        one_line_error(out, 2, "--count")
+
+
+def test_counts_are_written_in_k_m_g():
+    assert [instructions(v) for v in (950, 71_800, 1_070_000, 2.34e9)] == ["950", "71.8 k", "1.07 M", "2.34 G"]
+
+
+def test_diff_calls_a_count_1_percent_up_slower_and_0_3_percent_within_noise(tmp_path):
+    def write(folder: Path, counts: dict[str, float], timed: bool = False) -> Path:
+        rows = [{"kind": "speed", "task": t, "backend": "numpy", "dtype": "float64", "instructions_per_step": v}
+                for t, v in counts.items()]  # fmt: skip
+        if timed:  # a timing run's case: no count, a median
+            rows.append({"kind": "speed", "task": "mlp", "backend": "numpy", "dtype": "float64", "median_s": 1e-5})
+        folder.mkdir()
+        (folder / "results.json").write_text(json.dumps({"cases": rows}))
+        return folder
+
+    old = write(tmp_path / "old", {"linear": 100_000, "plane": 100_000, "logistic": 100_000, "mlp": 100_000})
+    new = write(tmp_path / "new", {"linear": 101_000, "plane": 100_300, "logistic": 98_900}, timed=True)
+    out = subprocess.run([sys.executable, "-m", "bench", "diff", str(old), str(new), "--fail-above", "0.8"],
+                         cwd=envs.ROOT, capture_output=True, text=True)  # fmt: skip
+    assert "instruction counts: 1 faster, 1 slower, 1 within noise" in out.stdout, out.stdout
+    assert "mlp numpy float64: OLD has counts, the other timings" in out.stdout
+    assert out.returncode == 1 and "linear numpy float64" in out.stderr and "plane" not in out.stderr
