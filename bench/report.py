@@ -246,6 +246,7 @@ def noise_line(n: dict[str, Any]) -> str:
     if not n["processes"]:
         return "Noise: nothing was timed."
     spread = ", ".join(f"{b} {100 * v['sigma_log']:.1f} %" for b, v in n["backends"].items() if v["sigma_log"])
+    spread = spread or "not known (one process a case)"
     worst = max(v["calibration_worst"] for v in n["backends"].values())
     typical = max(v["calibration_median"] for v in n["backends"].values())
     return (f"Noise: process-to-process spread (σ of log time, pooled over each backend's cases) {spread}. "
