@@ -22,8 +22,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 import backends
 from bench import harness, machine, procs, stats, taskdata
 
@@ -165,24 +163,22 @@ class Campaign:
         more than REMEASURE_AT_MOST of the processes were noisy, the machine was busy throughout and
         timing again would meet the same: nothing is remeasured, everything noisy is marked."""
         quiet = quiet_levels(self.found)
-        flagged = {
-            c: sum(noisy(p, quiet, c.backend) for p in ps) for c, ps in self.found.items() if c not in self.errors
-        }
+        flagged = {c: sum(noisy(p, quiet, c) for p in ps) for c, ps in self.found.items() if c not in self.errors}
         if sum(flagged.values()) <= REMEASURE_AT_MOST * sum(len(self.found[c]) for c in flagged):
             for b, mine in self.by_backend.items():
                 self.replace(b, [c for c in mine if flagged.get(c)], quiet)
-        for b, mine in self.by_backend.items():
-            for c in mine:
-                for p in self.found[c]:
-                    p["noisy"] = noisy(p, quiet, b)
+            quiet = quiet_levels(self.found)  # a quieter process may have come
+        for c, ps in self.found.items():
+            for p in ps:
+                p["noisy"] = noisy(p, quiet, c)
 
-    def replace(self, b: str, again: list[Case], quiet: dict[tuple[str, str], float]) -> None:
+    def replace(self, b: str, again: list[Case], quiet: dict[tuple[Case, str], float]) -> None:
         """One more process of backend ``b`` times these cases; each answer takes the place of the case's
         noisiest process where it is less noisy."""
         if again:
             for c, got in zip(again, self.measure(b, again, f"[again] {b}", "remeasuring: start-up"), strict=True):
-                worst = max(range(len(self.found[c])), key=lambda i, c=c: noise_of(self.found[c][i], quiet, b))
-                if got is not None and noise_of(got, quiet, b) < noise_of(self.found[c][worst], quiet, b):
+                worst = max(range(len(self.found[c])), key=lambda i, c=c: noise_of(self.found[c][i], quiet, c))
+                if got is not None and noise_of(got, quiet, c) < noise_of(self.found[c][worst], quiet, c):
                     self.found[c][worst] = got | {"replaces_pid": self.found[c][worst]["pid"]}
 
     def correctness(self) -> None:
@@ -262,7 +258,7 @@ def device(c: Case, settings: Settings) -> str:
 
 
 # What a worker's readings of the machine say: a process is noisy where its calibration kernels ran this much
-# slower than the backend's quiet level in this run, where its CPU gave it less than this share of the
+# slower than the case's quiet level in this run, where its CPU gave it less than this share of the
 # wall-clock time, or where the hypervisor stole more than this share of the machine's time.
 CALIBRATION_SLACK = 0.10
 REMEASURE_AT_MOST = 0.25  # of the processes: beyond it the machine was busy throughout, and nothing is timed again
@@ -271,27 +267,24 @@ STEAL = 0.02
 KERNELS = ("calibration_cpu_s", "calibration_memory_s")
 
 
-def quiet_levels(found: dict[Case, list[dict[str, Any]]]) -> dict[tuple[str, str], float]:
-    """Per backend and calibration kernel, the run's quiet level: the 10th percentile over its processes
-    and cases (a worker's kernels run alike whatever case it times; another framework loaded may not)."""
-    seen: dict[tuple[str, str], list[float]] = {}
-    for c, ps in found.items():
-        for p in ps:
-            for k in KERNELS if "machine" in p else ():
-                seen.setdefault((c.backend, k), []).append(p["machine"][k])
-    return {key: float(np.quantile(v, 0.1)) for key, v in seen.items()}
+def quiet_levels(found: dict[Case, list[dict[str, Any]]]) -> dict[tuple[Case, str], float]:
+    """Per case and calibration kernel, the quiet level: the fastest its processes ran it. Per case, for
+    what a case leaves behind in its worker changes the kernels (after the sweep's 10⁷ points the loop of
+    small numpy operations runs 30-70 % slower, in every process alike): a process is judged against
+    the other processes that timed the same case."""
+    return {(c, k): min(p["machine"][k] for p in ps) for c, ps in found.items() for k in KERNELS if ps}
 
 
-def noise_of(p: dict[str, Any], quiet: dict[tuple[str, str], float], backend: str) -> float:
+def noise_of(p: dict[str, Any], quiet: dict[tuple[Case, str], float], case: Case) -> float:
     """How far from quiet a process was while it timed a case: the worst of its calibration kernels'
-    slowdown over the quiet level, its CPU time lost and the share stolen, each over its limit (≤ 1: quiet)."""
+    slowdown over the case's quiet level, its CPU time lost and the share stolen, each over its limit (≤ 1: quiet)."""
     m = p["machine"]
-    slow = max(m[k] / quiet[(backend, k)] - 1 for k in KERNELS) / CALIBRATION_SLACK
+    slow = max(m[k] / quiet[(case, k)] - 1 for k in KERNELS) / CALIBRATION_SLACK
     return max(slow, (1 - m["cpu_share"]) / (1 - CPU_SHARE), m["steal"] / STEAL)
 
 
-def noisy(p: dict[str, Any], quiet: dict[tuple[str, str], float], backend: str) -> bool:
-    return noise_of(p, quiet, backend) > 1
+def noisy(p: dict[str, Any], quiet: dict[tuple[Case, str], float], case: Case) -> bool:
+    return noise_of(p, quiet, case) > 1
 
 
 def merged(found: list[dict[str, Any]]) -> dict[str, Any]:

@@ -225,12 +225,13 @@ def noise(rows: list[dict[str, Any]]) -> dict[str, Any]:
     level; over the run, the lowest CPU share, the most steal, and the processes replaced or still noisy."""
     timed = [r for r in rows if r.get("machine")]
     by: dict[str, dict[str, Any]] = {}
-    for r in timed:
+    for r in timed:  # each process's calibration kernels against the case's quietest process (bench.campaign)
         b = by.setdefault(r["backend"], {"sigma_log": r.get("sigma_log"), "calibration": []})
-        b["calibration"] += [max(m["calibration_cpu_s"], 1e-12) for m in r["machine"]]
+        for k in ("calibration_cpu_s", "calibration_memory_s"):
+            quiet = max(min(m[k] for m in r["machine"]), 1e-12)
+            b["calibration"] += [m[k] / quiet for m in r["machine"]]
     for b in by.values():
-        quiet = float(np.quantile(b["calibration"], 0.1))
-        ratios = [c / quiet for c in b.pop("calibration")]
+        ratios = b.pop("calibration")
         b["calibration_median"], b["calibration_worst"] = float(np.median(ratios)), float(max(ratios))
     machines = [m for r in timed for m in r["machine"]]
     return {"backends": by, "processes": len(machines),
@@ -250,7 +251,7 @@ def noise_line(n: dict[str, Any]) -> str:
     worst = max(v["calibration_worst"] for v in n["backends"].values())
     typical = max(v["calibration_median"] for v in n["backends"].values())
     return (f"Noise: process-to-process spread (σ of log time, pooled over each backend's cases) {spread}. "
-            f"Calibration kernel at most {typical:.3g}× its quiet level in a backend's median process "
+            f"Calibration kernels: a backend's median process within {typical:.3g}× of its case's quietest "
             f"(worst {worst:.3g}×); CPU share ≥ {n['cpu_share_min']:.2f}; steal ≤ {100 * n['steal_max']:.1f} %. "
             f"{n['remeasured']} of {n['processes']} processes timed while the machine was busy were replaced; "
             f"{n['noisy_processes']} stayed noisy (in {n['noisy_cases']} cases, marked †).")  # fmt: skip

@@ -36,19 +36,20 @@ def test_a_busy_neighbour_on_the_workers_cpu_is_seen():
     the quiet one's levels. (The quiet one is as quiet as the machine running the tests is.)"""
     quiet, busy = reading(False), reading(True)
     assert busy["cpu_share"] < 0.8 * quiet["cpu_share"] and busy["cpu_share"] < campaign.CPU_SHARE, (quiet, busy)
-    levels = {("numpy", k): quiet[k] for k in campaign.KERNELS}
-    assert campaign.noisy({"machine": busy}, levels, "numpy")
+    case = campaign.Case("speed", "linear", "numpy", "float64")
+    levels = {(case, k): quiet[k] for k in campaign.KERNELS}
+    assert campaign.noisy({"machine": busy}, levels, case)
 
 
 def fake_workers(monkeypatch: pytest.MonkeyPatch, answers: dict[str, list[float]]) -> None:
     """Stand-in workers: each answer's calibration kernel takes the next of its task's figures (1.0 is
-    quiet, 3.0 busy; 3.0 once they run out), and its step as long, in units of 10 µs."""
+    quiet, 3.0 busy, with half the CPU; 3.0 once they run out), and its step as long, in units of 10 µs."""
 
     def results(self, timeout=None, answered=None):
         out = []
         for _, kw in self.calls:
             slow = answers[kw["task"]].pop(0) if answers[kw["task"]] else 3.0
-            m = {"calibration_cpu_s": slow, "calibration_memory_s": 1.0, "cpu_share": 1.0, "steal": 0.0}
+            m = {"calibration_cpu_s": slow, "calibration_memory_s": 1.0, "cpu_share": 1.5 / (slow + 0.5), "steal": 0.0}
             out.append({"mode": "eager", "device": "cpu", "steps_per_round": 10, "first_call_s": 1e-3,
                         "step_s": [slow * 1e-5], "objective_s": [1e-5], "machine": m, "setup_s": 0.0,
                         "rounds_s": 1.0, "pid": len(out) + 100 * slow, "frameworks": []})  # fmt: skip
