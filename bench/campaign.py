@@ -197,8 +197,11 @@ class Campaign:
 
     def results(self) -> dict[Case, dict[str, Any]]:
         records = {c: merged(ps) for c, ps in self.found.items() if c not in self.errors}
-        for mine in self.by_backend.values():
-            with_intervals([records[c] for c in mine if c in records])
+        pools: dict[tuple[Any, ...], list[dict[str, Any]]] = {}
+        for c, r in records.items():
+            pools.setdefault(pool(c), []).append(r)
+        for mine in pools.values():
+            with_intervals(mine)
         return {c: {"error": self.errors[c]} if c in self.errors else records[c] for c in self.found}
 
 
@@ -314,9 +317,17 @@ def merged(found: list[dict[str, Any]]) -> dict[str, Any]:
     return out
 
 
+def pool(c: Case) -> tuple[Any, ...]:
+    """The cases whose process-to-process spread is pooled with this one's: a backend's task cases (each
+    step a few calls of its framework, cache-resident), and the sweep's cases of one size and dtype across
+    backends (at 10⁶ and 10⁷ points a step streams memory, and where its pages land moves every
+    backend alike: 3-8 % between processes, where a backend's small cases move 1-3 %)."""
+    return ("speed", c.backend) if c.kind == "speed" else ("scaling", c.n, c.dtype)
+
+
 def with_intervals(records: list[dict[str, Any]]) -> None:
     """Each record's median and the interval a rerun's median falls in (bench.stats.rerun_interval), from
-    the process-to-process spread pooled over these records (one backend's cases): ``sigma_log``."""
+    the process-to-process spread pooled over these records (``pool``): ``sigma_log``."""
     sigma = stats.pooled_log_sd(r["samples_s"] for r in records)
     for r in records:
         r["sigma_log"] = sigma

@@ -225,8 +225,10 @@ def noise(rows: list[dict[str, Any]]) -> dict[str, Any]:
     level; over the run, the lowest CPU share, the most steal, and the processes replaced or still noisy."""
     timed = [r for r in rows if r.get("machine")]
     by: dict[str, dict[str, Any]] = {}
+    sweep = {f"{r['n']:,} {r['dtype']}": r.get("sigma_log") for r in timed if r["kind"] == "scaling"}
     for r in timed:  # each process's calibration kernels against the case's quietest process (bench.campaign)
-        b = by.setdefault(r["backend"], {"sigma_log": r.get("sigma_log"), "calibration": []})
+        b = by.setdefault(r["backend"], {"sigma_log": None, "calibration": []})
+        b["sigma_log"] = r.get("sigma_log") if r["kind"] == "speed" else b["sigma_log"]
         for k in ("calibration_cpu_s", "calibration_memory_s"):
             quiet = max(min(m[k] for m in r["machine"]), 1e-12)
             b["calibration"] += [m[k] / quiet for m in r["machine"]]
@@ -234,7 +236,7 @@ def noise(rows: list[dict[str, Any]]) -> dict[str, Any]:
         ratios = b.pop("calibration")
         b["calibration_median"], b["calibration_worst"] = float(np.median(ratios)), float(max(ratios))
     machines = [m for r in timed for m in r["machine"]]
-    return {"backends": by, "processes": len(machines),
+    return {"backends": by, "sweep": sweep, "processes": len(machines),
             "cpu_share_min": min((m["cpu_share"] for m in machines), default=None),
             "steal_max": max((m["steal"] for m in machines), default=None),
             "remeasured": sum(r.get("remeasured", 0) for r in timed),
@@ -247,10 +249,12 @@ def noise_line(n: dict[str, Any]) -> str:
     if not n["processes"]:
         return "Noise: nothing was timed."
     spread = ", ".join(f"{b} {100 * v['sigma_log']:.1f} %" for b, v in n["backends"].items() if v["sigma_log"])
+    sweep = ", ".join(f"N = {k} {100 * v:.1f} %" for k, v in n.get("sweep", {}).items() if v)
+    spread += f"; the sweep's, per size: {sweep}" if sweep else ""
     spread = spread or "not known (one process a case)"
     worst = max(v["calibration_worst"] for v in n["backends"].values())
     typical = max(v["calibration_median"] for v in n["backends"].values())
-    return (f"Noise: process-to-process spread (σ of log time, pooled over each backend's cases) {spread}. "
+    return (f"Noise: process-to-process spread (σ of log time, pooled over each backend's task cases) {spread}. "
             f"Calibration kernels: a backend's median process within {typical:.3g}× of its case's quietest "
             f"(worst {worst:.3g}×); CPU share ≥ {n['cpu_share_min']:.2f}; steal ≤ {100 * n['steal_max']:.1f} %. "
             f"{n['remeasured']} of {n['processes']} processes timed while the machine was busy were replaced; "
