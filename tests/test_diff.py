@@ -51,6 +51,13 @@ def row(stdout: str, name: str) -> list[str]:
     raise AssertionError(f"no row for {name!r} in:\n{stdout}")
 
 
+def environment_section(old: Path, new: Path) -> list[str]:
+    """The lines of bench diff's environment section for two results folders."""
+    out = bench("diff", str(old), str(new))
+    assert out.returncode == 0, out.stderr
+    return out.stdout.split("## Environment\n\n")[1].split("\n\n")[0].splitlines()
+
+
 def count_line(stdout: str) -> str:
     return next(line for line in stdout.splitlines() if " faster, " in line)
 
@@ -147,10 +154,7 @@ def test_environment_differences_one_line_each(tmp_path):
     }
     old = write(tmp_path / "old", [case("linear", samples=TIGHT)])
     new = write(tmp_path / "new", [case("linear", samples=TIGHT)], env=new_env, workers=new_workers)
-    out = bench("diff", str(old), str(new))
-    assert out.returncode == 0, out.stderr
-    section = out.stdout.split("## Environment\n\n")[1].split("\n\n")[0].splitlines()
-    assert section == [
+    assert environment_section(old, new) == [
         "- jax in .venv/: not installed → 0.11.0",
         "- numpy in .venv/: 2.4.6 → 2.5.0",
         "- mxnet in .venv-mxnet/: 1.9.1 → 1.9.2",
@@ -169,10 +173,7 @@ def test_a_change_of_blas_kernel_or_of_the_variables_that_chose_it_is_a_line(tmp
                          "blas_variables": {"OPENBLAS_CORETYPE": None, "OPENBLAS_L2_SIZE": None}}  # fmt: skip
     old = write(tmp_path / "old", [case("linear", samples=TIGHT)], env=old_env, workers={})
     new = write(tmp_path / "new", [case("linear", samples=TIGHT)], env=new_env, workers={}, native_blas=True)
-    out = bench("diff", str(old), str(new))
-    assert out.returncode == 0, out.stderr
-    section = out.stdout.split("## Environment\n\n")[1].split("\n\n")[0].splitlines()
-    assert section == [
+    assert environment_section(old, new) == [
         "- BLAS numpy in .venv/: openblas 0.3.31.188.0 (Haswell kernel) → openblas 0.3.31.188.0 (SkylakeX kernel)",
         "- OPENBLAS_CORETYPE in .venv/: Haswell → unset",
         "- --native-blas: off → on",
