@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from bench import campaign, envs, harness, machine, report, run
+from bench import campaign, envs, machine, report, run
 
 PINNED = {"OPENBLAS_CORETYPE": "Haswell", "OPENBLAS_L2_SIZE": "1048576"}
 
@@ -58,10 +58,9 @@ def test_the_campaigns_workers_get_the_unsetting(monkeypatch):
         def stop(self):
             pass
 
-    monkeypatch.setattr(harness, "Remote", Remote)
     settings = campaign.Settings(native_blas=True)
     for backend in ("numpy", "mxnet"):
-        campaign.processes(backend, [("measure", {})], {"X": "1"}, settings, None, "", [])
+        campaign.processes(backend, [("measure", {})], {"X": "1"}, settings, None, "", [], remote=Remote)
     assert seen["main"] == {"X": "1", "OPENBLAS_CORETYPE": None, "OPENBLAS_L2_SIZE": None}
     assert seen["mxnet"] == {"X": "1"}
 
