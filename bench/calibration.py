@@ -2,13 +2,14 @@
 
 - Two fixed calibration kernels, timed every so often between rounds: ``cpu``, a loop of small numpy
   operations (interpreter and dispatch, what the small tasks' steps are made of), and ``memory``, a sum
-  over 32 MiB (past the per-core caches). The same work every time: a case whose kernels ran slower
-  than they do in the run's quiet moments was timed while something else ran on the machine.
+  over 32 MiB (past the per-core caches). The same work every time: a process whose kernels ran slower
+  than in the other processes of its case timed it while something else ran on the machine.
 - The share of the wall-clock time the worker's CPU gave it (its CPU time over the rounds' wall time:
   a worker pinned to one CPU shares it with whatever else the scheduler puts there).
 - The steal time the hypervisor reports in /proc/stat (time a virtual CPU waited for the host).
 
-``bench.campaign`` judges these against the run as a whole (``noisy``); this module only reads them.
+``bench.campaign`` judges these against the other processes that timed the same case (``noisy``); this
+module only reads them.
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@ of the machine hits every backend alike; a process that timed a case while the m
 calibration kernels slow, its CPU shared, time stolen) is replaced by one more; then one more process
 per backend trains each task for the correctness columns. A process's figure is its fastest round per
 step; a case's is the median over its processes, with the interval in which a rerun's median falls 90 %
-of the time, from the process-to-process spread of the backend's cases (bench.stats.rerun_interval).
+of the time, from the process-to-process spread pooled over like cases (``pool``, bench.stats.rerun_interval).
 
 Each process is a ``bench.worker`` of the backend's own environment, answering one ``measure`` call
 per case; one that crashes or runs past its time leaves its cases failed, with the reason.
@@ -175,11 +175,10 @@ class Campaign:
     def replace(self, b: str, again: list[Case], quiet: dict[tuple[Case, str], float]) -> None:
         """One more process of backend ``b`` times these cases; each answer takes the place of the case's
         noisiest process where it is less noisy."""
-        if again:
-            for c, got in zip(again, self.measure(b, again, f"[again] {b}", "remeasuring: start-up"), strict=True):
-                worst = max(range(len(self.found[c])), key=lambda i, c=c: noise_of(self.found[c][i], quiet, c))
-                if got is not None and noise_of(got, quiet, c) < noise_of(self.found[c][worst], quiet, c):
-                    self.found[c][worst] = got | {"replaces_pid": self.found[c][worst]["pid"]}
+        for c, got in zip(again, self.measure(b, again, f"[again] {b}", "remeasuring: start-up"), strict=True):
+            worst = max(range(len(self.found[c])), key=lambda i, c=c: noise_of(self.found[c][i], quiet, c))
+            if got is not None and noise_of(got, quiet, c) < noise_of(self.found[c][worst], quiet, c):
+                self.found[c][worst] = got | {"replaces_pid": self.found[c][worst]["pid"]}
 
     def correctness(self) -> None:
         """The correctness columns, in a process per backend that times nothing."""
@@ -312,8 +311,7 @@ def merged(found: list[dict[str, Any]]) -> dict[str, Any]:
     for k in ("setup_s", "rounds_s"):
         out[k] = [p.get(k, 0.0) for p in timed]
     for p in found:
-        if "correctness" in p:
-            out |= p["correctness"]
+        out |= p.get("correctness", {})
     return out
 
 

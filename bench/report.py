@@ -25,7 +25,8 @@ backends (numpy, torch, …, then again), so that a drift of the machine hits ea
 a round trains a fixed slice of the task's schedule and ends in a blocking read; rounds go on for about
 a second, and the process's figure is its fastest round divided by the round's steps. *Per step* is the
 median over the processes; the interval in brackets is where a rerun's median falls 90 % of the time,
-from the process-to-process spread of the backend's cases (at least the processes' own range).
+from the process-to-process spread pooled over a backend's task cases, or over the sweep's cases of one
+size (at least the processes' own range).
 Beside its rounds each worker timed two fixed calibration kernels, and read its CPU share and the
 steal time: a process that timed a case while the machine was busy was replaced by one more (*Noise*
 says how many, and marks with † what stayed noisy). *× numpy* and *× fastest* are ratios of medians

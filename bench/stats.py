@@ -6,7 +6,7 @@ processes there is little to estimate from, so every function here says what its
 - ``median_ci``: the median and a distribution-free confidence interval from order statistics.
 - ``ratio_ci``: the ratio of two medians and a percentile-bootstrap interval.
 - ``mann_whitney_u``: the two-sided p-value of the Mann-Whitney U test.
-- ``pooled_log_sd``: the process-to-process spread of a figure, pooled over the cases of one backend.
+- ``pooled_log_sd``: the process-to-process spread of a figure, pooled over like cases.
 - ``rerun_interval``: where a rerun's median of as many processes falls, from that spread.
 - ``shift_p``: the two-sided p-value that two runs' medians differ, from their spreads.
 - ``verdict``: "faster", "slower" or "within noise" for a case timed twice, by the rule in its docstring.
@@ -186,7 +186,7 @@ def verdict(
     The rule (as asv's compare): a change is reported only when all three hold:
 
     1. a test tells the samples apart: two-sided p < ``alpha``. Where both runs' process-to-process
-       spreads are known (``old_sigma``, ``new_sigma``: ``pooled_log_sd`` over a backend's cases), the
+       spreads are known (``old_sigma``, ``new_sigma``: ``pooled_log_sd`` over like cases), the
        shift of the medians against that spread (``shift_p``): with 3 processes a side and σ = 1 %, a
        change of 2 % is told apart. Otherwise the Mann-Whitney test, which with 3 a side never is
        (its smallest p is 0.1);
@@ -228,9 +228,10 @@ def median_variance(n: int) -> float:
 
 def pooled_log_sd(groups: Iterable[Sequence[float] | np.ndarray]) -> float | None:
     """σ, the standard deviation of log(figure) between the processes that timed one case, pooled over
-    the groups given (the cases of one backend, each its processes' figures): ``sqrt(Σ (nᵢ−1)·sᵢ² / Σ (nᵢ−1))``.
-    One case's few processes say little about its spread; the cases of one backend share a machine, a
-    framework and a harness, and together they say it well. None where no group has two figures."""
+    the groups given (like cases, each its processes' figures: bench.campaign.pool):
+    ``sqrt(Σ (nᵢ−1)·sᵢ² / Σ (nᵢ−1))``. One case's few processes say little about its spread; like cases
+    share a machine, a framework and a harness, and together they say it well. None where no group has
+    two figures."""
     squares, freedom = 0.0, 0
     for g in groups:
         x = np.log(_values(g))
