@@ -3,8 +3,9 @@ CPU, interleaved round-robin across backends (numpy, torch, …, mxnet-gluon, th
 of the machine hits every backend alike; a process that timed a case while the machine was busy (its
 calibration kernels slow, its CPU shared, time stolen) is replaced by one more; then one more process
 per backend trains each task for the correctness columns. A process's figure is its fastest round per
-step; a case's is the median over its processes, with the interval in which a rerun's median falls 90 %
-of the time, from the process-to-process spread pooled over like cases (``pool``, bench.stats.rerun_interval).
+step; a case's is the median over its processes, with the interval in which a rerun's median falls 95 %
+of the time, from the process-to-process spread pooled over like cases (``pool``) and the drift of the
+machine between runs (``drift``; bench.stats.rerun_interval).
 
 Each process is a ``bench.worker`` of the backend's own environment, answering one ``measure`` call
 per case; one that crashes or runs past its time leaves its cases failed, with the reason.
@@ -21,6 +22,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 import backends
 from bench import harness, machine, procs, stats, taskdata
@@ -196,11 +199,11 @@ class Campaign:
 
     def results(self) -> dict[Case, dict[str, Any]]:
         records = {c: merged(ps) for c, ps in self.found.items() if c not in self.errors}
-        pools: dict[tuple[Any, ...], list[dict[str, Any]]] = {}
-        for c, r in records.items():
-            pools.setdefault(pool(c), []).append(r)
+        pools: dict[tuple[Any, ...], list[Case]] = {}
+        for c in records:
+            pools.setdefault(pool(c), []).append(c)
         for mine in pools.values():
-            with_intervals(mine)
+            with_intervals([records[c] for c in mine], drift(mine[0]))
         return {c: {"error": self.errors[c]} if c in self.errors else records[c] for c in self.found}
 
 
@@ -323,10 +326,25 @@ def pool(c: Case) -> tuple[Any, ...]:
     return ("speed", c.backend) if c.kind == "speed" else ("scaling", c.n, c.dtype)
 
 
-def with_intervals(records: list[dict[str, Any]]) -> None:
+# What moves a whole run (the sd of log time between back-to-back default runs here, beyond what the
+# processes of one run sample): chosen as the least at which the 95 % intervals of three runs held 95 % of the
+# other runs' medians (README, "How far the figures can be trusted"; python -m bench agree gives the figure).
+DRIFT = 0.005  # a case whose arrays stay in a core's cache: clock and layout
+DRIFT_STREAMING = 0.03  # a case whose arrays stream from memory: its speed moved 2-6 % between runs
+
+
+def drift(c: Case) -> float:
+    """The drift between runs of a case (DRIFT): the sweep's cases whose x alone outgrows a core's level-2
+    cache stream memory; every other case, a task's included, stays in cache. Like cases share it (``pool``)."""
+    streams = c.kind == "scaling" and c.n is not None and c.n * np.dtype(c.dtype).itemsize > machine.l2_bytes()
+    return DRIFT_STREAMING if streams else DRIFT
+
+
+def with_intervals(records: list[dict[str, Any]], drift: float = 0.0) -> None:
     """Each record's median and the interval a rerun's median falls in (bench.stats.rerun_interval), from
-    the process-to-process spread pooled over these records (``pool``): ``sigma_log``."""
+    the process-to-process spread pooled over these records (``pool``, ``sigma_log``) and the drift of the
+    machine between runs (``drift_log``)."""
     sigma = stats.pooled_log_sd(r["samples_s"] for r in records)
     for r in records:
-        r["sigma_log"] = sigma
-        r["median_s"], r["ci_low_s"], r["ci_high_s"] = stats.rerun_interval(r["samples_s"], sigma)
+        r["sigma_log"], r["drift_log"] = sigma, drift
+        r["median_s"], r["ci_low_s"], r["ci_high_s"] = stats.rerun_interval(r["samples_s"], sigma, drift=drift)

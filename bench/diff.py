@@ -1,8 +1,9 @@
 """``python -m bench diff OLD NEW``: what changed between two runs, their environments first, then case by case.
 
 A case timed in R processes carries ``samples_s`` (each process's figure per step) and ``sigma_log`` (the
-process-to-process spread of its backend's cases in that run); its verdict is ``bench.stats.verdict`` of
-the two sample sets, with both spreads where both runs have them. A case from before samples were kept
+process-to-process spread of its backend's cases in that run) and ``drift_log`` (what moves a whole run:
+bench.campaign.drift); its verdict is ``bench.stats.verdict`` of the two sample sets, with both spreads
+and the larger drift where both runs have them. A case from before samples were kept
 (only ``median_s``) has no interval: its medians are compared and its verdict is "no samples", never a
 significant change.
 
@@ -21,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bench import envs, machine, stats
+from bench import campaign, envs, machine, stats
 from bench.harness import UsageError
 from bench.report import duration, instructions
 
@@ -39,6 +40,7 @@ class Case:
     median: float | None = None
     samples: list[float] | None = None
     sigma: float | None = None  # the process-to-process spread of its backend in that run (bench.stats)
+    drift: float = 0.0  # what moves a whole run (bench.campaign.drift); 0 in a run from before it was kept
     error: str | None = None
     count: float | None = None  # instructions per step (bench run --count)
 
@@ -124,6 +126,10 @@ def read_case(raw: Any, where: str) -> Case:
         if not (number(sigma) and sigma >= 0):
             raise UsageError(f"{where} ({name}): sigma_log {sigma!r} is not a spread (a number of 0 or more)")
         case.sigma = float(sigma)
+    drift = raw.get("drift_log", 0.0)
+    if not (number(drift) and drift >= 0):
+        raise UsageError(f"{where} ({name}): drift_log {drift!r} is not a spread (a number of 0 or more)")
+    case.drift = float(drift)
     median = raw.get("median_s")
     if median is not None and not (number(median) and median > 0):
         raise UsageError(f"{where} ({name}): median_s {median!r} is not a positive duration")
@@ -249,11 +255,12 @@ def compare(old: Case, new: Case) -> Row:
     assert old.median is not None and new.median is not None
     if old.samples is None or new.samples is None:
         return Row(new.name, old.median, new.median, new.median / old.median, None, None, NO_SAMPLES)
+    drift = max(old.drift, new.drift)
     if old.sigma is not None and new.sigma is not None:
-        ratio, low, high, _ = stats.shift_p(old.samples, new.samples, old.sigma, new.sigma)
+        ratio, low, high, _ = stats.shift_p(old.samples, new.samples, old.sigma, new.sigma, drift)
     else:
         ratio, low, high = stats.ratio_ci(new.samples, old.samples, level=1 - ALPHA)
-    said = stats.verdict(old.samples, new.samples, ALPHA, old_sigma=old.sigma, new_sigma=new.sigma)
+    said = stats.verdict(old.samples, new.samples, ALPHA, old_sigma=old.sigma, new_sigma=new.sigma, drift=drift)
     return Row(new.name, old.median, new.median, ratio, low, high, said)
 
 
@@ -289,10 +296,58 @@ def power_lines(old: Results, new: Results) -> list[str]:
         return []
     so, sn = statistics.median(o.sigma for o, _ in known), statistics.median(n.sigma for _, n in known)
     no, nn = statistics.median(len(o.samples) for o, _ in known), statistics.median(len(n.samples) for _, n in known)
-    odds = ", ".join(f"{100 * (r - 1):.0f} % with probability {stats.power(r, int(no), int(nn), so, sn, ALPHA):.0%}"
+    drift = statistics.median(max(o.drift, n.drift) for o, n in known)
+    odds = ", ".join(f"{100 * (r - 1):.0f} % with probability "
+                     f"{stats.power(r, int(no), int(nn), so, sn, ALPHA, drift=drift):.0%}"
                      for r in (1.05 + 1e-9, 1.10, 1.20))  # fmt: skip
-    return [f"Power: with {int(no)} and {int(nn)} processes and spreads σ of {100 * so:.1f} % and {100 * sn:.1f} % "
-            f"(the median case), a true slowdown is called slower: {odds}."]  # fmt: skip
+    return [f"Power: with {int(no)} and {int(nn)} processes, spreads σ of {100 * so:.1f} % and {100 * sn:.1f} % and "
+            f"a drift between runs of {100 * drift:.1f} % (the median case), a true slowdown is called slower: "
+            f"{odds}."]  # fmt: skip
+
+
+DRIFTS = [i / 400 for i in range(41)]  # the drifts rerun_lines tries: 0 to 10 % in steps of 0.25 %
+
+
+def drift_of(key: tuple[Any, ...]) -> float:
+    """bench.campaign.drift of the case a results key names: (kind, task, backend, dtype) or (kind, task,
+    n, backend, dtype)."""
+    kind, task, *rest = key
+    return campaign.drift(campaign.Case(kind, task, *rest[-2:], rest[0] if kind == "scaling" else None))
+
+
+def rerun_lines(old: Results, new: Results) -> list[str]:
+    """Whether OLD's intervals, as this version makes them (bench.stats.rerun_interval of OLD's samples
+    and spread, and the case's drift), held NEW's medians as often as they claim; how many NEW medians
+    are within 5 % of OLD's; and for each class of case, the least drift between runs at which they would
+    have held this rerun: the figure behind bench.campaign.DRIFT."""
+    pairs = [(o, new.cases[k]) for k, o in old.cases.items() if k in new.cases]
+    pairs = [(o, n) for o, n in pairs if o.samples and o.sigma is not None and o.median and n.median]
+    if not pairs:
+        return []
+
+    def held(mine: list[tuple[Case, Case]], drift: float | None = None) -> int:
+        """How many of NEW's medians fall inside OLD's intervals: with each case's drift, or with ``drift``."""
+        intervals = (stats.rerun_interval(o.samples, o.sigma, drift=drift_of(o.key) if drift is None else drift)
+                     for o, _ in mine)  # fmt: skip
+        return sum(lo <= n.median <= hi for (_, n), (_, lo, hi) in zip(mine, intervals, strict=True))
+
+    level, close = stats.RERUN_LEVEL, sum(abs(n.median / o.median - 1) <= 0.05 for o, n in pairs)
+    by: dict[float, list[tuple[Case, Case]]] = {}
+    for o, n in pairs:
+        by.setdefault(drift_of(o.key), []).append((o, n))
+    least = []
+    for d, mine in sorted(by.items()):
+        t = next((t for t in DRIFTS if held(mine, t) >= level * len(mine)), None)
+        where = "in cache" if d == campaign.DRIFT else "streaming memory"
+        least.append(f"{'over 10' if t is None else f'{100 * t:g}'} % for the {len(mine)} cases {where} "
+                     f"(drift used: {100 * d:g} %)")  # fmt: skip
+    inside = held(pairs)
+    return [
+        f"Reruns: {inside} of {len(pairs)} of NEW's medians inside OLD's {100 * level:g} % intervals "
+        f"({100 * inside / len(pairs):.0f} %; the intervals as this version makes them from OLD's processes), "
+        f"{close} within 5 % of OLD's median.",
+        f"Least drift at which OLD's intervals would hold {100 * level:g} % of NEW's medians: {'; '.join(least)}.",
+    ]
 
 
 def diff(old_path: str, new_path: str, fail_above: float | None = None) -> tuple[list[str], list[str], int]:
@@ -353,7 +408,7 @@ def diff(old_path: str, new_path: str, fail_above: float | None = None) -> tuple
         out.append(f"instruction counts: {tally[stats.FASTER]} faster, {tally[stats.SLOWER]} slower, "
                    f"{tally[stats.NOISE]} within noise (±{100 * COUNT_THRESHOLD:g} %)"
                    + ("" if rows else "".join(f", {k} {what}" for k, what in extra if k)))  # fmt: skip
-    out += power_lines(old, new)
+    out += power_lines(old, new) + rerun_lines(old, new)
 
     if fail_above is None:
         return out, [], 0

@@ -4,6 +4,7 @@ frameworks ``environment(load=...)`` names, are loaded only when it is called)."
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import importlib
 import importlib.metadata
@@ -11,6 +12,7 @@ import os
 import platform
 import subprocess
 import sys
+from pathlib import Path
 from typing import Any
 
 from bench.envs import ROOT, current
@@ -177,6 +179,16 @@ def git_commit() -> str:
 
     commit = git("rev-parse", "HEAD") or "unknown"
     return commit + ("+changes" if git("status", "--porcelain", "--untracked-files=no") else "")
+
+
+def l2_bytes(default: int = 2 << 20) -> int:
+    """The size of one core's level-2 cache, from sysfs (``default`` where the kernel does not say)."""
+    for index in Path("/sys/devices/system/cpu/cpu0/cache").glob("index*"):
+        with contextlib.suppress(OSError, ValueError):
+            if (index / "level").read_text().strip() == "2" and (index / "type").read_text().strip() != "Instruction":
+                size = (index / "size").read_text().strip()
+                return int(size[:-1]) * {"K": 1 << 10, "M": 1 << 20}[size[-1]] if size[-1] in "KM" else int(size)
+    return default
 
 
 def thread_settings(threads: int) -> dict[str, str]:

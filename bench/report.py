@@ -14,19 +14,21 @@ from typing import Any
 import numpy as np
 
 import tasks
-from bench import envs, machine, stats
+from bench import campaign, envs, machine, stats
 from bench.compare import tol
 from bench.harness import Failed
 from bench.timing import fit_overhead
 
-HOW_TO_READ = """Every backend was timed in R fresh processes of its own environment, each pinned to one CPU
+HOW_TO_READ = f"""Every backend was timed in R fresh processes of its own environment, each pinned to one CPU
 (with one thread, unless the line above says otherwise), the processes interleaved round-robin across
 backends (numpy, torch, …, then again), so that a drift of the machine hits each alike. In each process
 a round trains a fixed slice of the task's schedule and ends in a blocking read; rounds go on for about
 a second, and the process's figure is its fastest round divided by the round's steps. *Per step* is the
-median over the processes; the interval in brackets is where a rerun's median falls 90 % of the time,
-from the process-to-process spread pooled over a backend's task cases, or over the sweep's cases of one
-size (at least the processes' own range).
+median over the processes; the interval in brackets is where a rerun's median falls
+{100 * stats.RERUN_LEVEL:g} % of the time, from the process-to-process spread pooled over a backend's task cases,
+or over the sweep's cases of one size, and the machine's drift between runs measured here
+({100 * campaign.DRIFT:g} %, or {100 * campaign.DRIFT_STREAMING:g} % where the sweep's arrays outgrow a core's cache);
+at least the processes' own range.
 Beside its rounds each worker timed two fixed calibration kernels, and read its CPU share and the
 steal time: a process that timed a case while the machine was busy was replaced by one more (*Noise*
 says how many, and marks with † what stayed noisy). *× numpy* and *× fastest* are ratios of medians

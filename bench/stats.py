@@ -7,7 +7,7 @@ processes there is little to estimate from, so every function here says what its
 - ``ratio_ci``: the ratio of two medians and a percentile-bootstrap interval.
 - ``mann_whitney_u``: the two-sided p-value of the Mann-Whitney U test.
 - ``pooled_log_sd``: the process-to-process spread of a figure, pooled over like cases.
-- ``rerun_interval``: where a rerun's median of as many processes falls, from that spread.
+- ``rerun_interval``: where a rerun's median of as many processes falls, from that spread and the drift.
 - ``shift_p``: the two-sided p-value that two runs' medians differ, from their spreads.
 - ``verdict``: "faster", "slower" or "within noise" for a case timed twice, by the rule in its docstring.
 - ``power``: how often ``verdict`` calls a true change of a given size, from the spreads.
@@ -23,7 +23,7 @@ import numpy as np
 
 FASTER, SLOWER, NOISE = "faster", "slower", "within noise"
 THRESHOLD = 0.05  # changes of the median smaller than this fraction are "within noise" even when significant
-RERUN_LEVEL = 0.90  # what a case's interval claims: a rerun's median falls inside it this often
+RERUN_LEVEL = 0.95  # what a case's interval claims: a rerun's median falls inside it this often
 
 
 def _values(samples: Sequence[float] | np.ndarray, name: str = "samples") -> np.ndarray:
@@ -180,6 +180,7 @@ def verdict(
     seed: int = 0,
     old_sigma: float | None = None,
     new_sigma: float | None = None,
+    drift: float = 0.0,
 ) -> str:
     """How the new timings compare with the old ones: "slower", "faster" or "within noise".
 
@@ -187,9 +188,9 @@ def verdict(
 
     1. a test tells the samples apart: two-sided p < ``alpha``. Where both runs' process-to-process
        spreads are known (``old_sigma``, ``new_sigma``: ``pooled_log_sd`` over like cases), the
-       shift of the medians against that spread (``shift_p``): with 3 processes a side and σ = 1 %, a
-       change of 2 % is told apart. Otherwise the Mann-Whitney test, which with 3 a side never is
-       (its smallest p is 0.1);
+       shift of the medians against that spread and the ``drift`` between runs (``shift_p``): with 3
+       processes a side, σ = 1 % and no drift, a change of 2 % is told apart. Otherwise the
+       Mann-Whitney test, which with 3 a side never is (its smallest p is 0.1);
     2. the ``1 - alpha`` interval of median(new)/median(old) excludes 1 (``shift_p``'s, else the
        bootstrap's, ``ratio_ci``);
     3. the ratio is past the threshold: above ``1 + threshold`` ("slower") or below
@@ -202,7 +203,7 @@ def verdict(
     """
     old, new = _values(old_samples, "old_samples"), _values(new_samples, "new_samples")
     if old_sigma is not None and new_sigma is not None:
-        ratio, low, high, p = shift_p(old, new, old_sigma, new_sigma)
+        ratio, low, high, p = shift_p(old, new, old_sigma, new_sigma, drift)
     else:
         ratio, low, high = ratio_ci(new, old, level=1 - alpha, resamples=resamples, seed=seed)
         p = mann_whitney_u(old, new)
@@ -251,19 +252,22 @@ def _z(level: float) -> float:
 
 
 def rerun_interval(
-    samples: Sequence[float] | np.ndarray, sigma: float | None, level: float = RERUN_LEVEL
+    samples: Sequence[float] | np.ndarray, sigma: float | None, level: float = RERUN_LEVEL, drift: float = 0.0
 ) -> tuple[float, float, float]:
     """The median of ``samples`` (one case's per-process figures) and the interval in which a rerun's
     median of as many processes falls with probability ``level``: ``(median, low, high)``.
 
-    Two medians of n processes each differ in log by a normal amount of variance ``2·median_variance(n)·σ²``
-    (σ the process-to-process spread, ``pooled_log_sd``); the interval is the median ×/÷
-    ``exp(z·σ·sqrt(2·median_variance(n)))``, widened to the samples' own range where that is wider (a
-    case whose processes disagree more than its backend's do). Without σ, the samples' range."""
+    Two medians of n processes each differ in log by a normal amount of variance
+    ``2·median_variance(n)·σ² + 2·drift²``: σ the process-to-process spread (``pooled_log_sd``), and
+    ``drift`` the standard deviation of what moves a whole run (the machine between runs, which no run's
+    processes sample: bench.campaign.drift). The interval is the median ×/÷ ``exp(z·sqrt(that))``, widened
+    to the samples' own range where that is wider (a case whose processes disagree more than its like
+    cases do). Without σ, the samples' range widened by the drift alone."""
     x = _values(samples)
     median, low, high = float(np.median(x)), float(x.min()), float(x.max())
-    if sigma is not None:
-        half = _z(level) * sigma * math.sqrt(2 * median_variance(x.size))
+    variance = 2 * median_variance(x.size) * (sigma or 0.0) ** 2 + 2 * drift**2
+    if variance > 0:
+        half = _z(level) * math.sqrt(variance)
         low, high = min(low, median * math.exp(-half)), max(high, median * math.exp(half))
     return median, low, high
 
@@ -273,27 +277,34 @@ def shift_p(
     new_samples: Sequence[float] | np.ndarray,
     old_sigma: float,
     new_sigma: float,
+    drift: float = 0.0,
 ) -> tuple[float, float, float, float]:
     """Whether two runs' medians of one case differ, each run's process-to-process spread σ known from
     its backend's cases (``pooled_log_sd``): ``(ratio, low, high, p)``, the ratio of medians new/old,
     its 95 % interval, and the two-sided p-value of ``log(ratio) / sqrt(median_variance(m)·σ_old² +
-    median_variance(n)·σ_new²)`` against a standard normal."""
+    median_variance(n)·σ_new² + 2·drift²)`` against a standard normal (``drift``: what moves a whole run,
+    as in ``rerun_interval``)."""
     old, new = _values(old_samples, "old_samples"), _values(new_samples, "new_samples")
     shift = math.log(float(np.median(new)) / float(np.median(old)))
-    sd = math.sqrt(median_variance(old.size) * old_sigma**2 + median_variance(new.size) * new_sigma**2)
+    sd = _shift_sd(old.size, new.size, old_sigma, new_sigma, drift)
     half = _z(0.95) * sd
     p = math.erfc(abs(shift) / sd / math.sqrt(2)) if sd > 0 else float(shift == 0)
     return math.exp(shift), math.exp(shift - half), math.exp(shift + half), p
 
 
+def _shift_sd(old_n: int, new_n: int, old_sigma: float, new_sigma: float, drift: float) -> float:
+    """The standard deviation of log(median new / median old) where nothing changed."""
+    return math.sqrt(median_variance(old_n) * old_sigma**2 + median_variance(new_n) * new_sigma**2 + 2 * drift**2)
+
+
 def power(
     ratio: float, old_n: int, new_n: int, old_sigma: float, new_sigma: float, alpha: float = 0.05,
-    threshold: float = THRESHOLD,
+    threshold: float = THRESHOLD, drift: float = 0.0,
 ) -> float:  # fmt: skip
     """The probability that ``verdict`` (with known spreads) calls a true change of ``ratio`` (> 1: slower)
     slower: the observed log shift, normal about ``log(ratio)`` with the sd of ``shift_p``, must pass both
     the test's critical value and ``log(1 + threshold)``."""
-    sd = math.sqrt(median_variance(old_n) * old_sigma**2 + median_variance(new_n) * new_sigma**2)
+    sd = _shift_sd(old_n, new_n, old_sigma, new_sigma, drift)
     bar = max(math.log(1 + threshold), _z(1 - alpha) * sd)
     if sd == 0:
         return float(math.log(ratio) > bar)

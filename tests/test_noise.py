@@ -4,13 +4,14 @@ a case beside a busy neighbour is told apart from a quiet one, replaced, or mark
 from __future__ import annotations
 
 import json
+import math
 import os
 import subprocess
 import sys
 
 import pytest
 
-from bench import campaign, envs, harness, procs
+from bench import campaign, envs, harness, machine, procs
 
 MEASURE = "import json; from bench.timing import measure; print(json.dumps(measure('linear', 'numpy', round_time=1.0)['machine']))"  # noqa: E501
 SPIN = "while True: pass"
@@ -86,3 +87,23 @@ def test_a_machine_busy_throughout_is_marked_not_timed_again(monkeypatch):
     c.remeasure_noisy()
     assert [campaign.merged(c.found[case])["noisy"] for case in cases] == [[False, True], [True, True]]
     assert c.seconds["remeasuring: start-up"] == 0
+
+
+def test_the_sweep_cases_that_stream_memory_carry_the_larger_drift():
+    """A case's arrays against a core's level-2 cache, counted here and not by campaign.drift: x of N
+    points in the dtype, more than the cache streams from memory."""
+    l2 = machine.l2_bytes()
+    for n in (100, 10_000, 1_000_000, 10_000_000):
+        for dtype, size in (("float64", 8), ("float32", 4)):
+            c = campaign.Case("scaling", "quadratic", "numpy", dtype, n)
+            assert campaign.drift(c) == (campaign.DRIFT_STREAMING if n * size > l2 else campaign.DRIFT)
+    assert campaign.drift(campaign.Case("speed", "digits", "torch", "float64")) == campaign.DRIFT
+    assert campaign.DRIFT < campaign.DRIFT_STREAMING
+
+
+def test_like_cases_get_one_spread_and_their_drift_in_the_interval():
+    records = [{"samples_s": [1.0, 1.01, 0.99]}, {"samples_s": [2.0, 2.02, 1.98]}]
+    campaign.with_intervals(records, drift=0.03)
+    for r in records:
+        assert r["sigma_log"] == records[0]["sigma_log"] and r["drift_log"] == 0.03
+        assert r["ci_high_s"] / r["median_s"] > math.exp(1.959 * math.sqrt(2) * 0.03)  # the drift alone is wider
