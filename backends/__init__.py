@@ -31,6 +31,9 @@ BACKENDS: dict[str, Spec] = {
         Spec("torch-compile", "torch", "main", "backends.torch_compile:TorchCompile"),
         Spec("jax", "jax", "main", "backends.jax:Jax"),
         Spec("jax-jit", "jax", "main", "backends.jax_jit:JaxJit"),
+        Spec("tensorflow", "tensorflow", "main", "backends.tensorflow:Tensorflow"),
+        Spec("tensorflow-xla", "tensorflow", "main", "backends.tensorflow_xla:TensorflowXla"),
+        Spec("autograd", "autograd", "main", "backends.autograd:Autograd"),
         Spec("mxnet", "mxnet", "mxnet", "backends.mxnet:Mxnet"),
         Spec("mxnet-gluon", "mxnet", "mxnet", "backends.mxnet_gluon:MxnetGluon"),
     ]

@@ -189,6 +189,75 @@ class JaxJit(Jax):
         return loss
 
 
+class Tensorflow:
+    """``tf.Variable``s, ``tf.GradientTape``, ``assign_sub`` (TensorFlow's "Introduction to gradients and
+    automatic differentiation" and its custom training loop)."""
+
+    def __init__(self, task: Task, dtype: str, device: str = "cpu") -> None:
+        from backends.tensorflow import tf  # with the project's TensorFlow settings (NumPy behaviour, quiet logs)
+
+        self.tf, self.lr, self.losses = tf, task.lr(0), []
+        self.x, self.y = (tf.constant(a.astype(dtype)) for a in (task.x, task.y))
+        self.w, self.b = (tf.Variable(task.init[k].astype(dtype)) for k in "wb")
+
+    def step(self) -> Any:
+        with self.tf.GradientTape() as tape:
+            loss = 0.5 * self.tf.reduce_sum((self.w * self.x**2 + self.b - self.y) ** 2)
+        gw, gb = tape.gradient(loss, [self.w, self.b])
+        self.w.assign_sub(self.lr * gw)
+        self.b.assign_sub(self.lr * gb)
+        return loss
+
+    def run(self, steps: int) -> None:
+        self.losses = [self.step() for _ in range(steps)]  # eager on the CPU: each op is done when it returns
+
+    def params(self) -> dict[str, np.ndarray]:
+        return {"w": self.w.numpy(), "b": self.b.numpy()}
+
+
+class TensorflowXla(Tensorflow):
+    """The training step as ``@tf.function(jit_compile=True)``, called in a Python loop, as TensorFlow's
+    XLA guide and custom-training-loop guide write it; compiled by its first call here, after which the
+    parameters are set back."""
+
+    def __init__(self, task: Task, dtype: str, device: str = "cpu") -> None:
+        super().__init__(task, dtype, device)
+        self.step = self.tf.function(self.step, jit_compile=True)
+        start = self.params()
+        self.run(1)
+        self.w.assign(start["w"])
+        self.b.assign(start["b"])
+
+
+class Autograd:
+    """``autograd.value_and_grad`` of a loss written with ``autograd.numpy``, the parameters updated as new
+    arrays (HIPS autograd's tutorial)."""
+
+    def __init__(self, task: Task, dtype: str, device: str = "cpu") -> None:
+        import autograd
+
+        self.x, self.y, self.lr, self.losses = task.x.astype(dtype), task.y.astype(dtype), task.lr(0), []
+        self.w, self.b = (task.init[k].astype(dtype) for k in "wb")
+        self.value_and_grad = autograd.value_and_grad(autograd_quadratic_loss, argnum=(0, 1))
+
+    def run(self, steps: int) -> None:
+        losses = []
+        for _ in range(steps):
+            loss, (gw, gb) = self.value_and_grad(self.w, self.b, self.x, self.y)
+            self.w, self.b = self.w - self.lr * gw, self.b - self.lr * gb
+            losses.append(loss)
+        self.losses = losses
+
+    def params(self) -> dict[str, np.ndarray]:
+        return {"w": np.asarray(self.w), "b": np.asarray(self.b)}
+
+
+def autograd_quadratic_loss(w: Any, b: Any, x: Any, y: Any) -> Any:
+    import autograd.numpy as anp
+
+    return 0.5 * anp.sum((w * x**2 + b - y) ** 2)
+
+
 class Mxnet:
     """NDArrays with ``attach_grad``, ``autograd.record()``, ``backward()``, ``param[:] = param - lr * grad``
     (the MXNet straight-dope linear regression from scratch)."""
@@ -266,6 +335,9 @@ LOOPS: dict[str, type] = {
     "torch-compile": TorchCompile,
     "jax": Jax,
     "jax-jit": JaxJit,
+    "tensorflow": Tensorflow,
+    "tensorflow-xla": TensorflowXla,
+    "autograd": Autograd,
     "mxnet": Mxnet,
     "mxnet-gluon": MxnetGluon,
 }

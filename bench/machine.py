@@ -17,8 +17,10 @@ from typing import Any
 
 from bench.envs import ROOT, current
 
-PACKAGES = ("numpy", "torch", "jax", "jaxlib", "mxnet", "pytest-benchmark", "matplotlib")
-THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MXNET_CPU_WORKER_NTHREADS")
+PACKAGES = ("numpy", "torch", "jax", "jaxlib", "tensorflow-cpu", "tensorflow", "autograd", "mxnet", "pytest-benchmark",
+            "matplotlib")  # fmt: skip
+THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MXNET_CPU_WORKER_NTHREADS",
+                    "TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS")  # fmt: skip
 # What chooses a BLAS's kernel and threads, or a framework's instruction set: recorded as set, None where unset
 # (with any other OPENBLAS_*, GOTO_*, MKL_*, KMP_* and OMP_* variable that is set).
 BLAS_VARIABLES = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE", "OPENBLAS_NUM_THREADS", "OPENBLAS_VERBOSE",

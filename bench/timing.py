@@ -22,7 +22,8 @@ import numpy as np
 from backends._base import Backend
 
 MIN_STEPS = 10  # the shortest slice a round trains (fewer where ``steps`` asks for fewer: the largest sweep sizes)
-FRAMEWORKS = {"torch", "jax", "mxnet"}  # what a timing process names as loaded: the proof it is isolated
+# what a timing process names as loaded: the proof it is isolated
+FRAMEWORKS = {"torch", "jax", "tensorflow", "autograd", "mxnet"}
 MAX_ROUNDS = 5000  # a round of a microsecond step takes 100 µs: enough of them
 CALIBRATIONS = 8  # calibration kernels timed this many times over the rounds, and before and after
 
