@@ -12,9 +12,36 @@ from autograd import value_and_grad
 from backends._base import Backend
 
 
+def broadcast(x: Any, shape: tuple[int, ...]) -> Any:
+    """``x`` broadcast to ``shape``, its missing leading dimensions first made 1 (autograd's gradient of
+    ``broadcast_to`` takes no new leading dimensions)."""
+    ones = (1,) * (len(shape) - np.ndim(x))
+    return anp.broadcast_to(anp.reshape(x, ones + np.shape(x)), shape)
+
+
+class Namespace:
+    """``autograd.numpy``, the numpy autograd records (the whole contract), but for ``where``: autograd gives
+    each operand of ``where`` the gradient of the whole result, so an operand that was broadcast (a row, a
+    column) gets one of the wrong shape. Broadcast them first; ``broadcast_to``'s gradient sums back."""
+
+    # autograd's functions are Python functions: held as static methods, or the namespace binds itself
+    sum, mean, max, min = map(staticmethod, (anp.sum, anp.mean, anp.max, anp.min))
+    exp, log, log1p, tanh, sin, cos = map(staticmethod, (anp.exp, anp.log, anp.log1p, anp.tanh, anp.sin, anp.cos))
+    sqrt, square, abs = map(staticmethod, (anp.sqrt, anp.square, anp.abs))
+    maximum, minimum, reshape, matmul = map(staticmethod, (anp.maximum, anp.minimum, anp.reshape, anp.matmul))
+
+    @staticmethod
+    def where(condition: Any, x1: Any, x2: Any) -> Any:
+        shape = np.broadcast_shapes(np.shape(condition), np.shape(x1), np.shape(x2))
+        return anp.where(condition, broadcast(x1, shape), broadcast(x2, shape))
+
+    def __getattr__(self, name: str) -> Any:  # the rest of numpy, beyond the contract, as autograd has it
+        return getattr(anp, name)
+
+
 class Autograd(Backend):
     name = "autograd"
-    xp = anp  # numpy, wrapped so that autograd records each call: the whole contract
+    xp = Namespace()
 
     def __init__(self, task, dtype="float64", device="cpu"):
         super().__init__(task, dtype, device)
