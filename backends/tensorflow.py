@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import sys
 from collections.abc import Iterator
 from typing import Any
 
@@ -27,8 +28,23 @@ def stderr_closed() -> Iterator[None]:
         os.close(saved)
 
 
+@contextlib.contextmanager
+def jax_hidden() -> Iterator[None]:
+    """jax unimportable for the moment, where it is not loaded yet: TensorFlow's own import (tf.lite's
+    converter) imports jax wherever it is installed, which would load a second framework into every
+    TensorFlow process (bench.timing.FRAMEWORKS). tf.lite goes without it, as it does where jax is absent."""
+    if "jax" in sys.modules:
+        yield
+        return
+    sys.modules["jax"] = None  # type: ignore[assignment]  # import jax now raises ImportError
+    try:
+        yield
+    finally:
+        del sys.modules["jax"]
+
+
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # its notices later on, not its warnings and errors
-with stderr_closed():
+with stderr_closed(), jax_hidden():
     import tensorflow as tf
 
 # tf.Tensor with NumPy's methods (``.T``), indexing and type promotion, which the array contract

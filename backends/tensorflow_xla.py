@@ -8,9 +8,8 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-import tensorflow as tf
 
-from backends.tensorflow import Tensorflow
+from backends.tensorflow import Tensorflow, tf  # TensorFlow as that module imports it: quietly, without jax
 
 
 class TensorflowXla(Tensorflow):
