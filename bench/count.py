@@ -39,6 +39,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import backends
 from bench import campaign, harness, machine, outdir, procs, taskdata
 from bench.campaign import Case, Settings
 
@@ -63,7 +64,6 @@ void autodiff_bench_stop(const char *label) { CALLGRIND_STOP_INSTRUMENTATION; CA
 ENVIRON = {
     "OMP_WAIT_POLICY": "PASSIVE",
     "MXNET_ENGINE_TYPE": "NaiveEngine",
-    "JAX_CPU_ENABLE_ASYNC_DISPATCH": "false",
     "PYTHONHASHSEED": "0",
     "MALLOC_ARENA_MAX": "1",
     "ATEN_CPU_CAPABILITY": "avx2",
@@ -111,12 +111,20 @@ def valgrind_options(folder: Path) -> list[str]:
             "--dump-line=no"]  # fmt: skip
 
 
+def no_aslr() -> list[str]:
+    """``setarch -R``, which runs a command with its address space laid out the same every time (where
+    setarch is missing, nothing: a count is then as reproducible as the addresses are)."""
+    path = shutil.which("setarch")
+    return [path, os.uname().machine, "-R"] if path else []
+
+
 class Counted(harness.Remote):
-    """A worker run under valgrind's callgrind, instrumentation off until the worker switches it on; its
-    environment (``environ``) names the folder for callgrind's files (OUT_VARIABLE)."""
+    """A worker run under valgrind's callgrind, instrumentation off until the worker switches it on, and
+    without address-space randomisation (``no_aslr``); its environment (``environ``) names the folder for
+    callgrind's files (OUT_VARIABLE)."""
 
     def __init__(self, env: str, calls: list[tuple[str, dict[str, Any]]], environ: dict[str, str]):
-        self.prefix = ["valgrind", *valgrind_options(Path(environ[OUT_VARIABLE]))]
+        self.prefix = [*no_aslr(), "valgrind", *valgrind_options(Path(environ[OUT_VARIABLE]))]
         super().__init__(env, calls, environ)
 
     def command(self) -> list[Any]:
@@ -164,6 +172,17 @@ def read_dump(folder: Path, pid: int, label: str) -> int:
     raise harness.BenchError(f"callgrind wrote no dump for {label} into {folder}")
 
 
+def inline_jax() -> None:
+    """jax's CPU client runs each computation on the calling thread, not on a thread of its pool
+    (``jax_cpu_enable_async_dispatch``, a flag jax reads from no environment variable: set here before the
+    client is made; no effect once it is). Dispatched to the pool, a computation's worker went on to spin in
+    Eigen's steal loop for as long as the scheduler let it, and its allocations interleaved with the
+    caller's: 1-14 % between processes (issue 13)."""
+    import jax
+
+    jax.config.update("jax_cpu_enable_async_dispatch", False)
+
+
 def count(task: str, backend: str, dtype: str = "float64", device: str = "cpu", n: int | None = None,
           steps: int = 100, warmups: int = WARMUPS, label: str = "") -> dict[str, Any]:  # fmt: skip
     """One case's instructions per training step, in this process (which valgrind runs)."""
@@ -172,6 +191,8 @@ def count(task: str, backend: str, dtype: str = "float64", device: str = "cpu", 
     shim = Shim()
     if not shim.on_valgrind():
         raise harness.BenchError("count: this process is not running under valgrind")
+    if backends.BACKENDS[backend].framework == "jax":
+        inline_jax()
     b = harness.build(task, backend, dtype, device, n=n)
     unit = Unit(b, steps)
     for _ in range(warmups):
@@ -198,9 +219,17 @@ def count_call(c: Case, settings: Settings) -> dict[str, Any]:
     return {k: timed[k] for k in ("task", "backend", "dtype", "device", "n", "steps")} | {"label": c.params}
 
 
+# A timing worker's variables that a counting worker goes without: jax's persistent compilation cache, which
+# the first process of a run fills and the later read from a pool thread, leaving each a heap laid out
+# otherwise (glibc's memalign, which XLA's buffers take, costs what the addresses make it)
+UNSET = ("JAX_COMPILATION_CACHE_DIR", "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS",
+         "JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES")  # fmt: skip
+
+
 def environ(settings: Settings, data: dict[str, str], scratch: Path, shim: Path) -> dict[str, str]:
     (scratch / "callgrind").mkdir(exist_ok=True)
-    return {**campaign.environ(settings, data, scratch), **machine.thread_settings(1), **ENVIRON,
+    timed = {k: v for k, v in campaign.environ(settings, data, scratch).items() if k not in UNSET}
+    return {**timed, **machine.thread_settings(1), **ENVIRON,
             procs.PIN: "",  # not pinned: counting workers run side by side, and a count ignores the load
             SHIM_VARIABLE: str(shim), OUT_VARIABLE: str(scratch / "callgrind")}  # fmt: skip
 
@@ -272,6 +301,7 @@ def merged(found: list[dict[str, Any]]) -> dict[str, Any]:
 def what_was_counted(version: str, o: Any) -> dict[str, Any]:
     return {"valgrind": version, "tool": "callgrind", "event": "Ir (instructions executed, all threads)",
             "options": valgrind_options(Path("DIR")), "environment": {**machine.thread_settings(1), **ENVIRON},
+            "unset": list(UNSET), "prefix": no_aslr(), "jax_config": {"jax_cpu_enable_async_dispatch": False},
             "warmups": WARMUPS, "processes_per_backend": o.repeats,
             "window": f"calls of the slice (timing.Unit) after {WARMUPS} warm-up calls and a counted probe: one"
                       f" call, or as many as execute {WINDOW:.0e} instructions (at most {MAX_CALLS}), less an empty"
