@@ -101,9 +101,13 @@ def measure(
         loop = hw.make(backend, b.task, dtype, b.device)
     least = min(steps, MIN_STEPS)
     probe = Unit(b, least)  # its first call includes tracing, compiling or hybridizing
-    first, per_step = seconds(probe), min(seconds(probe) for _ in range(3)) / probe.steps
-    unit = Unit(b, int(np.clip(unit_time / per_step, least, steps)))  # a slow step gets a shorter slice
-    unit()
+    first, per_step = seconds(probe), seconds(probe) / probe.steps
+    if per_step * probe.steps < unit_time:  # a quick slice: the fastest of three calls sizes the unit
+        per_step = min(per_step, *(seconds(probe) / probe.steps for _ in range(2)))
+    size = int(np.clip(unit_time / per_step, least, steps))  # a slow step gets a shorter slice
+    unit = probe if size == probe.steps else Unit(b, size)  # the probe is warm: called twice already
+    if unit is not probe:
+        unit()
     timed["step_s"] = unit
     if objective:
         timed["objective_s"] = unit.objective
