@@ -216,11 +216,15 @@ def processes_mentioning(text: str) -> list[str]:
 def start_run(out: Path) -> subprocess.Popen[str]:
     """A run whose jax worker (several seconds) is under way when this returns."""
     # SIGINT as a terminal delivers it, even where this suite was started in the background (`cmd &` in a
-    # script ignores SIGINT, the run would inherit that, and Python then installs no handler for it)
-    proc = subprocess.Popen([sys.executable, "-m", "bench", "run", "--tasks", "linear", "--backends", "jax",
-                             "--dtype", "float32", "--out", str(out)], cwd=envs.ROOT, text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))  # fmt: skip
+    # script ignores SIGINT, an ignored signal stays ignored across exec, and Python then installs no
+    # handler for it): caught here while the run starts, it is reset to the default in the run
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        proc = subprocess.Popen([sys.executable, "-m", "bench", "run", "--tasks", "linear", "--backends", "jax",
+                                 "--dtype", "float32", "--out", str(out)], cwd=envs.ROOT, text=True,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
+    finally:
+        signal.signal(signal.SIGINT, previous)
     deadline = time.monotonic() + 60
     while not processes_mentioning(f"{out}/{outdir.STAGING}"):
         assert proc.poll() is None and time.monotonic() < deadline, "the worker never started"
