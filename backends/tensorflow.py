@@ -76,10 +76,14 @@ class Tensorflow(Backend):
         """The variables read as tensors, which have NumPy's methods (a ``tf.Variable`` has no ``.T``)."""
         return {k: v.value() for k, v in self.p.items()}
 
-    def step(self, x: tf.Tensor, y: tf.Tensor, lr: float) -> tf.Tensor:
+    def loss_and_grads(self, x: tf.Tensor, y: tf.Tensor) -> tuple[tf.Tensor, list[tf.Tensor]]:
+        """The loss and its gradient for each variable, in order (0 for one the loss does not reach)."""
         with tf.GradientTape() as tape:
             loss = self.objective(self.values(), x, y)
-        grads = tape.gradient(loss, list(self.p.values()), unconnected_gradients=tf.UnconnectedGradients.ZERO)
+        return loss, tape.gradient(loss, list(self.p.values()), unconnected_gradients=tf.UnconnectedGradients.ZERO)
+
+    def step(self, x: tf.Tensor, y: tf.Tensor, lr: float) -> tf.Tensor:
+        loss, grads = self.loss_and_grads(x, y)
         for v, g in zip(self.p.values(), grads, strict=True):
             v.assign_sub(lr * g)
         return loss
@@ -97,7 +101,5 @@ class Tensorflow(Backend):
         return {k: v.numpy() for k, v in self.p.items()}
 
     def gradient(self) -> dict[str, np.ndarray]:
-        with tf.GradientTape() as tape:
-            loss = self.objective(self.values(), self.x, self.y)
-        grads = tape.gradient(loss, list(self.p.values()), unconnected_gradients=tf.UnconnectedGradients.ZERO)
+        grads = self.loss_and_grads(self.x, self.y)[1]
         return {k: g.numpy() for k, g in zip(self.p, grads, strict=True)}
