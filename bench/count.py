@@ -8,8 +8,9 @@ case as ``bench.timing.measure`` does (``harness.build``, ``timing.Unit``: a fix
 schedule, converted into the framework once), calls the slice ``WARMUPS`` times (tracing, compiling and
 hybridizing happen there), then switches instrumentation on around one more call of it: zero, start,
 ``unit()`` (which ends in the blocking read), stop, dump. The dump's total of instructions (``Ir``), less
-that of an empty window (the calls into the shim itself), divided by the slice's steps is the case's
-instructions per step.
+what the calls into glibc's allocator cost (``ALLOCATOR``: that depends on the heap's layout, which is not
+the same in two processes; it is reported beside, with the number of those calls), less that of an empty
+window (the calls into the shim itself), divided by the slice's steps is the case's instructions per step.
 
 The client requests are compiled once per run from valgrind's own header (``valgrind/callgrind.h``) into
 a tiny shared library in the run's temporary folder, which both environments load with ctypes.
@@ -37,7 +38,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import backends
 from bench import campaign, harness, machine, outdir, procs, taskdata
@@ -47,7 +48,7 @@ SHIM_VARIABLE = "AUTODIFF_BENCH_CALLGRIND_SHIM"  # the shim a worker loads
 OUT_VARIABLE = "AUTODIFF_BENCH_CALLGRIND_OUT"  # the folder callgrind writes its dumps into
 WARMUPS = 2  # uncounted calls of the slice before the counted ones
 WINDOW = 20_000_000  # a case whose slice executes fewer instructions is counted over several calls of it, in one
-MAX_CALLS = 20  # window: the allocator's few thousand instructions of jitter a call then weigh under 0.1 %
+MAX_CALLS = 20  # window, so that what a call costs once (its dispatch, the window's edges) weighs little
 TIMEOUT = 1800.0  # seconds one count process may take by default (everything runs ~50× slower)
 THRESHOLD = 0.005  # bench diff: a count that moved by more than this fraction is slower or faster
 HEADER = "/usr/include/valgrind/callgrind.h"
@@ -148,7 +149,7 @@ class Shim:
         self.stop.argtypes, self.stop.restype, self.start.restype = [ctypes.c_char_p], None, None
         self.folder = Path(os.environ.get(OUT_VARIABLE, "."))
 
-    def count(self, fn: Callable[[], Any], label: str) -> int:
+    def count(self, fn: Callable[[], Any], label: str) -> Dump:
         """The instructions of one call of ``fn``, all threads together."""
         gc.collect()  # the same collector state before every window: no collection left over from before
         self.start()
@@ -157,18 +158,63 @@ class Shim:
         return read_dump(self.folder, os.getpid(), label)
 
 
-def read_dump(folder: Path, pid: int, label: str) -> int:
-    """The total ``Ir`` of the dump callgrind wrote for ``label`` (the file is removed once read)."""
+# glibc's allocator. What one call of it costs depends on how the heap is laid out, and that differs between
+# processes that run the same code: a thread that allocated a little earlier, a compile worker, an address
+# that hashes otherwise. Between two processes of one case, every function but these agreed to a few
+# instructions, and these moved by 0.2-2 % of jax-jit's count (issue 13). So they are counted apart: a
+# count is the rest (exact), the allocator's instructions and the number of calls into it come beside it.
+ALLOCATOR = frozenset({"malloc", "free", "calloc", "realloc", "reallocarray", "memalign", "posix_memalign",
+                       "aligned_alloc", "valloc", "pvalloc", "cfree"})  # fmt: skip
+
+
+class Dump(NamedTuple):
+    """One window's instructions (``Ir``), all threads: in all, inside the allocator, and its calls into it."""
+
+    total: int
+    allocator: int
+    allocations: int
+
+    def __sub__(self, other: Dump) -> Dump:  # type: ignore[override]
+        return Dump(*(a - b for a, b in zip(self, other, strict=True)))
+
+
+def costs(text: str) -> Dump:
+    """A callgrind dump's totals, with the inclusive cost of every call into ALLOCATOR from outside it. In
+    the format, ``fn=`` names the function whose lines follow, ``cfn=`` a callee, ``calls=`` the number of
+    calls to it, and the line after that the calls' inclusive cost; a name is given once, with its
+    ``(id)``, and the id alone after that."""
+    names: dict[str, str] = {}
+    caller = callee = ""
+    allocator = allocations = 0
+    total: int | None = None
+    lines = iter(text.splitlines())
+    for line in lines:
+        if line.startswith(("fn=", "cfn=")):
+            key, _, rest = line.partition("=")
+            ref, _, name = rest.partition(" ")
+            names[ref] = name = name or names.get(ref, ref)
+            caller, callee = (name, "") if key == "fn" else (caller, name)
+        elif line.startswith("calls="):
+            cost = next(lines, "").split()
+            if callee in ALLOCATOR and caller not in ALLOCATOR:
+                allocations += int(line[6:].split()[0])
+                allocator += int(cost[1]) if len(cost) > 1 else 0
+        elif line.startswith("totals:"):
+            total = int(line.split()[1])
+    if total is None:
+        raise harness.BenchError("a callgrind dump has no totals line")
+    return Dump(total, allocator, allocations)
+
+
+def read_dump(folder: Path, pid: int, label: str) -> Dump:
+    """The costs of the dump callgrind wrote for ``label`` (the file is removed once read)."""
     trigger = f"desc: Trigger: Client Request: {label}"
     for path in sorted(folder.glob(f"callgrind.out.{pid}.*")):
         text = path.read_text(errors="replace")
         if trigger not in text.splitlines():
             continue
         path.unlink()
-        for line in text.splitlines():
-            if line.startswith("totals:"):
-                return int(line.split()[1])
-        raise harness.BenchError(f"callgrind's dump {path.name} has no totals line")
+        return costs(text)
     raise harness.BenchError(f"callgrind wrote no dump for {label} into {folder}")
 
 
@@ -199,14 +245,18 @@ def count(task: str, backend: str, dtype: str = "float64", device: str = "cpu", 
         unit()
     label = label or "-".join(str(p) for p in (task, n, backend, dtype) if p is not None)
     empty = shim.count(lambda: None, f"{label} (empty)")  # also the window's own first use
-    calls = min(MAX_CALLS, max(1, math.ceil(WINDOW / max(1, shim.count(unit, f"{label} (probe)") - empty))))
-    total = shim.count(lambda: [unit() for _ in range(calls)], label)
+    probe = shim.count(unit, f"{label} (probe)").total - empty.total
+    calls = min(MAX_CALLS, max(1, math.ceil(WINDOW / max(1, probe))))
+    counted = shim.count(lambda: [unit() for _ in range(calls)], label) - empty
     losses = unit.losses()
     if not all(map(math.isfinite, losses)):
         raise harness.Diverged(next(i for i, v in enumerate(losses) if not math.isfinite(v)) + 1)
+    steps = calls * unit.steps
+    exact = counted.total - counted.allocator
     return {"mode": b.mode, "device": b.device, "steps_counted": unit.steps, "calls_counted": calls,
-            "instructions": total - empty, "instructions_per_step": (total - empty) / (calls * unit.steps),
-            "window_instructions": empty,
+            "instructions": exact, "instructions_per_step": exact / steps,
+            "allocator_per_step": counted.allocator / steps, "allocations_per_step": counted.allocations / steps,
+            "window_instructions": empty.total,
             "pid": os.getpid(), "frameworks": sorted(FRAMEWORKS & sys.modules.keys())}  # fmt: skip
 
 
@@ -290,6 +340,9 @@ def merged(found: list[dict[str, Any]]) -> dict[str, Any]:
     out["instructions_per_step"] = statistics.median(counts)
     out["counts_per_step"] = [p["instructions_per_step"] for p in found]
     out["spread"] = (counts[-1] - counts[0]) / counts[0]
+    for k in ("allocator_per_step", "allocations_per_step"):
+        out[k] = statistics.median(p[k] for p in found)
+    out["allocator_counts_per_step"] = [p["allocator_per_step"] for p in found]
     out["pids"] = [p["pid"] for p in found]
     out["frameworks"] = sorted({f for p in found for f in p["frameworks"]})
     return out
@@ -302,6 +355,9 @@ def what_was_counted(version: str, o: Any) -> dict[str, Any]:
     return {"valgrind": version, "tool": "callgrind", "event": "Ir (instructions executed, all threads)",
             "options": valgrind_options(Path("DIR")), "environment": {**machine.thread_settings(1), **ENVIRON},
             "unset": list(UNSET), "prefix": no_aslr(), "jax_config": {"jax_cpu_enable_async_dispatch": False},
+            "allocator": {"functions": sorted(ALLOCATOR), "counted": "apart: instructions_per_step leaves out the"
+                          " inclusive cost of every call into these from outside them, which is allocator_per_step;"
+                          " allocations_per_step counts those calls"},
             "warmups": WARMUPS, "processes_per_backend": o.repeats,
             "window": f"calls of the slice (timing.Unit) after {WARMUPS} warm-up calls and a counted probe: one"
                       f" call, or as many as execute {WINDOW:.0e} instructions (at most {MAX_CALLS}), less an empty"
@@ -316,28 +372,34 @@ def rows_of(cases: list[Case], found: dict[Case, dict[str, Any]]) -> list[dict[s
     return rows
 
 
-def tables(rows: list[dict[str, Any]], o: Any) -> list[str]:
-    """The Markdown tables: per dtype, backend × task; per dtype, backend × N of the quadratic sweep."""
-    from bench.report import instructions, markdown_table
+TABLES = {"instructions_per_step": "Instructions per step, the allocator apart",
+          "allocations_per_step": "Calls into the allocator per step"}  # fmt: skip
 
-    def cell(r: dict[str, Any] | None) -> str:
-        return "—" if r is None else "failed" if "error" in r else instructions(r["instructions_per_step"])
+
+def tables(rows: list[dict[str, Any]], o: Any) -> list[str]:
+    """The Markdown tables, for each of TABLES: per dtype, backend × task; per dtype, backend × N of the
+    quadratic sweep."""
+    from bench.report import instructions, markdown_table, size
 
     parts = []
-    for kind in ("speed", "scaling"):
-        mine = [r for r in rows if r["kind"] == kind]
-        for d in [d for d in ("float64", "float32") if any(r["dtype"] == d for r in mine)]:
-            here = [r for r in mine if r["dtype"] == d]
-            key = "n" if kind == "scaling" else "task"
-            columns = list(dict.fromkeys(r[key] for r in here))
-            found = {(r["backend"], r[key]): r for r in here}
-            body = [[b, *(cell(found.get((b, col))) for col in columns)] for b in o.backends]
-            if kind == "speed":
-                title, header = f"### Instructions per step ({d})", ["backend", *columns]
-            else:
-                title = f"### Instructions per step, quadratic by N ({d})"
-                header = ["backend", *(f"N = {n:.0e}" for n in columns)]
-            parts.append(f"{title}\n\n" + markdown_table(header, body))
+    for value, what in TABLES.items():
+        for kind in ("speed", "scaling"):
+            mine = [r for r in rows if r["kind"] == kind]
+            for d in [d for d in ("float64", "float32") if any(r["dtype"] == d for r in mine)]:
+                here = [r for r in mine if r["dtype"] == d]
+                key = "n" if kind == "scaling" else "task"
+                columns = list(dict.fromkeys(r[key] for r in here))
+                found = {(r["backend"], r[key]): r for r in here}
+
+                def cell(r: dict[str, Any] | None) -> str:
+                    return "—" if r is None else "failed" if "error" in r else instructions(r[value])  # noqa: B023
+
+                body = [[b, *(cell(found.get((b, col))) for col in columns)] for b in o.backends]
+                if kind == "speed":
+                    title, header = f"### {what} ({d})", ["backend", *columns]
+                else:
+                    title, header = f"### {what}, quadratic by N ({d})", ["backend", *(size(n) for n in columns)]
+                parts.append(f"{title}\n\n" + markdown_table(header, body))
     return parts
 
 
@@ -352,7 +414,8 @@ def write(out: Path, o: Any, rows: list[dict[str, Any]], wall: float, env: dict[
               "device": "cpu", "quick": o.quick, "repeats": o.repeats, "cases": rows, "workers": workers}  # fmt: skip
     (out / "results.json").write_text(json.dumps(result, indent=1))
     write_csv(out / "counts.csv", rows, ["kind", "task", "n", "backend", "dtype", "mode", "instructions_per_step",
-                                         "steps_counted", "spread", "error"])  # fmt: skip
+                                         "allocator_per_step", "allocations_per_step", "steps_counted", "spread",
+                                         "error"])  # fmt: skip
     summary = "\n\n".join([
         f"Instructions per training step, counted by {version} (callgrind, `Ir`, all threads) on {env['cpu']}, one "
         f"thread per framework; {o.repeats} process{'es' if o.repeats != 1 else ''} per backend. Commit "

@@ -64,6 +64,17 @@ def instructions(value: float | None) -> str:
     return f"{value:.3g}"
 
 
+SUPERSCRIPT = str.maketrans("0123456789", "⁰¹²³⁴⁵⁶⁷⁸⁹")
+
+
+def size(n: int) -> str:
+    """A sweep size: ``N = 10²`` for a power of ten, else ``N = 12,345``."""
+    digits = str(n)
+    if n >= 10 and digits.strip("0") == "1":
+        return f"N = 10{str(len(digits) - 1).translate(SUPERSCRIPT)}"
+    return f"N = {n:,}"
+
+
 def rows_of(cases: list[Any], found: Any) -> list[dict[str, Any]]:
     """One row per case asked for: its figures (what the timing session put in each benchmark's
     extra_info), or the reason it has none."""
@@ -197,7 +208,7 @@ def handwritten_table(rows: list[dict[str, Any]], backends: list[str], dtype: st
             ok = r.get("handwritten_samples_s")
             line.append(ratio(r["samples_s"], ok, HANDWRITTEN_LIMIT, paired=True) if ok else "failed" if r else "—")
         table.append(line)
-    return ["backend", *(f"N = {n:.0e}" for n in sizes)], table
+    return ["backend", *map(size, sizes)], table
 
 
 def scaling_fits(rows: list[dict[str, Any]], bandwidth: float | None) -> list[dict[str, Any]]:
@@ -286,8 +297,8 @@ def floor_cell(f: dict[str, Any]) -> str:
     if "floor_ratio" not in f:
         return "memory floor not measured"
     if f["floor_ratio"] < FLOOR_SLACK:
-        return f"beats the floor at N = {f['floor_n']:.0e}: a measurement error"
-    return f"{f['floor_ratio']:.2f} at N = {f['floor_n']:.0e}"
+        return f"beats the floor at {size(f['floor_n'])}: a measurement error"
+    return f"{f['floor_ratio']:.2f} at {size(f['floor_n'])}"
 
 
 def markdown_table(header: list[str], rows: list[list[str]]) -> str:

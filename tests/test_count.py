@@ -132,6 +132,53 @@ def test_more_work_counts_more_and_diff_names_exactly_that_case(tmp_path):
     assert "extra1 numpy float64" not in failing.stderr
 
 
+# A dump in callgrind's format, made by hand: main (100 of its own) calls malloc three times and work
+# once; work (400 of its own) calls malloc twice; malloc (20 of its own) calls _int_malloc and once free.
+DUMP = """events: Ir
+fn=(1) main
+0 100
+cfn=(2) malloc
+calls=3 0
+0 60
+cfn=(3) work
+calls=1 0
+0 450
+fn=(3)
+0 400
+cfn=(2)
+calls=2 0
+0 50
+fn=(2)
+0 20
+cfn=(4) _int_malloc
+calls=5 0
+0 80
+cfn=(5) free
+calls=1 0
+0 10
+fn=(4)
+0 80
+fn=(5)
+0 10
+totals: 610
+"""
+
+
+def test_the_allocator_is_counted_apart_from_the_rest():
+    # 60 + 50 inside the allocator from outside it, in 5 calls; free from within malloc is malloc's own
+    assert count.costs(DUMP) == count.Dump(total=610, allocator=110, allocations=5)
+    assert count.costs(DUMP).total - count.costs(DUMP).allocator == 100 + 400  # main's and work's own
+
+
+def test_a_real_count_has_allocations_and_the_allocator_apart(counted):
+    found = cases(counted)
+    for name, c in found.items():
+        assert 0 <= c["allocator_per_step"] < c["instructions_per_step"], name
+    assert found["quadratic-torch-float64"]["allocations_per_step"] >= 1  # a tensor a step, at least
+    readme = (counted / "README.md").read_text()
+    assert "### Calls into the allocator per step (float64)" in readme
+
+
 def test_without_valgrind_one_line_names_the_package(tmp_path):
     env = {**os.environ, "PATH": str(tmp_path)}  # nothing on it: no valgrind
     out = subprocess.run([sys.executable, "-m", "bench", "run", "--count", "--out", str(tmp_path / "r")],
