@@ -13,12 +13,14 @@ per case; one that crashes or runs past its time leaves its cases failed, with t
 
 from __future__ import annotations
 
+import concurrent.futures
 import contextlib
 import statistics
 import sys
 import tempfile
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -70,9 +72,19 @@ class Settings:
         return {"steps": 100, "round_time": ROUND_TIME, "min_rounds": 3}
 
     @property
+    def jobs(self) -> int:
+        return jobs(self.quick)
+
+    @property
     def budget(self) -> float:
         """Seconds of training for the correctness columns, beyond which a case trains fewer epochs."""
         return 0.5 if self.quick else 1.0
+
+
+def jobs(quick: bool) -> int:
+    """Workers at a time: one, alone on its pinned CPUs, for timings a reader reads; a --quick run, whose
+    timings are not to be read, runs one per CPU, unpinned."""
+    return procs.cpus() if quick else 1
 
 
 class Progress:
@@ -82,12 +94,18 @@ class Progress:
     writes to the process's own stderr, which ``bench run`` leaves alone when it quiets pytest's."""
 
     def __init__(self, total: int, quiet: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext):
-        self.total, self.quiet, self.start, self.bar = total, quiet, time.monotonic(), None
+        self.total, self.start, self.bar, self.lock = total, time.monotonic(), None, threading.RLock()
+        self.unquiet = quiet
         if sys.__stderr__.isatty():
             from tqdm import tqdm
 
             with self.quiet():
                 self.bar = tqdm(total=total, unit="case", file=sys.__stderr__, dynamic_ncols=True, leave=False)
+
+    @contextlib.contextmanager
+    def quiet(self) -> Any:
+        with self.lock, self.unquiet():  # one thread at a time: workers can answer at once (Settings.jobs)
+            yield
 
     def process(self, what: str, cases: int) -> None:
         with self.quiet():
@@ -113,10 +131,42 @@ def environ(settings: Settings, data: dict[str, str], caches: Path) -> dict[str,
     of this campaign alone (the first process of each backend compiles cold, as a first-time user's
     would; the later reuse it)."""
     return {**machine.thread_settings(settings.threads), **data, "PYTHONUNBUFFERED": "1",
-            procs.PIN: ",".join(map(str, procs.pinned(settings.threads))),
+            procs.PIN: ",".join(map(str, procs.pinned(settings.threads))) if settings.jobs == 1 else "",
             "TORCHINDUCTOR_CACHE_DIR": str(caches / "torchinductor"),
             "JAX_COMPILATION_CACHE_DIR": str(caches / "jax"), "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0",
             "JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES": "0"}  # fmt: skip
+
+
+class Workers:
+    """Worker processes run ``jobs`` at a time (``map``); every one started is stopped at once when the run is
+    interrupted (Ctrl-C, SIGTERM), and none starts after that. ``remote`` makes one (bench.count's runs it
+    under valgrind)."""
+
+    def __init__(self, jobs: int, remote: Callable[..., harness.Remote] = harness.Remote):
+        self.jobs, self.make, self.live, self.stopping = jobs, remote, [], False
+
+    def remote(self, *args: Any) -> harness.Remote:
+        if self.stopping:
+            raise KeyboardInterrupt
+        self.live.append(self.make(*args))
+        return self.live[-1]
+
+    def map(self, fn: Callable[..., Any], work: Iterable[tuple[Any, ...]]) -> list[Any]:
+        """``fn(*w)`` for each ``w``, ``jobs`` at a time; the answers in order."""
+        work = list(work)
+        if self.jobs == 1:
+            return [fn(*w) for w in work]
+        pool = concurrent.futures.ThreadPoolExecutor(self.jobs)
+        try:
+            answers = [f.result() for f in [pool.submit(fn, *w) for w in work]]
+        except BaseException:
+            self.stopping = True
+            pool.shutdown(wait=False, cancel_futures=True)
+            for w in self.live:
+                w.stop()
+            raise
+        pool.shutdown()
+        return answers
 
 
 class Campaign:
@@ -129,36 +179,41 @@ class Campaign:
             self.by_backend.setdefault(c.backend, []).append(c)
         self.found: dict[Case, list[dict[str, Any]]] = {c: [] for c in cases}
         self.errors: dict[Case, str] = {}
-        self.seconds: dict[str, float] = dict.fromkeys(SPENT, 0.0)
+        self.seconds: dict[str, float] = dict.fromkeys(SPENT, 0.0)  # worker-seconds, where several run at once
+        self.workers, self.lock = Workers(settings.jobs), threading.Lock()
 
     def measure(self, backend: str, mine: list[Case], what: str, phase: str) -> list[dict[str, Any] | None]:
         """One fresh worker times these cases; what it answered for each (None where it failed). Its wall
         time is counted to ``phase``, the part of it its calls spent building and timing apart."""
         calls = [("measure", measure_call(c, self.settings)) for c in mine]
         started = time.monotonic()
-        answers = processes(backend, calls, self.env, self.settings, self.progress, what, mine)
-        self.seconds[phase] += time.monotonic() - started
+        answers = processes(backend, calls, self.env, self.settings, self.progress, what, mine, self.workers.remote)
         out = []
-        for c, got in zip(mine, answers, strict=True):
-            if isinstance(got, dict):
-                self.seconds["setup and compile"] += got["setup_s"]
-                self.seconds["rounds"] += got["rounds_s"]
-                self.seconds[phase] -= got["setup_s"] + got["rounds_s"]
-            if isinstance(got, harness.BenchError):
-                self.errors.setdefault(c, str(got))
-                out.append(None)
-            else:
-                out.append(got)
+        with self.lock:
+            self.seconds[phase] += time.monotonic() - started
+            for c, got in zip(mine, answers, strict=True):
+                if isinstance(got, dict):
+                    self.seconds["setup and compile"] += got["setup_s"]
+                    self.seconds["rounds"] += got["rounds_s"]
+                    self.seconds[phase] -= got["setup_s"] + got["rounds_s"]
+                if isinstance(got, harness.BenchError):
+                    self.errors.setdefault(c, str(got))
+                    out.append(None)
+                else:
+                    out.append(got)
         return out
 
     def timings(self) -> None:
-        """R processes per backend, round-robin."""
-        for r in range(self.settings.repeats):
-            for b, mine in self.by_backend.items():
-                what = f"[{r + 1}/{self.settings.repeats}] {b}"
-                for c, got in zip(mine, self.measure(b, mine, what, "worker start-up"), strict=True):
-                    if got is not None:
-                        self.found[c].append(got)
+        """R processes per backend, round-robin (``Settings.jobs`` at a time)."""
+        rounds = range(self.settings.repeats)
+        work = [(b, f"[{r + 1}/{self.settings.repeats}] {b}") for r in rounds for b in self.by_backend]
+        for (b, _), answers in zip(work, self.workers.map(self.timed, work), strict=True):
+            for c, got in zip(self.by_backend[b], answers, strict=True):
+                if got is not None:
+                    self.found[c].append(got)
+
+    def timed(self, b: str, what: str) -> list[dict[str, Any] | None]:
+        return self.measure(b, self.by_backend[b], what, "worker start-up")
 
     def remeasure_noisy(self) -> None:
         """Each process that timed a case while the machine was busy (``noisy``) is replaced by one more
@@ -185,17 +240,22 @@ class Campaign:
 
     def correctness(self) -> None:
         """The correctness columns, in a process per backend that times nothing."""
-        for b, mine in self.by_backend.items():
-            speed = [c for c in mine if c.kind == "speed" and c not in self.errors]
-            calls = [("correctness", correctness_call(c, self.found[c], self.settings)) for c in speed]
-            started = time.monotonic()
-            done = processes(b, calls, self.env, self.settings, self.progress, f"[train] {b}", speed)
-            self.seconds["correctness"] += time.monotonic() - started
+        work = [(b, [c for c in mine if c.kind == "speed" and c not in self.errors])
+                for b, mine in self.by_backend.items()]  # fmt: skip
+        for (_, speed), done in zip(work, self.workers.map(self.trained, work), strict=True):
             for c, out in zip(speed, done, strict=True):
                 if isinstance(out, harness.BenchError):
                     self.errors.setdefault(c, str(out))
                 else:
                     self.found[c].append({"correctness": out})
+
+    def trained(self, b: str, speed: list[Case]) -> list[Any]:
+        calls = [("correctness", correctness_call(c, self.found[c], self.settings)) for c in speed]
+        started = time.monotonic()
+        done = processes(b, calls, self.env, self.settings, self.progress, f"[train] {b}", speed, self.workers.remote)
+        with self.lock:
+            self.seconds["correctness"] += time.monotonic() - started
+        return done
 
     def results(self) -> dict[Case, dict[str, Any]]:
         records = {c: merged(ps) for c, ps in self.found.items() if c not in self.errors}

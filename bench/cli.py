@@ -17,7 +17,7 @@ import numpy as np
 
 import backends
 import tasks
-from bench import envs, harness
+from bench import envs, harness, procs
 from bench.compare import end_error, end_tol, run_diff, tol
 
 
@@ -54,7 +54,7 @@ def parser() -> Parser:
     r.add_argument(
         "--threads",
         type=int,
-        help=f"threads per framework, 1 to {cpus()}; each timing worker is pinned to that many CPUs (default 1)",
+        help=f"threads per framework, 1 to {procs.cpus()}; each timing worker is pinned to that many CPUs (default 1)",
     )
     r.add_argument("--device", default="cpu", help="cpu (default) or cuda, for torch and jax")
     r.add_argument("--quick", action="store_true", help="a smoke run of under a minute; its timings are not to be read")
@@ -72,11 +72,6 @@ def parser() -> Parser:
         "--fail-above", type=float, metavar="PCT", help="exit 1 when a case is significantly slower by more than PCT %%"
     )
     return p
-
-
-def cpus() -> int:
-    """The CPUs this process may run on: the bound of --threads."""
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
 def names(value: str | None, valid: Sequence[str], kind: str, flag: str, default: Sequence[str] = ()) -> list[str]:
@@ -226,8 +221,8 @@ def cmd_run(a: argparse.Namespace) -> int:
     from bench import outdir, run
 
     threads = 1 if a.threads is None else a.threads
-    if not 1 <= threads <= cpus():
-        raise harness.UsageError(f"--threads must be between 1 and {cpus()} (the CPUs here), not {threads}")
+    if not 1 <= threads <= procs.cpus():
+        raise harness.UsageError(f"--threads must be between 1 and {procs.cpus()} (the CPUs here), not {threads}")
     if a.count and (a.threads not in (None, 1) or a.device != "cpu"):
         raise harness.UsageError("--count counts on the CPU, one thread per framework: no --threads or --device")
     both = a.dtype == "both"
@@ -247,7 +242,7 @@ def cmd_run(a: argparse.Namespace) -> int:
         native_blas=a.native_blas,
         count=a.count,
         sweep_dtypes=list(harness.DTYPES) if count_default else None,
-        jobs=cpus() if a.count else 1,
+        jobs=procs.cpus() if a.count else 1,
     )
     if o.repeats < 1:
         raise harness.UsageError(f"--repeats must be 1 or more, not {o.repeats}")

@@ -24,7 +24,6 @@ what every other framework's dispatch picks under valgrind anyway (valgrind's CP
 
 from __future__ import annotations
 
-import concurrent.futures
 import ctypes
 import gc
 import json
@@ -299,38 +298,20 @@ def run(cases: list[Case], settings: Settings, progress: campaign.Progress | Non
         shim = build_shim(Path(scratch))
         env = environ(settings, taskdata.ship(Path(scratch), {(c.task, c.n) for c in cases}), Path(scratch), shim)
 
-        live: list[Counted] = []  # every worker started: stopped at once on Ctrl-C or SIGTERM
-        stopping = False
+        workers = campaign.Workers(jobs, Counted)
 
-        def worker(*args: Any) -> Counted:
-            if stopping:
-                raise KeyboardInterrupt
-            live.append(Counted(*args))
-            return live[-1]
-
-        def one(r: int, b: str) -> tuple[list[Case], list[Any]]:
-            mine = by_backend[b]
-            calls = [("count", count_call(c, settings)) for c in mine]
+        def one(r: int, b: str) -> list[Any]:
+            calls = [("count", count_call(c, settings)) for c in by_backend[b]]
             what = f"[count {r + 1}/{settings.repeats}] {b}"
-            return mine, campaign.processes(b, calls, env, settings, progress, what, mine, remote=worker)
+            return campaign.processes(b, calls, env, settings, progress, what, by_backend[b], workers.remote)
 
-        pool = concurrent.futures.ThreadPoolExecutor(max(1, jobs))
-        try:
-            futures = [pool.submit(one, r, b) for r in range(settings.repeats) for b in by_backend]
-            for f in futures:
-                mine, outs = f.result()
-                for c, out in zip(mine, outs, strict=True):
-                    if isinstance(out, harness.BenchError):
-                        errors.setdefault(c, str(out))
-                    else:
-                        found[c].append(out)
-        except BaseException:
-            stopping = True
-            pool.shutdown(wait=False, cancel_futures=True)
-            for w in live:
-                w.stop()
-            raise
-        pool.shutdown()
+        work = [(r, b) for r in range(settings.repeats) for b in by_backend]
+        for (_, b), outs in zip(work, workers.map(one, work), strict=True):
+            for c, out in zip(by_backend[b], outs, strict=True):
+                if isinstance(out, harness.BenchError):
+                    errors.setdefault(c, str(out))
+                else:
+                    found[c].append(out)
     return {c: {"error": errors[c]} if c in errors else merged(found[c]) for c in cases}
 
 

@@ -33,6 +33,11 @@ def start(cmd: Sequence[Any], **kwargs: Any) -> subprocess.Popen:
     return subprocess.Popen([*launch, *(str(c) for c in cmd)], start_new_session=True, **kwargs)
 
 
+def cpus() -> int:
+    """The CPUs this process may run on."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
 def pinned(threads: int) -> list[int]:
     """The CPUs a timing worker of ``threads`` threads runs on: the last ``threads`` this process may use
     (the first stay for this process and the rest of the machine); all of them where it asks for all."""

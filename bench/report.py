@@ -287,9 +287,10 @@ def campaign_seconds(found: Any) -> dict[str, float]:
     return found.machine_info.get("autodiff_bench", {}).get("seconds", {})
 
 
-def time_line(spent: dict[str, float]) -> str:
+def time_line(spent: dict[str, float], jobs: int = 1) -> str:
     parts = ", ".join(f"{k} {v:.0f} s" for k, v in spent.items() if k != "total")
-    return f"Where the time went ({spent['total'] / 60:.1f} min): {parts}."
+    at_once = f" (workers ran {jobs} at a time: the parts add up to more)" if jobs > 1 else ""
+    return f"Where the time went ({spent['total'] / 60:.1f} min{at_once}): {parts}."
 
 
 def floor_cell(f: dict[str, Any]) -> str:
@@ -323,6 +324,7 @@ def write(out: Path, o: Any, rows: list[dict[str, Any]], found: Any, floor: dict
     names = list(o.tasks)
     result = {"command": o.command(), "wall_s": wall, "environment": env, "read_bandwidth_bytes_per_s": bandwidth,
               "floor": floor, "threads": o.threads, "device": o.device, "quick": o.quick, "repeats": o.repeats,
+              "jobs": campaign.jobs(o.quick),
               "native_blas": getattr(o, "native_blas", False),
               "noise": noise(rows), "time_s": time_spent(campaign_seconds(found), floor.get("wall_s", 0.0), wall),
               "cases": rows, "scaling": fits, "workers": workers, "machine_info": found.machine_info}  # fmt: skip
@@ -356,8 +358,8 @@ def readme_text(rows: list[dict[str, Any]], names: list[str], o: Any, env: dict[
                 workers: dict[str, Any] | None = None) -> tuple[str, str]:  # fmt: skip
     """The summary, and the whole README around it: how to read, a table per task and dtype, plots, failures."""
     summary = summary_markdown(rows, names, o, env, floor, fits, pictures, workers)
-    sections = [f"# autodiff-bench results\n\nMade by `{o.command()}`. Do not edit: rerun it. {time_line(spent)}",
-                HOW_TO_READ, summary]  # fmt: skip
+    made = f"Made by `{o.command()}`. Do not edit: rerun it. {time_line(spent, campaign.jobs(o.quick))}"
+    sections = [f"# autodiff-bench results\n\n{made}", HOW_TO_READ, summary]
     for t in names:
         for d in o.dtypes:
             sections.append(f"## {t} ({d})\n\n" + markdown_table(TASK_HEADER, task_table(rows, t, d)))

@@ -217,7 +217,8 @@ def run(o: Options) -> int:
     if o.out == envs.ROOT / "results" and o.device == "cpu" and not o.quick:
         report.update_readme(summary)
     print(summary)
-    print(report.time_line(json.loads((o.out / "results.json").read_text())["time_s"]))
+    written = json.loads((o.out / "results.json").read_text())
+    print(report.time_line(written["time_s"], written["jobs"]))
     if failed:
         print(report.failure_list(failed), file=sys.stderr)
         print(f"error: {len(failed)} of {len(rows)} cases failed; the results in {o.out} say why", file=sys.stderr)

@@ -9,13 +9,14 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from bench import envs, harness, outdir, plots, run
+from bench import campaign, envs, harness, outdir, plots, procs, run
 from bench import floor as bench_floor
 
 
@@ -213,7 +214,7 @@ def processes_mentioning(text: str) -> list[str]:
     return found
 
 
-def start_run(out: Path) -> subprocess.Popen[str]:
+def start_run(out: Path, *args: str) -> subprocess.Popen[str]:
     """A run whose jax worker (several seconds) is under way when this returns."""
     # SIGINT as a terminal delivers it, even where this suite was started in the background (`cmd &` in a
     # script ignores SIGINT, an ignored signal stays ignored across exec, and Python then installs no
@@ -221,7 +222,7 @@ def start_run(out: Path) -> subprocess.Popen[str]:
     previous = signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         proc = subprocess.Popen([sys.executable, "-m", "bench", "run", "--tasks", "linear", "--backends", "jax",
-                                 "--dtype", "float32", "--out", str(out)], cwd=envs.ROOT, text=True,
+                                 "--dtype", "float32", "--out", str(out), *args], cwd=envs.ROOT, text=True,
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
     finally:
         signal.signal(signal.SIGINT, previous)
@@ -233,11 +234,25 @@ def start_run(out: Path) -> subprocess.Popen[str]:
     return proc
 
 
-def test_ctrl_c_leaves_the_folder_byte_for_byte_and_ends_the_worker(tmp_path):
+def test_workers_run_several_at_once_and_answer_in_order():
+    together = threading.Barrier(2, timeout=10)  # broken unless two calls wait on it at the same time
+
+    def call(i: int, delay: float) -> int:
+        time.sleep(delay)
+        together.wait()
+        return i
+
+    assert campaign.Workers(2).map(call, [(0, 0.3), (1, 0.0), (2, 0.0), (3, 0.2)]) == [0, 1, 2, 3]
+    assert campaign.Settings(quick=True).jobs == procs.cpus() and campaign.Settings().jobs == 1
+
+
+# --quick runs its workers one per CPU at once (bench.campaign.Workers): each is ended, the others too
+@pytest.mark.parametrize("args", [[], ["--quick", "--backends", "jax,jax-jit,torch-compile"]], ids=["run", "quick"])
+def test_ctrl_c_leaves_the_folder_byte_for_byte_and_ends_the_worker(tmp_path, args):
     out = tmp_path / "r"
     earlier_results(out)
     before = snapshot(out)
-    proc = start_run(out)
+    proc = start_run(out, *args)
     proc.send_signal(signal.SIGINT)
     stdout, stderr = proc.communicate(timeout=60)
     assert proc.returncode == 130 and stdout == ""
