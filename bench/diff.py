@@ -24,7 +24,7 @@ from typing import Any
 
 from bench import campaign, envs, machine, stats
 from bench.harness import UsageError
-from bench.report import duration, instructions
+from bench.report import duration, instructions, power
 
 ALPHA = 0.05
 NO_SAMPLES = "no samples"
@@ -111,7 +111,7 @@ def read_case(raw: Any, where: str) -> Case:
     if kind == "scaling":
         if not number(raw["n"]):
             raise UsageError(f"{where} has n {raw['n']!r}, not a number")
-        name = f"{raw['task']} N={raw['n']:g} {raw['backend']} {raw['dtype']}"
+        name = f"{raw['task']} N={power(int(raw['n']))} {raw['backend']} {raw['dtype']}"
     case = Case(tuple(str(k) if not isinstance(k, int | float) else k for k in key), name)
     if "error" in raw:
         case.error = str(raw["error"])

@@ -45,34 +45,57 @@ bandwidth measured in the run (several kernels and thread counts); a figure that
 README_START, README_END = "<!-- results:start -->", "<!-- results:end -->"
 
 
+SCALES = (("s", 1.0), ("ms", 1e-3), ("µs", 1e-6), ("ns", 1e-9))
+
+
+def decimals(x: float) -> int:
+    """The decimals that leave three significant figures of ``x``."""
+    return 2 - math.floor(math.log10(abs(x))) if x and math.isfinite(x) else 0
+
+
+def number(x: float) -> str:
+    """Three significant figures, written out with thousands separated: ``845``, ``1,770``, ``16.3``,
+    ``0.0123`` (never ``1.77e+03``)."""
+    if x == 0 or not math.isfinite(x):
+        return f"{x:g}"
+    return f"{round(x, decimals(x)):,.{max(0, decimals(round(x, decimals(x))))}f}"
+
+
+def scaled(x: float, scales: tuple[tuple[str, float], ...]) -> tuple[str, float]:
+    """The unit of ``x`` (rounded to three figures first: 999.7 ns is 1.00 µs) and its scale."""
+    x = round(x, decimals(x))
+    return next(((u, k) for u, k in scales if x >= k), scales[-1])
+
+
 def duration(seconds: float | None) -> str:
     if seconds is None or not math.isfinite(seconds):
         return "—"
-    for unit, scale in (("s", 1), ("ms", 1e-3), ("µs", 1e-6)):
-        if seconds >= scale:
-            return f"{seconds / scale:.3g} {unit}"
-    return f"{seconds / 1e-9:.3g} ns"
+    unit, scale = scaled(seconds, SCALES)
+    return f"{number(seconds / scale)} {unit}"
 
 
 def instructions(value: float | None) -> str:
     """A count: ``71.8 k``, ``1.07 M``, ``2.34 G``, three significant digits."""
     if value is None or not math.isfinite(value):
         return "—"
-    for unit, scale in (("G", 1e9), ("M", 1e6), ("k", 1e3)):
-        if value >= scale:
-            return f"{value / scale:.3g} {unit}"
-    return f"{value:.3g}"
+    unit, scale = scaled(value, (("G", 1e9), ("M", 1e6), ("k", 1e3), ("", 1.0)))
+    return f"{number(value / scale)} {unit}".rstrip()
 
 
 SUPERSCRIPT = str.maketrans("0123456789", "⁰¹²³⁴⁵⁶⁷⁸⁹")
 
 
-def size(n: int) -> str:
-    """A sweep size: ``N = 10²`` for a power of ten, else ``N = 12,345``."""
+def power(n: int) -> str:
+    """A sweep size: ``10²`` for a power of ten, else ``12,345``."""
     digits = str(n)
     if n >= 10 and digits.strip("0") == "1":
-        return f"N = 10{str(len(digits) - 1).translate(SUPERSCRIPT)}"
-    return f"N = {n:,}"
+        return f"10{str(len(digits) - 1).translate(SUPERSCRIPT)}"
+    return f"{n:,}"
+
+
+def size(n: int) -> str:
+    """``N = 10²``: a column's heading."""
+    return f"N = {power(n)}"
 
 
 def rows_of(cases: list[Any], found: Any) -> list[dict[str, Any]]:
@@ -114,15 +137,13 @@ def figures(metrics: dict[str, Any]) -> str:
     return ", ".join(parts)
 
 
-SCALES = (("s", 1.0), ("ms", 1e-3), ("µs", 1e-6), ("ns", 1e-9))
-
-
 def with_interval(r: dict[str, Any]) -> str:
     """``16.3 µs (15.9–16.8)``: the median per step and its rerun interval, in the median's unit; † where a
     process stayed noisy."""
-    unit, scale = next(((u, k) for u, k in SCALES if r["median_s"] >= k), SCALES[-1])
+    unit, scale = scaled(r["median_s"], SCALES)
     mark = " †" if any(r.get("noisy", ())) else ""
-    return f"{r['median_s'] / scale:.3g} {unit} ({r['ci_low_s'] / scale:.3g}–{r['ci_high_s'] / scale:.3g}){mark}"
+    low, high = number(r["ci_low_s"] / scale), number(r["ci_high_s"] / scale)
+    return f"{number(r['median_s'] / scale)} {unit} ({low}–{high}){mark}"
 
 
 def ratio(a: list[float], b: list[float], flag_above: float | None = None, paired: bool = False) -> str:
@@ -135,7 +156,7 @@ def ratio(a: list[float], b: list[float], flag_above: float | None = None, paire
         r, lo, hi = stats.median_ci([x / y for x, y in zip(a, b, strict=True)])
     else:
         r, lo, hi = stats.ratio_ci(a, b)
-    text = f"{r:.3g} ({lo:.3g}–{hi:.3g})"
+    text = f"{number(r)} ({number(lo)}–{number(hi)})"
     if lo <= 1 <= hi:
         return text + " within noise"
     if flag_above is not None and r > flag_above:
@@ -147,7 +168,7 @@ def per_objective(r: dict[str, Any]) -> str:
     """A training step's median time over the objective's alone."""
     if not r.get("objective_samples_s"):
         return "—"
-    return f"{statistics.median(r['samples_s']) / statistics.median(r['objective_samples_s']):.3g}"
+    return number(statistics.median(r["samples_s"]) / statistics.median(r["objective_samples_s"]))
 
 
 def task_table(rows: list[dict[str, Any]], task: str, dtype: str) -> list[list[str]]:
@@ -393,7 +414,7 @@ def failure_list(failed: list[dict[str, Any]]) -> str:
     """One line per case without figures: which case, and why."""
 
     def case(r: dict[str, Any]) -> str:
-        what = r["task"] if r["kind"] == "speed" else f"{r['task']} N={r['n']:g}"
+        what = r["task"] if r["kind"] == "speed" else f"{r['task']} N={power(r['n'])}"
         return f"{what} {r['backend']} {r['dtype']}"
 
     return "\n".join(f"- {case(r)}: {r['error']}" for r in failed)
@@ -426,7 +447,7 @@ def summary_markdown(rows: list[dict[str, Any]], names: list[str], o: Any, env: 
                          + markdown_table(header, table))  # fmt: skip
     if fits:
         body = [[f["backend"], f["mode"], f["dtype"], duration(f.get("overhead_s")),
-                 f"{f['per_element_s'] * 1e9:.3g} ns" if "per_element_s" in f else "—", floor_cell(f)]
+                 f"{number(f['per_element_s'] * 1e9)} ns" if "per_element_s" in f else "—", floor_cell(f)]
                 for f in fits]  # fmt: skip
         parts.append(
             "### Overhead and throughput (quadratic, t(N) = a + b·N)\n\n"

@@ -134,8 +134,8 @@ def test_failed_cases_are_listed_not_compared_and_so_are_cases_in_one_run_only(t
                                    scaling | {"samples_s": [2 * t for t in TIGHT]}])  # fmt: skip
     out = bench("diff", str(old), str(new), "--fail-above", "0")
     assert out.returncode == 1
-    assert out.stderr.strip().splitlines()[0].startswith("slower by 100.0 %: quadratic N=1e+06 jax float32")
-    assert row(out.stdout, "quadratic N=1e+06 jax float32")[4] == "slower"
+    assert out.stderr.strip().splitlines()[0].startswith("slower by 100.0 %: quadratic N=10⁶ jax float32")
+    assert row(out.stdout, "quadratic N=10⁶ jax float32")[4] == "slower"
     text = out.stdout
     assert "## Only in OLD\n\n- plane numpy float64\n" in text
     assert "## Only in NEW\n\n- digits numpy float64\n" in text
