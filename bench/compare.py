@@ -16,13 +16,16 @@ def tol(task: Task, dtype: str) -> float:
     return task.float32_tol if dtype == "float32" and task.float32_tol else TOL[dtype]
 
 
-def rel_diff(a: Sequence[float] | np.ndarray, b: Sequence[float] | np.ndarray) -> float:
+def rel_diffs(a: Sequence[float] | np.ndarray, b: Sequence[float] | np.ndarray) -> np.ndarray:
+    """``|a-b| / max(1, |a|+|b|)`` elementwise: what TOL bounds."""
     a, b = np.asarray(a, dtype="float64"), np.asarray(b, dtype="float64")
-    if a.shape != b.shape:
+    return np.abs(a - b) / np.maximum(1.0, np.abs(a) + np.abs(b))
+
+
+def rel_diff(a: Sequence[float] | np.ndarray, b: Sequence[float] | np.ndarray) -> float:
+    if np.shape(a) != np.shape(b):
         return float("inf")
-    if a.size == 0:
-        return 0.0
-    return float(np.max(np.abs(a - b) / np.maximum(1.0, np.abs(a) + np.abs(b))))
+    return float(np.max(rel_diffs(a, b), initial=0.0))
 
 
 def run_diff(run: Run, ref: Run) -> float:

@@ -1,4 +1,5 @@
-"""The pictures in results/plots/: each task's data with every backend's fit, loss curves, scaling."""
+"""The pictures in results/plots/: the time per step of every task and mode, each task's data with every
+backend's fit, its loss curve and every backend's distance from numpy step by step, scaling."""
 
 from __future__ import annotations
 
@@ -13,9 +14,11 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+import backends  # noqa: E402
 import tasks  # noqa: E402
 
 STYLES = ["-", "--", "-.", ":"]
+EXACT = 1e-18  # where a difference of 0 (the same loss to the last bit) is drawn on a log axis
 
 
 def label(r: dict[str, Any]) -> str:
@@ -26,7 +29,7 @@ def label(r: dict[str, Any]) -> str:
 
 def style(i: int) -> dict[str, Any]:
     """Backends that agree draw on top of each other: vary the dash so every one stays visible."""
-    return {"linestyle": STYLES[i % len(STYLES)], "linewidth": 2.5 - 0.2 * i}
+    return {"linestyle": STYLES[i % len(STYLES)], "linewidth": max(0.6, 2.5 - 0.2 * i)}
 
 
 def fit_plot(path: Path, task: tasks.Task, rows: list[dict[str, Any]]) -> None:
@@ -88,13 +91,75 @@ def confusion(ax: Any, task: tasks.Task, rows: list[dict[str, Any]], params: lis
 
 
 def loss_plot(path: Path, task: str, rows: list[dict[str, Any]], dtypes: list[str]) -> None:
-    fig, axes = plt.subplots(1, len(dtypes), figsize=(6 * len(dtypes), 4.5), squeeze=False)
-    for ax, dtype in zip(axes[0], dtypes, strict=True):
-        for i, r in enumerate(r for r in rows if r["dtype"] == dtype):
+    """numpy's loss, step by step, for the shape of training (every backend's distance from it: agreement_plot)."""
+    fig, ax = plt.subplots(figsize=(6.5, 4.5))
+    for i, dtype in enumerate(dtypes):
+        for r in (r for r in rows if r["dtype"] == dtype and r["backend"] == "numpy"):
             loss = np.asarray(r["losses"]["loss"])
-            ax.plot(r["losses"]["step"], np.where(loss > 0, loss, np.nan), label=label(r), **style(i))
-        ax.set(yscale="log", xlabel="step", ylabel="loss", title=f"{task} ({dtype})")
-        ax.legend(fontsize=8)
+            ax.plot(r["losses"]["step"], np.where(loss > 0, loss, np.nan), label=f"{label(r)} {dtype}", **style(i))
+    ax.set(yscale="log", xlabel="step", ylabel="loss", title=f"{task}: numpy's loss")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def agreement_plot(path: Path, task: str, rows: list[dict[str, Any]], tols: dict[str, float]) -> None:
+    """Per dtype, every backend's distance from numpy's loss, |a − b| / max(1, |a| + |b|) (what the suite's
+    tolerance bounds), the largest up to each step, on a log axis with the tolerance drawn; 0 at EXACT."""
+    dtypes = [d for d in tols if any(r["dtype"] == d and "loss_diffs" in r for r in rows)]
+    fig, axes = plt.subplots(1, len(dtypes), figsize=(5.5 * len(dtypes) + 2.5, 4.5), squeeze=False, sharey=True)
+    for ax, dtype in zip(axes[0], dtypes, strict=True):
+        mine = [r for r in rows if r["dtype"] == dtype and r["backend"] != "numpy" and "loss_diffs" in r]
+        for i, r in enumerate(mine):
+            d = np.maximum.accumulate(np.maximum(np.asarray(r["loss_diffs"]["loss"], dtype=float), EXACT))
+            ax.plot(r["loss_diffs"]["step"], d, label=label(r), color=f"C{i % 10}", **style(i))
+        ax.axhline(tols[dtype], color="k", linestyle=":", linewidth=1.5, label="the suite's tolerance")
+        ax.set(yscale="log", ylim=(EXACT / 3, 1.0), xlabel="step", title=f"{task} ({dtype}): distance from numpy")
+    axes[0][0].set_ylabel(
+        f"largest |loss − numpy's| / max(1, |loss| + |numpy's|)\nup to the step (0 drawn at {EXACT:g})"
+    )
+    axes[0][-1].legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.02, 1.0))
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def summary_plot(path: Path, rows: list[dict[str, Any]], dtype: str, names: list[str]) -> None:
+    """Every task × mode: the time per step (median, the rerun interval as a whisker) on a log axis, the modes
+    grouped by framework (registry order: eager beside compiled), a colour per framework, a filled marker
+    for a compiled mode."""
+    timed = {(r["task"], r["backend"]): r for r in rows
+             if r["kind"] == "speed" and r["dtype"] == dtype and r.get("median_s")}  # fmt: skip
+    names = [n for n in names if any(t == n for t, _ in timed)]
+    modes = [b for b in backends.BACKENDS if any(m == b for _, m in timed)]
+    frameworks = list(dict.fromkeys(backends.BACKENDS[b].framework for b in modes))
+    columns = min(4, len(names))
+    grid = (len(names) + columns - 1) // columns
+    fig, axes = plt.subplots(grid, columns, figsize=(3.3 * columns + 1.2, 0.28 * len(modes) * grid + 1.4),
+                             squeeze=False, sharey=True)  # fmt: skip
+    for ax, name in zip(axes.flat, names, strict=False):
+        for y, b in enumerate(modes):
+            r = timed.get((name, b))
+            if r is None:
+                continue
+            colour = f"C{frameworks.index(backends.BACKENDS[b].framework)}"
+            compiled = r.get("mode") == "compiled"
+            ax.errorbar(r["median_s"], y, xerr=[[r["median_s"] - r["ci_low_s"]], [r["ci_high_s"] - r["median_s"]]],
+                        fmt="s" if compiled else "o", color=colour, markerfacecolor=colour if compiled else "white",
+                        markersize=5, capsize=2, linewidth=1)  # fmt: skip
+        for y, (a, b) in enumerate(zip(modes, modes[1:], strict=False)):
+            if backends.BACKENDS[a].framework != backends.BACKENDS[b].framework:
+                ax.axhline(y + 0.5, color="0.85", linewidth=0.8)
+        ax.set(xscale="log", title=name, yticks=range(len(modes)), yticklabels=modes, ylim=(len(modes) - 0.5, -0.5))
+        ax.tick_params(axis="x", labelsize=7)
+        ax.grid(axis="x", which="major", color="0.92")
+    for ax in list(axes.flat)[len(names) :]:
+        ax.set_visible(False)
+    for ax in axes[-1]:
+        ax.set_xlabel("time per step (s)")
+    fig.suptitle(f"Time per training step ({dtype}), log scale: the median, and the interval a rerun falls in\n"
+                 "open marker: eager; filled: compiled; a colour per framework", fontsize=9)  # fmt: skip
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -121,16 +186,26 @@ def scaling_plot(path: Path, fits: list[dict[str, Any]], bandwidth: float | None
 def plans(folder: Path, rows: list[dict[str, Any]], fits: list[dict[str, Any]], bandwidth: float | None,
           names: list[str]) -> list[tuple[Path, Callable[[], None]]]:  # fmt: skip
     """Every plot there is data for: its path, and the call that draws it (the report runs each on its own)."""
+    from bench.compare import tol
+
     made: list[tuple[Path, Callable[[], None]]] = []
+    for dtype in dict.fromkeys(r["dtype"] for r in rows if r["kind"] == "speed" and r.get("median_s")):
+        path = folder / f"summary_{dtype}.png"
+        made.append((path, partial(summary_plot, path, rows, dtype, names)))
     for name in names:
         done = [r for r in rows if r["kind"] == "speed" and r.get("task") == name and "params" in r]
         if not done:
             continue
         fit_rows = [r for r in done if r["dtype"] == "float64"] or done
         dtypes = sorted({r["dtype"] for r in done}, reverse=True)
+        tols = {d: tol(tasks.get(name), d) for d in dtypes}
         made += [
             (folder / f"fit_{name}.png", partial(fit_plot, folder / f"fit_{name}.png", tasks.get(name), fit_rows)),
             (folder / f"loss_{name}.png", partial(loss_plot, folder / f"loss_{name}.png", name, done, dtypes)),
+            (
+                folder / f"agreement_{name}.png",
+                partial(agreement_plot, folder / f"agreement_{name}.png", name, done, tols),
+            ),  # fmt: skip
         ]
     if fits:
         made.append((folder / "scaling.png", partial(scaling_plot, folder / "scaling.png", fits, bandwidth)))

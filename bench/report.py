@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+import backends
 import tasks
 from bench import campaign, envs, machine, stats
 from bench.compare import tol
@@ -378,9 +379,11 @@ def readme_text(rows: list[dict[str, Any]], names: list[str], o: Any, env: dict[
                 fits: list[dict[str, Any]], pictures: list[Path], spent: dict[str, float],
                 workers: dict[str, Any] | None = None) -> tuple[str, str]:  # fmt: skip
     """The summary, and the whole README around it: how to read, a table per task and dtype, plots, failures."""
-    summary = summary_markdown(rows, names, o, env, floor, fits, pictures, workers)
+    top, rest = headline(rows, names, o.dtypes, pictures), summary_markdown(rows, names, o, env, floor, fits,
+                                                                            pictures, workers)  # fmt: skip
     made = f"Made by `{o.command()}`. Do not edit: rerun it. {time_line(spent, campaign.jobs(o.quick))}"
-    sections = [f"# autodiff-bench results\n\n{made}", HOW_TO_READ, summary]
+    sections = [f"# autodiff-bench results\n\n{made}", top, HOW_TO_READ, rest]
+    summary = f"{top}\n\n{rest}"
     for t in names:
         for d in o.dtypes:
             sections.append(f"## {t} ({d})\n\n" + markdown_table(TASK_HEADER, task_table(rows, t, d)))
@@ -418,6 +421,39 @@ def failure_list(failed: list[dict[str, Any]]) -> str:
         return f"{what} {r['backend']} {r['dtype']}"
 
     return "\n".join(f"- {case(r)}: {r['error']}" for r in failed)
+
+
+def headline(rows: list[dict[str, Any]], names: list[str], dtypes: list[str], pictures: list[Path]) -> str:
+    """The short answer: per dtype and task, the fastest mode and how many times faster it is than the fastest
+    mode of another framework, with the interval (within noise where it includes 1); then the summary charts."""
+    parts = []
+    for d in dtypes:
+        lines = []
+        for t in names:
+            timed = sorted((r for r in rows if r["kind"] == "speed" and r["task"] == t and r["dtype"] == d
+                            and r.get("samples_s")), key=lambda r: r["median_s"])  # fmt: skip
+            if not timed:
+                continue
+            best = timed[0]
+            other = next((r for r in timed if framework(r) != framework(best)), None)
+            if other is None:
+                lines.append(f"- **{t}**: {best['backend']}, {duration(best['median_s'])} (one framework timed)")
+                continue
+            r, low, high = stats.ratio_ci(other["samples_s"], best["samples_s"])
+            times = f"{number(r)}× ({number(low)}–{number(high)})"
+            said = (f"within noise of {other['backend']} ({duration(other['median_s'])}, {times})" if low <= 1
+                    else f"{times} faster than the fastest of another framework, {other['backend']}"
+                    f" ({duration(other['median_s'])})")  # fmt: skip
+            lines.append(f"- **{t}**: {best['backend']}, {duration(best['median_s'])}, {said}")
+        if lines:
+            parts.append(f"**Fastest per task ({d})**, per step:\n\n" + "\n".join(lines))
+    charts = [p for p in pictures if p.stem.startswith("summary_")]
+    parts += [f"![{p.stem}](plots/{p.name})" for p in charts]
+    return "\n\n".join(parts)
+
+
+def framework(r: dict[str, Any]) -> str:
+    return backends.BACKENDS[r["backend"]].framework
 
 
 def summary_markdown(rows: list[dict[str, Any]], names: list[str], o: Any, env: dict[str, Any],

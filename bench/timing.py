@@ -149,7 +149,7 @@ def correctness(task: str, backend: str, dtype: str, device: str, per_step: floa
     """Train the whole schedule where it fits the budget, else the whole epochs that do; the final loss,
     parameters and loss curve, and how far they are from numpy's over the same epochs."""
     from bench import harness
-    from bench.compare import run_diff
+    from bench.compare import rel_diffs, run_diff
 
     t = harness.make_task(task)
     per_epoch = per_step * t.steps_per_epoch
@@ -158,14 +158,14 @@ def correctness(task: str, backend: str, dtype: str, device: str, per_step: floa
     ref = harness.train_here(task, "numpy", dtype, epochs=epochs, lr_dtype=run.lr_dtype)
     return {"epochs_trained": epochs, "epochs": t.epochs, "final_loss": run.losses[-1],
             "max_rel_diff": run_diff(run, ref), "params": run.params, "lr_dtype": run.lr_dtype,
-            "losses": sample(run.losses)}  # fmt: skip
+            "losses": sample(run.losses), "loss_diffs": sample(list(rel_diffs(run.losses, ref.losses)))}  # fmt: skip
 
 
 def sample(losses: list[float], points: int = 1000) -> dict[str, list]:
     """A trajectory thinned for storage: every early step, then evenly spaced ones, and the last."""
     n = len(losses)
     steps = np.unique(np.concatenate([np.arange(min(n, 100)), np.linspace(0, n - 1, points).astype(int)]))
-    return {"step": (steps + 1).tolist(), "loss": [losses[i] for i in steps]}
+    return {"step": (steps + 1).tolist(), "loss": [float(losses[i]) for i in steps]}
 
 
 def fit_overhead(n: Sequence[float], t: Sequence[float]) -> tuple[float, float]:

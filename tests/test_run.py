@@ -58,7 +58,9 @@ def quick(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_quick_run_writes_every_result(quick):
     names = {p.name for p in quick.iterdir()}
     assert {"README.md", "results.json", "results.csv", "scaling.csv", "plots", outdir.MARK} <= names
-    drawn = {"scaling.png"} | {f"{kind}_{t}.png" for kind in ("fit", "loss") for t in ("linear", "plane", "digits")}
+    drawn = {"scaling.png", "summary_float64.png"} | {
+        f"{kind}_{t}.png" for kind in ("fit", "loss", "agreement") for t in ("linear", "plane", "digits")
+    }
     assert {p.name for p in (quick / "plots").iterdir()} == drawn | {"mine.png"}
     assert not [p for p in quick.iterdir() if p.name.startswith(outdir.STAGING)], "a staging folder was left"
     assert not [p for p in quick.parent.iterdir() if p.name.startswith(".")], "a temporary folder was left"
@@ -91,6 +93,32 @@ def test_quick_run_rows_agree_with_numpy(quick):
     assert "mxnet" in result["workers"]["mxnet-gluon"]["machine_info"]["autodiff_bench"]["versions"]
     readme = (quick / "README.md").read_text()
     assert "## linear (float64)" in readme and "| mxnet-gluon |" in readme and "Failed cases" not in readme
+
+
+def test_the_short_answer_and_the_chart_come_first(quick):
+    result = json.loads((quick / "results.json").read_text())
+    readme = (quick / "README.md").read_text()
+    top = readme.split("Every backend was timed")[0]  # what comes before how to read the figures
+    assert "![summary_float64](plots/summary_float64.png)" in top
+    for t in ("linear", "plane", "digits"):
+        timed = [c for c in result["cases"] if c["kind"] == "speed" and c["task"] == t]
+        fastest = min(timed, key=lambda c: c["median_s"])
+        line = next(x for x in top.splitlines() if x.startswith(f"- **{t}**: "))
+        assert line.startswith(f"- **{t}**: {fastest['backend']}, "), line
+        assert "faster than the fastest of another framework" in line or "within noise of" in line
+
+
+def test_every_backend_s_distance_from_numpy_step_by_step(quick):
+    """The agreement plot's data: per sampled step, |a-b| / max(1, |a|+|b|) against numpy's loss, which
+    the numpy reference itself meets exactly and every backend within the suite's tolerance."""
+    for c in json.loads((quick / "results.json").read_text())["cases"]:
+        if c["kind"] != "speed":
+            continue
+        d = c["loss_diffs"]
+        assert d["step"] == c["losses"]["step"] and len(d["loss"]) == len(c["losses"]["loss"])
+        assert max(d["loss"]) <= c["max_rel_diff"] <= 1e-9
+        if c["backend"] == "numpy":
+            assert set(d["loss"]) == {0.0}
 
 
 def test_matrix_parameters_and_a_tasks_own_figures_reach_the_results(quick):
