@@ -421,7 +421,7 @@ def run_command(o: Any) -> int:
     from bench.report import failure_list
 
     version = valgrind_version()
-    started = time.time()
+    started, env = time.time(), machine.environment("cpu")  # the commit and versions that run, read first
     settings = Settings(repeats=o.repeats, threads=1, device="cpu", quick=o.quick, timeout=o.timeout)
     cases = bench_run.cases(o)
     folder = outdir.ResultsFolder(o.out)
@@ -439,8 +439,8 @@ def run_command(o: Any) -> int:
             if len(failed) == len(rows):
                 print(failure_list(failed), file=sys.stderr)
                 raise harness.BenchError(f"no case was counted: {o.out} unchanged")
-            summary = write(folder.staging / "results", o, rows, time.time() - started, machine.environment("cpu"),
-                            version, bench_run.worker_environments(o))  # fmt: skip
+            summary = write(folder.staging / "results", o, rows, time.time() - started, env, version,
+                            bench_run.worker_environments(o))  # fmt: skip
             folder.commit(folder.staging / "results")
     except KeyboardInterrupt:
         done = "the results were written" if folder.committed else "unchanged"

@@ -189,7 +189,7 @@ def run(o: Options) -> int:
 
         return count.run_command(o)
     check_device(o.device)
-    started = time.time()
+    started, env = time.time(), machine.environment(o.device)  # the commit and versions that run, read first
     folder = outdir.ResultsFolder(o.out)
     try:
         with folder:
@@ -208,8 +208,8 @@ def run(o: Options) -> int:
             if len(failed) == len(rows):
                 print(report.failure_list(failed), file=sys.stderr)
                 raise BenchError(f"no case was measured: {o.out} unchanged")
-            summary = report.write(folder.staging / "results", o, rows, found, floor, time.time() - started,
-                                   machine.environment(o.device), worker_environments(o))  # fmt: skip
+            summary = report.write(folder.staging / "results", o, rows, found, floor, time.time() - started, env,
+                                   worker_environments(o))  # fmt: skip
             folder.commit(folder.staging / "results")
     except KeyboardInterrupt:
         done = "the results were written" if folder.committed else "unchanged"
