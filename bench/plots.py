@@ -32,11 +32,24 @@ def style(i: int) -> dict[str, Any]:
     return {"linestyle": STYLES[i % len(STYLES)], "linewidth": max(0.6, 2.5 - 0.2 * i)}
 
 
+def colour(backend: str) -> str:
+    """A colour per framework, in registry order: a framework's modes share it."""
+    frameworks = list(dict.fromkeys(s.framework for s in backends.BACKENDS.values()))
+    return f"C{frameworks.index(backends.BACKENDS[backend].framework) % 10}"
+
+
+def mode_line(backend: str, mode: str) -> dict[str, Any]:
+    """A line per mode: the framework's colour, dashed where compiled, a marker per mode of the framework."""
+    mine = [b for b, s in backends.BACKENDS.items() if s.framework == backends.BACKENDS[backend].framework]
+    return {"color": colour(backend), "linestyle": "--" if mode == "compiled" else "-",
+            "marker": "o^vD"[mine.index(backend) % 4], "markersize": 4}  # fmt: skip
+
+
 def fit_plot(path: Path, task: tasks.Task, rows: list[dict[str, Any]]) -> None:
     """One input and one output: the data and every backend's curve. Several inputs: predicted against
     measured. 0/1 targets: every backend's output by class. One-hot targets: the confusion matrix of the
     first backend, every one's accuracy."""
-    fig, ax = plt.subplots(figsize=(7, 4.5))
+    fig, ax = plt.subplots(figsize=(8.5, 4.5))
     params = [{k: np.asarray(v) for k, v in r["params"].items()} for r in rows]
     y = task.y.reshape(len(task.y), -1)
     title = f"{task.name}: data and every backend's fit ({rows[0]['dtype']})"
@@ -67,7 +80,7 @@ def fit_plot(path: Path, task: tasks.Task, rows: list[dict[str, Any]]) -> None:
         ax.set(xlabel="y (data)", ylabel="ŷ (fitted)")
     ax.set_title(title)
     if ax.get_legend_handles_labels()[0]:
-        ax.legend(fontsize=8)
+        ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.02, 1.0))  # beside the data, never over it
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -133,7 +146,6 @@ def summary_plot(path: Path, rows: list[dict[str, Any]], dtype: str, names: list
              if r["kind"] == "speed" and r["dtype"] == dtype and r.get("median_s")}  # fmt: skip
     names = [n for n in names if any(t == n for t, _ in timed)]
     modes = [b for b in backends.BACKENDS if any(m == b for _, m in timed)]
-    frameworks = list(dict.fromkeys(backends.BACKENDS[b].framework for b in modes))
     columns = min(4, len(names))
     grid = (len(names) + columns - 1) // columns
     fig, axes = plt.subplots(grid, columns, figsize=(3.3 * columns + 1.2, 0.28 * len(modes) * grid + 1.4),
@@ -143,10 +155,9 @@ def summary_plot(path: Path, rows: list[dict[str, Any]], dtype: str, names: list
             r = timed.get((name, b))
             if r is None:
                 continue
-            colour = f"C{frameworks.index(backends.BACKENDS[b].framework)}"
-            compiled = r.get("mode") == "compiled"
+            c, compiled = colour(b), r.get("mode") == "compiled"
             ax.errorbar(r["median_s"], y, xerr=[[r["median_s"] - r["ci_low_s"]], [r["ci_high_s"] - r["median_s"]]],
-                        fmt="s" if compiled else "o", color=colour, markerfacecolor=colour if compiled else "white",
+                        fmt="s" if compiled else "o", color=c, markerfacecolor=c if compiled else "white",
                         markersize=5, capsize=2, linewidth=1)  # fmt: skip
         for y, (a, b) in enumerate(zip(modes, modes[1:], strict=False)):
             if backends.BACKENDS[a].framework != backends.BACKENDS[b].framework:
@@ -167,17 +178,17 @@ def summary_plot(path: Path, rows: list[dict[str, Any]], dtype: str, names: list
 
 def scaling_plot(path: Path, fits: list[dict[str, Any]], bandwidth: float | None) -> None:
     dtypes = sorted({f["dtype"] for f in fits}, reverse=True)
-    fig, axes = plt.subplots(1, len(dtypes), figsize=(6.5 * len(dtypes), 5), squeeze=False)
+    fig, axes = plt.subplots(1, len(dtypes), figsize=(6 * len(dtypes) + 2.5, 5), squeeze=False)
     for ax, dtype in zip(axes[0], dtypes, strict=True):
         mine = [f for f in fits if f["dtype"] == dtype]
-        for i, f in enumerate(mine):
-            ax.plot(f["n"], f["t"], marker="o", markersize=4, label=f"{f['backend']} ({f['mode']})", color=f"C{i}")
+        for f in mine:
+            ax.plot(f["n"], f["t"], label=f"{f['backend']} ({f['mode']})", **mode_line(f["backend"], f["mode"]))
         n = np.array(sorted({x for f in mine for x in f["n"]}), dtype=float)
         if bandwidth:  # None: the floor was not measured (the results say why)
             ax.plot(n, 2 * n * np.dtype(dtype).itemsize / bandwidth, color="k", linestyle=":", label="memory floor")
         ax.set(xscale="log", yscale="log", xlabel="N (points)", ylabel="time per step (s)",
                title=f"quadratic, time per step ({dtype})")  # fmt: skip
-        ax.legend(fontsize=8)
+    axes[0][-1].legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.02, 1.0))
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
