@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import contextlib
+import queue
 import statistics
 import sys
 import tempfile
@@ -140,25 +141,43 @@ def environ(settings: Settings, data: dict[str, str], caches: Path) -> dict[str,
 class Workers:
     """Worker processes run ``jobs`` at a time (``map``); every one started is stopped at once when the run is
     interrupted (Ctrl-C, SIGTERM), and none starts after that. ``remote`` makes one (bench.count's runs it
-    under valgrind)."""
+    under valgrind). Where ``cpus`` are given, each worker runs on one of them alone, one worker a CPU."""
 
-    def __init__(self, jobs: int, remote: Callable[..., harness.Remote] = harness.Remote):
+    def __init__(self, jobs: int, remote: Callable[..., harness.Remote] = harness.Remote,
+                 cpus: list[int] | None = None):  # fmt: skip
         self.jobs, self.make, self.live, self.stopping = jobs, remote, [], False
+        self.free: queue.Queue[int] | None = None
+        if cpus:
+            self.free = queue.Queue()
+            for c in cpus:
+                self.free.put(c)
+        self.mine = threading.local()  # the CPU of the worker this thread runs
 
-    def remote(self, *args: Any) -> harness.Remote:
+    def remote(self, env: str, calls: list[tuple[str, dict[str, Any]]], environ: dict[str, str]) -> harness.Remote:
         if self.stopping:
             raise KeyboardInterrupt
-        self.live.append(self.make(*args))
+        cpu = getattr(self.mine, "cpu", None)
+        self.live.append(self.make(env, calls, environ if cpu is None else {**environ, procs.PIN: str(cpu)}))
         return self.live[-1]
+
+    def on_a_cpu(self, fn: Callable[..., Any], *args: Any) -> Any:
+        if self.free is None:
+            return fn(*args)
+        self.mine.cpu = self.free.get()
+        try:
+            return fn(*args)
+        finally:
+            self.free.put(self.mine.cpu)
+            self.mine.cpu = None
 
     def map(self, fn: Callable[..., Any], work: Iterable[tuple[Any, ...]]) -> list[Any]:
         """``fn(*w)`` for each ``w``, ``jobs`` at a time; the answers in order."""
         work = list(work)
         if self.jobs == 1:
-            return [fn(*w) for w in work]
+            return [self.on_a_cpu(fn, *w) for w in work]
         pool = concurrent.futures.ThreadPoolExecutor(self.jobs)
         try:
-            answers = [f.result() for f in [pool.submit(fn, *w) for w in work]]
+            answers = [f.result() for f in [pool.submit(self.on_a_cpu, fn, *w) for w in work]]
         except BaseException:
             self.stopping = True
             pool.shutdown(wait=False, cancel_futures=True)

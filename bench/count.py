@@ -255,7 +255,7 @@ def count(task: str, backend: str, dtype: str = "float64", device: str = "cpu", 
     return {"mode": b.mode, "device": b.device, "steps_counted": unit.steps, "calls_counted": calls,
             "instructions": exact, "instructions_per_step": exact / steps,
             "allocator_per_step": counted.allocator / steps, "allocations_per_step": counted.allocations / steps,
-            "window_instructions": empty.total,
+            "window_instructions": empty.total, "cpus": sorted(os.sched_getaffinity(0)),
             "pid": os.getpid(), "frameworks": sorted(FRAMEWORKS & sys.modules.keys())}  # fmt: skip
 
 
@@ -279,14 +279,18 @@ def environ(settings: Settings, data: dict[str, str], scratch: Path, shim: Path)
     (scratch / "callgrind").mkdir(exist_ok=True)
     timed = {k: v for k, v in campaign.environ(settings, data, scratch).items() if k not in UNSET}
     return {**timed, **machine.thread_settings(1), **ENVIRON,
-            procs.PIN: "",  # not pinned: counting workers run side by side, and a count ignores the load
+            procs.PIN: "",  # each worker is held to a CPU of its own by run's Workers
             SHIM_VARIABLE: str(shim), OUT_VARIABLE: str(scratch / "callgrind")}  # fmt: skip
 
 
 def run(cases: list[Case], settings: Settings, progress: campaign.Progress | None = None,
         jobs: int = 1) -> dict[Case, dict[str, Any]]:  # fmt: skip
     """Count every case: ``settings.repeats`` processes per backend (counts are exact: one suffices),
-    ``jobs`` processes at a time (a count does not depend on what else the machine does). Each case's
+    ``jobs`` processes at a time, each held to one CPU of its own. A thread pool sized by the CPUs a process
+    may use (XLA's intra-op pool, which jax's large elementwise loops were split over) then has one
+    thread, and the work runs on the caller: unpinned, its idle worker spun in Eigen's steal loop for as
+    long as the scheduler let it, 10 % of eager jax's count at N = 10⁶ and 8 % between two runs (issue 13).
+    A count does not depend on what else the machine does. Each case's
     record: ``instructions_per_step`` (the median over its processes) and every process's count, or
     ``{"error": why}``."""
     by_backend: dict[str, list[Case]] = {}
@@ -298,7 +302,7 @@ def run(cases: list[Case], settings: Settings, progress: campaign.Progress | Non
         shim = build_shim(Path(scratch))
         env = environ(settings, taskdata.ship(Path(scratch), {(c.task, c.n) for c in cases}), Path(scratch), shim)
 
-        workers = campaign.Workers(jobs, Counted)
+        workers = campaign.Workers(jobs, Counted, cpus=procs.pinned(max(1, jobs)))
 
         def one(r: int, b: str) -> list[Any]:
             calls = [("count", count_call(c, settings)) for c in by_backend[b]]
@@ -325,6 +329,7 @@ def merged(found: list[dict[str, Any]]) -> dict[str, Any]:
         out[k] = statistics.median(p[k] for p in found)
     out["allocator_counts_per_step"] = [p["allocator_per_step"] for p in found]
     out["pids"] = [p["pid"] for p in found]
+    out["cpus"] = [p["cpus"] for p in found]
     out["frameworks"] = sorted({f for p in found for f in p["frameworks"]})
     return out
 
@@ -335,7 +340,8 @@ def merged(found: list[dict[str, Any]]) -> dict[str, Any]:
 def what_was_counted(version: str, o: Any) -> dict[str, Any]:
     return {"valgrind": version, "tool": "callgrind", "event": "Ir (instructions executed, all threads)",
             "options": valgrind_options(Path("DIR")), "environment": {**machine.thread_settings(1), **ENVIRON},
-            "unset": list(UNSET), "prefix": no_aslr(), "jax_config": {"jax_cpu_enable_async_dispatch": False},
+            "unset": list(UNSET), "prefix": no_aslr(), "pinned": "each worker to one CPU of its own",
+            "jax_config": {"jax_cpu_enable_async_dispatch": False},
             "allocator": {"functions": sorted(ALLOCATOR), "counted": "apart: instructions_per_step leaves out the"
                           " inclusive cost of every call into these from outside them, which is allocator_per_step;"
                           " allocations_per_step counts those calls"},

@@ -71,12 +71,13 @@ def test_a_count_run_counts_every_case(counted):
         assert "error" not in c, (name, c["error"])
         assert c["instructions_per_step"] > 1000, name
         assert c["steps_counted"] == 10 and len(c["counts_per_step"]) == 2
+        assert all(len(cpus) == 1 for cpus in c["cpus"]), (name, c["cpus"])  # pools sized by it have one thread
     assert found["quadratic-torch-float64"]["instructions_per_step"] > found["quadratic-numpy-float64"][
         "instructions_per_step"]  # fmt: skip
     result = json.loads((counted / "results.json").read_text())
     assert result["count"]["valgrind"].startswith("valgrind-") and "--instr-atstart=no" in result["count"]["options"]
     readme = (counted / "README.md").read_text()
-    assert "### Instructions per step (float64)" in readme
+    assert "### Instructions per step, the allocator apart (float64)" in readme
     assert f"| numpy | {instructions(found['quadratic-numpy-float64']['instructions_per_step'])} |" in readme
     assert (counted / "counts.csv").is_file()
 
@@ -123,8 +124,8 @@ def test_more_work_counts_more_and_diff_names_exactly_that_case(tmp_path):
             cells = [c.strip() for c in line.strip("|").split("|")]
             verdicts[cells[0]] = cells[-1]
     assert verdicts == {"extra1 numpy float64": "slower", "extra10 numpy float64": "slower",
-                        "quadratic numpy float64": "within noise", "quadratic N=100 numpy float64": "within noise",
-                        "quadratic N=10000 numpy float64": "within noise"}, diff.stdout  # fmt: skip
+                        "quadratic numpy float64": "within noise", "quadratic N=10² numpy float64": "within noise",
+                        "quadratic N=10⁴ numpy float64": "within noise"}, diff.stdout  # fmt: skip
     assert "instruction counts: 0 faster, 2 slower, 3 within noise" in diff.stdout
     failing = subprocess.run([sys.executable, "-m", "bench", "diff", str(runs["old"]), str(runs["new"]),
                               "--fail-above", "5"], cwd=envs.ROOT, capture_output=True, text=True)  # fmt: skip
