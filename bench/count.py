@@ -434,11 +434,13 @@ def run_command(o: Any) -> int:
     progress = campaign.Progress(len(cases) * o.repeats)
     try:
         with folder:
-            temporary, tempfile.tempdir = tempfile.tempdir, str(folder.staging)  # the workers' files: staged, then gone
+            # The workers' files (task data, callgrind's dumps, answers) go in the system's temporary folder,
+            # removed at the end, not in the results folder: the paths a worker is given are then as long
+            # in every run whatever --out is, and so is its heap's layout (an --out 25 characters longer
+            # moved numpy's counts by 0.1 %, through CPython's caches that hash addresses)
             try:
                 found = run(cases, settings, progress, jobs=o.jobs)
             finally:
-                tempfile.tempdir = temporary
                 progress.close()
             rows = rows_of(cases, found)
             failed = [r for r in rows if "error" in r]
