@@ -200,6 +200,7 @@ class Campaign:
         self.errors: dict[Case, str] = {}
         self.seconds: dict[str, float] = dict.fromkeys(SPENT, 0.0)  # worker-seconds, where several run at once
         self.workers, self.lock = Workers(settings.jobs), threading.Lock()
+        self.trainers = Workers(procs.cpus())  # the correctness columns' workers: they time nothing
 
     def measure(self, backend: str, mine: list[Case], what: str, phase: str) -> list[dict[str, Any] | None]:
         """One fresh worker times these cases; what it answered for each (None where it failed). Its wall
@@ -258,10 +259,10 @@ class Campaign:
                 self.found[c][worst] = got | {"replaces_pid": self.found[c][worst]["pid"]}
 
     def correctness(self) -> None:
-        """The correctness columns, in a process per backend that times nothing."""
+        """The correctness columns, in a process per backend that times nothing: one per CPU at once, unpinned."""
         work = [(b, [c for c in mine if c.kind == "speed" and c not in self.errors])
                 for b, mine in self.by_backend.items()]  # fmt: skip
-        for (_, speed), done in zip(work, self.workers.map(self.trained, work), strict=True):
+        for (_, speed), done in zip(work, self.trainers.map(self.trained, work), strict=True):
             for c, out in zip(speed, done, strict=True):
                 if isinstance(out, harness.BenchError):
                     self.errors.setdefault(c, str(out))
@@ -271,7 +272,8 @@ class Campaign:
     def trained(self, b: str, speed: list[Case]) -> list[Any]:
         calls = [("correctness", correctness_call(c, self.found[c], self.settings)) for c in speed]
         started = time.monotonic()
-        done = processes(b, calls, self.env, self.settings, self.progress, f"[train] {b}", speed, self.workers.remote)
+        unpinned = {**self.env, procs.PIN: ""}
+        done = processes(b, calls, unpinned, self.settings, self.progress, f"[train] {b}", speed, self.trainers.remote)
         with self.lock:
             self.seconds["correctness"] += time.monotonic() - started
         return done
@@ -387,6 +389,7 @@ def merged(found: list[dict[str, Any]]) -> dict[str, Any]:
         if key in timed[0]:
             out[name] = [min(p[key]) for p in timed]
     out["median_samples_s"] = [statistics.median(p["step_s"]) for p in timed]
+    out["faults_per_step"] = statistics.median(p["faults_per_step"] for p in timed)
     out["machine"] = [p["machine"] for p in timed]
     out["noisy"] = [p.get("noisy", False) for p in timed]
     out["remeasured"] = sum("replaces_pid" in p for p in timed)

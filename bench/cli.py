@@ -51,6 +51,8 @@ def parser() -> Parser:
     r.add_argument("--task", dest="task_files", action="append", default=[], metavar="FILE_OR_MODULE", help=own)
     r.add_argument("--backends", help="comma-separated backends (default: all)")
     r.add_argument("--dtype", help="float64 (default), float32 or both")
+    r.add_argument("--sizes", help="comma-separated N of the quadratic sweep, as 10000 or 1e4 (default 1e2,1e4,1e6; "
+                   "with --quick 1e2,1e4; with --count 1e2,1e4,1e6,1e7)")  # fmt: skip
     r.add_argument(
         "--threads",
         type=int,
@@ -102,6 +104,24 @@ def task_list(given: Sequence[str], files: Sequence[str]) -> list[str] | None:
         except Exception as e:  # whatever the user's file raises: one line
             raise harness.UsageError(f"cannot load task {value}: {harness.Failed.of(e)}") from None
     return out or None
+
+
+def sizes(value: str | None) -> list[int] | None:
+    """--sizes: whole numbers of points, 1 or more, none twice; None (the defaults) when not given."""
+    if value is None:
+        return None
+    out = []
+    for word in value.split(","):
+        try:
+            n = float(word)
+        except ValueError:
+            n = math.nan
+        if not (math.isfinite(n) and n >= 1 and n == int(n)):
+            raise harness.UsageError(f"--sizes: {word.strip()!r} is not a whole number of points, 1 or more")
+        if int(n) in out:
+            raise harness.UsageError(f"--sizes: {word.strip()!r} is named twice")
+        out.append(int(n))
+    return out
 
 
 def positive(flag: str, value: float) -> float:
@@ -243,6 +263,7 @@ def cmd_run(a: argparse.Namespace) -> int:
         count=a.count,
         sweep_dtypes=list(harness.DTYPES) if count_default else None,
         jobs=procs.cpus() if a.count else 1,
+        sizes=sizes(a.sizes),
     )
     if o.repeats < 1:
         raise harness.UsageError(f"--repeats must be 1 or more, not {o.repeats}")

@@ -250,7 +250,7 @@ def scaling_fits(rows: list[dict[str, Any]], bandwidth: float | None) -> list[di
         if len(pts) >= 2:
             fit["overhead_s"], fit["per_element_s"] = fit_overhead(n, t)
         biggest = pts[-1]
-        fit["floor_n"] = biggest["n"]
+        fit["floor_n"], fit["faults_per_step"] = biggest["n"], biggest.get("faults_per_step")
         if bandwidth:
             fit["floor_ratio"] = biggest["median_s"] / (biggest["bytes_per_step"] / bandwidth)
         fits.append(fit)
@@ -361,7 +361,7 @@ def write(out: Path, o: Any, rows: list[dict[str, Any]], found: Any, floor: dict
         out / "scaling.csv",
         [r for r in rows if r["kind"] == "scaling"],
         ["n", "backend", "dtype", "mode", "first_call_s", "median_s", "ci_low_s", "ci_high_s", "samples_s",
-         "handwritten_samples_s", "bytes_per_step", "error"],
+         "handwritten_samples_s", "bytes_per_step", "faults_per_step", "error"],
     )  # fmt: skip
     pictures, not_drawn = draw_plots(out / "plots", rows, fits, bandwidth, names)
 
@@ -485,14 +485,19 @@ def summary_markdown(rows: list[dict[str, Any]], names: list[str], o: Any, env: 
                          + markdown_table(header, table))  # fmt: skip
     if fits:
         body = [[f["backend"], f["mode"], f["dtype"], duration(f.get("overhead_s")),
-                 f"{number(f['per_element_s'] * 1e9)} ns" if "per_element_s" in f else "—", floor_cell(f)]
-                for f in fits]  # fmt: skip
-        parts.append(
-            "### Overhead and throughput (quadratic, t(N) = a + b·N)\n\n"
-            + markdown_table(["backend", "mode", "dtype", "fixed overhead a", "per element b", "× memory floor"], body)
-        )
+                 f"{number(f['per_element_s'] * 1e9)} ns" if "per_element_s" in f else "—", floor_cell(f),
+                 pages(f)] for f in fits]  # fmt: skip
+        header = ["backend", "mode", "dtype", "fixed overhead a", "per element b", "× memory floor",
+                  f"fresh pages a step at {size(fits[0]['floor_n'])}"]  # fmt: skip
+        parts.append("### Overhead and throughput (quadratic, t(N) = a + b·N)\n\n" + markdown_table(header, body))
     parts.append("Plots: " + ", ".join(picture_link(p) for p in sorted(pictures, key=lambda p: p.stem != "scaling")))
     return "\n\n".join(parts)
+
+
+def pages(fit: dict[str, Any]) -> str:
+    """The pages the kernel handed a step at the sweep's largest N: 0 where a framework reuses its memory."""
+    faults = fit.get("faults_per_step")
+    return "—" if faults is None else number(faults)
 
 
 def floor_line(floor: dict[str, Any], threads: int) -> str:

@@ -29,7 +29,11 @@ from bench import floor as bench_floor
 from bench.campaign import Case
 from bench.harness import BenchError
 
-SIZES = [10**2, 10**4, 10**6, 10**7]  # the quadratic sweep: cache-resident to far beyond the caches
+# The quadratic sweep of a timing run: from a core's cache to beyond it. 10⁷ is left to --sizes: there a step
+# of an eager framework is mostly the kernel handing it fresh pages for its 80 MB temporaries, which is the
+# host's figure, and it cost a third of a default run (README, "What a default run covers").
+SIZES = [10**2, 10**4, 10**6]
+COUNT_SIZES = [*SIZES, 10**7]  # a count does not depend on how fast the host hands out pages
 REPEATS = 3  # timing processes per backend in a default run (README: "How the timing is kept fair")
 QUICK_SIZES = [10**2, 10**4]
 QUICK_TASKS = ["linear", "digits"]  # --quick's smoke run: a vector task and a matrix task with its own figures
@@ -48,6 +52,10 @@ def default_dtypes(quick: bool) -> list[str]:
     return ["float64"] if quick else DEFAULT_DTYPES
 
 
+def default_sizes(quick: bool, count: bool) -> list[int]:
+    return QUICK_SIZES if quick else COUNT_SIZES if count else SIZES
+
+
 @dataclass
 class Options:
     out: Path
@@ -63,10 +71,11 @@ class Options:
     count: bool = False  # count instructions under valgrind instead of timing (bench.count)
     sweep_dtypes: list[str] | None = None  # the quadratic sweep's dtypes, where they differ from ``dtypes``
     jobs: int = 1  # count processes at a time (a count does not depend on the machine's load)
+    sizes: list[int] | None = None  # the quadratic sweep's N; None: default_sizes
 
-    @property
-    def sizes(self) -> list[int]:
-        return QUICK_SIZES if self.quick else SIZES
+    def __post_init__(self) -> None:
+        if self.sizes is None:
+            self.sizes = default_sizes(self.quick, self.count)
 
     def command(self) -> str:
         """The command line that makes this run, leaving out what is the default."""
@@ -78,6 +87,7 @@ class Options:
             ("--tasks", self.tasks, default_tasks(self.quick)),
             ("--backends", self.backends, list(backends.BACKENDS)),
             ("--dtype", self.dtypes, dtypes),
+            ("--sizes", list(map(str, self.sizes)), list(map(str, default_sizes(self.quick, self.count)))),
         ]:
             words += [] if value == default else [flag, ",".join(value)]
         words += [] if self.threads == 1 or self.count else ["--threads", str(self.threads)]

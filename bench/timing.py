@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import functools
 import os
+import resource
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -88,8 +89,9 @@ def measure(
     seconds have passed (every figure's rounds and the calibration kernels together), at least
     ``min_rounds``, but never fewer than MIN_STEPS steps (a one-step slice makes Dynamo recompile).
     ``first_call_s`` is the first call of a slice of MIN_STEPS steps; ``machine`` what the calibration
-    kernels, the CPU share and the steal time said over the rounds (bench.calibration); ``setup_s`` the
-    seconds before the rounds (building, converting, compiling, warming up), ``rounds_s`` the rounds'."""
+    kernels, the CPU share and the steal time said over the rounds (bench.calibration); ``faults_per_step``
+    the pages a step had the kernel hand it (``minor_faults``); ``setup_s`` the seconds before the rounds
+    (building, converting, compiling, warming up), ``rounds_s`` the rounds'."""
     from bench import calibration, harness
 
     started = time.perf_counter()
@@ -119,11 +121,13 @@ def measure(
     rounds_start = time.perf_counter()
     reading.begin()
     figures: dict[str, list[float]] = {k: [] for k in timed}
-    steps = figures["step_s"]
+    steps, faults = figures["step_s"], 0
     last = now = time.perf_counter()
     while len(steps) < min_rounds or (now - rounds_start < round_time and len(steps) < MAX_ROUNDS):
         for k, fn in timed.items():
+            before = minor_faults()
             figures[k].append(seconds(fn) / unit.steps)
+            faults += minor_faults() - before if k == "step_s" else 0
         now = time.perf_counter()
         if now - last > round_time / CALIBRATIONS:
             reading.calibrate()
@@ -134,7 +138,13 @@ def measure(
         raise harness.Diverged(int(bad[0]) + 1)
     return {"mode": b.mode, "device": b.device, "steps_per_round": unit.steps, "first_call_s": first, **figures,
             "machine": machine, "setup_s": rounds_start - started, "rounds_s": time.perf_counter() - rounds_start,
-            "pid": os.getpid(), "frameworks": sorted(FRAMEWORKS & sys.modules.keys())}  # fmt: skip
+            "faults_per_step": faults / (len(steps) * unit.steps), "pid": os.getpid(),
+            "frameworks": sorted(FRAMEWORKS & sys.modules.keys())}  # fmt: skip
+
+
+def minor_faults() -> int:
+    """Pages the kernel has handed this process so far (fresh memory touched for the first time)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
 
 
 @functools.cache

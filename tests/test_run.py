@@ -203,6 +203,11 @@ def test_a_file_the_root_or_the_checkout_is_refused(tmp_path, where, words):
         (["--timeout", "0"], ["--timeout", "greater than 0"]),
         (["--timeout", "nan"], ["--timeout"]),
         (["--device", "tpu"], ["unknown device 'tpu'", "cuda"]),
+        (["--sizes", "100,ten"], ["--sizes", "'ten' is not a whole number"]),
+        (["--sizes", "0"], ["--sizes", "1 or more"]),
+        (["--sizes", "1.5"], ["--sizes", "'1.5'"]),
+        (["--sizes", "1e4,10000"], ["--sizes", "'10000' is named twice"]),
+        (["--sizes", ""], ["--sizes", "''"]),
     ],
 )
 def test_bad_run_options_are_one_line(tmp_path, args, words):
@@ -355,3 +360,15 @@ def test_a_plot_or_a_floor_that_fails_is_a_line_not_a_lost_run(tmp_path, monkeyp
     assert "| memory floor not measured |" in readme and (out / "plots" / "scaling.png").exists()
     assert not (out / "plots" / "fit_linear.png").exists() and (out / "plots" / "loss_linear.png").exists()
     assert "not drawn" in capsys.readouterr().out
+
+
+def test_the_sweep_s_sizes_reach_the_cases_the_timing_session_and_the_command(tmp_path):
+    def options(**kw):
+        return run.Options(out=tmp_path, tasks=[], backends=["numpy"], dtypes=["float64"], threads=1, device="cpu",
+                           quick=False, timeout=600.0, **kw)  # fmt: skip
+
+    assert options().sizes == [10**2, 10**4, 10**6] and "--sizes" not in options().command()
+    assert options(count=True).sizes[-1] == 10**7 and "--sizes" not in options(count=True).command()
+    o = options(sizes=[10**3, 10**7])
+    assert [c.n for c in run.cases(o)] == [10**3, 10**7]
+    assert "--sizes 1000,10000000" in o.command() and "--bench-sizes=1000,10000000" in run.pytest_args(o, tmp_path)

@@ -39,3 +39,14 @@ def test_a_unit_is_a_slice_of_the_schedule():
     before = b.params()
     unit()
     assert not np.array_equal(before["c"], b.params()["c"])
+
+
+def test_a_step_s_fresh_pages_are_counted():
+    """At N = 10⁷ an eager torch step's temporaries are 80 MB each, past glibc's largest mmap threshold
+    (32 MiB): each is mapped fresh, at least 80 MB / 4 KiB pages a step. A step of 100 points reuses memory."""
+    from bench.timing import measure
+
+    eager = measure("quadratic", "torch", n=10**7, steps=1, round_time=0.0, min_rounds=2, objective=False)
+    assert eager["faults_per_step"] >= 8 * 10**7 / 4096
+    small = measure("quadratic", "numpy", n=10**2, steps=10, round_time=0.0, min_rounds=2, objective=False)
+    assert small["faults_per_step"] < 1
