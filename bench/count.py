@@ -8,9 +8,10 @@ case as ``bench.timing.measure`` does (``harness.build``, ``timing.Unit``: a fix
 schedule, converted into the framework once), calls the slice ``WARMUPS`` times (tracing, compiling and
 hybridizing happen there), then switches instrumentation on around one more call of it: zero, start,
 ``unit()`` (which ends in the blocking read), stop, dump. The dump's total of instructions (``Ir``), less
-what the calls into glibc's allocator cost (``ALLOCATOR``: that depends on the heap's layout, which is not
-the same in two processes; it is reported beside, with the number of those calls), less that of an empty
-window (the calls into the shim itself), divided by the slice's steps is the case's instructions per step.
+what the calls into the allocators cost, glibc's and CPython's (``ALLOCATOR``: that depends on the heap's
+layout, which is not the same in two processes; it is reported beside, with the number of those calls),
+less that of an empty window (the calls into the shim itself), divided by the slice's steps is the case's
+instructions per step.
 
 The client requests are compiled once per run from valgrind's own header (``valgrind/callgrind.h``) into
 a tiny shared library in the run's temporary folder, which both environments load with ctypes.
@@ -157,13 +158,16 @@ class Shim:
         return read_dump(self.folder, os.getpid(), label)
 
 
-# glibc's allocator. What one call of it costs depends on how the heap is laid out, and that differs between
-# processes that run the same code: a thread that allocated a little earlier, a compile worker, an address
-# that hashes otherwise. Between two processes of one case, every function but these agreed to a few
-# instructions, and these moved by 0.2-2 % of jax-jit's count (issue 13). So they are counted apart: a
-# count is the rest (exact), the allocator's instructions and the number of calls into it come beside it.
+# The allocators: glibc's, and CPython's own for small objects (pymalloc, which takes most of an eager step's
+# allocations). What one call costs depends on how the heap is laid out, and that differs between processes
+# that run the same code: a thread that allocated a little earlier, a compile worker, an address that hashes
+# otherwise. Between two processes of one case, every function but glibc's agreed to a few instructions, and
+# glibc's moved by 0.2-2 % of jax-jit's count (issue 13); with glibc's apart, two runs still differed by up
+# to 0.3 % (torch, torch-compile), and there pymalloc's _PyObject_Malloc and _PyObject_Free came first. So
+# they are counted apart: a count is the rest, the allocators' instructions and the calls into them beside it.
 ALLOCATOR = frozenset({"malloc", "free", "calloc", "realloc", "reallocarray", "memalign", "posix_memalign",
-                       "aligned_alloc", "valloc", "pvalloc", "cfree"})  # fmt: skip
+                       "aligned_alloc", "valloc", "pvalloc", "cfree",
+                       "_PyObject_Malloc", "_PyObject_Calloc", "_PyObject_Realloc", "_PyObject_Free"})  # fmt: skip
 
 
 class Dump(NamedTuple):
@@ -359,8 +363,8 @@ def rows_of(cases: list[Case], found: dict[Case, dict[str, Any]]) -> list[dict[s
     return rows
 
 
-TABLES = {"instructions_per_step": "Instructions per step, the allocator apart",
-          "allocations_per_step": "Calls into the allocator per step"}  # fmt: skip
+TABLES = {"instructions_per_step": "Instructions per step, the allocators apart",
+          "allocations_per_step": "Calls into the allocators per step"}  # fmt: skip
 
 
 def tables(rows: list[dict[str, Any]], o: Any) -> list[str]:

@@ -77,7 +77,7 @@ def test_a_count_run_counts_every_case(counted):
     result = json.loads((counted / "results.json").read_text())
     assert result["count"]["valgrind"].startswith("valgrind-") and "--instr-atstart=no" in result["count"]["options"]
     readme = (counted / "README.md").read_text()
-    assert "### Instructions per step, the allocator apart (float64)" in readme
+    assert "### Instructions per step, the allocators apart (float64)" in readme
     assert f"| numpy | {instructions(found['quadratic-numpy-float64']['instructions_per_step'])} |" in readme
     assert (counted / "counts.csv").is_file()
 
@@ -171,13 +171,36 @@ def test_the_allocator_is_counted_apart_from_the_rest():
     assert count.costs(DUMP).total - count.costs(DUMP).allocator == 100 + 400  # main's and work's own
 
 
+# CPython's object allocator: PyObject_Malloc (5 of its own) calls pymalloc's _PyObject_Malloc twice (30 of
+# its own), which for a large object calls glibc's malloc once (20)
+PYMALLOC = """events: Ir
+fn=(1) PyObject_Malloc
+0 5
+cfn=(2) _PyObject_Malloc
+calls=2 0
+0 50
+fn=(2)
+0 30
+cfn=(3) malloc
+calls=1 0
+0 20
+fn=(3)
+0 20
+totals: 55
+"""
+
+
+def test_cpython_s_allocator_is_counted_apart_too():
+    assert count.costs(PYMALLOC) == count.Dump(total=55, allocator=50, allocations=2)
+
+
 def test_a_real_count_has_allocations_and_the_allocator_apart(counted):
     found = cases(counted)
     for name, c in found.items():
         assert 0 <= c["allocator_per_step"] < c["instructions_per_step"], name
     assert found["quadratic-torch-float64"]["allocations_per_step"] >= 1  # a tensor a step, at least
     readme = (counted / "README.md").read_text()
-    assert "### Calls into the allocator per step (float64)" in readme
+    assert "### Calls into the allocators per step (float64)" in readme
 
 
 def test_without_valgrind_one_line_names_the_package(tmp_path):
