@@ -21,7 +21,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -63,6 +63,7 @@ class Settings:
     quick: bool = False
     timeout: float = 600.0  # seconds one process may take
     native_blas: bool = False  # the main environment's workers without OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE
+    workers: int = 1  # timing workers at a time, each pinned to CPUs of its own (--jobs)
 
     @property
     def measure(self) -> dict[str, Any]:
@@ -74,7 +75,7 @@ class Settings:
 
     @property
     def jobs(self) -> int:
-        return jobs(self.quick)
+        return jobs(self.quick, self.workers)
 
     @property
     def budget(self) -> float:
@@ -82,10 +83,19 @@ class Settings:
         return 0.5 if self.quick else 1.0
 
 
-def jobs(quick: bool) -> int:
-    """Workers at a time: one, alone on its pinned CPUs, for timings a reader reads; a --quick run, whose
-    timings are not to be read, runs one per CPU, unpinned."""
-    return procs.cpus() if quick else 1
+def jobs(quick: bool, workers: int = 1) -> int:
+    """Workers at a time: ``workers``, each on pinned CPUs of its own, for timings a reader reads; a --quick
+    run, whose timings are not to be read, runs one per CPU, unpinned."""
+    return procs.cpus() if quick else workers
+
+
+def cpu_sets(settings: Settings) -> list[str] | None:
+    """The CPUs each of several timing workers at a time is pinned to (``threads`` of them each, from the
+    last); None where the variables pin one worker alone (``environ``) or nothing is pinned (--quick)."""
+    if settings.quick or settings.jobs == 1:
+        return None
+    cpus = procs.pinned(settings.jobs * settings.threads)
+    return [",".join(map(str, cpus[i : i + settings.threads])) for i in range(0, len(cpus), settings.threads)]
 
 
 class Progress:
@@ -141,12 +151,13 @@ def environ(settings: Settings, data: dict[str, str], caches: Path) -> dict[str,
 class Workers:
     """Worker processes run ``jobs`` at a time (``map``); every one started is stopped at once when the run is
     interrupted (Ctrl-C, SIGTERM), and none starts after that. ``remote`` makes one (bench.count's runs it
-    under valgrind). Where ``cpus`` are given, each worker runs on one of them alone, one worker a CPU."""
+    under valgrind). Where ``cpus`` are given (CPUs, or comma-separated sets of them), each worker runs on
+    one of them alone, one worker at a time on each."""
 
     def __init__(self, jobs: int, remote: Callable[..., harness.Remote] = harness.Remote,
-                 cpus: list[int] | None = None):  # fmt: skip
+                 cpus: Sequence[int | str] | None = None):  # fmt: skip
         self.jobs, self.make, self.live, self.stopping = jobs, remote, [], False
-        self.free: queue.Queue[int] | None = None
+        self.free: queue.Queue[int | str] | None = None
         if cpus:
             self.free = queue.Queue()
             for c in cpus:
@@ -199,7 +210,7 @@ class Campaign:
         self.found: dict[Case, list[dict[str, Any]]] = {c: [] for c in cases}
         self.errors: dict[Case, str] = {}
         self.seconds: dict[str, float] = dict.fromkeys(SPENT, 0.0)  # worker-seconds, where several run at once
-        self.workers, self.lock = Workers(settings.jobs), threading.Lock()
+        self.workers, self.lock = Workers(settings.jobs, cpus=cpu_sets(settings)), threading.Lock()
         self.trainers = Workers(procs.cpus())  # the correctness columns' workers: they time nothing
 
     def measure(self, backend: str, mine: list[Case], what: str, phase: str) -> list[dict[str, Any] | None]:
@@ -382,7 +393,7 @@ def merged(found: list[dict[str, Any]]) -> dict[str, Any]:
     timed = [p for p in found if "step_s" in p]
     out: dict[str, Any] = {k: timed[0][k] for k in ("mode", "device", "steps_per_round", "first_call_s")}
     out["rounds"] = [len(p["step_s"]) for p in timed]
-    out["pids"] = [p["pid"] for p in timed]
+    out["pids"], out["cpus"] = [p["pid"] for p in timed], [p.get("cpus") for p in timed]
     out["frameworks"] = sorted({f for p in timed for f in p["frameworks"]})
     for key, name in (("step_s", "samples_s"), ("objective_s", "objective_samples_s"),
                       ("handwritten_s", "handwritten_samples_s")):  # fmt: skip

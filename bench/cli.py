@@ -58,6 +58,8 @@ def parser() -> Parser:
         type=int,
         help=f"threads per framework, 1 to {procs.cpus()}; each timing worker is pinned to that many CPUs (default 1)",
     )
+    r.add_argument("--jobs", type=int, help="timing workers at a time, each pinned to CPUs of its own (default "
+                   f"{run_jobs()}); --threads N × --jobs J must fit the {procs.cpus()} CPUs here")  # fmt: skip
     r.add_argument("--device", default="cpu", help="cpu (default) or cuda, for torch and jax")
     r.add_argument("--quick", action="store_true", help="a smoke run of under a minute; its timings are not to be read")
     r.add_argument("--timeout", type=float, help="seconds one process may take (default 600, quick 120, count 1800)")
@@ -262,12 +264,23 @@ def cmd_run(a: argparse.Namespace) -> int:
         native_blas=a.native_blas,
         count=a.count,
         sweep_dtypes=list(harness.DTYPES) if count_default else None,
-        jobs=procs.cpus() if a.count else 1,
+        jobs=run.default_jobs(a.quick, a.count) if a.jobs is None else a.jobs,
         sizes=sizes(a.sizes),
     )
     if o.repeats < 1:
         raise harness.UsageError(f"--repeats must be 1 or more, not {o.repeats}")
+    if a.jobs is not None and not 1 <= a.jobs * threads <= procs.cpus():
+        raise harness.UsageError(f"--jobs {a.jobs} × --threads {threads} must be between 1 and {procs.cpus()} "
+                                 "(the CPUs here): each timing worker has CPUs of its own")  # fmt: skip
+    if a.jobs is not None and (a.count or a.quick):
+        raise harness.UsageError("--jobs is for timings: a count and --quick run one worker per CPU")
     return run.run(o)
+
+
+def run_jobs() -> int:
+    from bench.run import JOBS
+
+    return JOBS
 
 
 def timeout(a: argparse.Namespace) -> float:

@@ -21,7 +21,7 @@ from bench.harness import Failed
 from bench.timing import fit_overhead
 
 HOW_TO_READ = f"""Every backend was timed in R fresh processes of its own environment, each pinned to one CPU
-(with one thread, unless the line above says otherwise), the processes interleaved round-robin across
+of its own (with one thread, unless the line above says otherwise), the processes interleaved round-robin across
 backends (numpy, torch, …, then again), so that a drift of the machine hits each alike. In each process
 a round trains a fixed slice of the task's schedule and ends in a blocking read; rounds go on for about
 a second, and the process's figure is its fastest round divided by the round's steps. *Per step* is the
@@ -348,7 +348,7 @@ def write(out: Path, o: Any, rows: list[dict[str, Any]], found: Any, floor: dict
     names = list(o.tasks)
     result = {"command": o.command(), "wall_s": wall, "environment": env, "read_bandwidth_bytes_per_s": bandwidth,
               "floor": floor, "threads": o.threads, "device": o.device, "quick": o.quick, "repeats": o.repeats,
-              "jobs": campaign.jobs(o.quick),
+              "jobs": campaign.jobs(o.quick, o.jobs),
               "native_blas": getattr(o, "native_blas", False),
               "noise": noise(rows), "time_s": time_spent(campaign_seconds(found), floor.get("wall_s", 0.0), wall),
               "cases": rows, "scaling": fits, "workers": workers, "machine_info": found.machine_info}  # fmt: skip
@@ -383,7 +383,7 @@ def readme_text(rows: list[dict[str, Any]], names: list[str], o: Any, env: dict[
     """The summary, and the whole README around it: how to read, a table per task and dtype, plots, failures."""
     top, rest = headline(rows, names, o.dtypes, pictures), summary_markdown(rows, names, o, env, floor, fits,
                                                                             pictures, workers)  # fmt: skip
-    made = f"Made by `{o.command()}`. Do not edit: rerun it. {time_line(spent, campaign.jobs(o.quick))}"
+    made = f"Made by `{o.command()}`. Do not edit: rerun it. {time_line(spent, campaign.jobs(o.quick, o.jobs))}"
     sections = [f"# autodiff-bench results\n\n{made}", top, HOW_TO_READ, rest]
     summary = f"{top}\n\n{rest}"
     for t in names:
@@ -467,7 +467,8 @@ def summary_markdown(rows: list[dict[str, Any]], names: list[str], o: Any, env: 
              + ". " + " ".join(filter(None, [blas_line(env, workers or {}, getattr(o, "native_blas", False)),
                                              floor_line(floor, o.threads)]))
              + f" Each backend timed in {o.repeats} processes, each pinned to {o.threads} CPU"
-             + ("s" if o.threads > 1 else "") + "; a process's figure is its fastest round, a case's the"
+             + ("s" if o.threads > 1 else "") + (f", {o.jobs} at a time" if o.jobs > 1 and not o.quick else "")
+             + "; a process's figure is its fastest round, a case's the"
              + f" median of its processes, and its interval holds a rerun's median {stats.RERUN_LEVEL:.0%} of"
              + " the time."
              + f" Commit {env['commit'][:12]}.", noise_line(noise(rows))]  # fmt: skip

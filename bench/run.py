@@ -35,6 +35,7 @@ from bench.harness import BenchError
 SIZES = [10**2, 10**4, 10**6]
 COUNT_SIZES = [*SIZES, 10**7]  # a count does not depend on how fast the host hands out pages
 REPEATS = 3  # timing processes per backend in a default run (README: "How the timing is kept fair")
+JOBS = 1  # timing workers at a time, each pinned to a CPU of its own (README: "How the timing is kept fair")
 QUICK_SIZES = [10**2, 10**4]
 QUICK_TASKS = ["linear", "digits"]  # --quick's smoke run: a vector task and a matrix task with its own figures
 QUICK_REPEATS = 1
@@ -50,6 +51,12 @@ def default_tasks(quick: bool) -> list[str]:
 
 def default_dtypes(quick: bool) -> list[str]:
     return ["float64"] if quick else DEFAULT_DTYPES
+
+
+def default_jobs(quick: bool, count: bool) -> int:
+    """Workers at a time: a count's and a smoke run's one per CPU (neither depends on the machine's load),
+    a timing's JOBS."""
+    return procs.cpus() if quick or count else JOBS
 
 
 def default_sizes(quick: bool, count: bool) -> list[int]:
@@ -70,7 +77,7 @@ class Options:
     native_blas: bool = False  # the main environment's workers without machine.PINNED_BLAS: OpenBLAS picks its kernel
     count: bool = False  # count instructions under valgrind instead of timing (bench.count)
     sweep_dtypes: list[str] | None = None  # the quadratic sweep's dtypes, where they differ from ``dtypes``
-    jobs: int = 1  # count processes at a time (a count does not depend on the machine's load)
+    jobs: int = 1  # workers at a time, each on CPUs of its own (a count's: one per CPU; --quick's: unpinned)
     sizes: list[int] | None = None  # the quadratic sweep's N; None: default_sizes
 
     def __post_init__(self) -> None:
@@ -91,6 +98,7 @@ class Options:
         ]:
             words += [] if value == default else [flag, ",".join(value)]
         words += [] if self.threads == 1 or self.count else ["--threads", str(self.threads)]
+        words += [] if self.jobs == default_jobs(self.quick, self.count) else ["--jobs", str(self.jobs)]
         words += [] if self.device == "cpu" else ["--device", self.device]
         repeats = 1 if self.count else QUICK_REPEATS if self.quick else REPEATS
         words += [] if self.repeats == repeats else ["--repeats", str(self.repeats)]
@@ -112,7 +120,7 @@ def pytest_args(o: Options, raw: Path) -> list[str]:
             f"--junitxml={raw / 'timings.xml'}", f"--bench-backends={','.join(o.backends)}",
             f"--bench-tasks={','.join(o.tasks)}", f"--bench-dtypes={','.join(o.dtypes)}", f"--bench-device={o.device}",
             f"--bench-sizes={','.join(map(str, o.sizes))}", f"--bench-repeats={o.repeats}",
-            f"--bench-threads={o.threads}", f"--bench-timeout={o.timeout}",
+            f"--bench-threads={o.threads}", f"--bench-timeout={o.timeout}", f"--bench-jobs={o.jobs}",
             *(["--bench-quick"] if o.quick else []), *(["--bench-native-blas"] if o.native_blas else [])]  # fmt: skip
 
 

@@ -139,6 +139,7 @@ def measure(
     return {"mode": b.mode, "device": b.device, "steps_per_round": unit.steps, "first_call_s": first, **figures,
             "machine": machine, "setup_s": rounds_start - started, "rounds_s": time.perf_counter() - rounds_start,
             "faults_per_step": faults / (len(steps) * unit.steps), "pid": os.getpid(),
+            "cpus": sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else [],
             "frameworks": sorted(FRAMEWORKS & sys.modules.keys())}  # fmt: skip
 
 

@@ -18,7 +18,7 @@ import backends
 import tasks
 from bench import campaign, envs, harness
 from bench.machine import environment
-from bench.run import REPEATS, SIZES
+from bench.run import JOBS, REPEATS, SIZES
 
 # Training parabola-sgd's 80,000 single-sample steps costs eager jax about 3.5 min a dtype, so by
 # default the suite trains it for its first 10 epochs (8,000 steps, one halving of the learning rate)
@@ -56,6 +56,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     g.addoption("--bench-repeats", type=int, default=REPEATS, help=f"timing processes per backend (default {REPEATS})")
     g.addoption("--bench-threads", type=int, default=1, help="threads per framework, each worker pinned (default 1)")
     g.addoption("--bench-timeout", type=float, default=600.0, help="seconds one timing process may take")
+    g.addoption("--bench-jobs", type=int, default=JOBS, help=f"timing workers at a time, each pinned (default {JOBS})")
     g.addoption("--bench-quick", action="store_true", help="a smoke run: tiny slices, few rounds")
     g.addoption("--bench-native-blas", action="store_true",
                 help="time the main environment without OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE")  # fmt: skip
@@ -87,6 +88,7 @@ def bench_options(config: pytest.Config) -> BenchOptions:
             quick=config.getoption("--bench-quick"),
             timeout=config.getoption("--bench-timeout"),
             native_blas=config.getoption("--bench-native-blas"),
+            workers=config.getoption("--bench-jobs"),
         ),
     )
 

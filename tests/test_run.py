@@ -208,6 +208,10 @@ def test_a_file_the_root_or_the_checkout_is_refused(tmp_path, where, words):
         (["--sizes", "1.5"], ["--sizes", "'1.5'"]),
         (["--sizes", "1e4,10000"], ["--sizes", "'10000' is named twice"]),
         (["--sizes", ""], ["--sizes", "''"]),
+        (["--jobs", "0"], ["--jobs 0", "must be between 1 and"]),
+        (["--jobs", "1000"], ["--jobs 1000", "must be between 1 and"]),
+        (["--jobs", "1000", "--threads", "1"], ["--jobs 1000 × --threads 1"]),
+        (["--jobs", "1"], ["--jobs is for timings"]),  # refused() runs --quick
     ],
 )
 def test_bad_run_options_are_one_line(tmp_path, args, words):
@@ -372,3 +376,16 @@ def test_the_sweep_s_sizes_reach_the_cases_the_timing_session_and_the_command(tm
     o = options(sizes=[10**3, 10**7])
     assert [c.n for c in run.cases(o)] == [10**3, 10**7]
     assert "--sizes 1000,10000000" in o.command() and "--bench-sizes=1000,10000000" in run.pytest_args(o, tmp_path)
+
+
+@pytest.mark.skipif(procs.cpus() < 2, reason="two workers at a time need two CPUs")
+def test_two_timing_workers_at_a_time_each_have_a_cpu_of_their_own(tmp_path):
+    cases = [campaign.Case("speed", "linear", b, "float64") for b in ("numpy", "torch")]
+    settings = campaign.Settings(repeats=1, workers=2)
+    assert campaign.cpu_sets(settings) == [str(c) for c in procs.pinned(2)]
+    found = campaign.run(cases, settings)
+    held = [found[c]["cpus"][0] for c in cases]
+    assert all(len(cpus) == 1 for cpus in held) and held[0] != held[1], held
+    o = run.Options(out=tmp_path, tasks=[], backends=["numpy"], dtypes=["float64"], threads=1, device="cpu",
+                    quick=False, timeout=600.0, jobs=2)  # fmt: skip
+    assert "--jobs 2" in o.command() and "--bench-jobs=2" in run.pytest_args(o, tmp_path)
