@@ -5,7 +5,9 @@ suite can check the framework against what it says it computes, and ``bench comp
 parts from the reference. A backend names its framework's formula (``Backend.optimizer_formula``); the
 numpy backend runs any of them (``harness.train(..., formula=...)``).
 
-- ``keras`` (Keras 3.15, ``keras/src/optimizers/``): weight decay is decoupled in every optimiser,
+- ``keras`` (Keras 3.15, ``keras/src/optimizers/``): ``ops.cast(setting, dtype)`` of a Python float goes
+  through float32 on TensorFlow, so momentum, weight decay and the β of the bias corrections are float32
+  values even in a float64 model (``1 - beta_1`` and ε stay doubles); weight decay is decoupled in every optimiser,
   θ ← θ − θ·λ·γ before the update (``BaseOptimizer._apply_weight_decay``), so ``Adam(weight_decay=λ)``
   is AdamW, and SGD's decay does not enter the velocity; SGD's velocity is kept in units of the rate,
   v ← μv − γg, θ ← θ + v (Nesterov: θ ← θ + μv − γg), so after the rate changes it still carries the
@@ -43,6 +45,8 @@ def differences(formula: str, opt: Optimizer) -> list[str]:
     found = []
     if formula == "mxnet":
         found.append("settings rounded to float32 (C float kernel parameters)")
+    if formula == "keras":
+        found.append("μ, λ and the β of the bias corrections rounded to float32 (keras.ops.cast of a Python float)")
     if sgd and opt.momentum > 0:
         found.append("velocity in units of the rate: v ← μv − γg, θ ← θ + v (the old rate persists after a change)")
     if formula == "keras" and opt.weight_decay > 0 and (not sgd or opt.momentum > 0) and not opt.decoupled:
@@ -59,9 +63,15 @@ def rule(formula: str, opt: Optimizer, params: Mapping[str, np.ndarray]) -> opti
     return {"keras": KerasRule, "mxnet": MxnetRule}[formula](opt, params)
 
 
+def cast(like: np.ndarray, value: float) -> np.floating:
+    """``keras.ops.cast(value, like.dtype)`` of a Python float on TensorFlow: through float32."""
+    return like.dtype.type(np.float32(value))
+
+
 class KerasRule:
     """Keras 3's SGD, Adam and AdamW (``keras/src/optimizers/{sgd,adam,adamw,base_optimizer}.py``), with
-    the learning rate held in the run's dtype (``keras.config.set_floatx``, as a float64 model sets it)."""
+    the learning rate held in the run's dtype (``keras.config.set_floatx``, as a float64 model sets it);
+    ``cast`` is ``ops.cast`` of a Python float, through float32."""
 
     def __init__(self, opt: Optimizer, params: Mapping[str, np.ndarray]) -> None:
         self.opt = opt
@@ -73,7 +83,7 @@ class KerasRule:
         o = self.opt
         for k, theta in p.items():
             if o.weight_decay:  # _apply_weight_decay: variable.assign(variable - variable * wd * lr)
-                theta -= theta * o.weight_decay * lr
+                theta -= theta * cast(theta, o.weight_decay) * lr
             if o.name == "sgd":
                 self.sgd(k, theta, g[k], lr)
             else:
@@ -81,7 +91,7 @@ class KerasRule:
         self.iterations += 1
 
     def sgd(self, k: str, theta: np.ndarray, g: np.ndarray, lr: float) -> None:
-        mu = self.opt.momentum
+        mu = cast(theta, self.opt.momentum)
         m = self.m[k]
         m[...] = m * mu - g * lr  # m = m * momentum - gradient * learning_rate
         if self.opt.nesterov:
@@ -92,7 +102,7 @@ class KerasRule:
     def adam(self, k: str, theta: np.ndarray, g: np.ndarray, lr: float) -> None:
         o, dt = self.opt, theta.dtype.type
         local_step = dt(self.iterations + 1)
-        beta_1_power, beta_2_power = dt(o.b1) ** local_step, dt(o.b2) ** local_step
+        beta_1_power, beta_2_power = cast(theta, o.b1) ** local_step, cast(theta, o.b2) ** local_step
         alpha = dt(lr) * np.sqrt(1 - beta_2_power) / (1 - beta_1_power)
         m, v = self.m[k], self.v[k]
         m += (g - m) * (1 - o.b1)
