@@ -163,7 +163,8 @@ def train_here(
         dtype,
         as_lists(b.params(), t.init),
         np.concatenate(losses).tolist(),
-        lr_dtype=lr_dtype or b.lr_dtype,
+        # a framework's formula (tasks.formulas) rounds its settings, the rate among them, where it does
+        lr_dtype=lr_dtype or (b.lr_dtype if b.formula == "reference" else "float64"),
         formula=b.formula,
         optimizer=optimizers.to_json(b.optimizer),
         digest=taskdata.digest(t),

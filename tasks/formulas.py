@@ -15,11 +15,12 @@ numpy backend runs any of them (``harness.train(..., formula=...)``).
   ε̂, the form before their section 2.1): α = γ·√(1 − β2^t)/(1 − β1^t), θ ← θ − α·m/(√v + ε).
 - ``mxnet`` (MXNet 1.9.1, ``mxnet/optimizer/optimizer.py`` and ``src/operator/optimizer_op-inl.h``):
   every setting reaches the kernels as a C ``float`` (γ, μ, λ, β1, β2, ε rounded to float32); SGD's and
-  NAG's momentum are kept in units of the rate, as Keras's; Adam folds the bias corrections into the
-  rate as Keras does (γ·√(1 − β2^t)/(1 − β1^t) computed in double, then rounded to float32), with L2
-  decay added to the gradient; MXNet 1.9.1 has no AdamW optimiser, only the ``adamw_update`` kernel
-  (θ ← θ − η(γ'·m/(√v + ε) + λθ)), which ``backends.mxnet`` drives with η = γ and γ' the same bias
-  factor √(1 − β2^t)/(1 − β1^t).
+  NAG's momentum are kept in units of the rate, as Keras's; NAG's kernel writes the weight in place and
+  then reads it again for the velocity's decay term λw (the new weight, where PyTorch's uses the old);
+  Adam folds the bias corrections into the rate as Keras does (γ·√(1 − β2^t)/(1 − β1^t) computed in
+  double, then rounded to float32), with L2 decay added to the gradient; MXNet 1.9.1 has no AdamW
+  optimiser, only the ``adamw_update`` kernel (θ ← θ − η(γ'·m/(√v + ε) + λθ)), which ``backends.mxnet``
+  drives with η = γ and γ' the same bias factor √(1 − β2^t)/(1 − β1^t).
 """
 
 from __future__ import annotations
@@ -51,6 +52,8 @@ def differences(formula: str, opt: Optimizer) -> list[str]:
         found.append("velocity in units of the rate: v ← μv − γg, θ ← θ + v (the old rate persists after a change)")
     if formula == "keras" and opt.weight_decay > 0 and (not sgd or opt.momentum > 0) and not opt.decoupled:
         found.append("weight decay decoupled, θ ← θ − γλθ, not added to the gradient")
+    if formula == "mxnet" and sgd and opt.nesterov and opt.weight_decay > 0:
+        found.append("NAG's velocity takes λw from the weight it has just written (nag_mom_update, out=weight)")
     if not sgd:
         found.append("ε outside the bias correction: θ ← θ − γ√(1−β2ᵗ)/(1−β1ᵗ)·m/(√v + ε)")
     return found
