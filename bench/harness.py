@@ -88,9 +88,6 @@ def make_task(
         task = dataclasses.replace(task, epochs=min(epochs, task.epochs))
     if optimizer is not None:
         task = dataclasses.replace(task, optimizer=optimizer)
-    bad = optimizers.problems(task.optimizer)
-    if bad:
-        raise UsageError(f"task {name}: {bad[0]}")
     return task
 
 
@@ -104,9 +101,12 @@ def build(
     n: int | None = None,
     optimizer: Any = None,
     formula: str | None = None,
+    trains: bool = True,
 ) -> backends._base.Backend:
     """A backend instance for the task, in this process: its framework must be importable here.
-    ``formula`` (numpy only) is a framework's optimiser formula to follow (tasks.formulas)."""
+    ``formula`` (numpy only) is a framework's optimiser formula to follow (tasks.formulas). An instance
+    that ``trains`` needs an optimiser that can be trained with (``tasks.optimizers.problems``); one for
+    the gradient alone does not."""
     check(task, backend, dtype)
     if formula is not None and (backend != "numpy" or formula not in formulas.FORMULAS):
         raise UsageError(f"formula {formula!r}: numpy follows one of {', '.join(formulas.FORMULAS)}; no other backend")
@@ -121,6 +121,11 @@ def build(
         made = make_task(task, lr, epochs, n, optimizer)
     except ImportError as e:  # a task whose data need a package this environment lacks (digits: sklearn)
         raise Unavailable(f"task {task} cannot be made in the {envs.current()} environment: {e}") from e
+    bad = optimizers.problems(made.optimizer)
+    if bad and trains:
+        raise UsageError(f"task {task}: {bad[0]}")
+    if bad:
+        made = dataclasses.replace(made, optimizer=optimizers.SGD())  # the gradient is the optimiser's business
     return cls(made, dtype, device) if formula is None else cls(made, dtype, device, formula=formula)
 
 
@@ -180,7 +185,7 @@ def as_lists(arrays: dict[str, Any], order: dict[str, Any]) -> dict[str, Nested]
 
 def gradient_here(task: str, backend: str, dtype: str = "float64", device: str = "cpu") -> dict[str, Nested]:
     """The backend's gradient of the task's loss over all the data at the initial parameters."""
-    b = build(task, backend, dtype, device)
+    b = build(task, backend, dtype, device, trains=False)
     return as_lists(b.gradient(), b.task.init)
 
 
