@@ -23,21 +23,26 @@ def sgd_l2(learning_rate: Any, momentum: float, nesterov: bool, weight_decay: fl
     return optax.chain(optax.add_decayed_weights(weight_decay), sgd) if weight_decay else sgd
 
 
-def adam_l2(learning_rate: Any, b1: float, b2: float, eps: float, weight_decay: float) -> optax.GradientTransformation:
+def adam_l2(
+    learning_rate: Any, b1: float, b2: float, eps: float, eps_root: float, weight_decay: float
+) -> optax.GradientTransformation:
     """optax's Adam, L2 decay added to the gradient first (optax.adam has no decay of its own)."""
-    adam = optax.adam(learning_rate, b1=b1, b2=b2, eps=eps)
+    adam = optax.adam(learning_rate, b1=b1, b2=b2, eps=eps, eps_root=eps_root)
     return optax.chain(optax.add_decayed_weights(weight_decay), adam) if weight_decay else adam
 
 
-def optax_optimizer(opt: Optimizer, lr: float) -> optax.GradientTransformation:
+def optax_optimizer(opt: Optimizer, lr: float, dtype: str) -> optax.GradientTransformation:
     """The optax optimiser that a task's optimiser (tasks.optimizers) names. The learning rate is its one
-    injected hyperparameter (set each step: ``with_rate``); the other settings stay Python numbers."""
+    injected hyperparameter, an array of the run's dtype (set each step: ``with_rate``); the other settings
+    stay Python numbers (optax's ``eps_root`` its default 0), weak in jax's promotion as in numpy's."""
     if opt.name == "sgd":
         factory, settings = sgd_l2, {"momentum": opt.momentum, "nesterov": opt.nesterov}
     else:
-        factory, settings = optax.adamw if opt.decoupled else adam_l2, {"b1": opt.b1, "b2": opt.b2, "eps": opt.eps}
+        factory = optax.adamw if opt.decoupled else adam_l2
+        settings = {"b1": opt.b1, "b2": opt.b2, "eps": opt.eps, "eps_root": 0.0}
     settings["weight_decay"] = opt.weight_decay
-    return optax.inject_hyperparams(factory, static_args=tuple(settings))(learning_rate=lr, **settings)
+    inject = optax.inject_hyperparams(factory, static_args=tuple(settings), hyperparam_dtype=np.dtype(dtype))
+    return inject(learning_rate=lr, **settings)
 
 
 def with_rate(state: Any, lr: Any) -> Any:
@@ -56,9 +61,8 @@ class Jax(Backend):
         self.p = {k: self.asarray(v) for k, v in task.init.items()}
         self.value_and_grad = jax.value_and_grad(self.objective)
         if not self.optimizer.plain:
-            self.tx = optax_optimizer(self.optimizer, task.lr(0))
-            # the rate in the run's dtype from the start: the state keeps one type through a compiled scan
-            self.state = with_rate(self.tx.init(self.p), self.asarray(np.array(task.lr(0))))
+            self.tx = optax_optimizer(self.optimizer, task.lr(0), dtype)
+            self.state = self.tx.init(self.p)
 
     @property
     def jax_device(self) -> jax.Device:
