@@ -24,9 +24,12 @@ def agrees(lab, run: Run, limit: float) -> None:
     for k in ref.params:
         assert rel_diff(run.params[k], ref.params[k]) <= limit, k
     assert run_diff(run, ref) <= limit
-    if run.formula != "reference" and run.dtype == "float64":  # float32's tolerance can hide a setting's rounding
+    if run.formula != "reference" and run.dtype == "float64":  # float32's own rounding can hide a setting's
+        # the framework's formula describes it better than the published definition does: here every formula
+        # ran within 1e-15 of its framework and at least 9e-11 from the definition (Keras's float32 λ alone)
         why = formulas.differences(run.formula, optimizers.parse(run.optimizer))
-        assert run_diff(run, lab.reference(run, "reference")) > limit, f"documented, but not there: {why}"
+        published = run_diff(run, lab.reference(run, "reference"))
+        assert published > 100 * run_diff(run, ref), f"documented, but not there: {why}"
 
 
 def test_trajectory_matches_numpy(lab, case):
