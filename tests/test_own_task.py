@@ -51,8 +51,8 @@ def test_one_line_picks_another_optimizer_for_every_backend(cubic, tmp_path):
     agrees with numpy (Keras's and MXNet's with their own formula, which compare names)."""
     adam = tmp_path / "cubic_adam.py"
     text = cubic.read_text()
-    assert text.count("optimizer=SGD()") == 1
-    adam.write_text(text.replace("optimizer=SGD()", "optimizer=Adam()").replace("import SGD,", "import Adam,"))
+    assert text.count("opt = SGD()") == 1
+    adam.write_text(text.replace("opt = SGD()", "opt = Adam()").replace("import SGD,", "import Adam,"))
     out = bench("compare", "--task", str(adam))
     assert out.returncode == 0, out.stdout + out.stderr
     assert out.stdout.count("agrees") == len(backends.BACKENDS)
@@ -78,10 +78,10 @@ def test_the_readme_example_is_timed(cubic, tmp_path):
             "FAIL  array contract: the model or loss fails on numpy: TypeError",
         ),
         ("xp.mean((pred - y) ** 2)", "xp.var(pred - y) + xp.mean(pred - y) ** 2", "FAIL  array contract: uses var"),
-        ("optimizer=SGD()", "optimizer=SGD(momentum=-0.5)", "FAIL  optimizer: sgd momentum is -0.5, not in [0, 1)"),
+        ("opt = SGD()", "opt = SGD(momentum=-0.5)", "FAIL  optimizer: sgd momentum is -0.5, not in [0, 1)"),
         (
-            "optimizer=SGD()",
-            'optimizer={"name": "adam", "beta2": 0.99}',
+            "opt = SGD()",
+            'opt = {"name": "adam", "beta2": 0.99}',
             "FAIL  optimizer: adam has no setting 'beta2'; its settings: b1, b2, eps, weight_decay",
         ),
     ],
