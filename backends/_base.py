@@ -8,6 +8,11 @@ frameworks), ``evaluate`` computes the same steps' losses at the current paramet
 training (the objective alone: no gradient, no update), ``wait`` blocks until either's work is done,
 ``to_numpy`` reads an array back. Eager backends only write ``step`` and ``loss``; a compiled backend
 overrides ``run`` and ``evaluate`` as a whole.
+
+The task's optimiser (``tasks.optimizers``) is ``self.optimizer``. Plain SGD is each mode's own
+update, as it always was (``p - lr * g`` by hand, or the framework's SGD where the mode is its
+optimiser API); any other is the framework's own optimiser, whose formula (``optimizer_formula``, one
+of ``tasks.formulas.FORMULAS``) says what the suite checks it against.
 """
 
 from __future__ import annotations
@@ -17,7 +22,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from tasks import Task
+from tasks import Task, formulas, optimizers
 
 
 class Backend:
@@ -26,12 +31,20 @@ class Backend:
     is_async: ClassVar[bool] = False  # run() may return before its work is done
     has_autodiff: ClassVar[bool] = True  # False: uses the task's hand-derived gradient
     lr_dtype: ClassVar[str] = "float64"  # precision the optimiser holds the learning rate in
+    optimizer_formula: ClassVar[str] = "reference"  # whose update the framework's optimisers compute
     devices: ClassVar[tuple[str, ...]] = ("cpu",)
     xp: ClassVar[Any]  # the array namespace the task's model and loss see: the whole of tasks.contract
 
     def __init__(self, task: Task, dtype: str = "float64", device: str = "cpu") -> None:
         self.task, self.dtype, self.device = task, dtype, device
+        self.optimizer = optimizers.parse(task.optimizer)
         self.x, self.y = self.asarray(task.x), self.asarray(task.y)
+
+    @property
+    def formula(self) -> str:
+        """The formula this run's updates follow: the framework's, where it differs from the reference's
+        for the task's optimiser by definition (``tasks.formulas.differences``); else ``reference``."""
+        return self.optimizer_formula if formulas.differences(self.optimizer_formula, self.optimizer) else "reference"
 
     # -- what each framework provides -------------------------------------------------
     def asarray(self, a: np.ndarray) -> Any:
@@ -41,7 +54,7 @@ class Backend:
         return a[order]
 
     def step(self, x: Any, y: Any, lr: float) -> Any:
-        """One SGD step on one batch; returns the batch loss before the update."""
+        """One step of the task's optimiser on one batch; returns the batch loss before the update."""
         raise NotImplementedError
 
     def loss(self, x: Any, y: Any) -> Any:

@@ -1,4 +1,6 @@
-"""jax.value_and_grad, called eagerly: every step traces the loss again and dispatches op by op."""
+"""jax.value_and_grad, called eagerly: every step traces the loss again and dispatches op by op. A task's
+optimiser other than plain SGD is optax's (``optax.sgd``, ``optax.adam``, ``optax.adamw``, L2 decay as
+``optax.add_decayed_weights`` before them), its rate set each step through ``optax.inject_hyperparams``."""
 
 from __future__ import annotations
 
@@ -7,10 +9,45 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 
 from backends._base import Backend
+from tasks.optimizers import Optimizer
 
 jax.config.update("jax_enable_x64", True)  # JAX is float32-only unless asked; float32 runs pass float32 arrays
+
+
+def sgd_l2(learning_rate: Any, momentum: float, nesterov: bool, weight_decay: float) -> optax.GradientTransformation:
+    """optax's SGD (momentum as ``optax.trace``), L2 decay added to the gradient first, as PyTorch's SGD does."""
+    sgd = optax.sgd(learning_rate, momentum=momentum or None, nesterov=nesterov)
+    return optax.chain(optax.add_decayed_weights(weight_decay), sgd) if weight_decay else sgd
+
+
+def adam_l2(
+    learning_rate: Any, b1: float, b2: float, eps: float, eps_root: float, weight_decay: float
+) -> optax.GradientTransformation:
+    """optax's Adam, L2 decay added to the gradient first (optax.adam has no decay of its own)."""
+    adam = optax.adam(learning_rate, b1=b1, b2=b2, eps=eps, eps_root=eps_root)
+    return optax.chain(optax.add_decayed_weights(weight_decay), adam) if weight_decay else adam
+
+
+def optax_optimizer(opt: Optimizer, lr: float, dtype: str) -> optax.GradientTransformation:
+    """The optax optimiser that a task's optimiser (tasks.optimizers) names. The learning rate is its one
+    injected hyperparameter, an array of the run's dtype (set each step: ``with_rate``); the other settings
+    stay Python numbers (optax's ``eps_root`` its default 0), weak in jax's promotion as in numpy's."""
+    if opt.name == "sgd":
+        factory, settings = sgd_l2, {"momentum": opt.momentum, "nesterov": opt.nesterov}
+    else:
+        factory = optax.adamw if opt.decoupled else adam_l2
+        settings = {"b1": opt.b1, "b2": opt.b2, "eps": opt.eps, "eps_root": 0.0}
+    settings["weight_decay"] = opt.weight_decay
+    inject = optax.inject_hyperparams(factory, static_args=tuple(settings), hyperparam_dtype=np.dtype(dtype))
+    return inject(learning_rate=lr, **settings)
+
+
+def with_rate(state: Any, lr: Any) -> Any:
+    """The optimiser's state with the step's learning rate (``inject_hyperparams``' hyperparameter)."""
+    return state._replace(hyperparams={**state.hyperparams, "learning_rate": lr})
 
 
 class Jax(Backend):
@@ -23,6 +60,9 @@ class Jax(Backend):
         super().__init__(task, dtype, device)
         self.p = {k: self.asarray(v) for k, v in task.init.items()}
         self.value_and_grad = jax.value_and_grad(self.objective)
+        if not self.optimizer.plain:
+            self.tx = optax_optimizer(self.optimizer, task.lr(0), dtype)
+            self.state = self.tx.init(self.p)
 
     @property
     def jax_device(self) -> jax.Device:
@@ -39,8 +79,16 @@ class Jax(Backend):
 
     def step(self, x: jax.Array, y: jax.Array, lr: float) -> jax.Array:
         loss, grads = self.value_and_grad(self.p, x, y)
-        self.p = jax.tree.map(lambda p, g: p - lr * g, self.p, grads)
+        if self.optimizer.plain:
+            self.p = jax.tree.map(lambda p, g: p - lr * g, self.p, grads)
+            return loss
+        self.p, self.state = self.optax_update(self.p, self.state, grads, self.asarray(np.array(lr)))
         return loss
+
+    def optax_update(self, p: Any, state: Any, grads: Any, lr: jax.Array) -> tuple[Any, Any]:
+        """optax's step at the rate ``lr``: new parameters and state."""
+        updates, state = self.tx.update(grads, with_rate(state, lr), p)
+        return optax.apply_updates(p, updates), state
 
     def loss(self, x: jax.Array, y: jax.Array) -> jax.Array:
         return self.objective(self.p, x, y)

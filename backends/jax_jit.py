@@ -1,4 +1,5 @@
-"""jax.jit over a whole chunk of epochs: ``lax.scan`` over epochs, and within each over batches."""
+"""jax.jit over a whole chunk of epochs: ``lax.scan`` over epochs, and within each over batches; a task's
+optimiser other than plain SGD is optax's, as in ``jax``, its state carried through the scan."""
 
 from __future__ import annotations
 
@@ -23,7 +24,11 @@ class JaxJit(Jax):
             loss, grads = jax.value_and_grad(self.objective)(p, *batch)
             return jax.tree.map(lambda p, g: p - lr * g, p, grads), loss
 
-        return self.scan(sgd_step, p, x, y, lrs, orders)
+        def optax_step(carry, batch, lr):  # carry: (parameters, optax's state)
+            loss, grads = jax.value_and_grad(self.objective)(carry[0], *batch)
+            return self.optax_update(*carry, grads, lr), loss
+
+        return self.scan(sgd_step if self.optimizer.plain else optax_step, p, x, y, lrs, orders)
 
     def losses(self, p, x, y, lrs, orders):
         return self.scan(lambda p, batch, lr: (p, self.objective(p, *batch)), p, x, y, lrs, orders)[1]
@@ -47,7 +52,10 @@ class JaxJit(Jax):
         return self.asarray(lrs), stacked
 
     def run(self, chunk: Any) -> jax.Array:
-        self.p, losses = self.run_jit(self.p, self.x, self.y, *chunk)
+        if self.optimizer.plain:
+            self.p, losses = self.run_jit(self.p, self.x, self.y, *chunk)
+        else:
+            (self.p, self.state), losses = self.run_jit((self.p, self.state), self.x, self.y, *chunk)
         return losses
 
     def evaluate(self, chunk: Any) -> jax.Array:

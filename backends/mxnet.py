@@ -1,8 +1,13 @@
-"""MXNet autograd on NDArrays: ``autograd.record()``, ``backward()``, then ``param[:] = ...``."""
+"""MXNet autograd on NDArrays: ``autograd.record()``, ``backward()``, then ``param[:] = ...``; a task's
+optimiser other than plain SGD is MXNet's own (``mx.optimizer.SGD``, ``NAG``, ``Adam``, through
+``mx.optimizer.get_updater``), and AdamW, which MXNet 1.9.1 has as a kernel only
+(``nd.contrib.adamw_update``), an ``mx.optimizer.Optimizer`` here that drives it as ``Adam`` drives
+``adam_update``."""
 
 from __future__ import annotations
 
 import functools
+import math
 import operator
 from typing import Any, TypeAlias
 
@@ -12,6 +17,7 @@ from mxnet import autograd, nd
 
 from backends._base import Backend
 from tasks import Task
+from tasks.optimizers import Optimizer
 
 Operand: TypeAlias = "Array | float"  # an array, or a Python scalar
 Axis = int | tuple[int, ...] | None
@@ -176,16 +182,56 @@ def task_loss(task: Task, xp: Namespace, params: dict[str, Any], x: Any, y: Any)
     return task.loss(task.model({k: wrap(v) for k, v in params.items()}, wrap(x), xp), wrap(y), xp).s
 
 
+class AdamW(mx.optimizer.Optimizer):
+    """AdamW (Loshchilov & Hutter) on MXNet's own kernel, ``nd.contrib.adamw_update``:
+    ``w -= eta * (lr * m / (sqrt(v) + epsilon) + wd * w)``, which leaves the bias corrections to its caller.
+    Driven as ``mx.optimizer.Adam`` drives ``adam_update``: the corrections folded into the kernel's rate
+    (``lr = sqrt(1 - beta2**t) / (1 - beta1**t)``, in double), and ``eta`` the schedule's rate."""
+
+    def __init__(self, learning_rate: float = 0.001, beta1: float = 0.9, beta2: float = 0.999,
+                 epsilon: float = 1e-8, **kwargs: Any) -> None:  # fmt: skip
+        super().__init__(learning_rate=learning_rate, **kwargs)
+        self.beta1, self.beta2, self.epsilon = beta1, beta2, epsilon
+        self.rescale = {}  # context -> rescale_grad as the kernel takes it, a float32 NDArray
+
+    def create_state(self, index: int, weight: nd.NDArray) -> tuple[nd.NDArray, nd.NDArray]:
+        return nd.zeros(weight.shape, weight.context, dtype=weight.dtype), nd.zeros(weight.shape, weight.context,
+                                                                                       dtype=weight.dtype)  # fmt: skip
+
+    def update(self, index: int, weight: nd.NDArray, grad: nd.NDArray, state: Any) -> None:
+        self._update_count(index)
+        lr, wd, t = self._get_lr(index), self._get_wd(index), self._index_update_count[index]
+        factor = math.sqrt(1.0 - self.beta2**t) / (1.0 - self.beta1**t)
+        if weight.context not in self.rescale:
+            self.rescale[weight.context] = nd.full((1,), self.rescale_grad, ctx=weight.context, dtype="float32")
+        mean, var = state
+        nd.contrib.adamw_update(weight, grad, mean, var, self.rescale[weight.context], out=weight, lr=factor,
+                                eta=lr, wd=wd, beta1=self.beta1, beta2=self.beta2, epsilon=self.epsilon)  # fmt: skip
+
+
+def mx_optimizer(opt: Optimizer, lr: float) -> mx.optimizer.Optimizer:
+    """MXNet's optimiser for a task's optimiser (tasks.optimizers), as a user makes it."""
+    if opt.name == "sgd":
+        kind = mx.optimizer.NAG if opt.nesterov else mx.optimizer.SGD
+        return kind(learning_rate=lr, momentum=opt.momentum, wd=opt.weight_decay)
+    kind = AdamW if opt.decoupled else mx.optimizer.Adam
+    return kind(learning_rate=lr, beta1=opt.b1, beta2=opt.b2, epsilon=opt.eps, wd=opt.weight_decay)
+
+
 class Mxnet(Backend):
     name = "mxnet"
     is_async = True
     xp = Namespace(nd)
+    optimizer_formula = "mxnet"  # its optimisers: tasks.formulas
 
     def __init__(self, task, dtype="float64", device="cpu"):
         super().__init__(task, dtype, device)
         self.p = {k: self.asarray(v) for k, v in task.init.items()}
         for p in self.p.values():
             p.attach_grad()
+        if not self.optimizer.plain:
+            self.opt = mx_optimizer(self.optimizer, task.lr(0))
+            self.updater = mx.optimizer.get_updater(self.opt)
 
     @property
     def ctx(self) -> mx.Context:
@@ -207,8 +253,13 @@ class Mxnet(Backend):
         with autograd.record():
             loss = self.objective(x, y)
         loss.backward()
-        for p in self.p.values():
-            p[:] = p - lr * p.grad
+        if self.optimizer.plain:
+            for p in self.p.values():
+                p[:] = p - lr * p.grad
+            return loss
+        self.opt.set_learning_rate(lr)
+        weights = list(self.p.values())
+        self.updater(list(range(len(weights))), [p.grad for p in weights], weights)  # as gluon.Trainer calls it
         return loss
 
     def loss(self, x: nd.NDArray, y: nd.NDArray) -> nd.NDArray:

@@ -1,4 +1,5 @@
-"""MXNet Gluon: a hybridized ``HybridBlock`` holding the task's parameters, ``gluon.Trainer('sgd')``."""
+"""MXNet Gluon: a hybridized ``HybridBlock`` holding the task's parameters, ``gluon.Trainer('sgd')``, or
+the Trainer over MXNet's optimiser for the task's (``backends.mxnet.mx_optimizer``)."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import mxnet as mx
 import numpy as np
 from mxnet import autograd, gluon, init, nd
 
-from backends.mxnet import Mxnet, Namespace, task_loss
+from backends.mxnet import Mxnet, Namespace, mx_optimizer, task_loss
 
 
 class Objective(gluon.HybridBlock):
@@ -38,7 +39,10 @@ class MxnetGluon(Mxnet):
         for k, v in self.p.items():
             getattr(self.net, k).set_data(v)
         self.net.hybridize(static_alloc=True, static_shape=True)
-        self.trainer = gluon.Trainer(self.net.collect_params(), "sgd", {"learning_rate": task.lr(0)})
+        if self.optimizer.plain:
+            self.trainer = gluon.Trainer(self.net.collect_params(), "sgd", {"learning_rate": task.lr(0)})
+        else:
+            self.trainer = gluon.Trainer(self.net.collect_params(), mx_optimizer(self.optimizer, task.lr(0)))
 
     def step(self, x: nd.NDArray, y: nd.NDArray, lr: float) -> nd.NDArray:
         self.trainer.set_learning_rate(lr)

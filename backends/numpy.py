@@ -6,6 +6,10 @@ scalar of its dtype (``a[0] = a[0] - lr * g[0]``: about 0.15 µs where ``a -= lr
 is two ufunc calls, about 1 µs). The arithmetic is that of ``a -= lr * g``, to the bit: the learning
 rate rounded to the dtype, a product and a difference in the dtype. The task's gradient gets the
 parameters in their own shapes, as the task defines them.
+
+Any other optimiser is ``tasks.optimizers``' reference update, written from its published definition;
+or, given ``formula``, the update of a framework that differs from it (``tasks.formulas``), to check
+that framework against its own formula.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from backends._base import Backend
+from tasks import formulas
 
 
 class Numpy(Backend):
@@ -22,10 +27,12 @@ class Numpy(Backend):
     has_autodiff = False
     xp = np  # the reference the contract is checked against
 
-    def __init__(self, task, dtype="float64", device="cpu"):
+    def __init__(self, task, dtype="float64", device="cpu", formula="reference"):
         super().__init__(task, dtype, device)
         self.p = {k: self.asarray(v) for k, v in task.init.items()}
         self.loss_and_grad = task.loss_and_grad
+        self.chosen = formula if formulas.differences(formula, self.optimizer) else "reference"
+        self.rule = None if self.optimizer.plain else formulas.rule(self.chosen, self.optimizer, self.p)
         # per parameter: the array, updated in place, and the index of its one element (None: the whole array)
         self.updates = [(k, a, (0,) * a.ndim if a.size == 1 else None, a.dtype) for k, a in self.p.items()]
 
@@ -40,9 +47,16 @@ class Numpy(Backend):
         orders = [None if o is None else self.asindex(o) for o in orders]
         return [((float(lr), scalar(lr)), o) for lr, o in zip(lrs, orders, strict=True)]
 
+    @property
+    def formula(self) -> str:
+        return self.chosen
+
     def step(self, x: np.ndarray, y: np.ndarray, lr: Any) -> Any:
         rate, scalar = lr
         loss, grads = self.loss_and_grad(self.p, x, y)
+        if self.rule is not None:
+            self.rule.update(self.p, {k: np.asarray(grads[k], dtype=a.dtype) for k, a in self.p.items()}, rate)
+            return loss
         for k, a, i, dtype in self.updates:
             g = grads[k]
             if i is not None:

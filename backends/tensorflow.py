@@ -1,4 +1,6 @@
-"""TensorFlow eager: ``tf.GradientTape`` over the task's model and loss, the update with ``assign_sub``."""
+"""TensorFlow eager: ``tf.GradientTape`` over the task's model and loss, the update with ``assign_sub``; a
+task's optimiser other than plain SGD is Keras's (``keras.optimizers.SGD``, ``Adam``, ``AdamW``, Keras 3
+as TensorFlow ships it) over the ``tf.Variable``s, with ``apply_gradients``."""
 
 from __future__ import annotations
 
@@ -11,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from backends._base import Backend
+from tasks.optimizers import Optimizer
 
 
 @contextlib.contextmanager
@@ -52,13 +55,35 @@ with stderr_closed(), jax_hidden():
 tf.experimental.numpy.experimental_enable_numpy_behavior(prefer_float32=True)
 
 
+def keras_optimizer(opt: Optimizer, lr: float, dtype: str) -> Any:
+    """The Keras optimiser that a task's optimiser (tasks.optimizers) names. Keras holds its learning rate
+    in a variable of ``floatx`` (float32 unless set): made here with floatx the run's dtype, as a float64
+    Keras model sets it (``keras.config.set_floatx``)."""
+    with stderr_closed(), jax_hidden():
+        import keras
+    floatx = keras.config.floatx()
+    keras.config.set_floatx(dtype)
+    try:
+        decay = opt.weight_decay or None  # None: no decay step at all (Keras's default)
+        if opt.name == "sgd":
+            return keras.optimizers.SGD(float(lr), momentum=opt.momentum, nesterov=opt.nesterov, weight_decay=decay)
+        kind = keras.optimizers.AdamW if opt.decoupled else keras.optimizers.Adam
+        return kind(float(lr), beta_1=opt.b1, beta_2=opt.b2, epsilon=opt.eps, weight_decay=decay)
+    finally:
+        keras.config.set_floatx(floatx)
+
+
 class Tensorflow(Backend):
     name = "tensorflow"
     xp = tf.experimental.numpy  # TensorFlow's NumPy API: the whole contract
+    optimizer_formula = "keras"  # Keras's optimisers: tasks.formulas
 
     def __init__(self, task, dtype="float64", device="cpu"):
         super().__init__(task, dtype, device)
         self.p = {k: tf.Variable(self.asarray(v), name=k) for k, v in task.init.items()}
+        self.opt = None if self.optimizer.plain else keras_optimizer(self.optimizer, task.lr(0), dtype)
+        if self.opt is not None:
+            self.opt.build(list(self.p.values()))  # its state now, not inside a compiled function
 
     def asarray(self, a: np.ndarray) -> tf.Tensor:
         return tf.constant(np.asarray(a, dtype=self.dtype))
@@ -84,9 +109,17 @@ class Tensorflow(Backend):
 
     def step(self, x: tf.Tensor, y: tf.Tensor, lr: float) -> tf.Tensor:
         loss, grads = self.loss_and_grads(x, y)
+        if self.opt is not None:
+            self.apply(grads, lr)
+            return loss
         for v, g in zip(self.p.values(), grads, strict=True):
             v.assign_sub(lr * g)
         return loss
+
+    def apply(self, grads: list[Any], lr: Any) -> None:
+        """The Keras optimiser's step at the epoch's rate, on the variables (in order)."""
+        self.opt.learning_rate = lr
+        self.opt.apply_gradients(zip(grads, self.p.values(), strict=True))
 
     def loss(self, x: tf.Tensor, y: tf.Tensor) -> tf.Tensor:
         return self.objective(self.values(), x, y)

@@ -1,7 +1,9 @@
 """TensorFlow's compiled mode: ``tf.function(jit_compile=True)`` over a whole chunk of epochs, the loop
 inside the graph (``tf.while_loop`` over epochs and, within each, over batches), compiled by XLA, as
 ``jax-jit`` scans. The parameters are tensors carried through the loop; the chunk's losses come back in
-one ``tf.TensorArray``."""
+one ``tf.TensorArray``. A task's optimiser other than plain SGD is Keras's, as in ``tensorflow``: its
+``apply_gradients`` on the ``tf.Variable``s inside the compiled loop (Keras's TensorFlow backend has no
+stateless form), the loop carrying no parameters."""
 
 from __future__ import annotations
 
@@ -18,13 +20,18 @@ class TensorflowXla(Tensorflow):
 
     def __init__(self, task, dtype="float64", device="cpu"):
         super().__init__(task, dtype, device)
-        self.p = {k: v.value() for k, v in self.p.items()}
+        if self.opt is None:  # plain SGD: the parameters as tensors, carried through the loop
+            self.p = {k: v.value() for k, v in self.p.items()}
         # one trace per chunk shape and per kind of order (None or a tensor): the schedule's values are tensors
         self.run_jit = tf.function(self.epochs, jit_compile=True)
         self.evaluate_jit = tf.function(self.losses, jit_compile=True)
 
     def values(self) -> dict[str, tf.Tensor]:
-        return self.p
+        return self.p if self.opt is None else super().values()
+
+    def carried(self) -> dict[str, tf.Tensor]:
+        """What the loop carries: the parameters, or nothing where Keras updates them as variables."""
+        return self.p if self.opt is None else {}
 
     def value_and_grad(self, p: dict[str, tf.Tensor], x: tf.Tensor, y: tf.Tensor) -> tuple[tf.Tensor, list[Any]]:
         with tf.GradientTape() as tape:
@@ -37,10 +44,15 @@ class TensorflowXla(Tensorflow):
             loss, grads = self.value_and_grad(p, xb, yb)
             return {k: p[k] - lr * grads[k] for k in p}, loss
 
-        return self.scan(sgd_step, p, x, y, lrs, orders)
+        def keras_step(p, xb, yb, lr):  # p is empty: Keras updates the variables
+            loss, grads = self.value_and_grad(self.values(), xb, yb)
+            self.apply([grads[k] for k in self.p], lr)
+            return p, loss
+
+        return self.scan(sgd_step if self.opt is None else keras_step, p, x, y, lrs, orders)
 
     def losses(self, p, x, y, lrs, orders):
-        return self.scan(lambda p, xb, yb, lr: (p, self.objective(p, xb, yb)), p, x, y, lrs, orders)[1]
+        return self.scan(lambda p, xb, yb, lr: (p, self.objective(p or self.values(), xb, yb)), p, x, y, lrs, orders)[1]
 
     def scan(self, step, p, x, y, lrs, orders):
         """``step(p, xb, yb, lr) -> (p, loss)`` over every batch of every epoch: (final p, every loss)."""
@@ -68,15 +80,17 @@ class TensorflowXla(Tensorflow):
         return self.asarray(lrs), stacked
 
     def run(self, chunk: Any) -> tf.Tensor:
-        self.p, losses = self.run_jit(self.p, self.x, self.y, *chunk)
+        p, losses = self.run_jit(self.carried(), self.x, self.y, *chunk)
+        if self.opt is None:
+            self.p = p
         return losses
 
     def evaluate(self, chunk: Any) -> tf.Tensor:
-        return self.evaluate_jit(self.p, self.x, self.y, *chunk)
+        return self.evaluate_jit(self.carried(), self.x, self.y, *chunk)
 
     def params(self) -> dict[str, np.ndarray]:
         return {k: v.numpy() for k, v in self.p.items()}
 
     def gradient(self) -> dict[str, np.ndarray]:
-        grads = tf.function(self.value_and_grad, jit_compile=True)(self.p, self.x, self.y)[1]
+        grads = tf.function(self.value_and_grad, jit_compile=True)(self.values(), self.x, self.y)[1]
         return {k: g.numpy() for k, g in grads.items()}

@@ -1,4 +1,5 @@
-"""torch autograd: ``backward()``, then an in-place update under ``no_grad``."""
+"""torch autograd: ``backward()``, then an in-place update under ``no_grad``; a task's optimiser other
+than plain SGD is ``torch.optim``'s (SGD, Adam, AdamW)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import numpy as np
 import torch
 
 from backends._base import Backend
+from tasks.optimizers import Optimizer
 
 Operand = torch.Tensor | float  # a tensor, or a Python scalar
 Axis = int | tuple[int, ...] | None
@@ -52,6 +54,16 @@ class Namespace:
         return torch.minimum(*tensors(x1, x2))
 
 
+def torch_optimizer(opt: Optimizer, params: list[torch.Tensor], lr: float) -> torch.optim.Optimizer:
+    """The ``torch.optim`` optimiser that a task's optimiser (tasks.optimizers) names, as a user makes it."""
+    if opt.name == "sgd":
+        return torch.optim.SGD(
+            params, lr=lr, momentum=opt.momentum, nesterov=opt.nesterov, weight_decay=opt.weight_decay
+        )
+    kind = torch.optim.AdamW if opt.decoupled else torch.optim.Adam
+    return kind(params, lr=lr, betas=(opt.b1, opt.b2), eps=opt.eps, weight_decay=opt.weight_decay)
+
+
 class Torch(Backend):
     name = "torch"
     devices = ("cpu", "cuda")
@@ -60,6 +72,7 @@ class Torch(Backend):
     def __init__(self, task, dtype="float64", device="cpu"):
         super().__init__(task, dtype, device)
         self.p = {k: self.asarray(v).requires_grad_() for k, v in task.init.items()}
+        self.opt = None if self.optimizer.plain else torch_optimizer(self.optimizer, list(self.p.values()), task.lr(0))
 
     def asarray(self, a: np.ndarray) -> torch.Tensor:
         return torch.tensor(a, dtype=getattr(torch, self.dtype), device=self.device)
@@ -71,12 +84,23 @@ class Torch(Backend):
         return self.task.loss(self.task.model(self.p, x, self.xp), y, self.xp)
 
     def step(self, x: torch.Tensor, y: torch.Tensor, lr: float) -> torch.Tensor:
+        if self.opt is not None:
+            return self.optimizer_step(x, y, lr)
         loss = self.objective(x, y)
         loss.backward()
         with torch.no_grad():
             for p in self.p.values():
                 p.add_(p.grad, alpha=-lr)
                 p.grad = None
+        return loss.detach()
+
+    def optimizer_step(self, x: torch.Tensor, y: torch.Tensor, lr: float) -> torch.Tensor:
+        """A step of the ``torch.optim`` optimiser, at the epoch's rate."""
+        self.opt.param_groups[0]["lr"] = lr
+        self.opt.zero_grad()
+        loss = self.objective(x, y)
+        loss.backward()
+        self.opt.step()
         return loss.detach()
 
     def loss(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:

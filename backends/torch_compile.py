@@ -1,4 +1,7 @@
-"""torch.compile over the whole functional step: ``torch.func.grad_and_value`` and the update, one graph."""
+"""torch.compile over the whole functional step: ``torch.func.grad_and_value`` and the update, one graph.
+A task's optimiser other than plain SGD is ``torch.optim``'s own, through its functional API
+(``torch.optim.sgd.sgd``, ``torch.optim.adam.adam``: what ``torch.optim.SGD`` and ``Adam`` call), inside
+the graph, on state tensors made as ``torch.optim`` makes them."""
 
 from __future__ import annotations
 
@@ -6,6 +9,8 @@ from functools import cached_property
 
 import numpy as np
 import torch
+from torch.optim.adam import adam
+from torch.optim.sgd import sgd
 
 from backends.torch import Torch
 
@@ -20,11 +25,38 @@ class TorchCompile(Torch):
         # Dynamo keeps its compiled graphs per code object, shared by every instance, and runs eagerly
         # past 8 of them: start each instance (a task and dtype) with a clean cache.
         torch._dynamo.reset()
-        self.compiled = torch.compile(self.sgd_step)
+        self.compiled = torch.compile(self.sgd_step if self.optimizer.plain else self.optimizer_step)
+        # torch.optim's state: SGD's momentum buffers (zeros: its first step, 0·μ + g, is torch's clone of g),
+        # Adam's moments and step counts (0-d, in the run's dtype: torch's own with that default dtype)
+        zeros = {k: torch.zeros_like(v) for k, v in self.p.items()}
+        self.state = {"momentum": zeros} if self.optimizer.name == "sgd" else {
+            "exp_avg": zeros, "exp_avg_sq": {k: torch.zeros_like(v) for k, v in self.p.items()},
+            "step": {k: torch.zeros((), dtype=v.dtype, device=v.device) for k, v in self.p.items()}}  # fmt: skip
 
     def sgd_step(self, p, x, y, lr):
         grads, loss = torch.func.grad_and_value(self.functional)(p, x, y)
         return {k: p[k] - lr * grads[k] for k in p}, loss
+
+    def optimizer_step(self, p, state, x, y, lr):
+        """The task's optimiser, ``torch.optim``'s functional form: new parameters, the state in place."""
+        grads, loss = torch.func.grad_and_value(self.functional)(p, x, y)
+        new = {k: v.clone() for k, v in p.items()}  # torch.optim updates in place
+        params, gs, o, wd = list(new.values()), [grads[k] for k in p], self.optimizer, self.optimizer.weight_decay
+        if wd and not o.decoupled:
+            # torch.optim's L2 decay, g + λθ, written out: inductor (torch 2.13, CPU) compiles its
+            # grad.add(param, alpha=λ) as grad + param where grad is a matmul, dropping λ (README;
+            # tests/test_optimizers.py shows it)
+            gs, wd = [g + wd * p[k] for g, k in zip(gs, p, strict=True)], 0.0
+        if o.name == "sgd":
+            buffers = list(state["momentum"].values())
+            sgd(params, gs, buffers, foreach=False, weight_decay=wd, momentum=o.momentum,
+                                lr=lr, dampening=0.0, nesterov=o.nesterov, maximize=False)  # fmt: skip
+        else:
+            adam(params, gs, list(state["exp_avg"].values()), list(state["exp_avg_sq"].values()), [],
+                                  list(state["step"].values()), foreach=False, decoupled_weight_decay=o.decoupled,
+                                  amsgrad=False, beta1=o.b1, beta2=o.b2, lr=lr, weight_decay=wd,
+                                  eps=o.eps, maximize=False)  # fmt: skip
+        return new, loss
 
     def functional(self, p, x, y):
         return self.task.loss(self.task.model(p, x, self.xp), y, self.xp)
@@ -35,7 +67,11 @@ class TorchCompile(Torch):
 
     def step(self, x: torch.Tensor, y: torch.Tensor, lr: float) -> torch.Tensor:
         # a tensor learning rate: a Python float would be specialised on, one compilation per value
-        self.p, loss = self.compiled(self.p, x, y, torch.tensor(lr, dtype=x.dtype, device=x.device))
+        rate = torch.tensor(lr, dtype=x.dtype, device=x.device)
+        if self.optimizer.plain:
+            self.p, loss = self.compiled(self.p, x, y, rate)
+        else:
+            self.p, loss = self.compiled(self.p, self.state, x, y, rate)
         return loss
 
     @cached_property

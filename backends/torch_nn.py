@@ -1,10 +1,11 @@
-"""torch the way a training script does it: an ``nn.Module`` and ``torch.optim.SGD``."""
+"""torch the way a training script does it: an ``nn.Module`` and ``torch.optim`` (SGD, or the task's
+optimiser: SGD with momentum, Adam, AdamW)."""
 
 from __future__ import annotations
 
 import torch
 
-from backends.torch import Namespace, Torch
+from backends.torch import Namespace, Torch, torch_optimizer
 
 
 class Model(torch.nn.Module):
@@ -26,15 +27,10 @@ class TorchNN(Torch):
         super().__init__(task, dtype, device)
         self.net = Model(task, self.p, self.xp)
         self.p = dict(self.net.p.items())
-        self.opt = torch.optim.SGD(self.net.parameters(), lr=task.lr(0))
+        self.opt = torch_optimizer(self.optimizer, list(self.net.parameters()), task.lr(0))  # plain: SGD(lr=...)
 
     def objective(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         return self.task.loss(self.net(x), y, self.xp)
 
     def step(self, x: torch.Tensor, y: torch.Tensor, lr: float) -> torch.Tensor:
-        self.opt.param_groups[0]["lr"] = lr
-        self.opt.zero_grad()
-        loss = self.objective(x, y)
-        loss.backward()
-        self.opt.step()
-        return loss.detach()
+        return self.optimizer_step(x, y, lr)

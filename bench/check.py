@@ -1,6 +1,7 @@
 """``python -m bench check TASK``: a task checked before any timing, each check a line that says what held.
 
 1. its fields: parameters at least 1-d, finite data and initial loss, learning rates finite and > 0;
+   its optimiser's settings (tasks.optimizers: a known name and settings, each in its range), a line each;
 2. its model and loss use only the array contract (tasks.contract), found by running them on numpy
    through a namespace and an array type that record every function, operator and attribute used;
 3. its hand-derived gradient against central finite differences;
@@ -19,6 +20,7 @@ import backends
 import tasks
 from bench import harness
 from bench.compare import TOL, rel_diff
+from tasks import optimizers
 from tasks.contract import CONTRACT
 
 FD_TOL = 1e-6  # central differences with h = 1e-6·max(1, |p|) carry about h² + ε/h ≈ 1e-10 of error
@@ -140,6 +142,10 @@ def check(name: str) -> list[tuple[bool, str]]:
         f"parameters of fewer than one dimension {small}" if small else
         "data, learning rates or the initial loss are not finite, or a learning rate is not > 0"
     )))  # fmt: skip
+    bad = optimizers.problems(t.optimizer)
+    lines += [(False, f"optimizer: {why}") for why in bad]
+    if not bad:
+        lines.append((True, f"optimizer: {optimizers.describe(optimizers.parse(t.optimizer))}"))
     try:
         used = used_names(t)
         outside = sorted(used - set(CONTRACT))

@@ -18,6 +18,7 @@ import numpy as np
 import backends
 import tasks
 from bench import envs, machine, procs, taskdata
+from tasks import formulas, optimizers
 
 DTYPES = ("float64", "float32")
 Nested = list[Any]  # an array as nested lists (ndarray.tolist())
@@ -52,6 +53,8 @@ class Run:
     params: dict[str, Nested]  # each parameter in its own shape
     losses: list[float]
     lr_dtype: str = "float64"  # the precision the backend's optimiser used for the learning rate
+    formula: str = "reference"  # whose update it followed (tasks.formulas): the reference, or its framework's
+    optimizer: Any = None  # the optimiser it trained with, as tasks.optimizers.to_json writes it
     digest: str = ""  # of the task's data as the backend's environment made it
     checkpoints: dict[str, dict[str, Nested]] = dataclasses.field(default_factory=dict)  # epoch -> params
 
@@ -70,8 +73,11 @@ def check(task: str, backend: str, dtype: str = "float64") -> None:
     require("dtype", dtype, DTYPES)
 
 
-def make_task(name: str, lr: float | None = None, epochs: int | None = None, n: int | None = None) -> tasks.Task:
-    """The task as the main process made it (bench.taskdata), with the run's learning rate and epochs."""
+def make_task(
+    name: str, lr: float | None = None, epochs: int | None = None, n: int | None = None, optimizer: Any = None
+) -> tasks.Task:
+    """The task as the main process made it (bench.taskdata), with the run's learning rate, epochs and
+    optimiser (a ``tasks.optimizers`` spec, in place of the task's own)."""
     try:
         task = taskdata.made(name, n)
     except taskdata.DataDiffer as e:
@@ -80,6 +86,8 @@ def make_task(name: str, lr: float | None = None, epochs: int | None = None, n: 
         task = dataclasses.replace(task, lr=lambda epoch: lr)
     if epochs is not None:
         task = dataclasses.replace(task, epochs=min(epochs, task.epochs))
+    if optimizer is not None:
+        task = dataclasses.replace(task, optimizer=optimizer)
     return task
 
 
@@ -91,9 +99,17 @@ def build(
     lr: float | None = None,
     epochs: int | None = None,
     n: int | None = None,
+    optimizer: Any = None,
+    formula: str | None = None,
+    trains: bool = True,
 ) -> backends._base.Backend:
-    """A backend instance for the task, in this process: its framework must be importable here."""
+    """A backend instance for the task, in this process: its framework must be importable here.
+    ``formula`` (numpy only) is a framework's optimiser formula to follow (tasks.formulas). An instance
+    that ``trains`` needs an optimiser that can be trained with (``tasks.optimizers.problems``); one for
+    the gradient alone does not."""
     check(task, backend, dtype)
+    if formula is not None and (backend != "numpy" or formula not in formulas.FORMULAS):
+        raise UsageError(f"formula {formula!r}: numpy follows one of {', '.join(formulas.FORMULAS)}; no other backend")
     spec = backends.BACKENDS[backend]
     reason = envs.missing(spec.framework, envs.current())
     if reason:
@@ -102,10 +118,15 @@ def build(
     if device not in cls.devices:
         raise Unavailable(f"{backend} runs on {', '.join(cls.devices)} only, not {device}")
     try:
-        made = make_task(task, lr, epochs, n)
+        made = make_task(task, lr, epochs, n, optimizer)
     except ImportError as e:  # a task whose data need a package this environment lacks (digits: sklearn)
         raise Unavailable(f"task {task} cannot be made in the {envs.current()} environment: {e}") from e
-    return cls(made, dtype, device)
+    bad = optimizers.problems(made.optimizer)
+    if bad and trains:
+        raise UsageError(f"task {task}: {bad[0]}")
+    if bad:
+        made = dataclasses.replace(made, optimizer=optimizers.SGD())  # the gradient is the optimiser's business
+    return cls(made, dtype, device) if formula is None else cls(made, dtype, device, formula=formula)
 
 
 def train_here(
@@ -117,10 +138,13 @@ def train_here(
     epochs: int | None = None,
     lr_dtype: str | None = None,
     checkpoints: tuple[int, ...] = (),
+    optimizer: Any = None,
+    formula: str | None = None,
 ) -> Run:
     """Train in this process. ``lr_dtype`` rounds the learning rates first (to match another backend's);
-    ``checkpoints`` names epochs after which to record the parameters."""
-    b = build(task, backend, dtype, device, lr, epochs)
+    ``checkpoints`` names epochs after which to record the parameters; ``optimizer`` replaces the task's
+    (a ``tasks.optimizers`` spec); ``formula`` has numpy follow a framework's optimiser (tasks.formulas)."""
+    b = build(task, backend, dtype, device, lr, epochs, optimizer=optimizer, formula=formula)
     t = b.task
     lrs = t.lrs().astype(lr_dtype or "float64").astype("float64")
     orders = t.orders()
@@ -144,7 +168,10 @@ def train_here(
         dtype,
         as_lists(b.params(), t.init),
         np.concatenate(losses).tolist(),
-        lr_dtype=lr_dtype or b.lr_dtype,
+        # a framework's formula (tasks.formulas) rounds its settings, the rate among them, where it does
+        lr_dtype=lr_dtype or (b.lr_dtype if b.formula == "reference" else "float64"),
+        formula=b.formula,
+        optimizer=optimizers.to_json(b.optimizer),
         digest=taskdata.digest(t),
         checkpoints=saved,
     )
@@ -158,7 +185,7 @@ def as_lists(arrays: dict[str, Any], order: dict[str, Any]) -> dict[str, Nested]
 
 def gradient_here(task: str, backend: str, dtype: str = "float64", device: str = "cpu") -> dict[str, Nested]:
     """The backend's gradient of the task's loss over all the data at the initial parameters."""
-    b = build(task, backend, dtype, device)
+    b = build(task, backend, dtype, device, trains=False)
     return as_lists(b.gradient(), b.task.init)
 
 

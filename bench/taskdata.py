@@ -4,8 +4,9 @@ learning rates, batch orders) and every other environment trains on those exact 
 numpy 1.23.5 (the MXNet environment) and numpy 2 differ in the last bit of some functions (``np.sin``),
 and the MXNet environment has no scikit-learn: a task made there would not be the same task. So a
 parent process saves each task it sends away as an ``.npz`` (arrays, plus the task's other fields as
-JSON and its functions by reference) into a folder it names in ``AUTODIFF_BENCH_DATA``; ``made`` there
-loads it and checks its digest. Pickle is no way out: numpy 2's pickles do not load in numpy 1.
+JSON, its optimiser by name and settings, and its functions by reference) into a folder it names in
+``AUTODIFF_BENCH_DATA``; ``made`` there loads it and checks its digest. Pickle is no way out: numpy 2's
+pickles do not load in numpy 1.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from typing import Any
 import numpy as np
 
 import tasks
-from tasks import Task
+from tasks import Task, optimizers
 
 VARIABLE = "AUTODIFF_BENCH_DATA"
 ARRAYS = ("x", "y", "init", "lr", "orders_made")  # the fields saved as arrays
@@ -98,7 +99,9 @@ def save(task: Task, path: Path) -> None:
     meta: dict[str, Any] = {"digest": digest(task), "init": list(task.init)}
     for f in dataclasses.fields(task):
         value = getattr(task, f.name)
-        if f.name not in ARRAYS:
+        if f.name == "optimizer":  # as {"name": ..., settings}, which Task reads back
+            meta[f.name] = optimizers.to_json(value)
+        elif f.name not in ARRAYS:
             meta[f.name] = reference(value) if callable(value) else value
     tmp = path.with_name(f".{path.name}.tmp.npz")
     np.savez(tmp, meta=np.array(json.dumps(meta, default=float)), **arrays)

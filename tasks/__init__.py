@@ -1,7 +1,8 @@
 """Training tasks, each defined once and run unchanged by every backend.
 
 A task is plain numpy: data, initial parameters, a model and a loss written against an array
-namespace ``xp``, an SGD schedule, and a hand-derived gradient that the numpy reference backend uses.
+namespace ``xp``, a learning-rate schedule and an optimiser (``tasks.optimizers``: plain SGD unless it
+names another), and a hand-derived gradient that the numpy reference backend uses.
 Importing this package imports no framework.
 
 What a model and a loss may use is the array contract, written down in ``tasks.contract`` (names of
@@ -33,6 +34,12 @@ from typing import Any
 
 import numpy as np
 
+from tasks.optimizers import SGD, Adam, AdamW, Spec, parse
+
+# a task file picks its optimiser with ``from tasks import Task, Adam``
+__all__ = ["SGD", "Adam", "AdamW", "FILE_MODULE", "NAME", "Params", "TASKS", "USER_TASKS", "Task", "add", "get",
+           "load_module"]  # fmt: skip
+
 Params = Mapping[str, Any]
 
 # registry key -> module; the module defines ``make() -> Task``
@@ -45,6 +52,8 @@ TASKS: dict[str, str] = {
     "logistic": "tasks.logistic",
     "mlp": "tasks.mlp",
     "digits": "tasks.digits",
+    "mlp-momentum": "tasks.mlp_momentum",
+    "digits-adamw": "tasks.digits_adamw",
 }
 
 
@@ -76,10 +85,17 @@ class Task:
     metrics: Callable[[Params], dict[str, float]] | None = None  # figures of trained parameters, in numpy
     metric_floors: dict[str, float] = field(default_factory=dict)  # the least each metric must reach
     orders_made: tuple[np.ndarray, ...] | None = None  # the batch orders, where another process made them
+    # SGD(...), Adam(...), AdamW(...) (tasks.optimizers), a name ("adam") or {"name": "adam", "b2": 0.99};
+    # the learning rate is ``lr``'s. One that does not parse is kept as given, for ``bench check`` to name.
+    optimizer: Spec = SGD()
 
     def __post_init__(self) -> None:
         if len(self.x) % self.batch:
             raise ValueError(f"{self.name}: batch size {self.batch} does not divide {len(self.x)}")
+        try:
+            object.__setattr__(self, "optimizer", parse(self.optimizer))
+        except ValueError:
+            pass
 
     @property
     def batch(self) -> int:

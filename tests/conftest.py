@@ -5,6 +5,7 @@ this process trains its own."""
 from __future__ import annotations
 
 import contextlib
+import json
 import subprocess
 import sys
 from collections.abc import Callable
@@ -42,7 +43,20 @@ def marked(case: tuple[str, str, str]) -> Any:
 
 
 CASES = [(t, b, d) for t in tasks.TASKS for b in backends.BACKENDS for d in harness.DTYPES]
-Key = tuple[str, str, str, str]  # (call, task, backend, dtype)
+Key = tuple[str, str, str, str]  # (call, task, backend, dtype); ("optimizer", name in OPTIMIZERS, backend, dtype)
+
+# Every optimiser and setting, on every backend and dtype: mlp's first epochs trained with each in place
+# of the task's own (the tasks mlp-momentum and digits-adamw train theirs through their whole schedules).
+OPTIMIZERS: dict[str, dict[str, Any]] = {
+    "sgd-momentum": {"name": "sgd", "momentum": 0.9},
+    "sgd-decay": {"name": "sgd", "weight_decay": 0.01},
+    "sgd-nesterov": {"name": "sgd", "momentum": 0.9, "nesterov": True, "weight_decay": 0.001},
+    "adam": {"name": "adam"},
+    "adam-l2": {"name": "adam", "b1": 0.8, "b2": 0.99, "eps": 1e-6, "weight_decay": 0.01},
+    "adamw": {"name": "adamw", "weight_decay": 0.01},
+}
+OPTIMIZER_TASK, OPTIMIZER_EPOCHS = "mlp", 2  # 16 steps: Adam's bias corrections still far from 1
+OPTIMIZER_CASES = [(o, b, d) for o in OPTIMIZERS for b in backends.BACKENDS for d in harness.DTYPES]
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -137,7 +151,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 def backend_of(item: pytest.Item) -> str | None:
     params = item.callspec.params if hasattr(item, "callspec") else {}
-    return (params.get("case") or params.get("full_case") or (None, params.get("backend")))[1]
+    case = params.get("case") or params.get("full_case") or params.get("optimizer_case")
+    return (case or (None, params.get("backend")))[1]
 
 
 def in_worker(backend: str | None) -> bool:
@@ -180,6 +195,8 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         metafunc.parametrize("case", CASES, ids="-".join)
     if "full_case" in metafunc.fixturenames:  # cases whose run is the task's full schedule
         metafunc.parametrize("full_case", [marked(c) for c in CASES if epochs(*c[:2], full) is None], ids="-".join)
+    if "optimizer_case" in metafunc.fixturenames:
+        metafunc.parametrize("optimizer_case", OPTIMIZER_CASES, ids="-".join)
 
 
 class Lab:
@@ -192,19 +209,24 @@ class Lab:
 
     def call(self, key: Key) -> tuple[str, dict[str, Any]]:
         fn, task, backend, dtype = key
+        if fn == "optimizer":  # task names one of OPTIMIZERS
+            return "train", {"task": OPTIMIZER_TASK, "backend": backend, "dtype": dtype, "epochs": OPTIMIZER_EPOCHS,
+                             "optimizer": OPTIMIZERS[task]}  # fmt: skip
         kwargs: dict[str, Any] = {"task": task, "backend": backend, "dtype": dtype}
         if fn == "train":
             kwargs |= {"epochs": epochs(task, backend, self.full), "checkpoints": CHECKPOINTS.get(task, ())}
         return fn, kwargs
 
-    def start(self, cases: set[tuple[str, ...]]) -> None:
+    def start(self, cases: set[tuple[str, ...]], optimizer_cases: set[tuple[str, ...]] = frozenset()) -> None:
         """Send the calls for these cases that run elsewhere to their workers: the other environments'
         backends, and the slowest of this one's (BACKGROUND), which then trains on the other core."""
         groups: dict[tuple[str, str], list[Key]] = {}  # (env, backend or "") -> keys
-        for task, backend, dtype in sorted(cases):
+        keys = [(fn, *c) for c in sorted(cases) for fn in ("train", "gradient")]
+        keys += [("optimizer", *c) for c in sorted(optimizer_cases)]
+        for fn, task, backend, dtype in keys:
             if in_worker(backend):
                 where = (backends.BACKENDS[backend].env, backend if backend in BACKGROUND else "")
-                groups.setdefault(where, []).extend((fn, task, backend, dtype) for fn in ("train", "gradient"))
+                groups.setdefault(where, []).append((fn, task, backend, dtype))
         for (env, backend), keys in groups.items():
             self.waiting[env + backend] = harness.Remote(env, [self.call(k) for k in keys]), keys
 
@@ -226,12 +248,20 @@ class Lab:
     def gradient(self, task: str, backend: str, dtype: str) -> dict[str, list[float]]:
         return self.get(("gradient", task, backend, dtype))
 
-    def reference(self, run: harness.Run) -> harness.Run:
-        """The numpy run with the same schedule and the same learning-rate precision as ``run``."""
-        n = epochs(run.task, run.backend, self.full)
-        key = ("reference", run.task, run.dtype, run.lr_dtype, n)
+    def optimizer_run(self, name: str, backend: str, dtype: str) -> harness.Run:
+        """OPTIMIZER_TASK's first OPTIMIZER_EPOCHS trained with OPTIMIZERS[name]."""
+        return self.get(("optimizer", name, backend, dtype))
+
+    def reference(self, run: harness.Run, formula: str | None = None) -> harness.Run:
+        """The numpy run with the same schedule, optimiser and learning-rate precision as ``run``, following
+        the same formula (``run.formula``: its framework's, where that differs; ``formula`` names another)."""
+        n = len(run.losses) // tasks.get(run.task).steps_per_epoch
+        formula = formula or run.formula
+        lr_dtype = run.lr_dtype if formula == run.formula else "float64"
+        key = ("reference", run.task, run.dtype, lr_dtype, n, json.dumps(run.optimizer, sort_keys=True), formula)
         if key not in self.done:
-            self.done[key] = harness.train(run.task, "numpy", run.dtype, epochs=n, lr_dtype=run.lr_dtype)
+            self.done[key] = harness.train(run.task, "numpy", run.dtype, epochs=n, lr_dtype=lr_dtype,
+                                           optimizer=run.optimizer, formula=formula)  # fmt: skip
         return self.done[key]
 
 
@@ -239,7 +269,8 @@ class Lab:
 def lab(request: pytest.FixtureRequest) -> Lab:
     lab = Lab(request.config.getoption("--full"))
     params = [item.callspec.params for item in request.session.items if hasattr(item, "callspec")]
-    lab.start({tuple(p.get("case") or p.get("full_case")) for p in params if "case" in p or "full_case" in p})
+    lab.start({tuple(p.get("case") or p.get("full_case")) for p in params if "case" in p or "full_case" in p},
+              {tuple(p["optimizer_case"]) for p in params if "optimizer_case" in p})  # fmt: skip
     return lab
 
 

@@ -46,6 +46,19 @@ def test_the_readme_example_trains_and_agrees_everywhere(cubic):
     assert out.stdout.count("agrees") == len(backends.BACKENDS)
 
 
+def test_one_line_picks_another_optimizer_for_every_backend(cubic, tmp_path):
+    """The example's optimiser line changed to Adam: every backend trains it with its framework's Adam and
+    agrees with numpy (Keras's and MXNet's with their own formula, which compare names)."""
+    adam = tmp_path / "cubic_adam.py"
+    text = cubic.read_text()
+    assert text.count("opt = SGD()") == 1
+    adam.write_text(text.replace("opt = SGD()", "opt = Adam()").replace("import SGD,", "import Adam,"))
+    out = bench("compare", "--task", str(adam))
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert out.stdout.count("agrees") == len(backends.BACKENDS)
+    assert out.stdout.count("against keras's formula") == 2 and out.stdout.count("against mxnet's formula") == 2
+
+
 def test_the_readme_example_is_timed(cubic, tmp_path):
     out = bench("run", "--quick", "--task", str(cubic), "--backends", "numpy,mxnet", "--out", str(tmp_path / "r"))
     assert out.returncode == 0, out.stderr
@@ -65,6 +78,12 @@ def test_the_readme_example_is_timed(cubic, tmp_path):
             "FAIL  array contract: the model or loss fails on numpy: TypeError",
         ),
         ("xp.mean((pred - y) ** 2)", "xp.var(pred - y) + xp.mean(pred - y) ** 2", "FAIL  array contract: uses var"),
+        ("opt = SGD()", "opt = SGD(momentum=-0.5)", "FAIL  optimizer: sgd momentum is -0.5, not in [0, 1)"),
+        (
+            "opt = SGD()",
+            'opt = {"name": "adam", "beta2": 0.99}',
+            "FAIL  optimizer: adam has no setting 'beta2'; its settings: b1, b2, eps, weight_decay",
+        ),
     ],
 )
 def test_check_names_what_is_wrong(cubic, tmp_path, old, new, words):
