@@ -191,6 +191,8 @@ def task_table(rows: list[dict[str, Any]], task: str, dtype: str) -> list[list[s
             diff = f"{r['max_rel_diff']:.1e}" + ("" if r["max_rel_diff"] <= limit else " DIFFERS")
             if r.get("lr_dtype", "float64") != "float64":
                 diff += f" (numpy with {r['lr_dtype']} lr)"
+            if r.get("formula", "reference") != "reference":
+                diff += f" (numpy with {r['formula']}'s optimiser formula: README, *Optimisers*)"
         table.append([r["backend"], r["mode"], duration(r["first_call_s"]), with_interval(r),
                       f"{1 / r['median_s']:,.0f}",
                       ratio(r["samples_s"], numpy["samples_s"]) if numpy else "—",

@@ -166,9 +166,11 @@ def correctness(task: str, backend: str, dtype: str, device: str, per_step: floa
     per_epoch = per_step * t.steps_per_epoch
     epochs = t.epochs if per_epoch * t.epochs <= budget else max(1, int(budget / per_epoch))
     run = harness.train_here(task, backend, dtype, device, epochs=epochs)
-    ref = harness.train_here(task, "numpy", dtype, epochs=epochs, lr_dtype=run.lr_dtype)
+    formula = None if run.formula == "reference" else run.formula  # numpy follows the framework's own update
+    ref = harness.train_here(task, "numpy", dtype, epochs=epochs, lr_dtype=run.lr_dtype, formula=formula)
     return {"epochs_trained": epochs, "epochs": t.epochs, "final_loss": run.losses[-1],
             "max_rel_diff": run_diff(run, ref), "params": run.params, "lr_dtype": run.lr_dtype,
+            "formula": run.formula,
             "losses": sample(run.losses), "loss_diffs": sample(list(rel_diffs(run.losses, ref.losses)))}  # fmt: skip
 
 
