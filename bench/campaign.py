@@ -400,7 +400,8 @@ def merged(found: list[dict[str, Any]]) -> dict[str, Any]:
         if key in timed[0]:
             out[name] = [min(p[key]) for p in timed]
     out["median_samples_s"] = [statistics.median(p["step_s"]) for p in timed]
-    out["faults_per_step"] = statistics.median(p["faults_per_step"] for p in timed)
+    if all("faults_per_step" in p for p in timed):
+        out["faults_per_step"] = statistics.median(p["faults_per_step"] for p in timed)
     out["machine"] = [p["machine"] for p in timed]
     out["noisy"] = [p.get("noisy", False) for p in timed]
     out["remeasured"] = sum("replaces_pid" in p for p in timed)
