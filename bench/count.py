@@ -259,7 +259,7 @@ def count(task: str, backend: str, dtype: str = "float64", device: str = "cpu", 
     return {"mode": b.mode, "device": b.device, "steps_counted": unit.steps, "calls_counted": calls,
             "instructions": exact, "instructions_per_step": exact / steps,
             "allocator_per_step": counted.allocator / steps, "allocations_per_step": counted.allocations / steps,
-            "window_instructions": empty.total, "cpus": sorted(os.sched_getaffinity(0)),
+            "window_instructions": empty.total, "cpus": procs.affinity(),
             "pid": os.getpid(), "frameworks": sorted(FRAMEWORKS & sys.modules.keys())}  # fmt: skip
 
 

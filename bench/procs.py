@@ -33,15 +33,20 @@ def start(cmd: Sequence[Any], **kwargs: Any) -> subprocess.Popen:
     return subprocess.Popen([*launch, *(str(c) for c in cmd)], start_new_session=True, **kwargs)
 
 
+def affinity() -> list[int]:
+    """The CPUs this process may run on, in order."""
+    return sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else list(range(os.cpu_count() or 1))
+
+
 def cpus() -> int:
-    """The CPUs this process may run on."""
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    """How many CPUs this process may run on."""
+    return len(affinity())
 
 
 def pinned(threads: int) -> list[int]:
     """The CPUs a timing worker of ``threads`` threads runs on: the last ``threads`` this process may use
     (the first stay for this process and the rest of the machine); all of them where it asks for all."""
-    cpus = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else list(range(os.cpu_count() or 1))
+    cpus = affinity()
     return cpus[-threads:] if threads < len(cpus) else cpus
 
 

@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from backends._base import Backend
+from bench import procs
 
 MIN_STEPS = 10  # the shortest slice a round trains (fewer where ``steps`` asks for fewer: the largest sweep sizes)
 # what a timing process names as loaded: the proof it is isolated
@@ -124,10 +125,11 @@ def measure(
     steps, faults = figures["step_s"], 0
     last = now = time.perf_counter()
     while len(steps) < min_rounds or (now - rounds_start < round_time and len(steps) < MAX_ROUNDS):
+        before = minor_faults()  # a step's pages: read around the training call alone (timed first)
         for k, fn in timed.items():
-            before = minor_faults()
             figures[k].append(seconds(fn) / unit.steps)
-            faults += minor_faults() - before if k == "step_s" else 0
+            if k == "step_s":
+                faults += minor_faults() - before
         now = time.perf_counter()
         if now - last > round_time / CALIBRATIONS:
             reading.calibrate()
@@ -139,7 +141,7 @@ def measure(
     return {"mode": b.mode, "device": b.device, "steps_per_round": unit.steps, "first_call_s": first, **figures,
             "machine": machine, "setup_s": rounds_start - started, "rounds_s": time.perf_counter() - rounds_start,
             "faults_per_step": faults / (len(steps) * unit.steps), "pid": os.getpid(),
-            "cpus": sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else [],
+            "cpus": procs.affinity(),
             "frameworks": sorted(FRAMEWORKS & sys.modules.keys())}  # fmt: skip
 
 
