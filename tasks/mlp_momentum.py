@@ -4,6 +4,8 @@ the step at once in the reference (PyTorch's definition) and through the velocit
 
 from __future__ import annotations
 
+import dataclasses
+
 from tasks import SGD, Task, mlp
 
 
@@ -12,21 +14,11 @@ def rate(epoch: int) -> float:
 
 
 def make() -> Task:
-    base = mlp.make()
-    return Task(
+    """Everything of mlp but its name, its rate and its optimiser."""
+    return dataclasses.replace(
+        mlp.make(),
         name="mlp-momentum",
         source="mlp (1-16-1 tanh network) with SGD, momentum 0.9 and weight decay 1e-4, the rate cut by 5 at epoch 48",
-        x=base.x,
-        y=base.y,
-        init=base.init,
-        model=mlp.model,
-        loss=mlp.loss,
-        loss_and_grad=mlp.loss_and_grad,
         lr=rate,
-        epochs=base.epochs,
-        batch_size=base.batch_size,
-        shuffle_seed=base.shuffle_seed,
-        metrics=mlp.metrics,
-        metric_floors=base.metric_floors,
         optimizer=SGD(momentum=0.9, weight_decay=1e-4),
     )
