@@ -31,7 +31,7 @@ from bench.harness import BenchError
 
 # The quadratic sweep of a timing run: from a core's cache to beyond it. 10⁷ is left to --sizes: there a step
 # of an eager framework is mostly the kernel handing it fresh pages for its 80 MB temporaries, which is the
-# host's figure, and it cost a third of a default run (README, "What a default run covers").
+# host's figure, and it cost a quarter of a default run (README, "What a default run covers").
 SIZES = [10**2, 10**4, 10**6]
 COUNT_SIZES = [*SIZES, 10**7]  # a count does not depend on how fast the host hands out pages
 REPEATS = 3  # timing processes per backend in a default run (README: "How the timing is kept fair")
