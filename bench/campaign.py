@@ -216,7 +216,9 @@ class Campaign:
     def measure(self, backend: str, mine: list[Case], what: str, phase: str) -> list[dict[str, Any] | None]:
         """One fresh worker times these cases; what it answered for each (None where it failed). Its wall
         time is counted to ``phase``, the part of it its calls spent building and timing apart."""
-        calls = [("measure", measure_call(c, self.settings)) for c in mine]
+        with self.lock:  # the round's size, where an earlier process of the case chose it (its first call)
+            sized = {c: next((p["steps_per_round"] for p in self.found[c] if "first_call_s" in p), None) for c in mine}
+        calls = [("measure", measure_call(c, self.settings, sized[c])) for c in mine]
         started = time.monotonic()
         answers = processes(backend, calls, self.env, self.settings, self.progress, what, mine, self.workers.remote)
         out = []
@@ -266,8 +268,10 @@ class Campaign:
         noisiest process where it is less noisy."""
         for c, got in zip(again, self.measure(b, again, f"[again] {b}", "remeasuring: start-up"), strict=True):
             worst = max(range(len(self.found[c])), key=lambda i, c=c: noise_of(self.found[c][i], quiet, c))
-            if got is not None and noise_of(got, quiet, c) < noise_of(self.found[c][worst], quiet, c):
-                self.found[c][worst] = got | {"replaces_pid": self.found[c][worst]["pid"]}
+            replaced = self.found[c][worst]
+            if got is not None and noise_of(got, quiet, c) < noise_of(replaced, quiet, c):
+                first = {k: replaced[k] for k in ("first_call_s",) if k in replaced}  # the case's cold first call
+                self.found[c][worst] = got | first | {"replaces_pid": replaced["pid"]}
 
     def correctness(self) -> None:
         """The correctness columns, in a process per backend that times nothing: one per CPU at once, unpinned."""
@@ -337,11 +341,12 @@ def processes(backend: str, calls: list[tuple[str, dict[str, Any]]], env: dict[s
         worker.stop()
 
 
-def measure_call(c: Case, settings: Settings) -> dict[str, Any]:
+def measure_call(c: Case, settings: Settings, size: int | None = None) -> dict[str, Any]:
+    """A case's ``measure`` call; ``size``, the steps of a round where an earlier process chose it."""
     speed = c.kind == "speed"
     steps = settings.measure["steps"] if speed else max(1, min(settings.measure["steps"], 10**7 // (c.n or 1)))
     return {"task": c.task, "backend": c.backend, "dtype": c.dtype, "device": device(c, settings), "n": c.n,
-            **settings.measure, "steps": steps, "objective": speed, "handwritten": not speed}  # fmt: skip
+            **settings.measure, "steps": steps, "objective": speed, "handwritten": not speed, "size": size}  # fmt: skip
 
 
 def correctness_call(c: Case, found: list[dict[str, Any]], settings: Settings) -> dict[str, Any]:
@@ -391,7 +396,8 @@ def merged(found: list[dict[str, Any]]) -> dict[str, Any]:
     (``setup_s``, ``rounds_s``); the first process's first call (compiled cold); the
     correctness columns."""
     timed = [p for p in found if "step_s" in p]
-    out: dict[str, Any] = {k: timed[0][k] for k in ("mode", "device", "steps_per_round", "first_call_s")}
+    out: dict[str, Any] = {k: timed[0][k] for k in ("mode", "device", "steps_per_round")}
+    out["first_call_s"] = next((p["first_call_s"] for p in timed if "first_call_s" in p), None)
     out["rounds"] = [len(p["step_s"]) for p in timed]
     out["pids"], out["cpus"] = [p["pid"] for p in timed], [p.get("cpus") for p in timed]
     out["frameworks"] = sorted({f for p in timed for f in p["frameworks"]})

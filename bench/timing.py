@@ -2,7 +2,8 @@
 
 ``measure`` runs in a fresh process of the backend's own environment (a ``bench.worker``): it builds
 one case and converts it into its framework (untimed), times its first call (tracing, compiling or
-hybridizing included) and one warm-up call, then rounds. A round trains through a fixed slice of the
+hybridizing included) on a short slice that sizes the rounds, warms up, then times rounds; a later
+process of the same case is given that size, and only warms up. A round trains through a fixed slice of the
 task's schedule and ends in a blocking read; the objective alone over the same slice, and for the
 quadratic sweep a hand-written loop of the same framework, are timed in turn with each round
 (interleaved, so that a busy moment of the machine hits each alike).
@@ -83,16 +84,19 @@ def measure(
     min_rounds: int = 3,
     objective: bool = True,
     handwritten: bool = False,
+    size: int | None = None,
 ) -> dict[str, Any]:
     """One case's timings in this process, per step in seconds: ``step_s`` a training step, one figure a
     round; ``objective_s`` and ``handwritten_s`` likewise, where asked. A round trains ``steps`` steps,
     or as many as take about ``unit_time`` where that is fewer; rounds go on until ``round_time``
     seconds have passed (every figure's rounds and the calibration kernels together), at least
     ``min_rounds``, but never fewer than MIN_STEPS steps (a one-step slice makes Dynamo recompile).
-    ``first_call_s`` is the first call of a slice of MIN_STEPS steps; ``machine`` what the calibration
-    kernels, the CPU share and the steal time said over the rounds (bench.calibration); ``faults_per_step``
-    the pages a step had the kernel hand it (``minor_faults``); ``setup_s`` the seconds before the rounds
-    (building, converting, compiling, warming up), ``rounds_s`` the rounds'."""
+    ``first_call_s`` is the first call of a slice of MIN_STEPS steps, which sizes the round; where an
+    earlier process sized it (``size``, its ``steps_per_round``), the round is built at that size at once
+    and its first call is not reported (a compiled backend compiles once instead of twice); ``machine``
+    what the calibration kernels, the CPU share and the steal time said over the rounds (bench.calibration);
+    ``faults_per_step`` the pages a step had the kernel hand it (``minor_faults``); ``setup_s`` the seconds
+    before the rounds (building, converting, compiling, warming up), ``rounds_s`` the rounds'."""
     from bench import calibration, harness
 
     started = time.perf_counter()
@@ -102,14 +106,19 @@ def measure(
         from bench import handwritten as hw
 
         loop = hw.make(backend, b.task, dtype, b.device)
-    least = min(steps, MIN_STEPS)
-    probe = Unit(b, least)  # its first call includes tracing, compiling or hybridizing
-    first, per_step = seconds(probe), seconds(probe) / probe.steps
-    if per_step * probe.steps < unit_time:  # a quick slice: the fastest of three calls sizes the unit
-        per_step = min(per_step, *(seconds(probe) / probe.steps for _ in range(2)))
-    size = int(np.clip(unit_time / per_step, least, steps))  # a slow step gets a shorter slice
-    unit = probe if size == probe.steps else Unit(b, size)  # the probe is warm: called twice already
-    if unit is not probe:
+    first: dict[str, float] = {}
+    if size is None:
+        least = min(steps, MIN_STEPS)
+        probe = Unit(b, least)  # its first call includes tracing, compiling or hybridizing
+        first["first_call_s"], per_step = seconds(probe), seconds(probe) / probe.steps
+        if per_step * probe.steps < unit_time:  # a quick slice: the fastest of three calls sizes the unit
+            per_step = min(per_step, *(seconds(probe) / probe.steps for _ in range(2)))
+        size = int(np.clip(unit_time / per_step, least, steps))  # a slow step gets a shorter slice
+        unit = probe if size == probe.steps else Unit(b, size)  # the probe is warm: called twice already
+        warm_ups = 0 if unit is probe else 1
+    else:
+        unit, warm_ups = Unit(b, size), 2  # its first call compiles, the second is the warm-up
+    for _ in range(warm_ups):
         unit()
     timed["step_s"] = unit
     if objective:
@@ -138,7 +147,7 @@ def measure(
     bad = np.flatnonzero(~np.isfinite(unit.losses()))
     if bad.size:  # a timing of arithmetic on inf and NaN is not a timing of training
         raise harness.Diverged(int(bad[0]) + 1)
-    return {"mode": b.mode, "device": b.device, "steps_per_round": unit.steps, "first_call_s": first, **figures,
+    return {"mode": b.mode, "device": b.device, "steps_per_round": unit.steps, **first, **figures,
             "machine": machine, "setup_s": rounds_start - started, "rounds_s": time.perf_counter() - rounds_start,
             "faults_per_step": faults / (len(steps) * unit.steps), "pid": os.getpid(),
             "cpus": procs.affinity(),

@@ -18,7 +18,7 @@ def test_the_harness_waits_for_asynchronous_work():
     dispatch = min(seconds(unit.dispatch) for _ in range(3))
     unit.backend.wait(None)
     blocking, measured = [], []  # interleaved, so that a busy moment of the machine hits both alike
-    for _ in range(5):
+    for _ in range(9):
         blocking.append(seconds(lambda: b.wait(unit.dispatch())))
         measured.append(seconds(unit))
     blocking, measured = min(blocking), min(measured)
@@ -50,3 +50,14 @@ def test_a_step_s_fresh_pages_are_counted():
     assert eager["faults_per_step"] >= 8 * 10**7 / 4096
     small = measure("quadratic", "numpy", n=10**2, steps=10, round_time=0.0, min_rounds=2, objective=False)
     assert small["faults_per_step"] < 1
+
+
+def test_a_later_process_builds_the_round_at_the_size_it_is_given():
+    """The first process of a case sizes its round from a short first call, which it reports; a later one,
+    given that size, builds the round at once (one compile, not two) and reports no first call."""
+    from bench.timing import measure
+
+    first = measure("linear", "numpy", steps=100, round_time=0.0, min_rounds=2, objective=False)
+    later = measure("linear", "numpy", steps=100, round_time=0.0, min_rounds=2, objective=False, size=10)
+    assert first["first_call_s"] > 0 and first["steps_per_round"] >= 10
+    assert "first_call_s" not in later and later["steps_per_round"] == 10
