@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import contextlib
+import os
 import queue
 import statistics
 import sys
@@ -140,8 +141,10 @@ class Progress:
 def environ(settings: Settings, data: dict[str, str], caches: Path) -> dict[str, str]:
     """A worker's variables: thread counts and the CPUs it is pinned to, the task data, and compile caches
     of this campaign alone (the first process of each backend compiles cold, as a first-time user's
-    would; the later reuse it)."""
-    return {**machine.thread_settings(settings.threads), **data, "PYTHONUNBUFFERED": "1",
+    would; the later reuse it; TensorFlow's XLA cache by a flag, after any the user set)."""
+    tf_cache = f"--tf_xla_persistent_cache_directory={caches / 'tensorflow'}"
+    tf_xla = " ".join(filter(None, [os.environ.get("TF_XLA_FLAGS"), tf_cache]))
+    return {**machine.thread_settings(settings.threads), **data, "PYTHONUNBUFFERED": "1", "TF_XLA_FLAGS": tf_xla,
             procs.PIN: ",".join(map(str, procs.pinned(settings.threads))) if settings.jobs == 1 else "",
             "TORCHINDUCTOR_CACHE_DIR": str(caches / "torchinductor"),
             "JAX_COMPILATION_CACHE_DIR": str(caches / "jax"), "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0",
@@ -240,13 +243,15 @@ class Campaign:
         """R processes per backend, round-robin (``Settings.jobs`` at a time)."""
         rounds = range(self.settings.repeats)
         work = [(b, f"[{r + 1}/{self.settings.repeats}] {b}") for r in rounds for b in self.by_backend]
-        for (b, _), answers in zip(work, self.workers.map(self.timed, work), strict=True):
+        self.workers.map(self.timed, work)
+
+    def timed(self, b: str, what: str) -> None:
+        """One process's timings, kept as it answers: a later process of the backend sizes its rounds by them."""
+        answers = self.measure(b, self.by_backend[b], what, "worker start-up")
+        with self.lock:
             for c, got in zip(self.by_backend[b], answers, strict=True):
                 if got is not None:
                     self.found[c].append(got)
-
-    def timed(self, b: str, what: str) -> list[dict[str, Any] | None]:
-        return self.measure(b, self.by_backend[b], what, "worker start-up")
 
     def remeasure_noisy(self) -> None:
         """Each process that timed a case while the machine was busy (``noisy``) is replaced by one more

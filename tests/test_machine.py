@@ -106,3 +106,17 @@ def test_the_option_is_in_the_command_line_and_the_timing_sessions_arguments(tmp
     assert "--native-blas" not in o.command() and "--bench-native-blas" not in run.pytest_args(o, tmp_path)
     o.native_blas = True
     assert o.command().endswith("--native-blas") and "--bench-native-blas" in run.pytest_args(o, tmp_path)
+
+
+def test_a_workers_compile_caches_are_the_campaigns_and_a_users_xla_flags_are_kept(monkeypatch, tmp_path):
+    """Every worker of a run shares its compile caches (torch's Inductor, jax's, TensorFlow's XLA), in the
+    run's scratch folder; a TF_XLA_FLAGS the user set comes first, and a counting worker has it alone."""
+    from bench import count
+
+    monkeypatch.setenv("TF_XLA_FLAGS", "--tf_xla_auto_jit=0")
+    env = campaign.environ(campaign.Settings(), {}, tmp_path)
+    assert env["TF_XLA_FLAGS"] == f"--tf_xla_auto_jit=0 --tf_xla_persistent_cache_directory={tmp_path / 'tensorflow'}"
+    assert env["TORCHINDUCTOR_CACHE_DIR"].startswith(str(tmp_path))
+    assert env["JAX_COMPILATION_CACHE_DIR"].startswith(str(tmp_path))
+    counting = count.environ(campaign.Settings(), {}, tmp_path, tmp_path / "shim")
+    assert "TF_XLA_FLAGS" not in counting and "JAX_COMPILATION_CACHE_DIR" not in counting

@@ -61,3 +61,35 @@ def test_a_later_process_builds_the_round_at_the_size_it_is_given():
     later = measure("linear", "numpy", steps=100, round_time=0.0, min_rounds=2, objective=False, size=10)
     assert first["first_call_s"] > 0 and first["steps_per_round"] >= 10
     assert "first_call_s" not in later and later["steps_per_round"] == 10
+
+
+def test_a_campaigns_later_processes_are_given_the_size_its_first_chose(monkeypatch):
+    """The first process of each case sizes its round (and reports the cold first call); the campaign hands
+    that size to the later processes of the case, a replacing one included, and keeps the first call when
+    the process that made it is replaced."""
+    from bench import campaign
+
+    asked: list[int | None] = []
+
+    def results(self, timeout=None, answered=None):
+        out = []
+        for _, kw in self.calls:
+            asked.append(kw["size"])
+            first = {"first_call_s": 0.5} if kw["size"] is None else {}
+            busy = len(asked) == 1  # linear's first process: the one replaced
+            m = {"calibration_cpu_s": 1.0, "calibration_memory_s": 1.0, "cpu_share": 0.5 if busy else 1.0, "steal": 0.0}
+            out.append({"mode": "eager", "device": "cpu", "steps_per_round": kw["size"] or 7, **first,
+                        "step_s": [1e-5], "objective_s": [1e-5], "machine": m, "setup_s": 0.0, "rounds_s": 1.0,
+                        "pid": len(asked), "frameworks": []})  # fmt: skip
+        return out
+
+    monkeypatch.setattr(harness.Remote, "results", results)
+    monkeypatch.setattr(harness.Remote, "stop", lambda self: None)
+    monkeypatch.setattr(harness.Remote, "__init__", lambda self, env, calls, extra=None: setattr(self, "calls", calls))
+    cases = [campaign.Case("speed", t, "numpy", "float64") for t in ("linear", "plane")]
+    c = campaign.Campaign(cases, campaign.Settings(repeats=3), {}, None)
+    c.timings()
+    c.replace("numpy", cases[:1], campaign.quiet_levels(c.found))
+    assert asked == [None, None, 7, 7, 7, 7, 7]
+    record = campaign.merged(c.found[cases[0]])
+    assert record["remeasured"] == 1 and record["first_call_s"] == 0.5 and record["steps_per_round"] == 7
