@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import contextlib
+import functools
 import os
 import queue
 import statistics
@@ -126,6 +127,14 @@ class Progress:
             else:
                 print(f"{what}: {cases} cases ({time.monotonic() - self.start:.0f} s)", file=sys.__stderr__, flush=True)
 
+    def skip(self, calls: int) -> None:
+        """Calls counted in the total that will not be made (a case measured as another: ``twins``)."""
+        self.total -= calls
+        if self.bar is not None:
+            with self.quiet():
+                self.bar.total = self.total
+                self.bar.refresh()
+
     def answered(self, next_case: str) -> None:
         if self.bar is not None:
             with self.quiet():
@@ -205,8 +214,11 @@ class Workers:
 class Campaign:
     """The processes of one run, and what each case's processes answered."""
 
-    def __init__(self, cases: list[Case], settings: Settings, env: dict[str, str], progress: Progress | None):
+    def __init__(self, cases: list[Case], settings: Settings, env: dict[str, str], progress: Progress | None,
+                 twins: dict[Case, Case] | None = None):  # fmt: skip
         self.settings, self.env, self.progress = settings, env, progress
+        self.twins = twins or {}  # a sweep's case: the task case measured for it (``twins``)
+        cases = [c for c in cases if c not in self.twins]
         self.by_backend: dict[str, list[Case]] = {}
         for c in cases:
             self.by_backend.setdefault(c.backend, []).append(c)
@@ -221,7 +233,8 @@ class Campaign:
         time is counted to ``phase``, the part of it its calls spent building and timing apart."""
         with self.lock:  # the round's size, where an earlier process of the case chose it (its first call)
             sized = {c: next((p["steps_per_round"] for p in self.found[c] if "first_call_s" in p), None) for c in mine}
-        calls = [("measure", measure_call(c, self.settings, sized[c])) for c in mine]
+        beside = set(self.twins.values())  # a task case that is also a sweep's: its hand-written loop too
+        calls = [("measure", measure_call(c, self.settings, sized[c], c in beside)) for c in mine]
         started = time.monotonic()
         answers = processes(backend, calls, self.env, self.settings, self.progress, what, mine, self.workers.remote)
         out = []
@@ -300,12 +313,19 @@ class Campaign:
 
     def results(self) -> dict[Case, dict[str, Any]]:
         records = {c: merged(ps) for c, ps in self.found.items() if c not in self.errors}
+        for sweep, task in self.twins.items():  # the sweep's row: the task case's timings, not its training
+            if task in self.errors:
+                self.errors[sweep] = self.errors[task]
+            elif task in records:
+                view = merged([p for p in self.found[task] if "step_s" in p])
+                records[sweep] = {k: v for k, v in view.items() if k != "objective_samples_s"}
         pools: dict[tuple[Any, ...], list[Case]] = {}
         for c in records:
             pools.setdefault(pool(c), []).append(c)
         for mine in pools.values():
             with_intervals([records[c] for c in mine], drift(mine[0]))
-        return {c: {"error": self.errors[c]} if c in self.errors else records[c] for c in self.found}
+        every = [*self.found, *self.twins]
+        return {c: {"error": self.errors[c]} if c in self.errors else records[c] for c in every}
 
 
 SPENT = ("worker start-up", "setup and compile", "rounds", "remeasuring: start-up", "correctness")
@@ -318,7 +338,10 @@ def run(cases: list[Case], settings: Settings, progress: Progress | None = None,
     is its start-up; a remeasuring worker's building and timing count as setup and rounds)."""
     with tempfile.TemporaryDirectory(prefix="autodiff-bench-") as scratch:
         data = taskdata.ship(Path(scratch), {(c.task, c.n) for c in cases})
-        campaign = Campaign(cases, settings, environ(settings, data, Path(scratch)), progress)
+        same = twins(cases)
+        if progress is not None:
+            progress.skip(len(same) * settings.repeats)
+        campaign = Campaign(cases, settings, environ(settings, data, Path(scratch)), progress, same)
         campaign.timings()
         if not settings.quick:
             campaign.remeasure_noisy()
@@ -346,12 +369,29 @@ def processes(backend: str, calls: list[tuple[str, dict[str, Any]]], env: dict[s
         worker.stop()
 
 
-def measure_call(c: Case, settings: Settings, size: int | None = None) -> dict[str, Any]:
-    """A case's ``measure`` call; ``size``, the steps of a round where an earlier process chose it."""
+def measure_call(c: Case, settings: Settings, size: int | None = None, sweep: bool = False) -> dict[str, Any]:
+    """A case's ``measure`` call; ``size``, the steps of a round where an earlier process chose it; ``sweep``,
+    a task case that is also a sweep's (``twins``): the hand-written loop timed beside it too."""
     speed = c.kind == "speed"
     steps = settings.measure["steps"] if speed else max(1, min(settings.measure["steps"], 10**7 // (c.n or 1)))
     return {"task": c.task, "backend": c.backend, "dtype": c.dtype, "device": device(c, settings), "n": c.n,
-            **settings.measure, "steps": steps, "objective": speed, "handwritten": not speed, "size": size}  # fmt: skip
+            **settings.measure, "steps": steps, "objective": speed, "handwritten": sweep or not speed,
+            "size": size}  # fmt: skip
+
+
+def twins(cases: list[Case]) -> dict[Case, Case]:
+    """Each sweep case that is a task case of the run as well: quadratic at its own size (N = 10², the
+    tutorial's), the same arrays, schedule, backend and dtype. It is measured once, as the task case with
+    the sweep's hand-written loop beside it, and its timings are the sweep's row too."""
+    speed = {(c.task, c.backend, c.dtype): c for c in cases if c.kind == "speed"}
+    return {c: speed[(c.task, c.backend, c.dtype)] for c in cases
+            if c.kind == "scaling" and (c.task, c.backend, c.dtype) in speed and same_data(c.task, c.n)}  # fmt: skip
+
+
+@functools.cache
+def same_data(task: str, n: int | None) -> bool:
+    """Whether the task at ``n`` points is the task itself: every array it trains on the same."""
+    return taskdata.digest(taskdata.made(task)) == taskdata.digest(taskdata.made(task, n))
 
 
 def correctness_call(c: Case, found: list[dict[str, Any]], settings: Settings) -> dict[str, Any]:

@@ -93,3 +93,38 @@ def test_a_campaigns_later_processes_are_given_the_size_its_first_chose(monkeypa
     assert asked == [None, None, 7, 7, 7, 7, 7]
     record = campaign.merged(c.found[cases[0]])
     assert record["remeasured"] == 1 and record["first_call_s"] == 0.5 and record["steps_per_round"] == 7
+
+
+def test_the_sweeps_case_that_is_a_task_case_is_measured_once_as_that_task_case(monkeypatch):
+    """quadratic at N = 10² is the quadratic task itself (the same arrays and schedule): a campaign with
+    both times it once, as the task case with the hand-written loop beside it, and gives the sweep's row
+    the same timings; N = 10⁴ is a case of its own."""
+    from bench import campaign
+
+    asked: list[tuple[str, int | None, bool]] = []
+
+    def results(self, timeout=None, answered=None):
+        out = []
+        for _, kw in self.calls:
+            asked.append((kw["task"], kw["n"], kw["handwritten"]))
+            m = {"calibration_cpu_s": 1.0, "calibration_memory_s": 1.0, "cpu_share": 1.0, "steal": 0.0}
+            hand = {"handwritten_s": [2e-5]} if kw["handwritten"] else {}
+            out.append({"mode": "eager", "device": "cpu", "steps_per_round": 10, "first_call_s": 1e-3,
+                        "step_s": [len(asked) * 1e-5], "objective_s": [1e-5], **hand, "machine": m,
+                        "setup_s": 0.0, "rounds_s": 1.0, "pid": len(asked), "frameworks": []})  # fmt: skip
+        return out
+
+    monkeypatch.setattr(harness.Remote, "results", results)
+    monkeypatch.setattr(harness.Remote, "stop", lambda self: None)
+    monkeypatch.setattr(harness.Remote, "__init__", lambda self, env, calls, extra=None: setattr(self, "calls", calls))
+    task = campaign.Case("speed", "quadratic", "numpy", "float64")
+    cases = [task, *(campaign.Case("scaling", "quadratic", "numpy", "float64", n) for n in (100, 10**4))]
+    assert campaign.twins(cases) == {cases[1]: task}
+    c = campaign.Campaign(cases, campaign.Settings(repeats=2), {}, None, campaign.twins(cases))
+    c.timings()
+    assert asked == [("quadratic", None, True), ("quadratic", 10**4, True)] * 2
+    found = c.results()
+    assert set(found) == set(cases)
+    assert found[cases[1]]["samples_s"] == found[task]["samples_s"] == pytest.approx([1e-5, 3e-5])
+    assert found[cases[1]]["handwritten_samples_s"] == [2e-5, 2e-5] and "objective_samples_s" not in found[cases[1]]
+    assert found[cases[2]]["samples_s"] == pytest.approx([2e-5, 4e-5])
