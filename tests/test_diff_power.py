@@ -1,13 +1,16 @@
-"""``bench diff`` at the default settings catches a real slowdown: every case timed twice in one campaign,
-an old and a new side next to each other in the same processes, the new side of one case with its step
-made to do 10 % more work; then each side written as a results.json of its own, and ``bench diff`` of the
-two calls that case slower and nothing else. The two sides share one campaign because runs made one after
-the other do not share a machine: here, two campaigns 20 s apart differed by 9 % in every case."""
+"""``bench diff`` at the default settings catches a real slowdown: every case timed twice in one campaign, an old and
+a new side next to each other in the same processes, the new side of one case with its step made to do 10 % more
+work; then each side written as a results.json of its own, and ``bench diff`` of the two calls that case slower and
+nothing else. The two sides share one campaign because runs made one after the other do not share a machine: here,
+two campaigns 20 s apart differed by 9 % in every case. Where the run's own spread leaves bench diff too little
+power to call 10 % (the host noisy throughout), the test says so and skips, after checking that nothing untouched
+was called changed."""
 
 from __future__ import annotations
 
 import json
 import os
+import re
 from pathlib import Path
 
 import pytest
@@ -34,6 +37,9 @@ def make():
     changes = dict(loss_and_grad=loss_and_grad) if {repeats} else {{}}
     return dataclasses.replace(task, name="{name}", expected={{}}, **changes)
 """
+# The chance, as bench diff computes it from the run's own spread, that a 10 % slowdown is called slower:
+# below it the machine was too noisy for the test to say anything (on a quiet host here, 92-100 %).
+POWER = 80
 CASES = [("victim", "numpy"), ("linear", "numpy"), ("logistic", "numpy"), ("linear", "torch")]
 SIDES = ("old", "new")
 
@@ -73,9 +79,13 @@ def test_diff_calls_a_ten_percent_slowdown_slower_and_nothing_else(tmp_path):
     verdicts = {line.split("|")[1].strip(): line.split("|")[-2].strip() for line in done.stdout.splitlines()
                 if line.startswith("| ") and "float64" in line}  # fmt: skip
     assert len(verdicts) == len(CASES), done.stdout
-    assert verdicts.pop("victim numpy float64") == "slower", done.stdout
-    assert set(verdicts.values()) == {"within noise"}, done.stdout
-    assert "Power:" in done.stdout
+    victim = verdicts.pop("victim numpy float64")
+    assert set(verdicts.values()) == {"within noise"}, done.stdout  # nothing untouched is ever called changed
+    power = re.search(r"10 % with probability (\d+)%", done.stdout)
+    assert power, done.stdout
+    if victim != "slower" and int(power[1]) < POWER:  # the run measured a machine too noisy to tell 10 %
+        pytest.skip(f"this run's spread gave a 10 % slowdown a {power[1]} % chance of being called slower")
+    assert victim == "slower", done.stdout
 
 
 @pytest.fixture(autouse=True)
