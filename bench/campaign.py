@@ -218,6 +218,7 @@ class Campaign:
                  twins: dict[Case, Case] | None = None):  # fmt: skip
         self.settings, self.env, self.progress = settings, env, progress
         self.twins = twins or {}  # a sweep's case: the task case measured for it (``twins``)
+        self.beside = set(self.twins.values())  # task cases that are also a sweep's: the hand-written loop too
         cases = [c for c in cases if c not in self.twins]
         self.by_backend: dict[str, list[Case]] = {}
         for c in cases:
@@ -233,8 +234,7 @@ class Campaign:
         time is counted to ``phase``, the part of it its calls spent building and timing apart."""
         with self.lock:  # the round's size, where an earlier process of the case chose it (its first call)
             sized = {c: next((p["steps_per_round"] for p in self.found[c] if "first_call_s" in p), None) for c in mine}
-        beside = set(self.twins.values())  # a task case that is also a sweep's: its hand-written loop too
-        calls = [("measure", measure_call(c, self.settings, sized[c], c in beside)) for c in mine]
+        calls = [("measure", measure_call(c, self.settings, sized[c], c in self.beside)) for c in mine]
         started = time.monotonic()
         answers = processes(backend, calls, self.env, self.settings, self.progress, what, mine, self.workers.remote)
         out = []

@@ -286,3 +286,22 @@ def one_line_error(out: subprocess.CompletedProcess[str], status: int, *words: s
     assert len(lines) == 1 and "Traceback" not in out.stderr, out.stderr
     for word in words:
         assert word in lines[0], lines[0]
+
+
+QUIET = {"calibration_cpu_s": 1.0, "calibration_memory_s": 1.0, "cpu_share": 1.0, "steal": 0.0}
+
+
+def stand_in_workers(monkeypatch: pytest.MonkeyPatch, answer: Callable[[dict[str, Any]], dict[str, Any]]) -> None:
+    """Workers that start no process: each ``measure`` call (its arguments) is answered by ``answer``, whose
+    figures go over what every timing answer has (a quiet machine, one round of 10 µs, a first call); a
+    figure it gives as None is left out."""
+    usual = {"mode": "eager", "device": "cpu", "steps_per_round": 10, "first_call_s": 1e-3, "step_s": [1e-5],
+             "objective_s": [1e-5], "machine": QUIET, "setup_s": 0.0, "rounds_s": 1.0, "pid": 0,
+             "frameworks": []}  # fmt: skip
+
+    def results(self, timeout=None, answered=None):
+        return [{k: v for k, v in (usual | answer(kw)).items() if v is not None} for _, kw in self.calls]
+
+    monkeypatch.setattr(harness.Remote, "results", results)
+    monkeypatch.setattr(harness.Remote, "stop", lambda self: None)
+    monkeypatch.setattr(harness.Remote, "__init__", lambda self, env, calls, extra=None: setattr(self, "calls", calls))

@@ -3,15 +3,18 @@ a case beside a busy neighbour is told apart from a quiet one, replaced, or mark
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import os
 import subprocess
 import sys
+from typing import Any
 
 import pytest
 
-from bench import campaign, envs, harness, machine, procs
+from bench import campaign, envs, machine, procs
+from conftest import stand_in_workers
 
 MEASURE = "import json; from bench.timing import measure; print(json.dumps(measure('linear', 'numpy', round_time=1.0)['machine']))"  # noqa: E501
 SPIN = "while True: pass"
@@ -45,20 +48,14 @@ def test_a_busy_neighbour_on_the_workers_cpu_is_seen():
 def fake_workers(monkeypatch: pytest.MonkeyPatch, answers: dict[str, list[float]]) -> None:
     """Stand-in workers: each answer's calibration kernel takes the next of its task's figures (1.0 is
     quiet, 3.0 busy, with half the CPU; 3.0 once they run out), and its step as long, in units of 10 µs."""
+    pids = itertools.count(1)
 
-    def results(self, timeout=None, answered=None):
-        out = []
-        for _, kw in self.calls:
-            slow = answers[kw["task"]].pop(0) if answers[kw["task"]] else 3.0
-            m = {"calibration_cpu_s": slow, "calibration_memory_s": 1.0, "cpu_share": 1.5 / (slow + 0.5), "steal": 0.0}
-            out.append({"mode": "eager", "device": "cpu", "steps_per_round": 10, "first_call_s": 1e-3,
-                        "step_s": [slow * 1e-5], "objective_s": [1e-5], "machine": m, "setup_s": 0.0,
-                        "rounds_s": 1.0, "pid": len(out) + 100 * slow, "frameworks": []})  # fmt: skip
-        return out
+    def answer(kw: dict[str, Any]) -> dict[str, Any]:
+        slow = answers[kw["task"]].pop(0) if answers[kw["task"]] else 3.0
+        m = {"calibration_cpu_s": slow, "calibration_memory_s": 1.0, "cpu_share": 1.5 / (slow + 0.5), "steal": 0.0}
+        return {"step_s": [slow * 1e-5], "machine": m, "pid": next(pids)}
 
-    monkeypatch.setattr(harness.Remote, "results", results)
-    monkeypatch.setattr(harness.Remote, "stop", lambda self: None)
-    monkeypatch.setattr(harness.Remote, "__init__", lambda self, env, calls, extra=None: setattr(self, "calls", calls))
+    stand_in_workers(monkeypatch, answer)
 
 
 def test_a_noisy_process_is_replaced_by_a_quiet_one_and_what_stays_noisy_is_marked(monkeypatch):

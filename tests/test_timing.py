@@ -7,6 +7,7 @@ import pytest
 
 from bench import harness
 from bench.timing import Unit, fit_overhead, seconds
+from conftest import QUIET, stand_in_workers
 
 
 def test_the_harness_waits_for_asynchronous_work():
@@ -71,21 +72,14 @@ def test_a_campaigns_later_processes_are_given_the_size_its_first_chose(monkeypa
 
     asked: list[int | None] = []
 
-    def results(self, timeout=None, answered=None):
-        out = []
-        for _, kw in self.calls:
-            asked.append(kw["size"])
-            first = {"first_call_s": 0.5} if kw["size"] is None else {}
-            busy = len(asked) == 1  # linear's first process: the one replaced
-            m = {"calibration_cpu_s": 1.0, "calibration_memory_s": 1.0, "cpu_share": 0.5 if busy else 1.0, "steal": 0.0}
-            out.append({"mode": "eager", "device": "cpu", "steps_per_round": kw["size"] or 7, **first,
-                        "step_s": [1e-5], "objective_s": [1e-5], "machine": m, "setup_s": 0.0, "rounds_s": 1.0,
-                        "pid": len(asked), "frameworks": []})  # fmt: skip
-        return out
+    def answer(kw):
+        asked.append(kw["size"])
+        busy = len(asked) == 1  # linear's first process: the one replaced
+        first = 0.5 if kw["size"] is None else None  # a process given a size reports no first call
+        return {"steps_per_round": kw["size"] or 7, "first_call_s": first, "pid": len(asked),
+                "machine": QUIET | {"cpu_share": 0.5 if busy else 1.0}}  # fmt: skip
 
-    monkeypatch.setattr(harness.Remote, "results", results)
-    monkeypatch.setattr(harness.Remote, "stop", lambda self: None)
-    monkeypatch.setattr(harness.Remote, "__init__", lambda self, env, calls, extra=None: setattr(self, "calls", calls))
+    stand_in_workers(monkeypatch, answer)
     cases = [campaign.Case("speed", t, "numpy", "float64") for t in ("linear", "plane")]
     c = campaign.Campaign(cases, campaign.Settings(repeats=3), {}, None)
     c.timings()
@@ -103,20 +97,12 @@ def test_the_sweeps_case_that_is_a_task_case_is_measured_once_as_that_task_case(
 
     asked: list[tuple[str, int | None, bool]] = []
 
-    def results(self, timeout=None, answered=None):
-        out = []
-        for _, kw in self.calls:
-            asked.append((kw["task"], kw["n"], kw["handwritten"]))
-            m = {"calibration_cpu_s": 1.0, "calibration_memory_s": 1.0, "cpu_share": 1.0, "steal": 0.0}
-            hand = {"handwritten_s": [2e-5]} if kw["handwritten"] else {}
-            out.append({"mode": "eager", "device": "cpu", "steps_per_round": 10, "first_call_s": 1e-3,
-                        "step_s": [len(asked) * 1e-5], "objective_s": [1e-5], **hand, "machine": m,
-                        "setup_s": 0.0, "rounds_s": 1.0, "pid": len(asked), "frameworks": []})  # fmt: skip
-        return out
+    def answer(kw):
+        asked.append((kw["task"], kw["n"], kw["handwritten"]))
+        return {"step_s": [len(asked) * 1e-5], "pid": len(asked)} | (
+            {"handwritten_s": [2e-5]} if kw["handwritten"] else {})  # fmt: skip
 
-    monkeypatch.setattr(harness.Remote, "results", results)
-    monkeypatch.setattr(harness.Remote, "stop", lambda self: None)
-    monkeypatch.setattr(harness.Remote, "__init__", lambda self, env, calls, extra=None: setattr(self, "calls", calls))
+    stand_in_workers(monkeypatch, answer)
     task = campaign.Case("speed", "quadratic", "numpy", "float64")
     cases = [task, *(campaign.Case("scaling", "quadratic", "numpy", "float64", n) for n in (100, 10**4))]
     assert campaign.twins(cases) == {cases[1]: task}
