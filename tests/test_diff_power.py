@@ -36,7 +36,7 @@ def make():
     return dataclasses.replace({base}.make({args}), name="{name}", loss_and_grad=loss_and_grad, expected={{}})
 """
 # The chance, as bench diff computes it from the run's own spread, that a 10 % slowdown is called slower:
-# below it the machine was too noisy for the test to say anything (on a quiet host here, 92-100 %).
+# below it the machine was too noisy for the test to say anything (92 % here beside two count runs).
 POWER = 80
 CASES = [("victim", "numpy"), ("linear", "numpy"), ("logistic", "numpy"), ("linear", "torch")]
 SIDES = ("old", "new")
