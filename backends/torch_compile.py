@@ -5,6 +5,8 @@ the graph, on state tensors made as ``torch.optim`` makes them."""
 
 from __future__ import annotations
 
+import itertools
+import types
 from functools import cached_property
 
 import numpy as np
@@ -22,10 +24,7 @@ class TorchCompile(Torch):
     def __init__(self, task, dtype="float64", device="cpu"):
         super().__init__(task, dtype, device)
         self.p = {k: v.detach() for k, v in self.p.items()}
-        # Dynamo keeps its compiled graphs per code object, shared by every instance, and runs eagerly
-        # past 8 of them: start each instance (a task and dtype) with a clean cache.
-        torch._dynamo.reset()
-        self.compiled = torch.compile(self.sgd_step if self.optimizer.plain else self.optimizer_step)
+        self.compiled = torch.compile(own(self.sgd_step if self.optimizer.plain else self.optimizer_step))
         # torch.optim's state: SGD's momentum buffers (zeros: its first step, 0·μ + g, is torch's clone of g),
         # Adam's moments and step counts (0-d, in the run's dtype: torch's own with that default dtype)
         zeros = {k: torch.zeros_like(v) for k, v in self.p.items()}
@@ -76,7 +75,21 @@ class TorchCompile(Torch):
 
     @cached_property
     def compiled_loss(self):
-        return torch.compile(self.functional)  # forward only: the parameters here hold no tape
+        return torch.compile(own(self.functional))  # forward only: the parameters here hold no tape
 
     def loss(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         return self.compiled_loss(self.p, x, y)
+
+
+COMPILED = itertools.count()
+
+
+def own(method):
+    """The method as a function of its instance's own. Dynamo keeps a function's compiled graphs, and what
+    it learnt of its shapes, by its code (the object, and its name and line), which every instance of a
+    class shares: the second instance alive would get a dynamic-shape graph, and the ninth none (eager).
+    Each instance (a task and dtype) compiles a function of its own, as a program timing one case would."""
+    f = method.__func__
+    code = f.__code__.replace(co_name=f"{f.__code__.co_name}_{next(COMPILED)}")
+    return types.MethodType(types.FunctionType(code, f.__globals__, f.__name__, f.__defaults__, f.__closure__),
+                            method.__self__)  # fmt: skip

@@ -56,12 +56,14 @@ def stolen() -> tuple[int, int]:
 
 @dataclass
 class Reading:
-    """The machine's state over one case's rounds in one worker."""
+    """The machine's state over one case's rounds in one worker: over each span from ``begin`` to ``end``
+    (a case's visits: bench.timing), all of them together."""
 
     kernels: Kernels
     cpu_s: list[float] = field(default_factory=list)
     memory_s: list[float] = field(default_factory=list)
     start: tuple[float, float, int, int] = (0.0, 0.0, 0, 0)
+    spans: list[float] = field(default_factory=lambda: [0.0, 0.0, 0, 0])  # wall, CPU, steal and all ticks
 
     def begin(self) -> None:
         self.start = (time.perf_counter(), time.process_time(), *stolen())
@@ -73,11 +75,12 @@ class Reading:
 
     def end(self) -> dict[str, float]:
         self.calibrate()
-        wall, cpu, steal, total = self.start
-        now_steal, now_total = stolen()
+        now = (time.perf_counter(), time.process_time(), *stolen())
+        self.spans = [total + (b - a) for total, a, b in zip(self.spans, self.start, now, strict=True)]
+        wall, cpu, steal, ticks = self.spans
         return {
             "calibration_cpu_s": float(np.median(self.cpu_s)),
             "calibration_memory_s": float(np.median(self.memory_s)),
-            "cpu_share": (time.process_time() - cpu) / (time.perf_counter() - wall),
-            "steal": (now_steal - steal) / (now_total - total) if now_total > total else 0.0,
+            "cpu_share": cpu / wall,
+            "steal": steal / ticks if ticks > 0 else 0.0,
         }

@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 
 import backends
-from bench import harness, machine, procs, stats, taskdata
+from bench import harness, machine, procs, stats, taskdata, timing
 
 
 @dataclass(frozen=True)
@@ -55,6 +55,7 @@ class Case:
 
 
 ROUND_TIME = 1.0  # seconds of rounds per case per process: what made two runs agree (README, "How the timing ...")
+VISITS = 4  # a process times its cases in turn this many times, a quarter of ROUND_TIME each (README, same place)
 
 
 @dataclass(frozen=True)
@@ -70,14 +71,19 @@ class Settings:
     @property
     def measure(self) -> dict[str, Any]:
         """What each ``measure`` call is asked: a round's steps at least, the seconds of rounds to aim for
-        in one process, and the fewest rounds."""
+        in one visit of a case, the fewest rounds a visit, and the visits of each case in one process."""
         if self.quick:
-            return {"steps": 10, "round_time": 0.0, "min_rounds": 1}
-        return {"steps": 100, "round_time": ROUND_TIME, "min_rounds": 3}
+            return {"steps": 10, "round_time": 0.0, "min_rounds": 1, "visits": 1}
+        return {"steps": 100, "round_time": ROUND_TIME / VISITS, "min_rounds": 1, "visits": VISITS}
 
     @property
     def jobs(self) -> int:
         return jobs(self.quick, self.workers)
+
+    @property
+    def calls(self) -> int:
+        """The ``measure`` calls a case gets: each of its visits in each of its processes."""
+        return self.repeats * self.measure["visits"]
 
     @property
     def budget(self) -> float:
@@ -234,13 +240,16 @@ class Campaign:
         time is counted to ``phase``, the part of it its calls spent building and timing apart."""
         with self.lock:  # the round's size, where an earlier process of the case chose it (its first call)
             sized = {c: next((p["steps_per_round"] for p in self.found[c] if "first_call_s" in p), None) for c in mine}
-        calls = [("measure", measure_call(c, self.settings, sized[c], c in self.beside)) for c in mine]
+        visits = range(self.settings.measure["visits"])
+        calls = [("measure", measure_call(c, self.settings, sized[c], c in self.beside) | {"visit": v})
+                 for v in visits for c in mine]  # fmt: skip
         started = time.monotonic()
-        answers = processes(backend, calls, self.env, self.settings, self.progress, what, mine, self.workers.remote)
+        answered = processes(backend, calls, self.env, self.settings, self.progress, what, mine * len(visits),
+                             self.workers.remote)  # fmt: skip
         out = []
         with self.lock:
             self.seconds[phase] += time.monotonic() - started
-            for c, got in zip(mine, answers, strict=True):
+            for c, got in zip(mine, map(joined, [answered[i :: len(mine)] for i in range(len(mine))]), strict=True):
                 if isinstance(got, dict):
                     self.seconds["setup and compile"] += got["setup_s"]
                     self.seconds["rounds"] += got["rounds_s"]
@@ -340,7 +349,7 @@ def run(cases: list[Case], settings: Settings, progress: Progress | None = None,
         data = taskdata.ship(Path(scratch), {(c.task, c.n) for c in cases})
         same = twins(cases)
         if progress is not None:
-            progress.skip(len(same) * settings.repeats)
+            progress.skip(len(same) * settings.calls)
         campaign = Campaign(cases, settings, environ(settings, data, Path(scratch)), progress, same)
         campaign.timings()
         if not settings.quick:
@@ -432,6 +441,12 @@ def noise_of(p: dict[str, Any], quiet: dict[tuple[Case, str], float], case: Case
 
 def noisy(p: dict[str, Any], quiet: dict[tuple[Case, str], float], case: Case) -> bool:
     return noise_of(p, quiet, case) > 1
+
+
+def joined(visits: list[Any]) -> Any:
+    """A case's answers from one process, one a visit, as one answer: its first failure, or its visits
+    joined (bench.timing.joined)."""
+    return next((v for v in visits if isinstance(v, harness.BenchError)), None) or timing.joined(visits)
 
 
 def merged(found: list[dict[str, Any]]) -> dict[str, Any]:

@@ -72,6 +72,81 @@ def seconds(fn: Callable[..., Any], *args: Any) -> float:
     return time.perf_counter() - start
 
 
+class Timed:
+    """One case built in this process (untimed: building, converting, compiling, warming up), then timed
+    over one or more visits (``visit``). Between its visits the process times its other cases."""
+
+    def __init__(self, task: str, backend: str, dtype: str, device: str, n: int | None, steps: int,
+                 unit_time: float, objective: bool, handwritten: bool, size: int | None) -> None:  # fmt: skip
+        from bench import calibration, harness
+
+        started = time.perf_counter()
+        self.built = b = harness.build(task, backend, dtype, device, n=n)
+        timed: dict[str, Callable[[], Any]] = {}
+        if handwritten:
+            from bench import handwritten as hw
+
+            loop = hw.make(backend, b.task, dtype, b.device)
+        self.first: dict[str, float] = {}
+        if size is None:
+            least = min(steps, MIN_STEPS)
+            probe = Unit(b, least)  # its first call includes tracing, compiling or hybridizing
+            self.first["first_call_s"], per_step = seconds(probe), seconds(probe) / probe.steps
+            if per_step * probe.steps < unit_time:  # a quick slice: the fastest of three calls sizes the unit
+                per_step = min(per_step, *(seconds(probe) / probe.steps for _ in range(2)))
+            size = int(np.clip(unit_time / per_step, least, steps))  # a slow step gets a shorter slice
+            unit = probe if size == probe.steps else Unit(b, size)  # the probe is warm: called twice already
+            warm_ups = 0 if unit is probe else 1
+        else:
+            unit, warm_ups = Unit(b, size), 2  # its first call compiles, the second is the warm-up
+        for _ in range(warm_ups):
+            unit()
+        timed["step_s"] = self.unit = unit
+        if objective:
+            timed["objective_s"] = unit.objective
+            unit.objective()  # its own first call (a compiled backend compiles the objective apart)
+        if handwritten:
+            timed["handwritten_s"] = lambda: loop.run(unit.steps)
+            loop.run(unit.steps)
+        self.timed = timed
+        self.reading = calibration.Reading(kernels())
+        self.setup_s = time.perf_counter() - started
+
+    def visit(self, round_time: float, min_rounds: int) -> dict[str, Any]:
+        """Rounds for ``round_time`` seconds (every figure's rounds and the calibration kernels together),
+        at least ``min_rounds``: each figure per step, one a round; ``machine``, what the calibration
+        kernels, the CPU share and the steal time said over this and the earlier visits."""
+        unit, reading = self.unit, self.reading
+        rounds_start = time.perf_counter()
+        reading.begin()
+        figures: dict[str, list[float]] = {k: [] for k in self.timed}
+        steps, faults = figures["step_s"], 0
+        last = now = time.perf_counter()
+        while len(steps) < min_rounds or (now - rounds_start < round_time and len(steps) < MAX_ROUNDS):
+            before = minor_faults()  # a step's pages: read around the training call alone (timed first)
+            for k, fn in self.timed.items():
+                figures[k].append(seconds(fn) / unit.steps)
+                if k == "step_s":
+                    faults += minor_faults() - before
+            now = time.perf_counter()
+            if now - last > round_time / CALIBRATIONS:
+                reading.calibrate()
+                last = now = time.perf_counter()
+        machine = reading.end()
+        bad = np.flatnonzero(~np.isfinite(unit.losses()))
+        if bad.size:  # a timing of arithmetic on inf and NaN is not a timing of training
+            from bench import harness
+
+            raise harness.Diverged(int(bad[0]) + 1)
+        timed = len(steps) * unit.steps
+        return {**figures, "machine": machine, "rounds_s": time.perf_counter() - rounds_start,
+                "faults_per_step": faults / timed, "steps_timed": timed}  # fmt: skip
+
+
+# The cases of this process between their visits (``measure``'s ``visit``), by what names a case
+LIVE: dict[tuple[Any, ...], Timed] = {}
+
+
 def measure(
     task: str,
     backend: str,
@@ -85,73 +160,60 @@ def measure(
     objective: bool = True,
     handwritten: bool = False,
     size: int | None = None,
+    visit: int = 0,
+    visits: int = 1,
 ) -> dict[str, Any]:
-    """One case's timings in this process, per step in seconds: ``step_s`` a training step, one figure a
-    round; ``objective_s`` and ``handwritten_s`` likewise, where asked. A round trains ``steps`` steps,
-    or as many as take about ``unit_time`` where that is fewer; rounds go on until ``round_time``
-    seconds have passed (every figure's rounds and the calibration kernels together), at least
-    ``min_rounds``, but never fewer than MIN_STEPS steps (a one-step slice makes Dynamo recompile).
-    ``first_call_s`` is the first call of a slice of MIN_STEPS steps, which sizes the round; where an
-    earlier process sized it (``size``, its ``steps_per_round``), the round is built at that size at once
-    and its first call is not reported (a compiled backend compiles once instead of twice); ``machine``
-    what the calibration kernels, the CPU share and the steal time said over the rounds (bench.calibration);
-    ``faults_per_step`` the pages a step had the kernel hand it (``minor_faults``); ``setup_s`` the seconds
-    before the rounds (building, converting, compiling, warming up), ``rounds_s`` the rounds'."""
-    from bench import calibration, harness
+    """One visit of a case's timings in this process, per step in seconds: ``step_s`` a training step,
+    one figure a round; ``objective_s`` and ``handwritten_s`` likewise, where asked. A round trains
+    ``steps`` steps, or as many as take about ``unit_time`` where that is fewer; rounds go on until
+    ``round_time`` seconds have passed, at least ``min_rounds``, but never fewer than MIN_STEPS steps (a
+    one-step slice makes Dynamo recompile). The first visit (``visit`` 0) builds the case; it stays built
+    in this process until its last (``visits``), and a process visits each of its cases in turn
+    (bench.campaign), so that a moment in which the machine is slow falls on a visit, not on a case.
+    ``first_call_s`` (first visit) is the first call of a slice of MIN_STEPS steps, which sizes the round;
+    where an earlier process sized it (``size``, its ``steps_per_round``), the round is built at that size
+    at once and its first call is not reported (a compiled backend compiles once instead of twice);
+    ``machine`` what the calibration kernels, the CPU share and the steal time said (bench.calibration);
+    ``faults_per_step``, the pages the kernel handed a training step (``minor_faults``), over the
+    visit's ``steps_timed``; ``setup_s`` the seconds before the rounds (building, converting, compiling, warming up), ``rounds_s``
+    the rounds'. ``joined`` makes one process's record of a case's visits."""
+    from bench import harness
 
-    started = time.perf_counter()
-    b = harness.build(task, backend, dtype, device, n=n)
-    timed: dict[str, Callable[[], Any]] = {}
-    if handwritten:  # made first: making a torch.compile loop clears Dynamo's graphs, the adapter's too
-        from bench import handwritten as hw
-
-        loop = hw.make(backend, b.task, dtype, b.device)
-    first: dict[str, float] = {}
-    if size is None:
-        least = min(steps, MIN_STEPS)
-        probe = Unit(b, least)  # its first call includes tracing, compiling or hybridizing
-        first["first_call_s"], per_step = seconds(probe), seconds(probe) / probe.steps
-        if per_step * probe.steps < unit_time:  # a quick slice: the fastest of three calls sizes the unit
-            per_step = min(per_step, *(seconds(probe) / probe.steps for _ in range(2)))
-        size = int(np.clip(unit_time / per_step, least, steps))  # a slow step gets a shorter slice
-        unit = probe if size == probe.steps else Unit(b, size)  # the probe is warm: called twice already
-        warm_ups = 0 if unit is probe else 1
-    else:
-        unit, warm_ups = Unit(b, size), 2  # its first call compiles, the second is the warm-up
-    for _ in range(warm_ups):
-        unit()
-    timed["step_s"] = unit
-    if objective:
-        timed["objective_s"] = unit.objective
-        unit.objective()  # its own first call (a compiled backend compiles the objective apart)
-    if handwritten:
-        timed["handwritten_s"] = lambda: loop.run(unit.steps)
-        loop.run(unit.steps)
-    reading = calibration.Reading(kernels())
-    rounds_start = time.perf_counter()
-    reading.begin()
-    figures: dict[str, list[float]] = {k: [] for k in timed}
-    steps, faults = figures["step_s"], 0
-    last = now = time.perf_counter()
-    while len(steps) < min_rounds or (now - rounds_start < round_time and len(steps) < MAX_ROUNDS):
-        before = minor_faults()  # a step's pages: read around the training call alone (timed first)
-        for k, fn in timed.items():
-            figures[k].append(seconds(fn) / unit.steps)
-            if k == "step_s":
-                faults += minor_faults() - before
-        now = time.perf_counter()
-        if now - last > round_time / CALIBRATIONS:
-            reading.calibrate()
-            last = now = time.perf_counter()
-    machine = reading.end()
-    bad = np.flatnonzero(~np.isfinite(unit.losses()))
-    if bad.size:  # a timing of arithmetic on inf and NaN is not a timing of training
-        raise harness.Diverged(int(bad[0]) + 1)
-    return {"mode": b.mode, "device": b.device, "steps_per_round": unit.steps, **first, **figures,
-            "machine": machine, "setup_s": rounds_start - started, "rounds_s": time.perf_counter() - rounds_start,
-            "faults_per_step": faults / (len(steps) * unit.steps), "pid": os.getpid(),
-            "cpus": procs.affinity(),
+    key = (task, backend, dtype, device, n)
+    if visit == 0:
+        LIVE[key] = Timed(task, backend, dtype, device, n, steps, unit_time, objective, handwritten, size)
+    elif key not in LIVE:
+        raise harness.BenchError(f"{task} {backend} {dtype}: visit {visit + 1} of a case this process did not build")
+    case = LIVE[key]
+    try:
+        out = case.visit(round_time, min_rounds)
+    except BaseException:
+        del LIVE[key]
+        raise
+    if visit == visits - 1:
+        del LIVE[key]
+    b = case.built
+    return {"mode": b.mode, "device": b.device, "steps_per_round": case.unit.steps, "visit": visit,
+            **(case.first if visit == 0 else {}), **out, "setup_s": case.setup_s if visit == 0 else 0.0,
+            "pid": os.getpid(), "cpus": procs.affinity(),
             "frameworks": sorted(FRAMEWORKS & sys.modules.keys())}  # fmt: skip
+
+
+def joined(visits: list[dict[str, Any]]) -> dict[str, Any]:
+    """One process's record of a case from its visits' answers: every round of every visit; the machine's
+    reading over them all (the last visit's); the pages a step was handed (``faults_per_step``); the
+    setup and the rounds' seconds summed."""
+    first, last = visits[0], visits[-1]
+    out = {k: v for k, v in first.items() if k not in ("visit", "steps_timed")}
+    for k in ("step_s", "objective_s", "handwritten_s"):
+        if k in first:
+            out[k] = [x for v in visits for x in v[k]]
+    out["machine"] = last["machine"]
+    steps = sum(v["steps_timed"] for v in visits)
+    out["faults_per_step"] = sum(v["faults_per_step"] * v["steps_timed"] for v in visits) / steps
+    out["setup_s"], out["rounds_s"] = (sum(v[k] for v in visits) for k in ("setup_s", "rounds_s"))
+    out["visits"] = len(visits)
+    return out
 
 
 def minor_faults() -> int:

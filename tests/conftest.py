@@ -116,7 +116,7 @@ def measured(request: pytest.FixtureRequest) -> Callable[[campaign.Case], dict[s
     capture = request.config.pluginmanager.getplugin("capturemanager")
     quiet = capture.global_and_fixture_disabled if capture is not None else contextlib.nullcontext
     speed = sum(c.kind == "speed" for c in cases)
-    progress = campaign.Progress(len(cases) * o.settings.repeats + speed, quiet)
+    progress = campaign.Progress(len(cases) * o.settings.calls + speed, quiet)
     try:
         found = campaign.run(cases, o.settings, progress, SPENT)
     finally:
@@ -292,15 +292,20 @@ QUIET = {"calibration_cpu_s": 1.0, "calibration_memory_s": 1.0, "cpu_share": 1.0
 
 
 def stand_in_workers(monkeypatch: pytest.MonkeyPatch, answer: Callable[[dict[str, Any]], dict[str, Any]]) -> None:
-    """Workers that start no process: each ``measure`` call (its arguments) is answered by ``answer``, whose
-    figures go over what every timing answer has (a quiet machine, one round of 10 µs, a first call); a
-    figure it gives as None is left out."""
+    """Workers that start no process: each case a worker is asked to time is answered by ``answer`` (given
+    the first visit's arguments; its later visits answer alike), whose figures go over what every timing
+    answer has (a quiet machine, one round of 10 µs, a first call); a figure it gives as None is left out."""
     usual = {"mode": "eager", "device": "cpu", "steps_per_round": 10, "first_call_s": 1e-3, "step_s": [1e-5],
              "objective_s": [1e-5], "machine": QUIET, "setup_s": 0.0, "rounds_s": 1.0, "pid": 0,
-             "frameworks": []}  # fmt: skip
+             "faults_per_step": 0.0, "steps_timed": 10, "frameworks": []}  # fmt: skip
 
     def results(self, timeout=None, answered=None):
-        return [{k: v for k, v in (usual | answer(kw)).items() if v is not None} for _, kw in self.calls]
+        first: dict[tuple[Any, ...], dict[str, Any]] = {}  # a case's first visit: the later ones answer alike
+        for _, kw in self.calls:
+            case = (kw["task"], kw["backend"], kw["dtype"], kw["n"])
+            if case not in first:
+                first[case] = {k: v for k, v in (usual | answer(kw)).items() if v is not None}
+        return [first[(kw["task"], kw["backend"], kw["dtype"], kw["n"])] for _, kw in self.calls]
 
     monkeypatch.setattr(harness.Remote, "results", results)
     monkeypatch.setattr(harness.Remote, "stop", lambda self: None)

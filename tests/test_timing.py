@@ -64,6 +64,50 @@ def test_a_later_process_builds_the_round_at_the_size_it_is_given():
     assert "first_call_s" not in later and later["steps_per_round"] == 10
 
 
+def test_a_process_visits_its_cases_in_turn_each_built_once():
+    """A case is built at its first visit and timed again, unbuilt, at the later ones (no first call, no
+    setup), another case's visits between; it is let go after its last, and a visit of a case the process
+    did not build fails. Its visits join into one process's record, every round of each."""
+    from bench import timing
+
+    kw = {"steps": 100, "round_time": 0.0, "min_rounds": 2, "objective": False, "visits": 2}
+    linear, plane = (timing.measure(t, "numpy", visit=0, **kw) for t in ("linear", "plane"))
+    again = timing.measure("linear", "numpy", visit=1, **kw)
+    assert linear["first_call_s"] > 0 and linear["setup_s"] > 0 and len(linear["step_s"]) == 2
+    assert "first_call_s" not in again and again["setup_s"] == 0.0 and again["pid"] == linear["pid"]
+    assert set(timing.LIVE) == {("plane", "numpy", "float64", "cpu", None)}  # linear let go, plane alive
+    joined = timing.joined([linear, again])
+    assert joined["step_s"] == linear["step_s"] + again["step_s"] and joined["visits"] == 2
+    assert joined["rounds_s"] == pytest.approx(linear["rounds_s"] + again["rounds_s"])
+    assert joined["first_call_s"] == linear["first_call_s"] and joined["machine"] == again["machine"]
+    with pytest.raises(harness.BenchError, match="did not build"):
+        timing.measure("linear", "numpy", visit=1, **kw)
+    timing.measure("plane", "numpy", visit=1, **kw)
+    assert not timing.LIVE
+
+
+def test_torch_compile_cases_alive_at_once_compile_once_each():
+    """Two torch-compile cases built in one process and visited in turn: neither compiles again (Dynamo
+    keeps graphs by a function's code, which the adapter gives each instance of its own), and each
+    trains as the same case built alone does."""
+    from torch._dynamo.utils import counters
+
+    from bench import timing
+
+    kw = {"steps": 100, "round_time": 0.0, "min_rounds": 2, "objective": True, "visits": 2}
+    for t in ("linear", "quadratic"):
+        timing.measure(t, "torch-compile", visit=0, **kw)
+    compiled = counters["frames"]["ok"]
+    later = [timing.measure(t, "torch-compile", visit=1, **kw) for t in ("linear", "quadratic")]
+    assert counters["frames"]["ok"] == compiled and all(r["step_s"] for r in later)
+    alone, beside = harness.build("linear", "torch-compile"), harness.build("quadratic", "torch-compile")
+    first = alone.run(alone.prepare(alone.task.lrs(), alone.task.orders()))
+    beside.run(beside.prepare(beside.task.lrs()[:1], beside.task.orders()[:1]))
+    again = harness.build("linear", "torch-compile")
+    second = again.run(again.prepare(again.task.lrs(), again.task.orders()))
+    assert np.array_equal(alone.to_numpy(first), again.to_numpy(second))
+
+
 def test_a_campaigns_later_processes_are_given_the_size_its_first_chose(monkeypatch):
     """The first process of each case sizes its round (and reports the cold first call); the campaign hands
     that size to the later processes of the case, a replacing one included, and keeps the first call when
