@@ -175,8 +175,8 @@ def measure(
     at once and its first call is not reported (a compiled backend compiles once instead of twice);
     ``machine`` what the calibration kernels, the CPU share and the steal time said (bench.calibration);
     ``faults_per_step``, the pages the kernel handed a training step (``minor_faults``), over the
-    visit's ``steps_timed``; ``setup_s`` the seconds before the rounds (building, converting, compiling, warming up), ``rounds_s``
-    the rounds'. ``joined`` makes one process's record of a case's visits."""
+    visit's ``steps_timed``; ``setup_s`` the seconds before the rounds (building, converting, compiling,
+    warming up), ``rounds_s`` the rounds'. ``joined`` makes one process's record of a case's visits."""
     from bench import harness
 
     key = (task, backend, dtype, device, n)
