@@ -368,7 +368,7 @@ def processes(backend: str, calls: list[tuple[str, dict[str, Any]]], env: dict[s
     if not calls:
         return []
     if progress is not None:
-        progress.process(what, len(calls))
+        progress.process(what, len(set(mine)))
     where = backends.BACKENDS[backend].env
     worker = remote(where, calls, {**env, **machine.pinned_blas(where, settings.native_blas)})
     try:
