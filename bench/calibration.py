@@ -65,16 +65,18 @@ class Reading:
     start: tuple[float, float, int, int] = (0.0, 0.0, 0, 0)
     spans: list[float] = field(default_factory=lambda: [0.0, 0.0, 0, 0])  # wall, CPU, steal and all ticks
 
-    def begin(self) -> None:
+    def begin(self, calibrate: bool = True) -> None:
         self.start = (time.perf_counter(), time.process_time(), *stolen())
-        self.calibrate()
+        if calibrate:
+            self.calibrate()
 
     def calibrate(self) -> None:
         self.cpu_s.append(self.kernels.cpu())
         self.memory_s.append(self.kernels.memory())
 
-    def end(self) -> dict[str, float]:
-        self.calibrate()
+    def end(self, calibrate: bool = True) -> dict[str, float]:
+        if calibrate:
+            self.calibrate()
         now = (time.perf_counter(), time.process_time(), *stolen())
         self.spans = [total + (b - a) for total, a, b in zip(self.spans, self.start, now, strict=True)]
         wall, cpu, steal, ticks = self.spans

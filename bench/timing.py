@@ -28,7 +28,7 @@ MIN_STEPS = 10  # the shortest slice a round trains (fewer where ``steps`` asks 
 # what a timing process names as loaded: the proof it is isolated
 FRAMEWORKS = {"torch", "jax", "tensorflow", "autograd", "mxnet"}
 MAX_ROUNDS = 5000  # a round of a microsecond step takes 100 µs: enough of them
-CALIBRATIONS = 8  # calibration kernels timed this many times over the rounds, and before and after
+CALIBRATIONS = 8  # calibration kernels timed this many times over a case's rounds, and before and after them
 
 
 class Unit:
@@ -109,30 +109,35 @@ class Timed:
             timed["handwritten_s"] = lambda: loop.run(unit.steps)
             loop.run(unit.steps)
         self.timed = timed
-        self.reading = calibration.Reading(kernels())
+        self.reading, self.since = calibration.Reading(kernels()), 0.0  # seconds of rounds since a calibration
         self.setup_s = time.perf_counter() - started
 
-    def visit(self, round_time: float, min_rounds: int) -> dict[str, Any]:
-        """Rounds for ``round_time`` seconds (every figure's rounds and the calibration kernels together),
-        at least ``min_rounds``: each figure per step, one a round; ``machine``, what the calibration
-        kernels, the CPU share and the steal time said over this and the earlier visits."""
+    def visit(self, round_time: float, min_rounds: int, first: bool = True, last: bool = True,
+              every: float = 0.125) -> dict[str, Any]:  # fmt: skip
+        """Rounds for about ``round_time`` seconds (every figure's rounds and the calibration kernels
+        together; the last begun where it should end in time), at least ``min_rounds``: each figure per
+        step, one a round; ``machine``, what the calibration kernels (timed before the ``first`` visit,
+        every ``every`` seconds of rounds and after the ``last``), the CPU share and the steal time
+        said over this and the earlier visits."""
         unit, reading = self.unit, self.reading
         rounds_start = time.perf_counter()
-        reading.begin()
+        reading.begin(calibrate=first)
         figures: dict[str, list[float]] = {k: [] for k in self.timed}
-        steps, faults = figures["step_s"], 0
-        last = now = time.perf_counter()
-        while len(steps) < min_rounds or (now - rounds_start < round_time and len(steps) < MAX_ROUNDS):
+        steps, faults, took = figures["step_s"], 0, 0.0
+        now = time.perf_counter()
+        while len(steps) < min_rounds or (now + took - rounds_start < round_time and len(steps) < MAX_ROUNDS):
             before = minor_faults()  # a step's pages: read around the training call alone (timed first)
+            began = now
             for k, fn in self.timed.items():
                 figures[k].append(seconds(fn) / unit.steps)
                 if k == "step_s":
                     faults += minor_faults() - before
             now = time.perf_counter()
-            if now - last > round_time / CALIBRATIONS:
+            took, self.since = now - began, self.since + now - began
+            if self.since > every:
                 reading.calibrate()
-                last = now = time.perf_counter()
-        machine = reading.end()
+                now, self.since = time.perf_counter(), 0.0
+        machine = reading.end(calibrate=last)
         bad = np.flatnonzero(~np.isfinite(unit.losses()))
         if bad.size:  # a timing of arithmetic on inf and NaN is not a timing of training
             from bench import harness
@@ -186,7 +191,8 @@ def measure(
         raise harness.BenchError(f"{task} {backend} {dtype}: visit {visit + 1} of a case this process did not build")
     case = LIVE[key]
     try:
-        out = case.visit(round_time, min_rounds)
+        every = round_time * visits / CALIBRATIONS
+        out = case.visit(round_time, min_rounds, first=visit == 0, last=visit == visits - 1, every=every)
     except BaseException:
         del LIVE[key]
         raise
