@@ -81,7 +81,7 @@ class Timed:
         from bench import calibration, harness
 
         started = time.perf_counter()
-        self.built = b = harness.build(task, backend, dtype, device, n=n)
+        b = harness.build(task, backend, dtype, device, n=n)
         timed: dict[str, Callable[[], Any]] = {}
         if handwritten:
             from bench import handwritten as hw
@@ -112,8 +112,7 @@ class Timed:
         self.reading, self.since = calibration.Reading(kernels()), 0.0  # seconds of rounds since a calibration
         self.setup_s = time.perf_counter() - started
 
-    def visit(self, round_time: float, min_rounds: int, first: bool = True, last: bool = True,
-              every: float = 0.125) -> dict[str, Any]:  # fmt: skip
+    def visit(self, round_time: float, min_rounds: int, first: bool, last: bool, every: float) -> dict[str, Any]:
         """Rounds for about ``round_time`` seconds (every figure's rounds and the calibration kernels
         together; the last begun where it should end in time), at least ``min_rounds``: each figure per
         step, one a round; ``machine``, what the calibration kernels (timed before the ``first`` visit,
@@ -198,7 +197,7 @@ def measure(
         raise
     if visit == visits - 1:
         del LIVE[key]
-    b = case.built
+    b = case.unit.backend
     return {"mode": b.mode, "device": b.device, "steps_per_round": case.unit.steps, "visit": visit,
             **(case.first if visit == 0 else {}), **out, "setup_s": case.setup_s if visit == 0 else 0.0,
             "pid": os.getpid(), "cpus": procs.affinity(),
