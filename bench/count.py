@@ -296,10 +296,7 @@ def environ(settings: Settings, data: dict[str, str], scratch: Path, shim: Path)
     folder, and the project imported through ``project`` alone (PYTHONSAFEPATH: not from the real working
     folder, which ``-m`` would put first)."""
     (scratch / "callgrind").mkdir(exist_ok=True)
-    link = project(scratch)
-    if not link.exists():
-        link.symlink_to(envs.ROOT, target_is_directory=True)
-    path = os.pathsep.join(filter(None, [str(link), os.environ.get("PYTHONPATH")]))
+    path = os.pathsep.join(filter(None, [str(project(scratch)), os.environ.get("PYTHONPATH")]))
     timed = {k: v for k, v in campaign.environ(settings, data, scratch).items() if k not in UNSET}
     return {**timed, **machine.thread_settings(1), **ENVIRON,
             procs.PIN: "",  # each worker is held to a CPU of its own by run's Workers
@@ -324,6 +321,7 @@ def run(cases: list[Case], settings: Settings, progress: campaign.Progress | Non
     errors: dict[Case, str] = {}
     with tempfile.TemporaryDirectory(prefix="autodiff-bench-count-") as scratch:
         shim = build_shim(Path(scratch))
+        project(Path(scratch)).symlink_to(envs.ROOT, target_is_directory=True)
         env = environ(settings, taskdata.ship(Path(scratch), {(c.task, c.n) for c in cases}), Path(scratch), shim)
 
         workers = campaign.Workers(jobs, Counted, cpus=procs.pinned(max(1, jobs)))

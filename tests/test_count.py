@@ -244,4 +244,5 @@ def test_diff_calls_a_count_1_percent_up_slower_and_0_3_percent_within_noise(tmp
 def test_a_count_worker_has_fixed_addresses_and_no_jax_cache(tmp_path):
     env = count.environ(Settings(repeats=1, threads=1), {}, tmp_path, tmp_path / "shim.so")
     assert not set(count.UNSET) & set(env), "jax's persistent cache would make the first process differ"
+    assert env["PYTHONPATH"].split(os.pathsep)[0] == str(count.project(tmp_path)) and env["PYTHONSAFEPATH"] == "1"
     assert count.no_aslr()[-1] == "-R" and shutil.which("setarch")
