@@ -7,6 +7,9 @@ and the larger drift where both runs have them. A case from before samples were 
 (only ``median_s``) has no interval: its medians are compared and its verdict is "no samples", never a
 significant change.
 
+A *Whole run* line gives the median NEW/OLD over the cases timed in both and the calibration kernels' own
+(``shift_lines``): what every backend shares is the host between the runs.
+
 A case counted by ``bench run --count`` carries ``instructions_per_step``, which is exact (reruns agree to
 well under 0.1 %): where both runs have a count, a change by more than COUNT_THRESHOLD is slower or faster,
 anything less within noise.
@@ -350,6 +353,42 @@ def rerun_lines(old: Results, new: Results) -> list[str]:
     ]
 
 
+KERNELS = {"calibration_cpu_s": "CPU", "calibration_memory_s": "memory"}  # bench.calibration's two
+
+
+def kernel_medians(r: Results) -> dict[str, float]:
+    """The median over a run's processes of each calibration kernel's time (``machine`` of each case)."""
+    found: dict[str, list[float]] = {k: [] for k in KERNELS}
+    for raw in r.data["cases"]:
+        for m in raw.get("machine") or () if isinstance(raw, dict) else ():
+            for k, seen in found.items():
+                if isinstance(m, dict) and number(m.get(k)) and m[k] > 0:
+                    seen.append(float(m[k]))
+    return {k: statistics.median(v) for k, v in found.items() if v}
+
+
+def shift_lines(old: Results, new: Results) -> list[str]:
+    """How far the whole run moved: the median NEW/OLD over the cases timed in both, its range over the
+    backends, and the calibration kernels' own ratio. A ratio every backend shares is the host between
+    the runs, not the code (README, "How far the figures can be trusted")."""
+    ratios: dict[str, list[float]] = {}
+    for k, o in old.cases.items():
+        n = new.cases.get(k)
+        if n is not None and o.samples and n.samples and o.median and n.median:
+            ratios.setdefault(str(k[-2]), []).append(n.median / o.median)  # k[-2]: the backend
+    if not ratios:
+        return []
+    whole = statistics.median(r for mine in ratios.values() for r in mine)
+    each = [statistics.median(mine) for mine in ratios.values()]
+    ko, kn = kernel_medians(old), kernel_medians(new)
+    kernels = [f"{where} {kn[k] / ko[k]:.3f}" for k, where in KERNELS.items() if k in ko and k in kn]
+    return [f"Whole run: NEW/OLD {whole:.3f}, the median over {sum(map(len, ratios.values()))} cases "
+            f"(per backend {min(each):.3f} to {max(each):.3f})"
+            + (f"; the calibration kernels {', '.join(kernels)}" if kernels else "")
+            + ". A ratio every backend shares is the host moving between the runs: judge a change by runs "
+            "taken side by side."]  # fmt: skip
+
+
 def diff(old_path: str, new_path: str, fail_above: float | None = None) -> tuple[list[str], list[str], int]:
     """The report (stdout lines), the complaints (stderr lines) and the exit status."""
     old, new = load(old_path, "OLD"), load(new_path, "NEW")
@@ -408,7 +447,7 @@ def diff(old_path: str, new_path: str, fail_above: float | None = None) -> tuple
         out.append(f"instruction counts: {tally[stats.FASTER]} faster, {tally[stats.SLOWER]} slower, "
                    f"{tally[stats.NOISE]} within noise (±{100 * COUNT_THRESHOLD:g} %)"
                    + ("" if rows else "".join(f", {k} {what}" for k, what in extra if k)))  # fmt: skip
-    out += power_lines(old, new) + rerun_lines(old, new)
+    out += power_lines(old, new) + rerun_lines(old, new) + shift_lines(old, new)
 
     if fail_above is None:
         return out, [], 0

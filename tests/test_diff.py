@@ -114,6 +114,32 @@ def test_fail_above_names_the_cases_slower_by_more(tmp_path):
     assert out.returncode == 0 and out.stderr == ""
 
 
+def test_whole_run_line_is_the_shift_every_backend_shares_and_the_kernels_own(tmp_path):
+    """NEW 4 % slower in numpy's cases, 2 % and 8 % in torch's (its median 5 %), its CPU kernel 2 % slower
+    and its memory kernel 5 % faster: the line gives the median over the cases, the backends' range and
+    both kernels."""
+
+    def machine(cpu: float, memory: float) -> list[dict[str, float]]:
+        return [{"calibration_cpu_s": cpu, "calibration_memory_s": memory}] * len(TIGHT)
+
+    def run(folder: Path, scale: dict[str, float], cpu: float, memory: float) -> Path:
+        cases = [
+            case(t, b, samples=[scale[t + b] * s for s in TIGHT], machine=machine(cpu, memory))
+            for t, b in (("linear", "numpy"), ("plane", "numpy"), ("linear", "torch"), ("plane", "torch"))
+        ]
+        return write(folder, cases)
+
+    same = dict.fromkeys(["linearnumpy", "planenumpy", "lineartorch", "planetorch"], 1.0)
+    old = run(tmp_path / "old", same, 1e-3, 2e-3)
+    new = run(tmp_path / "new", {"linearnumpy": 1.04, "planenumpy": 1.04, "lineartorch": 1.02, "planetorch": 1.08},
+              1.02e-3, 1.9e-3)  # fmt: skip
+    out = bench("diff", str(old), str(new))
+    assert out.returncode == 0, out.stderr
+    line = next(x for x in out.stdout.splitlines() if x.startswith("Whole run: "))
+    assert line.startswith("Whole run: NEW/OLD 1.040, the median over 4 cases (per backend 1.040 to 1.050); "
+                           "the calibration kernels CPU 1.020, memory 0.950. ")  # fmt: skip
+
+
 def test_old_results_without_samples_compare_medians_only_and_never_fail(tmp_path):
     """results.json from before samples_s (median_s, iqr_s, rounds): no verdict, however large the change."""
     legacy = {"median_s": 1e-4, "iqr_s": 1e-6, "rounds": 40}
