@@ -353,18 +353,16 @@ def rerun_lines(old: Results, new: Results) -> list[str]:
     ]
 
 
-KERNELS = {"calibration_cpu_s": "CPU", "calibration_memory_s": "memory"}  # bench.calibration's two
-
-
 def kernel_medians(r: Results) -> dict[str, float]:
-    """The median over a run's processes of each calibration kernel's time (``machine`` of each case)."""
-    found: dict[str, list[float]] = {k: [] for k in KERNELS}
-    for raw in r.data["cases"]:
-        for m in raw.get("machine") or () if isinstance(raw, dict) else ():
+    """The median over a run's processes of each calibration kernel's time (``machine`` of each case), by
+    the kernel's name in bench.calibration (``cpu``, ``memory``)."""
+    found: dict[str, list[float]] = {k: [] for k in campaign.KERNELS}
+    for raw in r.data["cases"]:  # each a dict: load checked it
+        for m in raw.get("machine") or ():
             for k, seen in found.items():
                 if isinstance(m, dict) and number(m.get(k)) and m[k] > 0:
                     seen.append(float(m[k]))
-    return {k: statistics.median(v) for k, v in found.items() if v}
+    return {k.removeprefix("calibration_").removesuffix("_s"): statistics.median(v) for k, v in found.items() if v}
 
 
 def shift_lines(old: Results, new: Results) -> list[str]:
@@ -381,7 +379,7 @@ def shift_lines(old: Results, new: Results) -> list[str]:
     whole = statistics.median(r for mine in ratios.values() for r in mine)
     each = [statistics.median(mine) for mine in ratios.values()]
     ko, kn = kernel_medians(old), kernel_medians(new)
-    kernels = [f"{where} {kn[k] / ko[k]:.3f}" for k, where in KERNELS.items() if k in ko and k in kn]
+    kernels = [f"{k} {kn[k] / ko[k]:.3f}" for k in ko if k in kn]
     return [f"Whole run: NEW/OLD {whole:.3f}, the median over {sum(map(len, ratios.values()))} cases "
             f"(per backend {min(each):.3f} to {max(each):.3f})"
             + (f"; the calibration kernels {', '.join(kernels)}" if kernels else "")

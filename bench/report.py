@@ -269,7 +269,7 @@ def noise(rows: list[dict[str, Any]]) -> dict[str, Any]:
     for r in timed:  # each process's calibration kernels against the case's quietest process (bench.campaign)
         b = by.setdefault(r["backend"], {"sigma_log": None, "calibration": []})
         b["sigma_log"] = r.get("sigma_log") if r["kind"] == "speed" else b["sigma_log"]
-        for k in ("calibration_cpu_s", "calibration_memory_s"):
+        for k in campaign.KERNELS:
             quiet = max(min(m[k] for m in r["machine"]), 1e-12)
             b["calibration"] += [m[k] / quiet for m in r["machine"]]
     for b in by.values():
