@@ -104,3 +104,17 @@ def test_like_cases_get_one_spread_and_their_drift_in_the_interval():
     for r in records:
         assert r["sigma_log"] == records[0]["sigma_log"] and r["drift_log"] == 0.03
         assert r["ci_high_s"] / r["median_s"] > math.exp(1.959 * math.sqrt(2) * 0.03)  # the drift alone is wider
+
+
+def test_the_noise_line_says_how_the_machine_moved_from_round_to_round():
+    """Three cases whose second round of processes ran 2 % slower than the first and the third 4 %, and
+    one whose processes were replaced (out of round order, left out), however far it moved."""
+    from bench import report
+
+    quiet = {**dict.fromkeys(campaign.KERNELS, 1.0), "cpu_share": 1.0, "steal": 0.0}
+    row = {"kind": "speed", "backend": "numpy", "sigma_log": 0.01, "machine": [quiet] * 3}
+    rows = [row | {"task": t, "samples_s": [k, 1.02 * k, 1.04 * k]} for t, k in (("a", 1e-5), ("b", 2e-5), ("c", 3e-3))]
+    rows.append(row | {"task": "d", "samples_s": [1e-5, 2e-5, 3e-5], "remeasured": 1})
+    n = report.noise(rows)
+    assert n["by_round"] == pytest.approx([0.02, 0.04])
+    assert "the median case against its first round: +2.0 %, +4.0 %." in report.noise_line(n)
