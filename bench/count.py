@@ -10,8 +10,9 @@ hybridizing happen there), then switches instrumentation on around one more call
 ``unit()`` (which ends in the blocking read), stop, dump. The dump's total of instructions (``Ir``), less
 what the calls into the allocators cost, glibc's and CPython's (``ALLOCATOR``: that depends on the heap's
 layout, which is not the same in two processes; it is reported beside, with the number of those calls),
-less that of an empty window (the calls into the shim itself), divided by the slice's steps is the case's
-instructions per step.
+less the thread pools' own code (``POOL``: a worker's search for work lasts as long as the threads'
+interleaving lets it; reported beside too), less that of an empty window (the calls into the shim
+itself), divided by the slice's steps is the case's instructions per step.
 
 The client requests are compiled once per run from valgrind's own header (``valgrind/callgrind.h``) into
 a tiny shared library in the run's temporary folder, which both environments load with ctypes.
@@ -26,6 +27,7 @@ what every other framework's dispatch picks under valgrind anyway (valgrind's CP
 from __future__ import annotations
 
 import ctypes
+import functools
 import gc
 import json
 import math
@@ -181,25 +183,39 @@ ALLOCATOR = frozenset({"malloc", "free", "calloc", "realloc", "reallocarray", "m
                        "_PyObject_Malloc", "_PyObject_Calloc", "_PyObject_Realloc", "_PyObject_Free"})  # fmt: skip
 
 
+# The thread pools' own code: Eigen's, which XLA (jax, TensorFlow) runs its intra-op pool on. XLA's CPU runtime
+# hands the independent parts of a compiled step to that pool (ThunkExecutor, by sizes fixed in its code, read
+# from no flag), and a worker that finds no more work spins in MaybeGetTask before it sleeps, for as many rounds
+# as valgrind's scheduler leaves it before the caller posts the next part: four processes of jax-jit's
+# mlp-momentum spun 301 k, 601 k, 801 k and 801 k instructions in one window (2.9 % of the count), where every
+# other function agreed to a few hundred (issue 13). So the pool's code is counted apart as the allocators are,
+# by its own (self) cost: the work the pool runs is still counted, in the functions that do it.
+POOL = ("Eigen::ThreadPoolTempl<", "Eigen::RunQueue<", "Eigen::EventCount::")
+
+
 class Dump(NamedTuple):
-    """One window's instructions (``Ir``), all threads: in all, inside the allocator, and its calls into it."""
+    """One window's instructions (``Ir``), all threads: in all, inside the allocator, its calls into it, and
+    the thread pools' own (POOL)."""
 
     total: int
     allocator: int
     allocations: int
+    pool: int = 0
 
     def __sub__(self, other: Dump) -> Dump:  # type: ignore[override]
         return Dump(*(a - b for a, b in zip(self, other, strict=True)))
 
 
 def costs(text: str) -> Dump:
-    """A callgrind dump's totals, with the inclusive cost of every call into ALLOCATOR from outside it. In
-    the format, ``fn=`` names the function whose lines follow, ``cfn=`` a callee, ``calls=`` the number of
-    calls to it, and the line after that the calls' inclusive cost; a name is given once, with its
-    ``(id)``, and the id alone after that."""
+    """A callgrind dump's totals, with the inclusive cost of every call into ALLOCATOR from outside it and the
+    self cost of POOL's functions. In the format, ``fn=`` names the function whose lines follow, ``cfn=`` a
+    callee, ``calls=`` the number of calls to it, and the line after that the calls' inclusive cost; any
+    other line that starts with a position (a number, ``+``, ``-`` or ``*``) is a cost of the function
+    itself; a name is given once, with its ``(id)``, and the id alone after that."""
     names: dict[str, str] = {}
     caller = callee = ""
-    allocator = allocations = 0
+    allocator = allocations = pool = 0
+    in_pool = False
     total: int | None = None
     lines = iter(text.splitlines())
     for line in lines:
@@ -208,16 +224,20 @@ def costs(text: str) -> Dump:
             ref, _, name = rest.partition(" ")
             names[ref] = name = name or names.get(ref, ref)
             caller, callee = (name, "") if key == "fn" else (caller, name)
+            in_pool = caller.startswith(POOL)
         elif line.startswith("calls="):
             cost = next(lines, "").split()
             if callee in ALLOCATOR and caller not in ALLOCATOR:
                 allocations += int(line[6:].split()[0])
                 allocator += int(cost[1]) if len(cost) > 1 else 0
+        elif in_pool and line[:1] in "0123456789+-*":
+            cost = line.split()
+            pool += int(cost[1]) if len(cost) > 1 else 0
         elif line.startswith("totals:"):
             total = int(line.split()[1])
     if total is None:
         raise harness.BenchError("a callgrind dump has no totals line")
-    return Dump(total, allocator, allocations)
+    return Dump(total, allocator, allocations, pool)
 
 
 def read_dump(folder: Path, pid: int, label: str) -> Dump:
@@ -243,6 +263,18 @@ def inline_jax() -> None:
     jax.config.update("jax_cpu_enable_async_dispatch", False)
 
 
+@functools.cache  # once a process
+def cold_caches() -> None:
+    """This process's compile caches of its own, empty (torch.compile's, which Inductor finds by
+    TORCHINDUCTOR_CACHE_DIR when it first compiles: the run's timing workers share one, bench.campaign.environ):
+    every counting process then compiles cold. A process that found its graphs compiled by an earlier one
+    went on to count 0.2-0.9 % fewer instructions a step in torch.compile's cases than the process that
+    compiled them (issue 13)."""
+    shared = Path(os.environ.get("TORCHINDUCTOR_CACHE_DIR") or tempfile.gettempdir())
+    shared.mkdir(parents=True, exist_ok=True)
+    os.environ["TORCHINDUCTOR_CACHE_DIR"] = tempfile.mkdtemp(prefix="torchinductor-", dir=shared)
+
+
 def count(task: str, backend: str, dtype: str = "float64", device: str = "cpu", n: int | None = None,
           steps: int = 100, warmups: int = WARMUPS, label: str = "") -> dict[str, Any]:  # fmt: skip
     """One case's instructions per training step, in this process (which valgrind runs)."""
@@ -253,6 +285,7 @@ def count(task: str, backend: str, dtype: str = "float64", device: str = "cpu", 
         raise harness.BenchError("count: this process is not running under valgrind")
     if backends.BACKENDS[backend].framework == "jax":
         inline_jax()
+    cold_caches()
     b = harness.build(task, backend, dtype, device, n=n)
     unit = Unit(b, steps)
     for _ in range(warmups):
@@ -266,10 +299,11 @@ def count(task: str, backend: str, dtype: str = "float64", device: str = "cpu", 
     if not all(map(math.isfinite, losses)):
         raise harness.Diverged(next(i for i, v in enumerate(losses) if not math.isfinite(v)) + 1)
     steps = calls * unit.steps
-    exact = counted.total - counted.allocator
+    exact = counted.total - counted.allocator - counted.pool
     return {"mode": b.mode, "device": b.device, "steps_counted": unit.steps, "calls_counted": calls,
             "instructions": exact, "instructions_per_step": exact / steps,
             "allocator_per_step": counted.allocator / steps, "allocations_per_step": counted.allocations / steps,
+            "pool_per_step": counted.pool / steps,
             "window_instructions": empty.total, "cpus": procs.affinity(),
             "pid": os.getpid(), "frameworks": sorted(FRAMEWORKS & sys.modules.keys())}  # fmt: skip
 
@@ -347,7 +381,7 @@ def merged(found: list[dict[str, Any]]) -> dict[str, Any]:
     out["instructions_per_step"] = statistics.median(counts)
     out["counts_per_step"] = [p["instructions_per_step"] for p in found]
     out["spread"] = (counts[-1] - counts[0]) / counts[0]
-    for k in ("allocator_per_step", "allocations_per_step"):
+    for k in ("allocator_per_step", "allocations_per_step", "pool_per_step"):
         out[k] = statistics.median(p[k] for p in found)
     out["allocator_counts_per_step"] = [p["allocator_per_step"] for p in found]
     out["pids"] = [p["pid"] for p in found]
@@ -368,6 +402,8 @@ def what_was_counted(version: str, o: Any) -> dict[str, Any]:
             "allocator": {"functions": sorted(ALLOCATOR), "counted": "apart: instructions_per_step leaves out the"
                           " inclusive cost of every call into these from outside them, which is allocator_per_step;"
                           " allocations_per_step counts those calls"},
+            "pool": {"functions": [f"{p}*" for p in POOL], "counted": "apart: instructions_per_step leaves out"
+                     " the own (self) cost of these, the thread pools' search for work, which is pool_per_step"},
             "warmups": WARMUPS, "processes_per_backend": o.repeats,
             "window": f"calls of the slice (timing.Unit) after {WARMUPS} warm-up calls and a counted probe: one"
                       f" call, or as many as execute {WINDOW:.0e} instructions (at most {MAX_CALLS}), less an empty"
@@ -424,8 +460,8 @@ def write(out: Path, o: Any, rows: list[dict[str, Any]], wall: float, env: dict[
               "device": "cpu", "quick": o.quick, "repeats": o.repeats, "cases": rows, "workers": workers}  # fmt: skip
     (out / "results.json").write_text(json.dumps(result, indent=1))
     write_csv(out / "counts.csv", rows, ["kind", "task", "n", "backend", "dtype", "mode", "instructions_per_step",
-                                         "allocator_per_step", "allocations_per_step", "steps_counted", "spread",
-                                         "error"])  # fmt: skip
+                                         "allocator_per_step", "allocations_per_step", "pool_per_step", "steps_counted",
+                                         "spread", "error"])  # fmt: skip
     summary = "\n\n".join([
         f"Instructions per training step, counted by {version} (callgrind, `Ir`, all threads) on {env['cpu']}, one "
         f"thread per framework; {o.repeats} process{'es' if o.repeats != 1 else ''} per backend. Commit "

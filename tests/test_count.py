@@ -194,6 +194,42 @@ def test_cpython_s_allocator_is_counted_apart_too():
     assert count.costs(PYMALLOC) == count.Dump(total=55, allocator=50, allocations=2)
 
 
+# XLA's intra-op pool (Eigen's): a worker's loop (20 of its own) looks for work 4 times (290 of its own, and a
+# malloc of 10) and runs one piece of it (50)
+POOLED = """events: Ir
+fn=(1) main
+0 100
+cfn=(2) Eigen::ThreadPoolTempl<tsl::thread::EigenEnvironment>::WorkerLoop(int)
+calls=1 0
+0 370
+fn=(2)
+0 20
+cfn=(3) Eigen::ThreadPoolTempl<tsl::thread::EigenEnvironment>::MaybeGetTask(tsl::thread::EigenEnvironment::Task*)
+calls=4 0
++2 300
+cfn=(4) work
+calls=1 0
+* 50
+fn=(3)
+0 250
++1 40
+cfn=(5) malloc
+calls=1 0
+0 10
+fn=(4)
+0 50
+fn=(5)
+0 10
+totals: 470
+"""
+
+
+def test_the_thread_pool_s_own_code_is_counted_apart_and_the_work_it_runs_is_not():
+    assert count.costs(POOLED) == count.Dump(total=470, allocator=10, allocations=1, pool=20 + 250 + 40)
+    found = count.costs(POOLED)
+    assert found.total - found.allocator - found.pool == 100 + 50  # main's and work's own
+
+
 def test_a_real_count_has_allocations_and_the_allocator_apart(counted):
     found = cases(counted)
     for name, c in found.items():
@@ -246,3 +282,18 @@ def test_a_count_worker_has_fixed_addresses_and_no_jax_cache(tmp_path):
     assert not set(count.UNSET) & set(env), "jax's persistent cache would make the first process differ"
     assert env["PYTHONPATH"].split(os.pathsep)[0] == str(count.project(tmp_path)) and env["PYTHONSAFEPATH"] == "1"
     assert count.no_aslr()[-1] == "-R" and shutil.which("setarch")
+
+
+def test_each_counting_process_compiles_into_an_empty_cache_of_its_own(tmp_path):
+    shared = tmp_path / "torchinductor"
+    script = ("import os; from bench import count; count.cold_caches(); first = os.environ['TORCHINDUCTOR_CACHE_DIR'];"
+              " count.cold_caches(); print(first, os.environ['TORCHINDUCTOR_CACHE_DIR'])")  # fmt: skip
+    env = {**os.environ, "TORCHINDUCTOR_CACHE_DIR": str(shared)}
+    seen = []
+    for _ in range(2):
+        out = subprocess.run([sys.executable, "-c", script], cwd=envs.ROOT, capture_output=True, text=True, env=env)
+        assert out.returncode == 0, out.stderr
+        first, again = map(Path, out.stdout.split())
+        assert first == again and first.parent == shared and not any(first.iterdir())  # once a process, empty
+        seen.append(first)
+    assert seen[0] != seen[1]
