@@ -40,6 +40,7 @@ class Case:
 
     key: tuple[Any, ...]
     name: str
+    backend: str = ""
     median: float | None = None
     samples: list[float] | None = None
     sigma: float | None = None  # the process-to-process spread of its backend in that run (bench.stats)
@@ -115,7 +116,7 @@ def read_case(raw: Any, where: str) -> Case:
         if not number(raw["n"]):
             raise UsageError(f"{where} has n {raw['n']!r}, not a number")
         name = f"{raw['task']} N={power(int(raw['n']))} {raw['backend']} {raw['dtype']}"
-    case = Case(tuple(str(k) if not isinstance(k, int | float) else k for k in key), name)
+    case = Case(tuple(str(k) if not isinstance(k, int | float) else k for k in key), name, str(raw["backend"]))
     if "error" in raw:
         case.error = str(raw["error"])
         return case
@@ -373,7 +374,7 @@ def shift_lines(old: Results, new: Results) -> list[str]:
     for k, o in old.cases.items():
         n = new.cases.get(k)
         if n is not None and o.samples and n.samples and o.median and n.median:
-            ratios.setdefault(str(k[-2]), []).append(n.median / o.median)  # k[-2]: the backend
+            ratios.setdefault(o.backend, []).append(n.median / o.median)
     if not ratios:
         return []
     whole = statistics.median(r for mine in ratios.values() for r in mine)
