@@ -27,7 +27,7 @@ from typing import Any
 
 from bench import campaign, envs, machine, stats
 from bench.harness import UsageError
-from bench.report import duration, instructions, power
+from bench.report import by_round, duration, instructions, power
 
 ALPHA = 0.05
 NO_SAMPLES = "no samples"
@@ -368,8 +368,9 @@ def kernel_medians(r: Results) -> dict[str, float]:
 
 def shift_lines(old: Results, new: Results) -> list[str]:
     """How far the whole run moved: the median NEW/OLD over the cases timed in both, its range over the
-    backends, and the calibration kernels' own ratio. A ratio every backend shares is the host between
-    the runs, not the code (README, "How far the figures can be trusted")."""
+    backends, the calibration kernels' own ratio, and how each run's rounds of processes moved within it
+    (bench.report.by_round). A ratio every backend shares is the host between the runs, not the code
+    (README, "How far the figures can be trusted"); a run whose rounds climbed saw it coming."""
     ratios: dict[str, list[float]] = {}
     for k, o in old.cases.items():
         n = new.cases.get(k)
@@ -381,9 +382,13 @@ def shift_lines(old: Results, new: Results) -> list[str]:
     each = [statistics.median(mine) for mine in ratios.values()]
     ko, kn = kernel_medians(old), kernel_medians(new)
     kernels = [f"{k} {kn[k] / ko[k]:.3f}" for k in ko if k in kn]
+    rounds = [f"{which} {', '.join(f'{100 * v:+.1f} %' for v in levels)}" for which, r in (("OLD", old), ("NEW", new))
+              if (levels := by_round(r.data["cases"]))]  # fmt: skip
     return [f"Whole run: NEW/OLD {whole:.3f}, the median over {sum(map(len, ratios.values()))} cases "
             f"(per backend {min(each):.3f} to {max(each):.3f})"
             + (f"; the calibration kernels {', '.join(kernels)}" if kernels else "")
+            + (f"; within each run, the median case by round of processes against its first: {'; '.join(rounds)}"
+               if rounds else "")
             + ". A ratio every backend shares is the host moving between the runs: judge a change by runs "
             "taken side by side."]  # fmt: skip
 

@@ -137,7 +137,9 @@ def test_whole_run_line_is_the_shift_every_backend_shares_and_the_kernels_own(tm
     assert out.returncode == 0, out.stderr
     line = next(x for x in out.stdout.splitlines() if x.startswith("Whole run: "))
     assert line.startswith("Whole run: NEW/OLD 1.040, the median over 4 cases (per backend 1.040 to 1.050); "
-                           "the calibration kernels cpu 1.020, memory 0.950. ")  # fmt: skip
+                           "the calibration kernels cpu 1.020, memory 0.950; within each run, the median case by "
+                           "round of processes against its first: OLD +2.0 %, -1.0 %, +1.0 %, +3.0 %; NEW +2.0 %, "
+                           "-1.0 %, +1.0 %, +3.0 %. ")  # fmt: skip
 
 
 def test_old_results_without_samples_compare_medians_only_and_never_fail(tmp_path):
