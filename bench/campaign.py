@@ -16,6 +16,7 @@ from __future__ import annotations
 import concurrent.futures
 import contextlib
 import functools
+import math
 import os
 import queue
 import statistics
@@ -331,8 +332,9 @@ class Campaign:
         pools: dict[tuple[Any, ...], list[Case]] = {}
         for c in records:
             pools.setdefault(pool(c), []).append(c)
+        run = moved([records[c] for c in self.found if c in records])
         for mine in pools.values():
-            with_intervals([records[c] for c in mine], drift(mine[0]))
+            with_intervals([records[c] for c in mine], math.hypot(drift(mine[0]), run))
         every = [*self.found, *self.twins]
         return {c: {"error": self.errors[c]} if c in self.errors else records[c] for c in every}
 
@@ -498,6 +500,27 @@ def drift(c: Case) -> float:
     cache stream memory; every other case, a task's included, stays in cache. Like cases share it (``pool``)."""
     streams = c.kind == "scaling" and c.n is not None and c.n * np.dtype(c.dtype).itemsize > machine.l2_bytes()
     return DRIFT_STREAMING if streams else DRIFT
+
+
+def by_round(rows: list[dict[str, Any]]) -> list[float]:
+    """How the machine moved while the run timed: for each round of processes after the first (the run
+    starts the r-th process of every backend after the (r-1)-th), the median over the cases of that
+    round's figure against the first's, as a fraction (0.02: 2 % slower). Cases with a process replaced
+    are left out (their processes are no longer in round order). A level that keeps climbing is a host
+    slowing down, which a rerun meets further on (issue 13: +1.6 % and +2.2 % in one run, and its rerun
+    12 minutes later was 4.3 % slower); ``moved`` adds it to the drift between runs."""
+    rounds = [r["samples_s"] for r in rows if not r.get("remeasured") and len(r.get("samples_s", ())) > 1]
+    most = max(map(len, rounds), default=0)
+    mine = [s for s in rounds if len(s) == most]
+    return [math.expm1(statistics.median(math.log(s[i] / s[0]) for s in mine)) for i in range(1, most)]
+
+
+def moved(records: list[dict[str, Any]]) -> float:
+    """How far the machine moved while this run timed: the largest level of ``by_round``, either way (0
+    with one process a case). A rerun meets the machine at least that far on, so the drift between runs
+    of the run's intervals is DRIFT and this together (``math.hypot``): a host that slowed by 2.2 % over
+    one run's rounds was 4.3 % slower in the next run, past intervals made with DRIFT's 1.25 % alone."""
+    return max(map(abs, by_round(records)), default=0.0)
 
 
 def with_intervals(records: list[dict[str, Any]], drift: float = 0.0) -> None:

@@ -27,7 +27,7 @@ from typing import Any
 
 from bench import campaign, envs, machine, stats
 from bench.harness import UsageError
-from bench.report import by_round, duration, instructions, power
+from bench.report import duration, instructions, power
 
 ALPHA = 0.05
 NO_SAMPLES = "no samples"
@@ -321,18 +321,21 @@ def drift_of(key: tuple[Any, ...]) -> float:
 
 def rerun_lines(old: Results, new: Results) -> list[str]:
     """Whether OLD's intervals, as this version makes them (bench.stats.rerun_interval of OLD's samples
-    and spread, and the case's drift), held NEW's medians as often as they claim; how many NEW medians
-    are within 5 % of OLD's; and for each class of case, the least drift between runs at which they would
-    have held this rerun: the figure behind bench.campaign.DRIFT."""
+    and spread, the case's drift and how far the machine moved within OLD), held NEW's medians as often
+    as they claim; how many NEW medians are within 5 % of OLD's; and for each class of case, the least
+    drift between runs at which they would have held this rerun: the figure behind bench.campaign.DRIFT."""
     pairs = [(o, new.cases[k]) for k, o in old.cases.items() if k in new.cases]
     pairs = [(o, n) for o, n in pairs if o.samples and o.sigma is not None and o.median and n.median]
     if not pairs:
         return []
 
+    run = campaign.moved(old.data["cases"])  # how far the machine moved within OLD (0 in a run of one round)
+
     def held(mine: list[tuple[Case, Case]], drift: float | None = None) -> int:
-        """How many of NEW's medians fall inside OLD's intervals: with each case's drift, or with ``drift``."""
-        intervals = (stats.rerun_interval(o.samples, o.sigma, drift=drift_of(o.key) if drift is None else drift)
-                     for o, _ in mine)  # fmt: skip
+        """How many of NEW's medians fall inside OLD's intervals: with each case's drift and OLD's movement,
+        as bench.campaign makes them, or with ``drift`` alone."""
+        drifts = (math.hypot(drift_of(o.key), run) if drift is None else drift for o, _ in mine)
+        intervals = (stats.rerun_interval(o.samples, o.sigma, drift=d) for (o, _), d in zip(mine, drifts, strict=True))
         return sum(lo <= n.median <= hi for (_, n), (_, lo, hi) in zip(mine, intervals, strict=True))
 
     level, close = stats.RERUN_LEVEL, sum(abs(n.median / o.median - 1) <= 0.05 for o, n in pairs)
@@ -369,7 +372,7 @@ def kernel_medians(r: Results) -> dict[str, float]:
 def shift_lines(old: Results, new: Results) -> list[str]:
     """How far the whole run moved: the median NEW/OLD over the cases timed in both, its range over the
     backends, the calibration kernels' own ratio, and how each run's rounds of processes moved within it
-    (bench.report.by_round). A ratio every backend shares is the host between the runs, not the code
+    (bench.campaign.by_round). A ratio every backend shares is the host between the runs, not the code
     (README, "How far the figures can be trusted"); a run whose rounds climbed saw it coming."""
     ratios: dict[str, list[float]] = {}
     for k, o in old.cases.items():
@@ -383,7 +386,7 @@ def shift_lines(old: Results, new: Results) -> list[str]:
     ko, kn = kernel_medians(old), kernel_medians(new)
     kernels = [f"{k} {kn[k] / ko[k]:.3f}" for k in ko if k in kn]
     rounds = [f"{which} {', '.join(f'{100 * v:+.1f} %' for v in levels)}" for which, r in (("OLD", old), ("NEW", new))
-              if (levels := by_round(r.data["cases"]))]  # fmt: skip
+              if (levels := campaign.by_round(r.data["cases"]))]  # fmt: skip
     return [f"Whole run: NEW/OLD {whole:.3f}, the median over {sum(map(len, ratios.values()))} cases "
             f"(per backend {min(each):.3f} to {max(each):.3f})"
             + (f"; the calibration kernels {', '.join(kernels)}" if kernels else "")

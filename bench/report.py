@@ -276,25 +276,12 @@ def noise(rows: list[dict[str, Any]]) -> dict[str, Any]:
         ratios = b.pop("calibration")
         b["calibration_median"], b["calibration_worst"] = float(np.median(ratios)), float(max(ratios))
     machines = [m for r in timed for m in r["machine"]]
-    return {"backends": by, "sweep": sweep, "processes": len(machines), "by_round": by_round(timed),
+    return {"backends": by, "sweep": sweep, "processes": len(machines), "by_round": campaign.by_round(timed),
             "cpu_share_min": min((m["cpu_share"] for m in machines), default=None),
             "steal_max": max((m["steal"] for m in machines), default=None),
             "remeasured": sum(r.get("remeasured", 0) for r in timed),
             "noisy_processes": sum(sum(r.get("noisy", ())) for r in timed),
             "noisy_cases": sum(any(r.get("noisy", ())) for r in timed)}  # fmt: skip
-
-
-def by_round(rows: list[dict[str, Any]]) -> list[float]:
-    """How the machine moved while the run timed: for each round of processes after the first (the run
-    starts the r-th process of every backend after the (r-1)-th), the median over the cases of that
-    round's figure against the first's, as a fraction (0.02: 2 % slower). Cases with a process replaced
-    are left out (their processes are no longer in round order). A level that keeps climbing is a host
-    slowing down, which a rerun meets further on (issue 13: +1.6 % and +2.2 % in one run, and its rerun
-    12 minutes later was 4.3 % slower)."""
-    rounds = [r["samples_s"] for r in rows if not r.get("remeasured") and len(r.get("samples_s", ())) > 1]
-    most = max(map(len, rounds), default=0)
-    mine = [s for s in rounds if len(s) == most]
-    return [math.expm1(statistics.median(math.log(s[i] / s[0]) for s in mine)) for i in range(1, most)]
 
 
 def noise_line(n: dict[str, Any]) -> str:

@@ -9,6 +9,7 @@ import math
 import os
 import subprocess
 import sys
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -118,3 +119,26 @@ def test_the_noise_line_says_how_the_machine_moved_from_round_to_round():
     n = report.noise(rows)
     assert n["by_round"] == pytest.approx([0.02, 0.04])
     assert "the median case against its first round: +2.0 %, +4.0 %." in report.noise_line(n)
+
+
+def third_process_slower(by: float) -> Callable[[dict[str, Any]], dict[str, Any]]:
+    """Stand-in answers whose every case's third process runs ``by`` times its first two's step."""
+    seen: dict[str, int] = {}
+
+    def answer(kw: dict[str, Any]) -> dict[str, Any]:
+        seen[kw["task"]] = seen.get(kw["task"], 0) + 1
+        return {"step_s": [1e-5 * (by if seen[kw["task"]] == 3 else 1.0)], "pid": seen[kw["task"]]}
+
+    return answer
+
+
+def test_a_machine_that_moved_while_the_run_timed_widens_the_run_s_intervals(monkeypatch):
+    """Every case's third process 5 % slower than its first two: the run's drift between runs is
+    campaign.DRIFT and that 5 % together, and with three steady rounds DRIFT alone."""
+    for by, moved in ((1.05, 0.05), (1.0, 0.0)):
+        stand_in_workers(monkeypatch, third_process_slower(by))
+        cases = [campaign.Case("speed", t, "numpy", "float64") for t in ("linear", "plane", "quadratic")]
+        c = campaign.Campaign(cases, campaign.Settings(repeats=3), {}, None)
+        c.timings()
+        for r in c.results().values():
+            assert r["drift_log"] == pytest.approx(math.hypot(campaign.DRIFT, moved)), (by, r)
