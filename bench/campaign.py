@@ -332,7 +332,7 @@ class Campaign:
         pools: dict[tuple[Any, ...], list[Case]] = {}
         for c in records:
             pools.setdefault(pool(c), []).append(c)
-        run = moved([records[c] for c in self.found if c in records])
+        run = moved(list(records.values()))  # as the Noise line reads it (bench.report.noise)
         for mine in pools.values():
             with_intervals([records[c] for c in mine], math.hypot(drift(mine[0]), run))
         every = [*self.found, *self.twins]
