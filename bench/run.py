@@ -103,7 +103,8 @@ class Options:
         repeats = 1 if self.count else QUICK_REPEATS if self.quick else REPEATS
         words += [] if self.repeats == repeats else ["--repeats", str(self.repeats)]
         words += ["--native-blas"] if self.native_blas else []
-        return " ".join(words + ([] if self.out == envs.ROOT / "results" else ["--out", str(self.out)]))
+        out = self.out.relative_to(envs.ROOT) if self.out.is_relative_to(envs.ROOT) else self.out  # as in any clone
+        return " ".join(words + ([] if out == Path("results") else ["--out", str(out)]))
 
 
 def cases(o: Options) -> list[Case]:

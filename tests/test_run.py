@@ -389,3 +389,13 @@ def test_two_timing_workers_at_a_time_each_have_a_cpu_of_their_own(tmp_path):
     o = run.Options(out=tmp_path, tasks=[], backends=["numpy"], dtypes=["float64"], threads=1, device="cpu",
                     quick=False, timeout=600.0, jobs=2)  # fmt: skip
     assert "--jobs 2" in o.command() and "--bench-jobs=2" in run.pytest_args(o, tmp_path)
+
+
+def test_the_command_names_a_folder_inside_the_clone_as_any_clone_would():
+    def command(out: Path, **kw) -> str:
+        return run.Options(out=out, tasks=[], backends=["numpy"], dtypes=["float64"], threads=1, device="cpu",
+                           quick=False, timeout=600.0, **kw).command()  # fmt: skip
+
+    assert command(envs.ROOT / "results" / "count", count=True).endswith(" --out results/count")
+    assert "--out" not in command(envs.ROOT / "results")
+    assert command(Path("/elsewhere/r")).endswith(" --out /elsewhere/r")
