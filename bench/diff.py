@@ -27,7 +27,7 @@ from typing import Any
 
 from bench import campaign, envs, machine, stats
 from bench.harness import UsageError
-from bench.report import duration, instructions, power
+from bench.report import duration, instructions, levels, power
 
 ALPHA = 0.05
 NO_SAMPLES = "no samples"
@@ -385,8 +385,8 @@ def shift_lines(old: Results, new: Results) -> list[str]:
     each = [statistics.median(mine) for mine in ratios.values()]
     ko, kn = kernel_medians(old), kernel_medians(new)
     kernels = [f"{k} {kn[k] / ko[k]:.3f}" for k in ko if k in kn]
-    rounds = [f"{which} {', '.join(f'{100 * v:+.1f} %' for v in levels)}" for which, r in (("OLD", old), ("NEW", new))
-              if (levels := campaign.by_round(r.data["cases"]))]  # fmt: skip
+    rounds = [f"{which} {levels(found)}" for which, r in (("OLD", old), ("NEW", new))
+              if (found := campaign.by_round(r.data["cases"]))]  # fmt: skip
     return [f"Whole run: NEW/OLD {whole:.3f}, the median over {sum(map(len, ratios.values()))} cases "
             f"(per backend {min(each):.3f} to {max(each):.3f})"
             + (f"; the calibration kernels {', '.join(kernels)}" if kernels else "")
