@@ -46,6 +46,7 @@ def parser() -> Parser:
     c.add_argument("--dtype", default="float64")
     k = sub.add_parser("check", help="check a task before timing it: its gradient, its array use, every backend")
     k.add_argument("task", metavar="FILE_OR_TASK", help="a task's name, or " + own)
+    k.add_argument("--backends", help="comma-separated backends whose gradient is checked (default: all)")
     r = sub.add_parser("run", help="time every backend, each in its own process, and write results/")
     r.add_argument("--out", type=Path, default=envs.ROOT / "results", help="results folder (default: results/)")
     r.add_argument("--tasks", help="comma-separated tasks (default: all; with --quick, linear and digits)")
@@ -241,8 +242,9 @@ def cmd_check(a: argparse.Namespace) -> int:
 
     (name,) = task_list([a.task], [])
     harness.require("task", name, tasks.TASKS)
+    chosen = names(a.backends, list(backends.BACKENDS), "backend", "--backends")
     print(f"task {name} ({tasks.TASKS[name]})")
-    results = check.check(name)
+    results = check.check(name, chosen)
     for ok, line in results:
         print(f"  {'ok  ' if ok else 'FAIL'}  {line}")
     failed = sum(not ok for ok, _ in results)

@@ -36,27 +36,39 @@ def test_the_readme_example_passes_check(cubic):
     assert sum("gradient vs hand-derived" in line for line in lines) == len(backends.BACKENDS)
 
 
-def test_the_readme_example_trains_and_agrees_everywhere(cubic):
+@pytest.fixture(scope="module")
+def compared(cubic: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, list[str]]:
+    """One ``bench compare`` of the README's example and of the example with its optimiser line changed to
+    Adam (and its name, so that the two can be told apart): each task's rows."""
+    adam = tmp_path_factory.mktemp("adam") / "cubic_adam.py"
+    text = cubic.read_text()
+    assert text.count("opt = SGD()") == 1 and text.count('Task("cubic"') == 1
+    adam.write_text(text.replace("opt = SGD()", "opt = Adam()").replace("import SGD,", "import Adam,")
+                    .replace('Task("cubic"', 'Task("cubic-adam"'))  # fmt: skip
+    out = bench("compare", "--task", str(cubic), "--task", str(adam))
+    assert out.returncode == 0, out.stdout + out.stderr
+    rows: dict[str, list[str]] = {}
+    for line in out.stdout.splitlines()[2:]:
+        rows.setdefault(line.split(" ", 1)[0], []).append(line)
+    return rows
+
+
+def test_the_readme_example_trains_and_agrees_everywhere(cubic, compared):
     out = bench("train", "--task", str(cubic), "--backend", "mxnet-gluon", "--json")
     assert out.returncode == 0, out.stderr
     params = json.loads(out.stdout)["params"]
     assert params["a"][0] == pytest.approx(2, abs=1e-6) and params["b"][0] == pytest.approx(-1, abs=1e-6)
-    out = bench("compare", "--task", str(cubic))
-    assert out.returncode == 0, out.stdout + out.stderr
-    assert out.stdout.count("agrees") == len(backends.BACKENDS)
+    assert len(compared["cubic"]) == len(backends.BACKENDS)
+    assert all("agrees" in row for row in compared["cubic"]), compared["cubic"]
 
 
-def test_one_line_picks_another_optimizer_for_every_backend(cubic, tmp_path):
+def test_one_line_picks_another_optimizer_for_every_backend(compared):
     """The example's optimiser line changed to Adam: every backend trains it with its framework's Adam and
     agrees with numpy (Keras's and MXNet's with their own formula, which compare names)."""
-    adam = tmp_path / "cubic_adam.py"
-    text = cubic.read_text()
-    assert text.count("opt = SGD()") == 1
-    adam.write_text(text.replace("opt = SGD()", "opt = Adam()").replace("import SGD,", "import Adam,"))
-    out = bench("compare", "--task", str(adam))
-    assert out.returncode == 0, out.stdout + out.stderr
-    assert out.stdout.count("agrees") == len(backends.BACKENDS)
-    assert out.stdout.count("against keras's formula") == 2 and out.stdout.count("against mxnet's formula") == 2
+    rows = compared["cubic-adam"]
+    assert len(rows) == len(backends.BACKENDS) and all("agrees" in row for row in rows), rows
+    assert sum("against keras's formula" in row for row in rows) == 2
+    assert sum("against mxnet's formula" in row for row in rows) == 2
 
 
 def test_the_readme_example_is_timed(cubic, tmp_path):
@@ -91,6 +103,7 @@ def test_check_names_what_is_wrong(cubic, tmp_path, old, new, words):
     text = cubic.read_text()
     assert old in text
     broken.write_text(text.replace(old, new))
-    out = bench("check", str(broken))
+    out = bench("check", str(broken), "--backends", "numpy")  # what is wrong is found before any framework runs
     assert out.returncode == 1 and words in out.stdout, out.stdout + out.stderr
+    assert [line.split()[1] for line in out.stdout.splitlines() if "gradient vs hand-derived" in line] == ["numpy"]
     assert out.stderr.strip().splitlines()[-1].startswith("error: ") and "Traceback" not in out.stderr
