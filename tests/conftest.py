@@ -28,9 +28,9 @@ from bench.run import JOBS, REPEATS, SIZES
 SHORT_EPOCHS = {"parabola-sgd": 10}
 CHECKPOINTS = {"linear": tuple(range(1, 20, 2))}  # the epochs the published log shows
 # Trained by a worker process each from the start of the session, beside this one: the slowest of this
-# environment's, so that the two cores share the training (TensorFlow eager took 40 % of the session's own
-# training, 431 of 1115 s beside two count runs, when this process trained it).
-BACKGROUND = {"jax", "tensorflow"}
+# environment's, so that the two cores share the training (TensorFlow eager and torch.compile took 71 % of
+# the session's own training, 431 and 365 of 1115 s beside two count runs, when this process trained them).
+BACKGROUND = {"jax", "tensorflow", "torch-compile"}
 
 # MXNet's SGD kernels take the learning rate as a C float: quadratic's 0.001 becomes 0.0010000000475,
 # which moves w by 5.4e-9, past the published 8th decimal. The trajectory test shows that this is all

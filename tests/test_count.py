@@ -57,7 +57,7 @@ def cases(folder: Path) -> dict[str, dict]:
 
 @pytest.fixture(scope="module")
 def counted(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """quadratic on numpy, torch, jax and jax-jit, float64, each backend counted in two processes."""
+    """quadratic on numpy, torch and jax-jit, float64, each backend counted in two processes."""
     out = tmp_path_factory.mktemp("count") / "results"
     done = bench_run("--tasks", "quadratic", "--backends", ",".join(COUNTED), "--repeats", "2", "--out", str(out))
     assert done.returncode == 0, done.stderr
@@ -90,8 +90,10 @@ def test_a_count_run_counts_every_case(counted):
 # within 0.1 % in a full run, and to 0.14 % in this quick one (N = 10⁴ in a fresh clone's CI); jax-jit's
 # small steps (a few thousand instructions, a third of them glibc's malloc and memalign, whose paths
 # depend on the heap compiling left) still move by up to 0.5 % in a full run, and by 1.4-1.9 % in this
-# quick one (10 steps a call, so a call's dispatch weighs more): not fixed (issue 13).
-AGREE = {"numpy": 0.001, "torch": diff.COUNT_THRESHOLD / 2, "jax": diff.COUNT_THRESHOLD / 2, "jax-jit": 0.03}
+# quick one (10 steps a call, so a call's dispatch weighs more): not fixed (issue 13). Eager jax is not
+# counted here, for the suite's time (an eager step dispatches every operation through XLA, slow under
+# valgrind); jax-jit takes the framework's way through the worker (count.inline_jax).
+AGREE = {"numpy": 0.001, "torch": diff.COUNT_THRESHOLD / 2, "jax-jit": 0.03}
 COUNTED = list(AGREE)
 
 
