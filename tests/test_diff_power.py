@@ -69,6 +69,7 @@ def timed(folder: Path) -> dict[str, Path]:
     return written
 
 
+@pytest.mark.quiet
 def test_diff_calls_a_ten_percent_slowdown_slower_and_nothing_else(tmp_path):
     twins(tmp_path)
     sides = timed(tmp_path)

@@ -36,6 +36,7 @@ def reading(neighbour: bool) -> dict[str, float]:
     return json.loads(out)
 
 
+@pytest.mark.quiet
 def test_a_busy_neighbour_on_the_workers_cpu_is_seen():
     """The CPU share halves beside a busy loop on the same CPU, and that process is judged noisy against
     the quiet one's levels. (The quiet one is as quiet as the machine running the tests is.)"""

@@ -10,6 +10,7 @@ from bench.timing import Unit, fit_overhead, seconds
 from conftest import QUIET, stand_in_workers
 
 
+@pytest.mark.quiet
 def test_the_harness_waits_for_asynchronous_work():
     """jax-jit returns before its work is done; the harness's figure must be the blocking one."""
     b = harness.build("quadratic", "jax-jit", "float64", n=10**6)
