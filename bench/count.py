@@ -11,8 +11,10 @@ hybridizing happen there), then switches instrumentation on around one more call
 what the calls into the allocators cost, glibc's and CPython's (``ALLOCATOR``: that depends on the heap's
 layout, which is not the same in two processes; it is reported beside, with the number of those calls),
 less the thread pools' own code (``POOL``: a worker's search for work lasts as long as the threads'
-interleaving lets it; reported beside too), less that of an empty window (the calls into the shim
-itself), divided by the slice's steps is the case's instructions per step.
+interleaving lets it; reported beside too), less what the lookups in CPython's type attribute cache cost
+(``LOOKUP``: which of them collide depends on the version tags the process's history gave its types;
+reported beside, with their number), less that of an empty window (the calls into the shim itself),
+divided by the slice's steps is the case's instructions per step.
 
 The client requests are compiled once per run from valgrind's own header (``valgrind/callgrind.h``) into
 a tiny shared library in the run's temporary folder, which both environments load with ctypes.
@@ -185,6 +187,15 @@ ALLOCATOR = frozenset({"malloc", "free", "calloc", "realloc", "reallocarray", "m
                        "_PyObject_Malloc", "_PyObject_Calloc", "_PyObject_Realloc", "_PyObject_Free"})  # fmt: skip
 
 
+# CPython's type attribute cache (``_PyType_Lookup``): 4096 entries indexed by a type's version tag and the
+# name's hash. Version tags are handed out from one counter, in the order the process first looks a type up
+# after it was made or modified, so which lookups of a step collide and fall through to the type's MRO
+# (find_name_in_mro, its dict lookups) is a matter of the process's history. Two processes of one run counted
+# torch-nn's quadratic (float32) 0.106 % apart, all of it in these functions; with the inclusive cost of the
+# calls into _PyType_Lookup apart, 0.002 % (issue 13). Counted apart as the allocators are: the calls beside.
+LOOKUP = frozenset({"_PyType_Lookup"})
+
+
 # The thread pools' own code: Eigen's, which XLA (jax, TensorFlow) runs its intra-op pool on. XLA's CPU runtime
 # hands the independent parts of a compiled step to that pool (ThunkExecutor, by sizes fixed in its code, read
 # from no flag), and a worker that finds no more work spins in MaybeGetTask before it sleeps, for as many rounds
@@ -196,27 +207,30 @@ POOL = ("Eigen::ThreadPoolTempl<", "Eigen::RunQueue<", "Eigen::EventCount::")
 
 
 class Dump(NamedTuple):
-    """One window's instructions (``Ir``), all threads: in all, inside the allocator, its calls into it, and
-    the thread pools' own (POOL)."""
+    """One window's instructions (``Ir``), all threads: in all, inside the allocator, its calls into it, the
+    thread pools' own (POOL), and inside the type attribute cache (LOOKUP) with the calls into it."""
 
     total: int
     allocator: int
     allocations: int
     pool: int = 0
+    lookup: int = 0
+    lookups: int = 0
 
     def __sub__(self, other: Dump) -> Dump:  # type: ignore[override]
         return Dump(*(a - b for a, b in zip(self, other, strict=True)))
 
 
 def costs(text: str) -> Dump:
-    """A callgrind dump's totals, with the inclusive cost of every call into ALLOCATOR from outside it and the
-    self cost of POOL's functions. In the format, ``fn=`` names the function whose lines follow, ``cfn=`` a
-    callee, ``calls=`` the number of calls to it, and the line after that the calls' inclusive cost; any
+    """A callgrind dump's totals, with the inclusive cost of every call into ALLOCATOR from outside it, and into
+    LOOKUP likewise, and the self cost of POOL's functions. In the format, ``fn=`` names the function whose
+    lines follow, ``cfn=`` a callee, ``calls=`` the number of calls to it, and the line after that the calls'
+    inclusive cost; any
     other line that starts with a position (a number, ``+``, ``-`` or ``*``) is a cost of the function
     itself; a name is given once, with its ``(id)``, and the id alone after that."""
     names: dict[str, str] = {}
     caller = callee = ""
-    allocator = allocations = pool = 0
+    allocator = allocations = pool = lookup = lookups = 0
     in_pool = False
     total: int | None = None
     lines = iter(text.splitlines())
@@ -229,9 +243,11 @@ def costs(text: str) -> Dump:
             in_pool = caller.startswith(POOL)
         elif line.startswith("calls="):
             cost = next(lines, "").split()
+            calls, inclusive = int(line[6:].split()[0]), int(cost[1]) if len(cost) > 1 else 0
             if callee in ALLOCATOR and caller not in ALLOCATOR:
-                allocations += int(line[6:].split()[0])
-                allocator += int(cost[1]) if len(cost) > 1 else 0
+                allocations, allocator = allocations + calls, allocator + inclusive
+            elif callee in LOOKUP and caller not in LOOKUP:
+                lookups, lookup = lookups + calls, lookup + inclusive
         elif in_pool and line[:1] in "0123456789+-*":
             cost = line.split()
             pool += int(cost[1]) if len(cost) > 1 else 0
@@ -239,7 +255,7 @@ def costs(text: str) -> Dump:
             total = int(line.split()[1])
     if total is None:
         raise harness.BenchError("a callgrind dump has no totals line")
-    return Dump(total, allocator, allocations, pool)
+    return Dump(total, allocator, allocations, pool, lookup, lookups)
 
 
 def read_dump(folder: Path, pid: int, label: str) -> Dump:
@@ -301,11 +317,12 @@ def count(task: str, backend: str, dtype: str = "float64", device: str = "cpu", 
     if not all(map(math.isfinite, losses)):
         raise harness.Diverged(next(i for i, v in enumerate(losses) if not math.isfinite(v)) + 1)
     steps = calls * unit.steps
-    exact = counted.total - counted.allocator - counted.pool
+    exact = counted.total - counted.allocator - counted.pool - counted.lookup
     return {"mode": b.mode, "device": b.device, "steps_counted": unit.steps, "calls_counted": calls,
             "instructions": exact, "instructions_per_step": exact / steps,
             "allocator_per_step": counted.allocator / steps, "allocations_per_step": counted.allocations / steps,
-            "pool_per_step": counted.pool / steps,
+            "pool_per_step": counted.pool / steps, "lookup_per_step": counted.lookup / steps,
+            "lookups_per_step": counted.lookups / steps,
             "window_instructions": empty.total, "cpus": procs.affinity(),
             "pid": os.getpid(), "frameworks": sorted(FRAMEWORKS & sys.modules.keys())}  # fmt: skip
 
@@ -383,7 +400,7 @@ def merged(found: list[dict[str, Any]]) -> dict[str, Any]:
     out["instructions_per_step"] = statistics.median(counts)
     out["counts_per_step"] = [p["instructions_per_step"] for p in found]
     out["spread"] = (counts[-1] - counts[0]) / counts[0]
-    for k in ("allocator_per_step", "allocations_per_step", "pool_per_step"):
+    for k in ("allocator_per_step", "allocations_per_step", "pool_per_step", "lookup_per_step", "lookups_per_step"):
         out[k] = statistics.median(p[k] for p in found)
     out["allocator_counts_per_step"] = [p["allocator_per_step"] for p in found]
     out["pids"] = [p["pid"] for p in found]
@@ -406,6 +423,9 @@ def what_was_counted(version: str, o: Any) -> dict[str, Any]:
                           " allocations_per_step counts those calls"},
             "pool": {"functions": [f"{p}*" for p in POOL], "counted": "apart: instructions_per_step leaves out"
                      " the own (self) cost of these, the thread pools' search for work, which is pool_per_step"},
+            "lookup": {"functions": sorted(LOOKUP), "counted": "apart: instructions_per_step leaves out the"
+                       " inclusive cost of every call into CPython's type attribute cache, which is lookup_per_step;"
+                       " lookups_per_step counts those calls"},
             "warmups": WARMUPS, "processes_per_backend": o.repeats,
             "window": f"calls of the slice (timing.Unit) after {WARMUPS} warm-up calls and a counted probe: one"
                       f" call, or as many as execute {WINDOW:.0e} instructions (at most {MAX_CALLS}), less an empty"

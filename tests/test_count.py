@@ -232,11 +232,43 @@ def test_the_thread_pool_s_own_code_is_counted_apart_and_the_work_it_runs_is_not
     assert found.total - found.allocator - found.pool == 100 + 50  # main's and work's own
 
 
+# CPython's type attribute cache: a step (100 of its own) looks names up 3 times (_PyType_Lookup, 15 of its own);
+# one of them misses and walks the MRO (find_name_in_mro, 40 with a dict lookup of 25)
+LOOKED_UP = """events: Ir
+fn=(1) main
+0 100
+cfn=(2) _PyType_Lookup
+calls=3 0
+0 80
+fn=(2)
+0 15
+cfn=(3) find_name_in_mro
+calls=1 0
+0 65
+fn=(3)
+0 40
+cfn=(4) _Py_dict_lookup
+calls=1 0
+0 25
+fn=(4)
+0 25
+totals: 180
+"""
+
+
+def test_the_type_cache_s_lookups_are_counted_apart_with_their_number():
+    found = count.costs(LOOKED_UP)
+    assert found == count.Dump(total=180, allocator=0, allocations=0, pool=0, lookup=80, lookups=3)
+    assert found.total - found.lookup == 100  # main's own
+
+
 def test_a_real_count_has_allocations_and_the_allocator_apart(counted):
     found = cases(counted)
     for name, c in found.items():
         assert 0 <= c["allocator_per_step"] < c["instructions_per_step"], name
     assert found["quadratic-torch-float64"]["allocations_per_step"] >= 1  # a tensor a step, at least
+    torch = found["quadratic-torch-float64"]  # an eager step looks attributes up through CPython's type cache
+    assert torch["lookups_per_step"] >= 1 and 0 < torch["lookup_per_step"] < torch["instructions_per_step"]
     readme = (counted / "README.md").read_text()
     assert "### Calls into the allocators per step (float64)" in readme
 
