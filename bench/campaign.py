@@ -24,7 +24,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -80,6 +80,12 @@ class Settings:
     @property
     def jobs(self) -> int:
         return jobs(self.quick, self.workers)
+
+    @property
+    def builders(self) -> int:
+        """Timing processes that build their cases at once, ahead of their rounds (``Turns``): one a CPU,
+        where one worker times at a time on a machine of several; none otherwise (each builds, then times)."""
+        return procs.cpus() if self.jobs == 1 and not self.quick and procs.cpus() > 1 else 0
 
     @property
     def calls(self) -> int:
@@ -183,11 +189,12 @@ class Workers:
                 self.free.put(c)
         self.mine = threading.local()  # the CPU of the worker this thread runs
 
-    def remote(self, env: str, calls: list[tuple[str, dict[str, Any]]], environ: dict[str, str]) -> harness.Remote:
+    def remote(self, env: str, calls: list[tuple[str, dict[str, Any]]], environ: dict[str, str],
+               **options: Any) -> harness.Remote:  # fmt: skip
         if self.stopping:
             raise KeyboardInterrupt
         cpu = getattr(self.mine, "cpu", None)
-        self.live.append(self.make(env, calls, environ if cpu is None else {**environ, procs.PIN: str(cpu)}))
+        self.live.append(self.make(env, calls, environ if cpu is None else {**environ, procs.PIN: str(cpu)}, **options))
         return self.live[-1]
 
     def on_a_cpu(self, fn: Callable[..., Any], *args: Any) -> Any:
@@ -218,6 +225,66 @@ class Workers:
         return answers
 
 
+class Turns:
+    """One round of timing processes, a backend's each. Building a case (its data, converting it, compiling,
+    warming up) times nothing, so they build ``builders`` at a time, the longest first (``hint``: a backend's
+    building seconds, from an earlier round); once every one of them has built, they time one at a time,
+    in ``order``, with nothing beside them. Building ahead halved what the default run spent building and
+    compiling (README, "Where the time goes")."""
+
+    def __init__(self, order: Sequence[str], builders: int, hint: dict[str, float] | None = None):
+        self.order, self.builders = list(order), builders
+        self.queue = sorted(self.order, key=lambda b: -(hint or {}).get(b, 0.0))  # stable: ties stay in order
+        self.building: set[str] = set()
+        self.built: set[str] = set()
+        self.done: set[str] = set()
+        self.waited: dict[str, float] = dict.fromkeys(self.order, 0.0)  # seconds each spent waiting
+        self.stopped, self.cond = False, threading.Condition()
+
+    def wait(self, b: str, ready: Callable[[], bool]) -> None:
+        started = time.monotonic()
+        with self.cond:
+            self.cond.wait_for(lambda: self.stopped or ready())
+        self.waited[b] += time.monotonic() - started
+        if self.stopped:
+            raise KeyboardInterrupt
+
+    @contextlib.contextmanager
+    def build(self, b: str) -> Iterator[None]:
+        self.wait(b, lambda: self.queue[0] == b and len(self.building) < self.builders)
+        with self.cond:
+            self.queue.pop(0)
+            self.building.add(b)
+        try:
+            yield
+        finally:
+            self.leave(b, self.built)
+
+    @contextlib.contextmanager
+    def turn(self, b: str) -> Iterator[None]:
+        self.wait(b, lambda: len(self.built) == len(self.order) and self.next() == b)
+        try:
+            yield
+        finally:
+            self.leave(b, self.done)
+
+    def next(self) -> str | None:
+        return next((b for b in self.order if b not in self.done), None)
+
+    def leave(self, b: str, stage: set[str]) -> None:
+        """``b`` past this stage (and past building, which a process that failed never finished)."""
+        with self.cond:
+            self.building.discard(b)
+            self.built.add(b)
+            stage.add(b)
+            self.cond.notify_all()
+
+    def stop(self) -> None:
+        with self.cond:
+            self.stopped = True
+            self.cond.notify_all()
+
+
 class Campaign:
     """The processes of one run, and what each case's processes answered."""
 
@@ -233,23 +300,27 @@ class Campaign:
         self.found: dict[Case, list[dict[str, Any]]] = {c: [] for c in cases}
         self.errors: dict[Case, str] = {}
         self.seconds: dict[str, float] = dict.fromkeys(SPENT, 0.0)  # worker-seconds, where several run at once
+        self.building: dict[str, float] = {}  # a backend's building seconds in its last process (Turns' hint)
         self.workers, self.lock = Workers(settings.jobs, cpus=cpu_sets(settings)), threading.Lock()
         self.trainers = Workers(procs.cpus())  # the correctness columns' workers: they time nothing
 
-    def measure(self, backend: str, mine: list[Case], what: str, phase: str) -> list[dict[str, Any] | None]:
+    def measure(self, backend: str, mine: list[Case], what: str, phase: str, turns: Turns | None = None,
+                workers: Workers | None = None) -> list[dict[str, Any] | None]:  # fmt: skip
         """One fresh worker times these cases; what it answered for each (None where it failed). Its wall
-        time is counted to ``phase``, the part of it its calls spent building and timing apart."""
+        time is counted to ``phase``, the part of it its calls spent building and timing apart, and the
+        part it spent waiting (``turns``: it built its cases ahead, then waited for its turn) not at all."""
         with self.lock:  # the round's size, where an earlier process of the case chose it (its first call)
             sized = {c: next((p["steps_per_round"] for p in self.found[c] if "first_call_s" in p), None) for c in mine}
         visits = range(self.settings.measure["visits"])
-        calls = [("measure", measure_call(c, self.settings, sized[c], c in self.beside) | {"visit": v})
-                 for v in visits for c in mine]  # fmt: skip
+        called = {c: measure_call(c, self.settings, sized[c], c in self.beside) for c in mine}
+        calls = [("measure", called[c] | {"visit": v}) for v in visits for c in mine]
+        ahead = [("prepare", called[c]) for c in mine] if turns else []
         started = time.monotonic()
         answered = processes(backend, calls, self.env, self.settings, self.progress, what, mine * len(visits),
-                             self.workers.remote)  # fmt: skip
+                             (workers or self.workers).remote, turns, ahead)  # fmt: skip
         out = []
         with self.lock:
-            self.seconds[phase] += time.monotonic() - started
+            self.seconds[phase] += time.monotonic() - started - (turns.waited[backend] if turns else 0.0)
             for c, got in zip(mine, map(joined, [answered[i :: len(mine)] for i in range(len(mine))]), strict=True):
                 if isinstance(got, dict):
                     self.seconds["setup and compile"] += got["setup_s"]
@@ -263,14 +334,42 @@ class Campaign:
         return out
 
     def timings(self) -> None:
-        """R processes per backend, round-robin (``Settings.jobs`` at a time)."""
+        """R processes per backend, round-robin (``Settings.jobs`` at a time); where they build ahead
+        (``Settings.builders``), a round of them at a time (``Turns``)."""
         rounds = range(self.settings.repeats)
         work = [(b, f"[{r + 1}/{self.settings.repeats}] {b}") for r in rounds for b in self.by_backend]
-        self.workers.map(self.timed, work)
+        if not self.settings.builders:
+            self.workers.map(self.timed, work)
+            return
+        for r in rounds:
+            self.round(work[r * len(self.by_backend) :][: len(self.by_backend)])
 
-    def timed(self, b: str, what: str) -> None:
+    def round(self, work: list[tuple[str, str]]) -> None:
+        """One process per backend, building ahead together, then timing in turn (``Turns``)."""
+        turns = Turns([b for b, _ in work], self.settings.builders, self.building)
+        workers = Workers(len(work))
+        before, started = dict(self.seconds), time.monotonic()
+        try:
+            workers.map(lambda b, what: self.timed(b, what, turns, workers), work)
+        except BaseException:
+            turns.stop()
+            raise
+        self.overlapped(before, time.monotonic() - started)
+
+    def overlapped(self, before: dict[str, float], wall: float) -> None:
+        """A round's building ran several processes at once: its start-up and setup seconds, which add up
+        to more than the round's wall-clock time, scaled to what of it the rounds did not take."""
+        spent = {k: self.seconds[k] - before[k] for k in SPENT}
+        building = spent["worker start-up"] + spent["setup and compile"]
+        if building > 0:
+            scale = max(0.0, wall - spent["rounds"]) / building
+            for k in ("worker start-up", "setup and compile"):
+                self.seconds[k] = before[k] + spent[k] * scale
+
+    def timed(self, b: str, what: str, turns: Turns | None = None, workers: Workers | None = None) -> None:
         """One process's timings, kept as it answers: a later process of the backend sizes its rounds by them."""
-        answers = self.measure(b, self.by_backend[b], what, "worker start-up")
+        answers = self.measure(b, self.by_backend[b], what, "worker start-up", turns, workers)
+        self.building[b] = sum(got["setup_s"] for got in answers if got is not None)
         with self.lock:
             for c, got in zip(self.by_backend[b], answers, strict=True):
                 if got is not None:
@@ -364,20 +463,37 @@ def run(cases: list[Case], settings: Settings, progress: Progress | None = None,
 
 def processes(backend: str, calls: list[tuple[str, dict[str, Any]]], env: dict[str, str], settings: Settings,
               progress: Progress | None, what: str, mine: list[Case],
-              remote: Callable[..., harness.Remote] = harness.Remote) -> list[Any]:  # fmt: skip
+              remote: Callable[..., harness.Remote] = harness.Remote, turns: Turns | None = None,
+              ahead: list[tuple[str, dict[str, Any]]] | None = None) -> list[Any]:  # fmt: skip
     """The calls answered by one fresh worker of the backend's environment (``remote``: how it is run;
-    bench.count's runs it under valgrind)."""
+    bench.count's runs it under valgrind). With ``turns``, the worker first answers ``ahead`` (the cases
+    built), unpinned, in its building slot; at its turn it is pinned (``settle``) and given ``calls``."""
     if not calls:
         return []
     if progress is not None:
         progress.process(what, len(set(mine)))
     where = backends.BACKENDS[backend].env
-    worker = remote(where, calls, {**env, **machine.pinned_blas(where, settings.native_blas)})
+    environ = {**env, **machine.pinned_blas(where, settings.native_blas)}
+    answered = None if progress is None else lambda i: progress.answered(mine[min(i + 1, len(mine) - 1)].params)
+    if turns is None:
+        worker = remote(where, calls, environ)
+        try:
+            return worker.results(settings.timeout, answered)
+        finally:
+            worker.stop()
+    lead, worker = len(ahead or []) + 1, None
     try:
-        answered = None if progress is None else lambda i: progress.answered(mine[min(i + 1, len(mine) - 1)].params)
-        return worker.results(settings.timeout, answered)
+        with turns.build(backend):
+            worker = remote(where, ahead, {**environ, procs.PIN: ""}, more=True)
+            worker.wait(lead - 1, settings.timeout)
+        with turns.turn(backend):
+            worker.send([("settle", {"cpus": procs.pinned(settings.threads)}), *calls])
+            shifted = None if answered is None else lambda i: i >= lead and answered(i - lead)
+            return worker.results(settings.timeout, shifted)[lead:]
     finally:
-        worker.stop()
+        turns.leave(backend, turns.done)
+        if worker is not None:
+            worker.stop()
 
 
 def measure_call(c: Case, settings: Settings, size: int | None = None, sweep: bool = False) -> dict[str, Any]:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import itertools
 import json
 import subprocess
 import sys
@@ -245,6 +247,20 @@ def measure_here(**kwargs: Any) -> dict[str, Any]:
     return measure(**kwargs)
 
 
+def prepare_here(**kwargs: Any) -> dict[str, float]:
+    """A case built for its timings ahead of them (bench.timing.prepare)."""
+    from bench.timing import prepare
+
+    return prepare(**kwargs)
+
+
+def settle_here(**kwargs: Any) -> dict[str, Any]:
+    """The cases built ahead onto the CPUs that time them (bench.timing.settle)."""
+    from bench.timing import settle
+
+    return settle(**kwargs)
+
+
 def correctness_here(**kwargs: Any) -> dict[str, Any]:
     """A case trained for the correctness columns of its timing (bench.timing.correctness)."""
     from bench.timing import correctness
@@ -266,6 +282,8 @@ CALLS: dict[str, Callable[..., Any]] = {
     "handwritten": handwritten_here,
     "contract": contract_here,
     "measure": measure_here,
+    "prepare": prepare_here,
+    "settle": settle_here,
     "correctness": correctness_here,
     "count": count_here,
 }
@@ -311,11 +329,12 @@ class Remote:
     """Calls run by a worker process in another environment; started now, collected by ``results``.
     The worker answers one line per call as it goes, so a worker that dies keeps what it answered.
     ``environ`` adds variables to the worker's environment (a value None removes one); where it names no
-    shipped task data (``taskdata.VARIABLE``), the data these calls need are shipped for this worker alone."""
+    shipped task data (``taskdata.VARIABLE``), the data these calls need are shipped for this worker alone.
+    A worker started with ``more`` waits, once it has answered these calls, for the calls ``send`` gives it."""
 
     def __init__(self, env: str, calls: list[tuple[str, dict[str, Any]]],
-                 environ: dict[str, str | None] | None = None):  # fmt: skip
-        self.env, self.calls, self.proc = env, calls, None
+                 environ: dict[str, str | None] | None = None, more: bool = False):  # fmt: skip
+        self.env, self.calls, self.proc = env, list(calls), None
         if not envs.python(env).exists():
             return
         self.out = tempfile.NamedTemporaryFile(suffix=".jsonl")
@@ -326,8 +345,29 @@ class Remote:
             extra |= taskdata.ship(Path(self.data.name), {(kw["task"], kw.get("n")) for _, kw in calls if "task" in kw})
         self.proc = procs.start(self.command(), cwd=envs.ROOT, stdin=subprocess.PIPE, stderr=self.err,
                                 env=machine.environ_with(extra))  # fmt: skip
-        self.proc.stdin.write(json.dumps(calls).encode())
-        self.proc.stdin.close()
+        self.write(calls, more)
+
+    def send(self, calls: list[tuple[str, dict[str, Any]]], more: bool = False) -> None:
+        """More calls for a worker started with ``more``; the last it will be given unless ``more`` again."""
+        self.calls += calls
+        self.write(calls, more)
+
+    def write(self, calls: list[tuple[str, dict[str, Any]]], more: bool) -> None:
+        if self.proc is None:
+            return
+        with contextlib.suppress(BrokenPipeError):  # it died: ``results`` says how
+            self.proc.stdin.write(b"".join(json.dumps(c).encode() + b"\n" for c in calls) + b"\n")
+            self.proc.stdin.flush()
+            if not more:
+                self.proc.stdin.close()
+
+    def wait(self, answers: int, timeout: float) -> None:
+        """Until the worker has answered this many calls, or has ended, or ``timeout`` seconds have passed."""
+        deadline = time.monotonic() + timeout
+        while self.proc is not None and self.proc.poll() is None and time.monotonic() < deadline:
+            if len(self.answers()) >= answers:
+                return
+            time.sleep(0.05)
 
     def command(self) -> list[Any]:
         return [envs.python(self.env), "-m", "bench.worker", self.out.name]
@@ -409,8 +449,15 @@ def gradient(task: str, backend: str, dtype: str = "float64", **options: Any) ->
 
 
 def worker(out: str) -> None:
-    """``python -m bench.worker OUT``: read calls as JSON on stdin, write their outcomes as JSON to OUT."""
-    calls = json.load(sys.stdin)
+    """``python -m bench.worker OUT``: read calls on stdin, a JSON line each, in batches that an empty line
+    ends, and write each one's outcome as a JSON line to OUT once it is done. A batch is read whole before
+    its calls run (the pipe never fills while a call runs); the next is waited for (Remote.send)."""
+    batch: list[tuple[str, dict[str, Any]]] = []
     with open(out, "w") as f:
-        for fn, kw in calls:
-            print(json.dumps(encode(call_here(fn, kw))), file=f, flush=True)
+        for line in itertools.chain(sys.stdin, [""]):  # the end of stdin ends a batch too
+            if line.strip():
+                batch.append(json.loads(line))
+                continue
+            for fn, kw in batch:
+                print(json.dumps(encode(call_here(fn, kw))), file=f, flush=True)
+            batch = []

@@ -184,7 +184,7 @@ def measure(
     from bench import harness
 
     key = (task, backend, dtype, device, n)
-    if visit == 0:
+    if visit == 0 and key not in LIVE:  # not built ahead (``prepare``)
         LIVE[key] = Timed(task, backend, dtype, device, n, steps, unit_time, objective, handwritten, size)
     elif key not in LIVE:
         raise harness.BenchError(f"{task} {backend} {dtype}: visit {visit + 1} of a case this process did not build")
@@ -202,6 +202,26 @@ def measure(
             **(case.first if visit == 0 else {}), **out, "setup_s": case.setup_s if visit == 0 else 0.0,
             "pid": os.getpid(), "cpus": procs.affinity(),
             "frameworks": sorted(FRAMEWORKS & sys.modules.keys())}  # fmt: skip
+
+
+def prepare(task: str, backend: str, dtype: str = "float64", device: str = "cpu", n: int | None = None,
+            steps: int = 100, unit_time: float = 0.05, objective: bool = True, handwritten: bool = False,
+            size: int | None = None, **visits: Any) -> dict[str, float]:  # fmt: skip
+    """A case built ahead of its visits (``measure``'s first builds it otherwise), while another process
+    builds its own beside this one (bench.campaign); its seconds."""
+    key = (task, backend, dtype, device, n)
+    LIVE[key] = Timed(task, backend, dtype, device, n, steps, unit_time, objective, handwritten, size)
+    return {"setup_s": LIVE[key].setup_s}
+
+
+def settle(cpus: list[int]) -> dict[str, Any]:
+    """Before the rounds of cases built ahead: this process and its threads onto ``cpus`` (it built them
+    unpinned), and each case's slice called once on them (what the other processes' rounds left in the
+    caches since, and the new CPU's)."""
+    procs.pin(cpus)
+    for case in LIVE.values():
+        case.unit()
+    return {"cpus": procs.affinity()}
 
 
 def joined(visits: list[dict[str, Any]]) -> dict[str, Any]:

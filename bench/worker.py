@@ -1,4 +1,4 @@
-"""Run calls for another environment's process: ``python -m bench.worker OUT.json < calls.json``."""
+"""Run calls for another environment's process: ``python -m bench.worker OUT.jsonl < calls.jsonl``."""
 
 import sys
 

@@ -311,12 +311,19 @@ def stand_in_workers(monkeypatch: pytest.MonkeyPatch, answer: Callable[[dict[str
 
     def results(self, timeout=None, answered=None):
         first: dict[tuple[Any, ...], dict[str, Any]] = {}  # a case's first visit: the later ones answer alike
-        for _, kw in self.calls:
+        measured = [kw for fn, kw in self.calls if fn == "measure"]
+        for kw in measured:
             case = (kw["task"], kw["backend"], kw["dtype"], kw["n"])
             if case not in first:
                 first[case] = {k: v for k, v in (usual | answer(kw)).items() if v is not None}
-        return [first[(kw["task"], kw["backend"], kw["dtype"], kw["n"])] for _, kw in self.calls]
+        ahead = [{"setup_s": 0.0} for fn, _ in self.calls if fn != "measure"]  # built ahead, settled (Turns)
+        return ahead + [first[(kw["task"], kw["backend"], kw["dtype"], kw["n"])] for kw in measured]
+
+    def started(self, env, calls, extra=None, more=False):
+        self.calls = list(calls)
 
     monkeypatch.setattr(harness.Remote, "results", results)
     monkeypatch.setattr(harness.Remote, "stop", lambda self: None)
-    monkeypatch.setattr(harness.Remote, "__init__", lambda self, env, calls, extra=None: setattr(self, "calls", calls))
+    monkeypatch.setattr(harness.Remote, "__init__", started)
+    monkeypatch.setattr(harness.Remote, "wait", lambda self, answers, timeout: None)
+    monkeypatch.setattr(harness.Remote, "send", lambda self, calls, more=False: self.calls.extend(calls))

@@ -110,7 +110,7 @@ def test_a_worker_that_dies_keeps_its_answers_and_names_its_end(monkeypatch):
     calls = [("train", {"task": "linear", "backend": "mxnet", "dtype": "float64", "epochs": e}) for e in (1, 2)]
     script = (
         "import json, os, sys; from bench.harness import call_here, encode\n"
-        "fn, kw = json.load(sys.stdin)[0]\n"
+        "fn, kw = json.loads(sys.stdin.readline())\n"
         "open(sys.argv[1], 'w').write(json.dumps(encode(call_here(fn, kw))) + '\\n')\n"
         "print('segfault on the way', file=sys.stderr, flush=True); os.abort()"
     )

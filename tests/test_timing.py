@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 
-from bench import harness
+from bench import harness, timing
 from bench.timing import Unit, fit_overhead, seconds
 from conftest import QUIET, stand_in_workers
 
@@ -159,3 +161,86 @@ def test_the_sweeps_case_that_is_a_task_case_is_measured_once_as_that_task_case(
     assert found[cases[1]]["samples_s"] == found[task]["samples_s"] == pytest.approx([1e-5, 3e-5])
     assert found[cases[1]]["handwritten_samples_s"] == [2e-5, 2e-5] and "objective_samples_s" not in found[cases[1]]
     assert found[cases[2]]["samples_s"] == pytest.approx([2e-5, 4e-5])
+
+
+def test_a_case_built_ahead_is_timed_as_built_and_settled_onto_its_cpu():
+    """``prepare`` builds a case ahead of its visits; the first visit times that case instead of building it
+    again (its setup seconds are the prepared one's), and ``settle`` pins the process and every thread it
+    has onto the CPU it is given."""
+    import threading
+
+    from bench import procs
+
+    kw = {"steps": 10, "unit_time": 0.0, "round_time": 0.0, "min_rounds": 1, "objective": False}
+    built = timing.prepare("linear", "numpy", **kw)
+    case = timing.LIVE[("linear", "numpy", "float64", "cpu", None)]
+    parked = threading.Event()
+    thread = threading.Thread(target=parked.wait)  # a thread of its own from before: pinned too
+    thread.start()
+    try:
+        cpu = procs.affinity()[-1]
+        assert timing.settle([cpu]) == {"cpus": [cpu]}
+        assert os.sched_getaffinity(thread.native_id) == {cpu}
+        out = timing.measure("linear", "numpy", **kw)
+        assert out["setup_s"] == built["setup_s"] and timing.LIVE == {}
+        assert case.unit.steps == out["steps_per_round"]
+    finally:
+        parked.set()
+        thread.join()
+        os.sched_setaffinity(0, set(range(os.cpu_count() or 1)))
+
+
+def test_a_round_builds_two_at_a_time_the_longest_first_then_times_one_at_a_time_in_order():
+    """Turns: building runs ``builders`` processes at once, in order of the hint (longest first); no process
+    times until every one has built, and then one at a time in the round's order."""
+    import threading
+    import time
+
+    from bench.campaign import Turns
+
+    order, hint = ["numpy", "torch", "jax", "tensorflow"], {"jax": 9.0, "tensorflow": 5.0}
+    turns, log, lock = Turns(order, 2, hint), [], threading.Lock()
+    at_once = {"building": 0, "timing": 0, "most building": 0, "most timing": 0}
+
+    def one(b):
+        with turns.build(b):
+            with lock:
+                log.append(("build", b))
+                at_once["building"] += 1
+                at_once["most building"] = max(at_once["most building"], at_once["building"])
+            time.sleep(0.05)
+            with lock:
+                at_once["building"] -= 1
+        with turns.turn(b):
+            with lock:
+                log.append(("time", b))
+                at_once["timing"] += 1
+                at_once["most timing"] = max(at_once["most timing"], at_once["timing"])
+                assert at_once["building"] == 0
+            time.sleep(0.02)
+            with lock:
+                at_once["timing"] -= 1
+
+    threads = [threading.Thread(target=one, args=(b,)) for b in reversed(order)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    built = [b for k, b in log if k == "build"]  # two at once: which of a pair logs first is a race
+    assert Turns(order, 2, hint).queue == ["jax", "tensorflow", "numpy", "torch"]
+    assert set(built[:2]) == {"jax", "tensorflow"} and set(built[2:]) == {"numpy", "torch"}
+    assert [b for k, b in log if k == "time"] == order and log.index(("time", "numpy")) == len(order)
+    assert at_once["most building"] == 2 and at_once["most timing"] == 1
+
+
+def test_a_process_that_fails_while_building_leaves_the_round_going():
+    from bench.campaign import Turns
+
+    turns = Turns(["numpy", "torch"], 2)
+    with pytest.raises(RuntimeError), turns.build("numpy"):
+        raise RuntimeError("the worker died")
+    turns.leave("numpy", turns.done)  # as processes() does whatever became of it
+    with turns.build("torch"):
+        pass
+    with turns.turn("torch"):  # numpy's failure did not hold the round's turns
+        assert turns.next() == "torch"
