@@ -184,8 +184,8 @@ def measure(
     from bench import harness
 
     key = (task, backend, dtype, device, n)
-    if visit == 0 and key not in LIVE:  # not built ahead (``prepare``)
-        LIVE[key] = Timed(task, backend, dtype, device, n, steps, unit_time, objective, handwritten, size)
+    if visit == 0 and key not in LIVE:  # not built ahead
+        prepare(task, backend, dtype, device, n, steps, unit_time, objective, handwritten, size)
     elif key not in LIVE:
         raise harness.BenchError(f"{task} {backend} {dtype}: visit {visit + 1} of a case this process did not build")
     case = LIVE[key]
