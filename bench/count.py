@@ -366,11 +366,16 @@ def run(cases: list[Case], settings: Settings, progress: campaign.Progress | Non
     long as the scheduler let it, 10 % of eager jax's count at N = 10⁶ and 8 % between two runs (issue 13).
     A count does not depend on what else the machine does. Each case's
     record: ``instructions_per_step`` (the median over its processes) and every process's count, or
-    ``{"error": why}``."""
+    ``{"error": why}``. A sweep's case that is a task case as well (``campaign.twins``) is counted once, as
+    the task case: the same computation, one figure."""
+    same = campaign.twins(cases)
+    if progress is not None:
+        progress.skip(len(same) * settings.repeats)
     by_backend: dict[str, list[Case]] = {}
     for c in cases:
-        by_backend.setdefault(c.backend, []).append(c)
-    found: dict[Case, list[dict[str, Any]]] = {c: [] for c in cases}
+        if c not in same:
+            by_backend.setdefault(c.backend, []).append(c)
+    found: dict[Case, list[dict[str, Any]]] = {c: [] for b in by_backend.values() for c in b}
     errors: dict[Case, str] = {}
     with tempfile.TemporaryDirectory(prefix="autodiff-bench-count-") as scratch:
         shim = build_shim(Path(scratch))
@@ -391,7 +396,8 @@ def run(cases: list[Case], settings: Settings, progress: campaign.Progress | Non
                     errors.setdefault(c, str(out))
                 else:
                     found[c].append(out)
-    return {c: {"error": errors[c]} if c in errors else merged(found[c]) for c in cases}
+    counted = {c: {"error": errors[c]} if c in errors else merged(found[c]) for c in found}
+    return {c: counted[same.get(c, c)] for c in cases}
 
 
 def merged(found: list[dict[str, Any]]) -> dict[str, Any]:
