@@ -20,6 +20,7 @@ class Spec:
     framework: str  # the module it imports
     env: str  # the environment that framework lives in (see bench.envs)
     target: str  # "module:Class"
+    compiles: bool = False  # its class's mode is "compiled": it builds the longest, so its processes start first
 
 
 BACKENDS: dict[str, Spec] = {
@@ -28,14 +29,14 @@ BACKENDS: dict[str, Spec] = {
         Spec("numpy", "numpy", "main", "backends.numpy:Numpy"),
         Spec("torch", "torch", "main", "backends.torch:Torch"),
         Spec("torch-nn", "torch", "main", "backends.torch_nn:TorchNN"),
-        Spec("torch-compile", "torch", "main", "backends.torch_compile:TorchCompile"),
+        Spec("torch-compile", "torch", "main", "backends.torch_compile:TorchCompile", compiles=True),
         Spec("jax", "jax", "main", "backends.jax:Jax"),
-        Spec("jax-jit", "jax", "main", "backends.jax_jit:JaxJit"),
+        Spec("jax-jit", "jax", "main", "backends.jax_jit:JaxJit", compiles=True),
         Spec("tensorflow", "tensorflow", "main", "backends.tensorflow:Tensorflow"),
-        Spec("tensorflow-xla", "tensorflow", "main", "backends.tensorflow_xla:TensorflowXla"),
+        Spec("tensorflow-xla", "tensorflow", "main", "backends.tensorflow_xla:TensorflowXla", compiles=True),
         Spec("autograd", "autograd", "main", "backends.autograd:Autograd"),
         Spec("mxnet", "mxnet", "mxnet", "backends.mxnet:Mxnet"),
-        Spec("mxnet-gluon", "mxnet", "mxnet", "backends.mxnet_gluon:MxnetGluon"),
+        Spec("mxnet-gluon", "mxnet", "mxnet", "backends.mxnet_gluon:MxnetGluon", compiles=True),
     ]
 }
 

@@ -88,6 +88,13 @@ class Settings:
         return procs.cpus() if self.jobs == 1 and not self.quick and procs.cpus() > 1 else 0
 
     @property
+    def trains_where_timed(self) -> bool:
+        """Whether a backend's last timing process, once it has timed its cases, trains them for the correctness
+        columns (--quick, whose timings are not to be read: a process start-up saved per backend); else a
+        process of its own does, which times nothing (``Campaign.correctness``)."""
+        return self.quick
+
+    @property
     def calls(self) -> int:
         """The ``measure`` calls a case gets: each of its visits in each of its processes."""
         return self.repeats * self.measure["visits"]
@@ -234,7 +241,7 @@ class Turns:
 
     def __init__(self, order: Sequence[str], builders: int, hint: dict[str, float] | None = None):
         self.order, self.builders = list(order), builders
-        self.queue = sorted(self.order, key=lambda b: -(hint or {}).get(b, 0.0))  # stable: ties stay in order
+        self.queue = sorted(slowest_first(self.order), key=lambda b: -(hint or {}).get(b, 0.0))  # stable
         self.building: set[str] = set()
         self.built: set[str] = set()
         self.done: set[str] = set()
@@ -301,23 +308,28 @@ class Campaign:
         self.errors: dict[Case, str] = {}
         self.seconds: dict[str, float] = dict.fromkeys(SPENT, 0.0)  # worker-seconds, where several run at once
         self.building: dict[str, float] = {}  # a backend's building seconds in its last process (Turns' hint)
+        self.started: dict[str, int] = {}  # timing processes started, by backend
         self.workers, self.lock = Workers(settings.jobs, cpus=cpu_sets(settings)), threading.Lock()
         self.trainers = Workers(procs.cpus())  # the correctness columns' workers: they time nothing
 
     def measure(self, backend: str, mine: list[Case], what: str, phase: str, turns: Turns | None = None,
-                workers: Workers | None = None) -> list[dict[str, Any] | None]:  # fmt: skip
-        """One fresh worker times these cases; what it answered for each (None where it failed). Its wall
-        time is counted to ``phase``, the part of it its calls spent building and timing apart, and the
-        part it spent waiting (``turns``: it built its cases ahead, then waited for its turn) not at all."""
+                workers: Workers | None = None, train: Sequence[Case] = ()) -> list[dict[str, Any] | None]:  # fmt: skip
+        """One fresh worker times these cases, then trains those of ``train`` for the correctness columns
+        (``kept``); what it answered for each case timed (None where it failed). Its wall time is counted to
+        ``phase``, the part of it its calls spent building, timing and training apart, and the part it spent
+        waiting (``turns``: it built its cases ahead, then waited for its turn) not at all."""
         with self.lock:  # the round's size, where an earlier process of the case chose it (its first call)
             sized = {c: next((p["steps_per_round"] for p in self.found[c] if "first_call_s" in p), None) for c in mine}
         visits = range(self.settings.measure["visits"])
         called = {c: measure_call(c, self.settings, sized[c], c in self.beside) for c in mine}
         calls = [("measure", called[c] | {"visit": v}) for v in visits for c in mine]
         ahead = [("prepare", called[c]) for c in mine] if turns else []
+        trains = [("correctness", correctness_call(c, [], self.settings)) for c in train]  # sized where timed
         started = time.monotonic()
-        answered = processes(backend, calls, self.env, self.settings, self.progress, what, mine * len(visits),
+        named = mine * len(visits) + list(train)  # the case each call is of, for the progress bar
+        answered = processes(backend, calls + trains, self.env, self.settings, self.progress, what, named,
                              (workers or self.workers).remote, turns, ahead)  # fmt: skip
+        answered, trained = answered[: len(calls)], answered[len(calls) :]
         out = []
         with self.lock:
             self.seconds[phase] += time.monotonic() - started - (turns.waited[backend] if turns else 0.0)
@@ -331,18 +343,22 @@ class Campaign:
                     out.append(None)
                 else:
                     out.append(got)
+            trained_s = self.kept(train, trained)  # after the timings: a case whose timing failed says why
+            self.seconds[phase] -= trained_s
+            self.seconds["correctness"] += trained_s
         return out
 
     def timings(self) -> None:
         """R processes per backend, round-robin (``Settings.jobs`` at a time); where they build ahead
         (``Settings.builders``), a round of them at a time (``Turns``)."""
-        rounds = range(self.settings.repeats)
-        work = [(b, f"[{r + 1}/{self.settings.repeats}] {b}") for r in rounds for b in self.by_backend]
-        if not self.settings.builders:
-            self.workers.map(self.timed, work)
+        rounds, n = range(self.settings.repeats), self.settings.repeats
+        if not self.settings.builders:  # several at a time, each building as it goes: the longest first
+            self.workers.map(
+                self.timed, [(b, f"[{r + 1}/{n}] {b}") for r in rounds for b in slowest_first(self.by_backend)]
+            )
             return
         for r in rounds:
-            self.round(work[r * len(self.by_backend) :][: len(self.by_backend)])
+            self.round([(b, f"[{r + 1}/{n}] {b}") for b in self.by_backend])
 
     def round(self, work: list[tuple[str, str]]) -> None:
         """One process per backend, building ahead together, then timing in turn (``Turns``)."""
@@ -367,8 +383,13 @@ class Campaign:
                 self.seconds[k] = before[k] + spent[k] * scale
 
     def timed(self, b: str, what: str, turns: Turns | None = None, workers: Workers | None = None) -> None:
-        """One process's timings, kept as it answers: a later process of the backend sizes its rounds by them."""
-        answers = self.measure(b, self.by_backend[b], what, "worker start-up", turns, workers)
+        """One process's timings, kept as it answers: a later process of the backend sizes its rounds by them.
+        The backend's last, where the timing processes train (``Settings.trains_where_timed``), trains too."""
+        with self.lock:
+            self.started[b] = self.started.get(b, 0) + 1
+            last = self.started[b] == self.settings.repeats and self.settings.trains_where_timed
+        train = [c for c in self.by_backend[b] if c.kind == "speed"] if last else []
+        answers = self.measure(b, self.by_backend[b], what, "worker start-up", turns, workers, train)
         self.building[b] = sum(got["setup_s"] for got in answers if got is not None)
         with self.lock:
             for c, got in zip(self.by_backend[b], answers, strict=True):
@@ -401,15 +422,15 @@ class Campaign:
                 self.found[c][worst] = got | first | {"replaces_pid": replaced["pid"]}
 
     def correctness(self) -> None:
-        """The correctness columns, in a process per backend that times nothing: one per CPU at once, unpinned."""
-        work = [(b, [c for c in mine if c.kind == "speed" and c not in self.errors])
-                for b, mine in self.by_backend.items()]  # fmt: skip
-        for (_, speed), done in zip(work, self.trainers.map(self.trained, work), strict=True):
-            for c, out in zip(speed, done, strict=True):
-                if isinstance(out, harness.BenchError):
-                    self.errors.setdefault(c, str(out))
-                else:
-                    self.found[c].append({"correctness": out})
+        """The correctness columns of the cases not trained where they were timed, in a process per backend
+        that times nothing: one per CPU at once, unpinned."""
+        done = {c for c, ps in self.found.items() if any("correctness" in p for p in ps)}
+        left = {b: [c for c in mine if c.kind == "speed" and c not in self.errors and c not in done]
+                for b, mine in self.by_backend.items()}  # fmt: skip
+        work = [(b, speed) for b, speed in left.items() if speed]
+        for (_, speed), answered in zip(work, self.trainers.map(self.trained, work), strict=True):
+            with self.lock:
+                self.kept(speed, answered)
 
     def trained(self, b: str, speed: list[Case]) -> list[Any]:
         calls = [("correctness", correctness_call(c, self.found[c], self.settings)) for c in speed]
@@ -419,6 +440,17 @@ class Campaign:
         with self.lock:
             self.seconds["correctness"] += time.monotonic() - started
         return done
+
+    def kept(self, speed: Sequence[Case], answered: list[Any]) -> float:
+        """Each case's training for its correctness columns, or why it failed; the seconds they trained."""
+        seconds = 0.0
+        for c, out in zip(speed, answered, strict=True):
+            if isinstance(out, harness.BenchError):
+                self.errors.setdefault(c, str(out))
+            else:
+                seconds += out.pop("correctness_s", 0.0)
+                self.found[c].append({"correctness": out})
+        return seconds
 
     def results(self) -> dict[Case, dict[str, Any]]:
         records = {c: merged(ps) for c, ps in self.found.items() if c not in self.errors}
@@ -459,6 +491,13 @@ def run(cases: list[Case], settings: Settings, progress: Progress | None = None,
     if seconds is not None:
         seconds.update(campaign.seconds)
     return campaign.results()
+
+
+def slowest_first(names: Iterable[str]) -> list[str]:
+    """Backends, those that compile first (``Spec.compiles``: building, they take the longest), the rest in
+    the order given: where processes run several at a time, the last to end is then not one started late
+    (torch.compile's cold compiles took 44 of a --quick run's 85 s of building, from its 5th second to its 50th)."""
+    return sorted(names, key=lambda b: not backends.BACKENDS[b].compiles)
 
 
 def processes(backend: str, calls: list[tuple[str, dict[str, Any]]], env: dict[str, str], settings: Settings,
@@ -522,7 +561,9 @@ def same_data(task: str, n: int | None) -> bool:
 
 
 def correctness_call(c: Case, found: list[dict[str, Any]], settings: Settings) -> dict[str, Any]:
-    per_step = statistics.median(statistics.median(p["step_s"]) for p in found)
+    """A case's ``correctness`` call, its training sized by its timings (``found``: none, by the timing of
+    the process it is asked of)."""
+    per_step = statistics.median(statistics.median(p["step_s"]) for p in found) if found else None
     return {"task": c.task, "backend": c.backend, "dtype": c.dtype, "device": device(c, settings),
             "per_step": per_step, "budget": settings.budget}  # fmt: skip
 

@@ -149,6 +149,9 @@ class Timed:
 
 # The cases of this process between their visits (``measure``'s ``visit``), by what names a case
 LIVE: dict[tuple[Any, ...], Timed] = {}
+# A case's time per step as this process last measured it (the median round of its last visit): what sizes
+# its training for the correctness columns where that is asked of the process that timed it (``correctness``)
+MEASURED: dict[tuple[Any, ...], float] = {}
 
 
 def measure(
@@ -197,6 +200,7 @@ def measure(
         raise
     if visit == visits - 1:
         del LIVE[key]
+    MEASURED[key] = float(np.median(out["step_s"]))
     b = case.unit.backend
     return {"mode": b.mode, "device": b.device, "steps_per_round": case.unit.steps, "visit": visit,
             **(case.first if visit == 0 else {}), **out, "setup_s": case.setup_s if visit == 0 else 0.0,
@@ -254,12 +258,20 @@ def kernels() -> Any:
     return calibration.Kernels()
 
 
-def correctness(task: str, backend: str, dtype: str, device: str, per_step: float, budget: float) -> dict[str, Any]:
+def correctness(
+    task: str, backend: str, dtype: str, device: str, per_step: float | None, budget: float
+) -> dict[str, Any]:
     """Train the whole schedule where it fits the budget, else the whole epochs that do; the final loss,
-    parameters and loss curve, and how far they are from numpy's over the same epochs."""
+    parameters and loss curve, and how far they are from numpy's over the same epochs. ``per_step`` None:
+    the step as this process measured the case (``MEASURED``). ``correctness_s``: the seconds it took."""
     from bench import harness
     from bench.compare import rel_diffs, run_diff
 
+    started = time.monotonic()
+    if per_step is None:
+        per_step = MEASURED.get((task, backend, dtype, device, None))
+        if per_step is None:
+            raise harness.BenchError(f"{task} {backend} {dtype}: not timed in this process, so not trained in it")
     t = harness.make_task(task)
     per_epoch = per_step * t.steps_per_epoch
     epochs = t.epochs if per_epoch * t.epochs <= budget else max(1, int(budget / per_epoch))
@@ -269,7 +281,8 @@ def correctness(task: str, backend: str, dtype: str, device: str, per_step: floa
     return {"epochs_trained": epochs, "epochs": t.epochs, "final_loss": run.losses[-1],
             "max_rel_diff": run_diff(run, ref), "params": run.params, "lr_dtype": run.lr_dtype,
             "formula": run.formula,
-            "losses": sample(run.losses), "loss_diffs": sample(list(rel_diffs(run.losses, ref.losses)))}  # fmt: skip
+            "losses": sample(run.losses), "loss_diffs": sample(list(rel_diffs(run.losses, ref.losses))),
+            "correctness_s": time.monotonic() - started}  # fmt: skip
 
 
 def sample(losses: list[float], points: int = 1000) -> dict[str, list]:

@@ -244,3 +244,29 @@ def test_a_process_that_fails_while_building_leaves_the_round_going():
         pass
     with turns.turn("torch"):  # numpy's failure did not hold the round's turns
         assert turns.next() == "torch"
+
+
+def test_a_quick_run_trains_each_backend_in_the_process_that_timed_it(monkeypatch):
+    """--quick (whose timings are not to be read): a backend's one timing process, once it has timed its
+    cases, trains them for the correctness columns, sized by its own timings; no process of its own."""
+    from bench import campaign
+
+    started: list[list[str]] = []
+    init = harness.Remote.__init__
+
+    def counted(self, env, calls, *args, **kwargs):
+        started.append([fn for fn, _ in calls])
+        init(self, env, calls, *args, **kwargs)
+
+    monkeypatch.setattr(harness.Remote, "__init__", counted)
+    cases = [campaign.Case("speed", t, "numpy", "float64") for t in ("linear", "quadratic")]
+    found = campaign.run(cases, campaign.Settings(repeats=1, quick=True))
+    assert started == [["measure", "measure", "correctness", "correctness"]]
+    for c in cases:
+        assert found[c]["epochs_trained"] == found[c]["epochs"]  # numpy's whole schedule fits the budget
+        assert found[c]["max_rel_diff"] == 0.0 and "correctness_s" not in found[c]
+
+
+def test_a_process_asked_to_train_a_case_it_did_not_time_says_so():
+    with pytest.raises(harness.BenchError, match="not timed in this process"):
+        timing.correctness("plane", "numpy", "float32", "cpu", None, 1.0)
