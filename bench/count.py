@@ -389,8 +389,7 @@ def run(cases: list[Case], settings: Settings, progress: campaign.Progress | Non
             what = f"[count {r + 1}/{settings.repeats}] {b}"
             return campaign.processes(b, calls, env, settings, progress, what, by_backend[b], workers.remote)
 
-        # a count does not depend on what runs beside it: the slowest backend's processes first, all of them
-        work = [(r, b) for b in campaign.slowest_first(by_backend) for r in range(settings.repeats)]
+        work = [(r, b) for r in range(settings.repeats) for b in by_backend]  # in the order given (--backends)
         for (_, b), outs in zip(work, workers.map(one, work), strict=True):
             for c, out in zip(by_backend[b], outs, strict=True):
                 if isinstance(out, harness.BenchError):
