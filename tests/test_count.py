@@ -58,8 +58,8 @@ def cases(folder: Path) -> dict[str, dict]:
 @pytest.fixture(scope="module")
 def counted(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """quadratic on numpy, torch and jax-jit, float64, each backend counted in two processes, two at a time,
-    the slowest under valgrind first (jax-jit's process about 50 s here, torch's 27, numpy's 7): 79 s in all (
-    89 s with a backend's two processes side by side)."""
+    the slowest under valgrind first (jax-jit's process about 50 s here, torch's 27, numpy's 7): 79 s in
+    all (89 s with a backend's two processes side by side)."""
     out = tmp_path_factory.mktemp("count") / "results"
     slowest_first = ",".join(reversed(COUNTED))
     done = bench_run("--tasks", "quadratic", "--backends", slowest_first, "--repeats", "2", "--out", str(out))
