@@ -21,7 +21,7 @@ def test_every_backend_in_its_own_processes_through_pytest_benchmark(tmp_path):
     out = tmp_path / "timings.json"
     done = subprocess.run(
         [sys.executable, "-m", "pytest", "tests/test_speed.py", "--benchmark-only", "-q", "-p", "no:cacheprovider",
-         "--bench-quick", "--bench-tasks=linear", "--bench-dtypes=float64", "--bench-sizes=100", "--bench-repeats=2",
+         "--bench-quick", "--bench-tasks=quadratic", "--bench-dtypes=float64", "--bench-sizes=100", "--bench-repeats=2",
          f"--benchmark-json={out}", "--benchmark-group-by=group"],
         cwd=envs.ROOT, capture_output=True, text=True,
     )  # fmt: skip
@@ -37,4 +37,4 @@ def test_every_backend_in_its_own_processes_through_pytest_benchmark(tmp_path):
         assert b["stats"]["median"] == pytest.approx(statistics.median(x["samples_s"]), rel=1e-12)
     speed_pids = [pid for (kind, _), b in found.items() if kind == "speed" for pid in b["extra_info"]["pids"]]
     assert len(set(speed_pids)) == len(speed_pids) == 2 * len(backends.BACKENDS)  # a process per backend and round
-    assert "linear float64" in done.stdout and "mxnet-gluon" in done.stdout  # pytest-benchmark's own table
+    assert "quadratic float64" in done.stdout and "mxnet-gluon" in done.stdout  # pytest-benchmark's own table
