@@ -308,7 +308,6 @@ class Campaign:
         self.errors: dict[Case, str] = {}
         self.seconds: dict[str, float] = dict.fromkeys(SPENT, 0.0)  # worker-seconds, where several run at once
         self.building: dict[str, float] = {}  # a backend's building seconds in its last process (Turns' hint)
-        self.started: dict[str, int] = {}  # timing processes started, by backend
         self.workers, self.lock = Workers(settings.jobs, cpus=cpu_sets(settings)), threading.Lock()
         self.trainers = Workers(procs.cpus())  # the correctness columns' workers: they time nothing
 
@@ -353,9 +352,8 @@ class Campaign:
         (``Settings.builders``), a round of them at a time (``Turns``)."""
         rounds, n = range(self.settings.repeats), self.settings.repeats
         if not self.settings.builders:  # several at a time, each building as it goes: the longest first
-            self.workers.map(
-                self.timed, [(b, f"[{r + 1}/{n}] {b}") for r in rounds for b in slowest_first(self.by_backend)]
-            )
+            work = [(b, f"[{r + 1}/{n}] {b}", r == n - 1) for r in rounds for b in slowest_first(self.by_backend)]
+            self.workers.map(lambda b, what, last: self.timed(b, what, last=last), work)
             return
         for r in rounds:
             self.round([(b, f"[{r + 1}/{n}] {b}") for b in self.by_backend])
@@ -382,13 +380,12 @@ class Campaign:
             for k in ("worker start-up", "setup and compile"):
                 self.seconds[k] = before[k] + spent[k] * scale
 
-    def timed(self, b: str, what: str, turns: Turns | None = None, workers: Workers | None = None) -> None:
+    def timed(self, b: str, what: str, turns: Turns | None = None, workers: Workers | None = None,
+              last: bool = False) -> None:  # fmt: skip
         """One process's timings, kept as it answers: a later process of the backend sizes its rounds by them.
-        The backend's last, where the timing processes train (``Settings.trains_where_timed``), trains too."""
-        with self.lock:
-            self.started[b] = self.started.get(b, 0) + 1
-            last = self.started[b] == self.settings.repeats and self.settings.trains_where_timed
-        train = [c for c in self.by_backend[b] if c.kind == "speed"] if last else []
+        The backend's ``last``, where the timing processes train (``Settings.trains_where_timed``), trains too."""
+        trains = last and self.settings.trains_where_timed
+        train = [c for c in self.by_backend[b] if c.kind == "speed"] if trains else []
         answers = self.measure(b, self.by_backend[b], what, "worker start-up", turns, workers, train)
         self.building[b] = sum(got["setup_s"] for got in answers if got is not None)
         with self.lock:
