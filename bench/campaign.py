@@ -1,11 +1,12 @@
 """Every case measured in several fresh processes: R timing processes per backend, each pinned to its own
 CPU, interleaved round-robin across backends (numpy, torch, …, mxnet-gluon, then again), so that a drift
 of the machine hits every backend alike; a process that timed a case while the machine was busy (its
-calibration kernels slow, its CPU shared, time stolen) is replaced by one more; then one more process
-per backend trains each task for the correctness columns. A process's figure is its fastest round per
-step; a case's is the median over its processes, with the interval in which a rerun's median falls 95 %
-of the time, from the process-to-process spread pooled over like cases (``pool``) and the drift of the
-machine between runs (``drift``; bench.stats.rerun_interval).
+calibration kernels slow, its CPU shared, time stolen) is replaced by one more. The last round's process
+of each backend, once every one of the round has timed, trains its tasks for the correctness columns (with
+several workers at a time, ``--jobs``, one more process per backend does, after every timing). A process's
+figure is its fastest round per step; a case's is the median over its processes, with the interval in which
+a rerun's median falls 95 % of the time, from the process-to-process spread pooled over like cases (``pool``)
+and the drift of the machine between runs (``drift``; bench.stats.rerun_interval).
 
 Each process is a ``bench.worker`` of the backend's own environment, answering one ``measure`` call
 per case; one that crashes or runs past its time leaves its cases failed, with the reason.
@@ -90,9 +91,11 @@ class Settings:
     @property
     def trains_where_timed(self) -> bool:
         """Whether a backend's last timing process, once it has timed its cases, trains them for the correctness
-        columns (--quick, whose timings are not to be read: a process start-up saved per backend); else a
-        process of its own does, which times nothing (``Campaign.correctness``)."""
-        return self.quick
+        columns, with what it built for them (a process start-up and the building saved per backend): where
+        nothing is timed beside the training (one worker at a time: a round trains once every process of it
+        has timed, ``Turns.train``; --quick, whose timings are not to be read). Else (``--jobs N``) a process
+        of its own does, after every timing, which times nothing (``Campaign.correctness``)."""
+        return self.quick or self.jobs == 1
 
     @property
     def calls(self) -> int:
@@ -236,7 +239,8 @@ class Turns:
     """One round of timing processes, a backend's each. Building a case (its data, converting it, compiling,
     warming up) times nothing, so they build ``builders`` at a time, the longest first (``hint``: a backend's
     building seconds, from an earlier round); once every one of them has built, they time one at a time,
-    in ``order``, with nothing beside them. Building ahead halved what the default run spent building and
+    in ``order``, with nothing beside them; once every one has timed, those that train for the correctness
+    columns train, ``builders`` at a time. Building ahead halved what the default run spent building and
     compiling (README, "Where the time goes")."""
 
     def __init__(self, order: Sequence[str], builders: int, hint: dict[str, float] | None = None):
@@ -245,23 +249,26 @@ class Turns:
         self.building: set[str] = set()
         self.built: set[str] = set()
         self.done: set[str] = set()
+        self.training: set[str] = set()
         self.waited: dict[str, float] = dict.fromkeys(self.order, 0.0)  # seconds each spent waiting
         self.stopped, self.cond = False, threading.Condition()
 
-    def wait(self, b: str, ready: Callable[[], bool]) -> None:
+    def wait(self, b: str, ready: Callable[[], bool], enter: Callable[[], Any] = lambda: None) -> None:
+        """Until ``ready``; then ``enter``, at once (no other waiter sees the state between them)."""
         started = time.monotonic()
         with self.cond:
             self.cond.wait_for(lambda: self.stopped or ready())
+            if not self.stopped:
+                enter()
+                self.cond.notify_all()  # the next in the queue may build now
         self.waited[b] += time.monotonic() - started
         if self.stopped:
             raise KeyboardInterrupt
 
     @contextlib.contextmanager
     def build(self, b: str) -> Iterator[None]:
-        self.wait(b, lambda: self.queue[0] == b and len(self.building) < self.builders)
-        with self.cond:
-            self.queue.pop(0)
-            self.building.add(b)
+        self.wait(b, lambda: self.queue[0] == b and len(self.building) < self.builders,
+                  lambda: (self.queue.pop(0), self.building.add(b)))  # fmt: skip
         try:
             yield
         finally:
@@ -274,6 +281,17 @@ class Turns:
             yield
         finally:
             self.leave(b, self.done)
+
+    @contextlib.contextmanager
+    def train(self, b: str) -> Iterator[None]:
+        self.wait(b, lambda: len(self.done) == len(self.order) and len(self.training) < self.builders,
+                  lambda: self.training.add(b))  # fmt: skip
+        try:
+            yield
+        finally:
+            with self.cond:
+                self.training.discard(b)
+                self.cond.notify_all()
 
     def next(self) -> str | None:
         return next((b for b in self.order if b not in self.done), None)
@@ -306,6 +324,7 @@ class Campaign:
             self.by_backend.setdefault(c.backend, []).append(c)
         self.found: dict[Case, list[dict[str, Any]]] = {c: [] for c in cases}
         self.errors: dict[Case, str] = {}
+        self.checked: dict[Case, dict[str, Any]] = {}  # a speed case's correctness columns (``kept``)
         self.seconds: dict[str, float] = dict.fromkeys(SPENT, 0.0)  # worker-seconds, where several run at once
         self.building: dict[str, float] = {}  # a backend's building seconds in its last process (Turns' hint)
         self.workers, self.lock = Workers(settings.jobs, cpus=cpu_sets(settings)), threading.Lock()
@@ -326,8 +345,8 @@ class Campaign:
         trains = [("correctness", correctness_call(c, [], self.settings)) for c in train]  # sized where timed
         started = time.monotonic()
         named = mine * len(visits) + list(train)  # the case each call is of, for the progress bar
-        answered = processes(backend, calls + trains, self.env, self.settings, self.progress, what, named,
-                             (workers or self.workers).remote, turns, ahead)  # fmt: skip
+        answered = processes(backend, calls, self.env, self.settings, self.progress, what, named,
+                             (workers or self.workers).remote, turns, ahead, trains)  # fmt: skip
         answered, trained = answered[: len(calls)], answered[len(calls) :]
         out = []
         with self.lock:
@@ -356,15 +375,16 @@ class Campaign:
             self.workers.map(lambda b, what, last: self.timed(b, what, last=last), work)
             return
         for r in rounds:
-            self.round([(b, f"[{r + 1}/{n}] {b}") for b in self.by_backend])
+            self.round([(b, f"[{r + 1}/{n}] {b}") for b in self.by_backend], last=r == n - 1)
 
-    def round(self, work: list[tuple[str, str]]) -> None:
-        """One process per backend, building ahead together, then timing in turn (``Turns``)."""
+    def round(self, work: list[tuple[str, str]], last: bool = False) -> None:
+        """One process per backend, building ahead together, then timing in turn (``Turns``); the ``last``
+        round's then train (``Settings.trains_where_timed``)."""
         turns = Turns([b for b, _ in work], self.settings.builders, self.building)
         workers = Workers(len(work))
         before, started = dict(self.seconds), time.monotonic()
         try:
-            workers.map(lambda b, what: self.timed(b, what, turns, workers), work)
+            workers.map(lambda b, what: self.timed(b, what, turns, workers, last), work)
         except BaseException:
             turns.stop()
             raise
@@ -372,11 +392,11 @@ class Campaign:
 
     def overlapped(self, before: dict[str, float], wall: float) -> None:
         """A round's building ran several processes at once: its start-up and setup seconds, which add up
-        to more than the round's wall-clock time, scaled to what of it the rounds did not take."""
+        to more than the round's wall-clock time, scaled to what of it the rounds and training did not take."""
         spent = {k: self.seconds[k] - before[k] for k in SPENT}
         building = spent["worker start-up"] + spent["setup and compile"]
         if building > 0:
-            scale = max(0.0, wall - spent["rounds"]) / building
+            scale = max(0.0, wall - spent["rounds"] - spent["correctness"]) / building
             for k in ("worker start-up", "setup and compile"):
                 self.seconds[k] = before[k] + spent[k] * scale
 
@@ -421,8 +441,7 @@ class Campaign:
     def correctness(self) -> None:
         """The correctness columns of the cases not trained where they were timed, in a process per backend
         that times nothing: one per CPU at once, unpinned."""
-        done = {c for c, ps in self.found.items() if any("correctness" in p for p in ps)}
-        left = {b: [c for c in mine if c.kind == "speed" and c not in self.errors and c not in done]
+        left = {b: [c for c in mine if c.kind == "speed" and c not in self.errors and c not in self.checked]
                 for b, mine in self.by_backend.items()}  # fmt: skip
         work = [(b, speed) for b, speed in left.items() if speed]
         for (_, speed), answered in zip(work, self.trainers.map(self.trained, work), strict=True):
@@ -446,16 +465,16 @@ class Campaign:
                 self.errors.setdefault(c, str(out))
             else:
                 seconds += out.pop("correctness_s", 0.0)
-                self.found[c].append({"correctness": out})
+                self.checked[c] = out
         return seconds
 
     def results(self) -> dict[Case, dict[str, Any]]:
-        records = {c: merged(ps) for c, ps in self.found.items() if c not in self.errors}
+        records = {c: merged(ps) | self.checked.get(c, {}) for c, ps in self.found.items() if c not in self.errors}
         for sweep, task in self.twins.items():  # the sweep's row: the task case's timings, not its training
             if task in self.errors:
                 self.errors[sweep] = self.errors[task]
             elif task in records:
-                view = merged([p for p in self.found[task] if "step_s" in p])
+                view = merged(self.found[task])
                 records[sweep] = {k: v for k, v in view.items() if k != "objective_samples_s"}
         pools: dict[tuple[Any, ...], list[Case]] = {}
         for c in records:
@@ -500,19 +519,22 @@ def slowest_first(names: Iterable[str]) -> list[str]:
 def processes(backend: str, calls: list[tuple[str, dict[str, Any]]], env: dict[str, str], settings: Settings,
               progress: Progress | None, what: str, mine: list[Case],
               remote: Callable[..., harness.Remote] = harness.Remote, turns: Turns | None = None,
-              ahead: list[tuple[str, dict[str, Any]]] | None = None) -> list[Any]:  # fmt: skip
+              ahead: list[tuple[str, dict[str, Any]]] | None = None,
+              after: list[tuple[str, dict[str, Any]]] | None = None) -> list[Any]:  # fmt: skip
     """The calls answered by one fresh worker of the backend's environment (``remote``: how it is run;
-    bench.count's runs it under valgrind). With ``turns``, the worker first answers ``ahead`` (the cases
-    built), unpinned, in its building slot; at its turn it is pinned (``settle``) and given ``calls``."""
+    bench.count's runs it under valgrind), then the calls ``after`` them. With ``turns``, the worker first
+    answers ``ahead`` (the cases built), unpinned, in its building slot; at its turn it is pinned
+    (``settle``) and given ``calls``; ``after``, in its training slot, once every process has timed."""
     if not calls:
         return []
+    calls, after = list(calls), list(after or [])
     if progress is not None:
         progress.process(what, len(set(mine)))
     where = backends.BACKENDS[backend].env
     environ = {**env, **machine.pinned_blas(where, settings.native_blas)}
     answered = None if progress is None else lambda i: progress.answered(mine[min(i + 1, len(mine) - 1)].params)
     if turns is None:
-        worker = remote(where, calls, environ)
+        worker = remote(where, calls + after, environ)
         try:
             return worker.results(settings.timeout, answered)
         finally:
@@ -522,9 +544,14 @@ def processes(backend: str, calls: list[tuple[str, dict[str, Any]]], env: dict[s
         with turns.build(backend):
             worker = remote(where, ahead, {**environ, procs.PIN: ""}, more=True)
             worker.wait(lead - 1, settings.timeout)
+        shifted = None if answered is None else lambda i: i >= lead and answered(i - lead)
         with turns.turn(backend):
-            worker.send([("settle", {"cpus": procs.pinned(settings.threads)}), *calls])
-            shifted = None if answered is None else lambda i: i >= lead and answered(i - lead)
+            worker.send([("settle", {"cpus": procs.pinned(settings.threads)}), *calls], more=bool(after))
+            if not after:
+                return worker.results(settings.timeout, shifted)[lead:]
+            worker.wait(lead + len(calls), settings.timeout, shifted)
+        with turns.train(backend):
+            worker.send(after)
             return worker.results(settings.timeout, shifted)[lead:]
     finally:
         turns.leave(backend, turns.done)
@@ -609,28 +636,24 @@ def merged(found: list[dict[str, Any]]) -> dict[str, Any]:
     """One case's processes in one record: per process, the fastest of its rounds (``samples_s``, and
     ``objective_samples_s``, ``handwritten_samples_s`` of the figures timed beside them; its median round
     too, ``median_samples_s``); what the machine was doing (``machine``, ``noisy``); where the time went
-    (``setup_s``, ``rounds_s``); the first process's first call (compiled cold); the
-    correctness columns."""
-    timed = [p for p in found if "step_s" in p]
-    out: dict[str, Any] = {k: timed[0][k] for k in ("mode", "device", "steps_per_round")}
-    out["first_call_s"] = next((p["first_call_s"] for p in timed if "first_call_s" in p), None)
-    out["rounds"] = [len(p["step_s"]) for p in timed]
-    out["pids"], out["cpus"] = [p["pid"] for p in timed], [p.get("cpus") for p in timed]
-    out["frameworks"] = sorted({f for p in timed for f in p["frameworks"]})
+    (``setup_s``, ``rounds_s``); the first process's first call (compiled cold)."""
+    out: dict[str, Any] = {k: found[0][k] for k in ("mode", "device", "steps_per_round")}
+    out["first_call_s"] = next((p["first_call_s"] for p in found if "first_call_s" in p), None)
+    out["rounds"] = [len(p["step_s"]) for p in found]
+    out["pids"], out["cpus"] = [p["pid"] for p in found], [p.get("cpus") for p in found]
+    out["frameworks"] = sorted({f for p in found for f in p["frameworks"]})
     for key, name in (("step_s", "samples_s"), ("objective_s", "objective_samples_s"),
                       ("handwritten_s", "handwritten_samples_s")):  # fmt: skip
-        if key in timed[0]:
-            out[name] = [min(p[key]) for p in timed]
-    out["median_samples_s"] = [statistics.median(p["step_s"]) for p in timed]
-    if all("faults_per_step" in p for p in timed):
-        out["faults_per_step"] = statistics.median(p["faults_per_step"] for p in timed)
-    out["machine"] = [p["machine"] for p in timed]
-    out["noisy"] = [p.get("noisy", False) for p in timed]
-    out["remeasured"] = sum("replaces_pid" in p for p in timed)
+        if key in found[0]:
+            out[name] = [min(p[key]) for p in found]
+    out["median_samples_s"] = [statistics.median(p["step_s"]) for p in found]
+    if all("faults_per_step" in p for p in found):
+        out["faults_per_step"] = statistics.median(p["faults_per_step"] for p in found)
+    out["machine"] = [p["machine"] for p in found]
+    out["noisy"] = [p.get("noisy", False) for p in found]
+    out["remeasured"] = sum("replaces_pid" in p for p in found)
     for k in ("setup_s", "rounds_s"):
-        out[k] = [p.get(k, 0.0) for p in timed]
-    for p in found:
-        out |= p.get("correctness", {})
+        out[k] = [p.get(k, 0.0) for p in found]
     return out
 
 

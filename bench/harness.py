@@ -334,7 +334,7 @@ class Remote:
 
     def __init__(self, env: str, calls: list[tuple[str, dict[str, Any]]],
                  environ: dict[str, str | None] | None = None, more: bool = False):  # fmt: skip
-        self.env, self.calls, self.proc = env, list(calls), None
+        self.env, self.calls, self.proc, self.seen = env, list(calls), None, 0
         if not envs.python(env).exists():
             return
         self.out = tempfile.NamedTemporaryFile(suffix=".jsonl")
@@ -361,13 +361,23 @@ class Remote:
             if not more:
                 self.proc.stdin.close()
 
-    def wait(self, answers: int, timeout: float) -> None:
-        """Until the worker has answered this many calls, or has ended, or ``timeout`` seconds have passed."""
+    def wait(self, answers: int, timeout: float, answered: Callable[[int], None] | None = None) -> None:
+        """Until the worker has answered this many calls, or has ended, or ``timeout`` seconds have passed;
+        ``answered`` as in ``results``."""
         deadline = time.monotonic() + timeout
         while self.proc is not None and self.proc.poll() is None and time.monotonic() < deadline:
-            if len(self.answers()) >= answers:
+            if self.told(answered) >= answers:
                 return
             time.sleep(0.05)
+
+    def told(self, answered: Callable[[int], None] | None) -> int:
+        """The calls answered so far; ``answered(i)`` for each not told before."""
+        done = len(self.answers())
+        if answered is not None:
+            for i in range(self.seen, done):
+                answered(i)
+            self.seen = done
+        return done
 
     def command(self) -> list[Any]:
         return [envs.python(self.env), "-m", "bench.worker", self.out.name]
@@ -377,17 +387,14 @@ class Remote:
         stopped); ``answered(i)`` is called as the worker answers the i-th call."""
         if self.proc is None:
             return [self.unavailable(kw["backend"]) for _, kw in self.calls]
-        code, count, deadline = None, 0, None if timeout is None else time.monotonic() + timeout
+        code, deadline = None, None if timeout is None else time.monotonic() + timeout
         while code is None and (deadline is None or time.monotonic() < deadline):
             try:
                 code = self.proc.wait(timeout=0.2)
             except subprocess.TimeoutExpired:
                 pass
             if answered is not None:
-                done = self.answers()
-                for i in range(count, len(done)):
-                    answered(i)
-                count = len(done)
+                self.told(answered)
         procs.stop(self.proc)  # and whatever it started
         with self.out, self.err, self.data:
             outcomes = [decode(fn, reply) for (fn, _), reply in zip(self.calls, self.answers(), strict=False)]

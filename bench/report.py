@@ -38,10 +38,11 @@ process's first call of the task's first 10 steps: tracing, compiling or hybridi
 compile caches empty. *Step ÷ objective* is a training step's time over the loss alone of the same
 batches (same blocking read): the cost of the gradient and update, which the cheap gradient principle
 bounds by about 5 for reverse mode. *Final loss* and *max rel diff from numpy* (`|a-b| / max(1, |a|+|b|)`
-over the final parameters and every step's loss) come from training the schedule in one more process
-of the backend's environment. The memory floor is the time to read x and y once at the best read
-bandwidth measured in the run (several kernels and thread counts); a figure that beats it by more than
-5 % is a measurement error, and is flagged rather than printed."""
+over the final parameters and every step's loss) come from training the schedule in the backend's
+last timing process, once every process of its round has timed (with `--jobs`, in one more process).
+The memory floor is the time to read x and y once at the best read bandwidth measured in the run (several
+kernels and thread counts); a figure that beats it by more than 5 % is a measurement error, and is flagged
+rather than printed."""
 
 README_START, README_END = "<!-- results:start -->", "<!-- results:end -->"
 

@@ -316,8 +316,9 @@ def stand_in_workers(monkeypatch: pytest.MonkeyPatch, answer: Callable[[dict[str
             case = (kw["task"], kw["backend"], kw["dtype"], kw["n"])
             if case not in first:
                 first[case] = {k: v for k, v in (usual | answer(kw)).items() if v is not None}
-        ahead = [{"setup_s": 0.0} for fn, _ in self.calls if fn != "measure"]  # built ahead, settled (Turns)
-        return ahead + [first[(kw["task"], kw["backend"], kw["dtype"], kw["n"])] for kw in measured]
+        others = {"correctness": {"correctness_s": 0.0}}  # else built ahead, settled (Turns)
+        return [first[(kw["task"], kw["backend"], kw["dtype"], kw["n"])] if fn == "measure"
+                else others.get(fn, {"setup_s": 0.0}) for fn, kw in self.calls]  # fmt: skip
 
     def started(self, env, calls, extra=None, more=False):
         self.calls = list(calls)
@@ -325,5 +326,5 @@ def stand_in_workers(monkeypatch: pytest.MonkeyPatch, answer: Callable[[dict[str
     monkeypatch.setattr(harness.Remote, "results", results)
     monkeypatch.setattr(harness.Remote, "stop", lambda self: None)
     monkeypatch.setattr(harness.Remote, "__init__", started)
-    monkeypatch.setattr(harness.Remote, "wait", lambda self, answers, timeout: None)
+    monkeypatch.setattr(harness.Remote, "wait", lambda self, answers, timeout, answered=None: None)
     monkeypatch.setattr(harness.Remote, "send", lambda self, calls, more=False: self.calls.extend(calls))

@@ -190,9 +190,10 @@ def test_a_case_built_ahead_is_timed_as_built_and_settled_onto_its_cpu():
         os.sched_setaffinity(0, set(range(os.cpu_count() or 1)))
 
 
-def test_a_round_builds_two_at_a_time_the_longest_first_then_times_one_at_a_time_in_order():
+def test_a_round_builds_two_at_a_time_the_longest_first_then_times_one_at_a_time_in_order_then_trains():
     """Turns: building runs ``builders`` processes at once, in order of the hint (longest first); no process
-    times until every one has built, and then one at a time in the round's order."""
+    times until every one has built, and then one at a time in the round's order; none trains until every
+    one has timed, and then ``builders`` at once."""
     import threading
     import time
 
@@ -200,37 +201,37 @@ def test_a_round_builds_two_at_a_time_the_longest_first_then_times_one_at_a_time
 
     order, hint = ["numpy", "torch", "jax", "tensorflow"], {"jax": 9.0, "tensorflow": 5.0}
     turns, log, lock = Turns(order, 2, hint), [], threading.Lock()
-    at_once = {"building": 0, "timing": 0, "most building": 0, "most timing": 0}
+    at_once = {"building": 0, "timing": 0, "training": 0, "most building": 0, "most timing": 0, "most training": 0}
+
+    def doing(what, b, seconds):
+        with lock:
+            log.append((what, b))
+            at_once[what] += 1
+            at_once[f"most {what}"] = max(at_once[f"most {what}"], at_once[what])
+            assert at_once["building"] + at_once["timing"] + at_once["training"] == at_once[what]  # one stage at once
+        time.sleep(seconds)
+        with lock:
+            at_once[what] -= 1
 
     def one(b):
         with turns.build(b):
-            with lock:
-                log.append(("build", b))
-                at_once["building"] += 1
-                at_once["most building"] = max(at_once["most building"], at_once["building"])
-            time.sleep(0.05)
-            with lock:
-                at_once["building"] -= 1
+            doing("building", b, 0.05)
         with turns.turn(b):
-            with lock:
-                log.append(("time", b))
-                at_once["timing"] += 1
-                at_once["most timing"] = max(at_once["most timing"], at_once["timing"])
-                assert at_once["building"] == 0
-            time.sleep(0.02)
-            with lock:
-                at_once["timing"] -= 1
+            doing("timing", b, 0.02)
+        with turns.train(b):
+            doing("training", b, 0.05)
 
     threads = [threading.Thread(target=one, args=(b,)) for b in reversed(order)]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
-    built = [b for k, b in log if k == "build"]  # two at once: which of a pair logs first is a race
+    built = [b for k, b in log if k == "building"]  # two at once: which of a pair logs first is a race
     assert Turns(order, 2, hint).queue == ["jax", "tensorflow", "numpy", "torch"]
     assert set(built[:2]) == {"jax", "tensorflow"} and set(built[2:]) == {"numpy", "torch"}
-    assert [b for k, b in log if k == "time"] == order and log.index(("time", "numpy")) == len(order)
-    assert at_once["most building"] == 2 and at_once["most timing"] == 1
+    assert [b for k, b in log if k == "timing"] == order and log.index(("timing", "numpy")) == len(order)
+    assert {b for k, b in log[2 * len(order) :] if k == "training"} == set(order)  # after every timing
+    assert at_once["most building"] == 2 and at_once["most timing"] == 1 and at_once["most training"] == 2
 
 
 def test_a_process_that_fails_while_building_leaves_the_round_going():
@@ -265,6 +266,29 @@ def test_a_quick_run_trains_each_backend_in_the_process_that_timed_it(monkeypatc
     for c in cases:
         assert found[c]["epochs_trained"] == found[c]["epochs"]  # numpy's whole schedule fits the budget
         assert found[c]["max_rel_diff"] == 0.0 and "correctness_s" not in found[c]
+
+
+def test_a_default_run_trains_in_its_last_rounds_processes_once_they_have_timed(monkeypatch):
+    """One worker at a time (the default): the last round's process of each backend trains its speed cases
+    for the correctness columns after its timings (``Turns.train``: once every process of the round has
+    timed); an earlier round's does not train, and no process is started to train."""
+    from bench import campaign
+
+    stand_in_workers(monkeypatch, lambda kw: {})
+    started, init = [], harness.Remote.__init__
+
+    def counted(self, *args, **kwargs):
+        init(self, *args, **kwargs)
+        started.append(self)
+
+    monkeypatch.setattr(harness.Remote, "__init__", counted)
+    monkeypatch.setattr(campaign.Settings, "builders", 2)  # Turns, as on a machine of several CPUs
+    cases = [campaign.Case("speed", "linear", b, "float64") for b in ("numpy", "torch")]
+    found = campaign.run(cases, campaign.Settings(repeats=2))
+    calls = sorted([fn for fn, _ in w.calls if fn != "prepare"] for w in started)
+    visits = ["measure"] * campaign.VISITS
+    assert calls == [["settle", *visits]] * 2 + [["settle", *visits, "correctness"]] * 2
+    assert all("error" not in found[c] for c in cases)
 
 
 def test_a_process_asked_to_train_a_case_it_did_not_time_says_so():
