@@ -91,7 +91,7 @@ class Settings:
     @property
     def trains_where_timed(self) -> bool:
         """Whether a backend's last timing process, once it has timed its cases, trains them for the correctness
-        columns, with what it built for them (a process start-up and the building saved per backend): where
+        columns (a process start-up and its imports saved per backend; the training builds its own): where
         nothing is timed beside the training (one worker at a time: a round trains once every process of it
         has timed, ``Turns.train``; --quick, whose timings are not to be read). Else (``--jobs N``) a process
         of its own does, after every timing, which times nothing (``Campaign.correctness``)."""
