@@ -250,6 +250,7 @@ class Turns:
         self.built: set[str] = set()
         self.done: set[str] = set()
         self.training: set[str] = set()
+        self.trains_from: float | None = None  # when the first of them began training
         self.waited: dict[str, float] = dict.fromkeys(self.order, 0.0)  # seconds each spent waiting
         self.stopped, self.cond = False, threading.Condition()
 
@@ -285,13 +286,17 @@ class Turns:
     @contextlib.contextmanager
     def train(self, b: str) -> Iterator[None]:
         self.wait(b, lambda: len(self.done) == len(self.order) and len(self.training) < self.builders,
-                  lambda: self.training.add(b))  # fmt: skip
+                  lambda: self.trains(b))  # fmt: skip
         try:
             yield
         finally:
             with self.cond:
                 self.training.discard(b)
                 self.cond.notify_all()
+
+    def trains(self, b: str) -> None:
+        self.training.add(b)
+        self.trains_from = self.trains_from or time.monotonic()
 
     def next(self) -> str | None:
         return next((b for b in self.order if b not in self.done), None)
@@ -388,15 +393,17 @@ class Campaign:
         except BaseException:
             turns.stop()
             raise
-        self.overlapped(before, time.monotonic() - started)
+        ended = time.monotonic()
+        self.overlapped(before, ended - started, ended - (turns.trains_from or ended))
 
-    def overlapped(self, before: dict[str, float], wall: float) -> None:
+    def overlapped(self, before: dict[str, float], wall: float, training: float = 0.0) -> None:
         """A round's building ran several processes at once: its start-up and setup seconds, which add up
-        to more than the round's wall-clock time, scaled to what of it the rounds and training did not take."""
+        to more than the round's wall-clock time, scaled to what of it the rounds and its ``training`` (the
+        seconds from the first process's training to the round's end) did not take."""
         spent = {k: self.seconds[k] - before[k] for k in SPENT}
         building = spent["worker start-up"] + spent["setup and compile"]
         if building > 0:
-            scale = max(0.0, wall - spent["rounds"] - spent["correctness"]) / building
+            scale = max(0.0, wall - spent["rounds"] - training) / building
             for k in ("worker start-up", "setup and compile"):
                 self.seconds[k] = before[k] + spent[k] * scale
 

@@ -294,3 +294,16 @@ def test_a_default_run_trains_in_its_last_rounds_processes_once_they_have_timed(
 def test_a_process_asked_to_train_a_case_it_did_not_time_says_so():
     with pytest.raises(harness.BenchError, match="not timed in this process"):
         timing.correctness("plane", "numpy", "float32", "cpu", None, 1.0)
+
+
+def test_where_a_rounds_time_went_adds_up_to_its_wall_clock_time():
+    """A round built two processes at once and trained two at once: its start-up and setup worker-seconds
+    are scaled to the wall-clock time that neither its rounds nor its training took."""
+    from bench import campaign
+
+    c = campaign.Campaign([], campaign.Settings(), {}, None)
+    before = dict(c.seconds)
+    c.seconds |= {"worker start-up": 30.0, "setup and compile": 90.0, "rounds": 40.0, "correctness": 40.0}
+    c.overlapped(before, wall=120.0, training=20.0)  # 40 s of worker-seconds training, two at once
+    assert c.seconds["worker start-up"] + c.seconds["setup and compile"] == pytest.approx(120.0 - 40.0 - 20.0)
+    assert c.seconds["worker start-up"] / c.seconds["setup and compile"] == pytest.approx(30 / 90)
