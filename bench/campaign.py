@@ -556,7 +556,11 @@ def processes(backend: str, calls: list[tuple[str, dict[str, Any]]], env: dict[s
             worker.send([("settle", {"cpus": procs.pinned(settings.threads)}), *calls], more=bool(after))
             if not after:
                 return worker.results(settings.timeout, shifted)[lead:]
-            worker.wait(lead + len(calls), settings.timeout, shifted)
+            if not worker.wait(lead + len(calls), settings.timeout, shifted):  # ended, or ran past its time:
+                worker.send([])  # no more calls: it ends, and says how, in its turn; not trained
+                got = worker.results(settings.timeout, shifted)[lead:]
+                why = next((g for g in got if isinstance(g, harness.BenchError)), harness.BenchError("not timed"))
+                return got + [why] * len(after)
         with turns.train(backend):
             worker.send(after)
             return worker.results(settings.timeout, shifted)[lead:]

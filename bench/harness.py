@@ -361,14 +361,15 @@ class Remote:
             if not more:
                 self.proc.stdin.close()
 
-    def wait(self, answers: int, timeout: float, answered: Callable[[int], None] | None = None) -> None:
-        """Until the worker has answered this many calls, or has ended, or ``timeout`` seconds have passed;
-        ``answered`` as in ``results``."""
+    def wait(self, answers: int, timeout: float, answered: Callable[[int], None] | None = None) -> bool:
+        """Until the worker has answered this many calls (True), or has ended, or ``timeout`` seconds have
+        passed; ``answered`` as in ``results``."""
         deadline = time.monotonic() + timeout
         while self.proc is not None and self.proc.poll() is None and time.monotonic() < deadline:
             if self.told(answered) >= answers:
-                return
+                return True
             time.sleep(0.05)
+        return self.proc is not None and self.told(answered) >= answers
 
     def told(self, answered: Callable[[int], None] | None) -> int:
         """The calls answered so far; ``answered(i)`` for each not told before."""

@@ -326,5 +326,5 @@ def stand_in_workers(monkeypatch: pytest.MonkeyPatch, answer: Callable[[dict[str
     monkeypatch.setattr(harness.Remote, "results", results)
     monkeypatch.setattr(harness.Remote, "stop", lambda self: None)
     monkeypatch.setattr(harness.Remote, "__init__", started)
-    monkeypatch.setattr(harness.Remote, "wait", lambda self, answers, timeout, answered=None: None)
+    monkeypatch.setattr(harness.Remote, "wait", lambda self, answers, timeout, answered=None: True)
     monkeypatch.setattr(harness.Remote, "send", lambda self, calls, more=False: self.calls.extend(calls))

@@ -307,3 +307,28 @@ def test_where_a_rounds_time_went_adds_up_to_its_wall_clock_time():
     c.overlapped(before, wall=120.0, training=20.0)  # 40 s of worker-seconds training, two at once
     assert c.seconds["worker start-up"] + c.seconds["setup and compile"] == pytest.approx(120.0 - 40.0 - 20.0)
     assert c.seconds["worker start-up"] / c.seconds["setup and compile"] == pytest.approx(30 / 90)
+
+
+def test_a_last_round_process_that_dies_while_timing_is_not_trained_and_the_round_goes_on(monkeypatch):
+    """A worker of the last round that ends before answering its timings (here torch's: it was killed) is
+    stopped in its turn; its cases say why and are not trained, and the other backend's train."""
+    from bench import campaign
+
+    stand_in_workers(monkeypatch, lambda kw: {})
+    answers = harness.Remote.results
+
+    def results(self, timeout=None, answered=None):
+        got = answers(self, timeout, answered)
+        if any(kw.get("backend") == "torch" for _, kw in self.calls) and len(self.calls) > 2:  # at its turn
+            return [harness.BenchError("the worker was killed by SIGKILL") if fn == "measure" else g
+                    for (fn, _), g in zip(self.calls, got, strict=True)]  # fmt: skip
+        return got
+
+    monkeypatch.setattr(harness.Remote, "results", results)
+    monkeypatch.setattr(harness.Remote, "wait", lambda self, answers, timeout, answered=None: not any(
+        fn == "measure" and kw["backend"] == "torch" for fn, kw in self.calls))  # fmt: skip
+    monkeypatch.setattr(campaign.Settings, "builders", 2)
+    cases = [campaign.Case("speed", "linear", b, "float64") for b in ("numpy", "torch")]
+    c = campaign.Campaign(cases, campaign.Settings(repeats=1), {}, None)
+    c.timings()
+    assert c.errors == {cases[1]: "the worker was killed by SIGKILL"} and list(c.checked) == [cases[0]]
