@@ -58,6 +58,9 @@ class Case:
 
 ROUND_TIME = 1.0  # seconds of rounds per case per process: what made two runs agree (README, "How the timing ...")
 VISITS = 4  # a process times its cases in turn this many times, a quarter of ROUND_TIME each (README, same place)
+# The seconds remeasuring may take in a default run, by what the run's processes took (start-up, building,
+# rounds): what keeps the run within its 12 minutes here (README, "What a default run costs").
+REMEASURE_SECONDS = 30.0
 
 
 @dataclass(frozen=True)
@@ -69,6 +72,7 @@ class Settings:
     timeout: float = 600.0  # seconds one process may take
     native_blas: bool = False  # the main environment's workers without OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE
     workers: int = 1  # timing workers at a time, each pinned to CPUs of its own (--jobs)
+    remeasure_s: float = REMEASURE_SECONDS  # what remeasuring the noisiest cases may take (``within``)
 
     @property
     def measure(self) -> dict[str, Any]:
@@ -332,6 +336,7 @@ class Campaign:
         self.checked: dict[Case, dict[str, Any]] = {}  # a speed case's correctness columns (``kept``)
         self.seconds: dict[str, float] = dict.fromkeys(SPENT, 0.0)  # worker-seconds, where several run at once
         self.building: dict[str, float] = {}  # a backend's building seconds in its last process (Turns' hint)
+        self.startup: dict[str, float] = {}  # a backend's quickest process start-up (``within``)
         self.workers, self.lock = Workers(settings.jobs, cpus=cpu_sets(settings)), threading.Lock()
         self.trainers = Workers(procs.cpus())  # the correctness columns' workers: they time nothing
 
@@ -355,7 +360,8 @@ class Campaign:
         answered, trained = answered[: len(calls)], answered[len(calls) :]
         out = []
         with self.lock:
-            self.seconds[phase] += time.monotonic() - started - (turns.waited[backend] if turns else 0.0)
+            own = time.monotonic() - started - (turns.waited[backend] if turns else 0.0)
+            self.seconds[phase] += own
             for c, got in zip(mine, map(joined, [answered[i :: len(mine)] for i in range(len(mine))]), strict=True):
                 if isinstance(got, dict):
                     self.seconds["setup and compile"] += got["setup_s"]
@@ -369,6 +375,8 @@ class Campaign:
             trained_s = self.kept(train, trained)  # after the timings: a case whose timing failed says why
             self.seconds[phase] -= trained_s
             self.seconds["correctness"] += trained_s
+            own = max(0.0, own - trained_s - sum(got["setup_s"] + got["rounds_s"] for got in out if got is not None))
+            self.startup[backend] = min(own, self.startup.get(backend, own))  # its quickest start-up
         return out
 
     def timings(self) -> None:
@@ -424,16 +432,25 @@ class Campaign:
         """Each process that timed a case while the machine was busy (``noisy``) is replaced by one more
         process's timing of that case, where that one was quiet; what stays noisy is marked so. Where
         more than REMEASURE_AT_MOST of the processes were noisy, the machine was busy throughout and
-        timing again would meet the same: nothing is remeasured, everything noisy is marked."""
+        timing again would meet the same: nothing is remeasured, everything noisy is marked. The cases
+        timed again are the noisiest that fit in REMEASURE_SECONDS (``within``)."""
         quiet = quiet_levels(self.found)
         flagged = {c: sum(noisy(p, quiet, c) for p in ps) for c, ps in self.found.items() if c not in self.errors}
         if sum(flagged.values()) <= REMEASURE_AT_MOST * sum(len(self.found[c]) for c in flagged):
+            worst = {c: max(noise_of(p, quiet, c) for p in self.found[c]) for c, n in flagged.items() if n}
+            again = within(worst, self.cost, self.startup, self.settings.remeasure_s)
             for b, mine in self.by_backend.items():
-                self.replace(b, [c for c in mine if flagged.get(c)], quiet)
+                self.replace(b, [c for c in mine if c in again], quiet)
             quiet = quiet_levels(self.found)  # a quieter process may have come
         for c, ps in self.found.items():
             for p in ps:
                 p["noisy"] = noisy(p, quiet, c)
+
+    def cost(self, c: Case) -> float:
+        """What timing a case once more costs: its quickest building (a compiling backend's later processes
+        compile from the run's caches) and its median rounds."""
+        ps = self.found[c]
+        return min(p.get("setup_s", 0.0) for p in ps) + statistics.median(p.get("rounds_s", 0.0) for p in ps)
 
     def replace(self, b: str, again: list[Case], quiet: dict[tuple[Case, str], float]) -> None:
         """One more process of backend ``b`` times these cases; each answer takes the place of the case's
@@ -615,6 +632,20 @@ REMEASURE_AT_MOST = 0.25  # of the processes: beyond it the machine was busy thr
 CPU_SHARE = 0.90
 STEAL = 0.02
 KERNELS = ("calibration_cpu_s", "calibration_memory_s")
+
+
+def within(noise: dict[Case, float], cost: Callable[[Case], float], startup: dict[str, float],
+           seconds: float) -> set[Case]:  # fmt: skip
+    """The cases to time again: the noisiest first (``noise_of`` their noisiest process), each that still
+    fits in ``seconds`` with what it costs (``cost``) and, the first of its backend, a process's ``startup``."""
+    chosen: set[Case] = set()
+    for c in sorted(noise, key=noise.__getitem__, reverse=True):
+        started = any(o.backend == c.backend for o in chosen)
+        more = cost(c) + (0.0 if started else startup.get(c.backend, 0.0))
+        if more <= seconds:
+            chosen.add(c)
+            seconds -= more
+    return chosen
 
 
 def quiet_levels(found: dict[Case, list[dict[str, Any]]]) -> dict[tuple[Case, str], float]:

@@ -76,6 +76,35 @@ def test_a_noisy_process_is_replaced_by_a_quiet_one_and_what_stays_noisy_is_mark
     assert linear["noisy"] == [False, False] and plane["noisy"] == [True, True]
 
 
+def test_remeasuring_takes_the_noisiest_cases_that_fit_in_its_seconds(monkeypatch):
+    """linear's second process is noisier than plane's, and the seconds allowed fit one case's timing
+    again (four visits of a second each: 4 s), not two: linear is timed again, plane stays marked."""
+    answers = {"linear": [1.0, 3.0, 1.0], "plane": [1.0, 2.0, 1.0]}
+    answers |= {t: [1.0, 1.0] for t in ("quadratic", "mlp", "logistic", "digits")}
+    fake_workers(monkeypatch, answers)
+    cases = [campaign.Case("speed", t, "numpy", "float64") for t in answers]
+    c = campaign.Campaign(cases, campaign.Settings(repeats=2, remeasure_s=6.0), {}, None)
+    c.timings()
+    c.remeasure_noisy()
+    linear, plane = (campaign.merged(c.found[case]) for case in cases[:2])
+    assert linear["remeasured"] == 1 and linear["noisy"] == [False, False]
+    assert plane["remeasured"] == 0 and plane["noisy"] == [False, True]
+
+
+def test_the_cases_timed_again_are_chosen_noisiest_first_within_the_seconds():
+    """A backend's first case pays for its process's start-up, its later ones do not; a case that does
+    not fit is passed over for a cheaper, quieter one that does."""
+    a, b, c, d = (campaign.Case("speed", t, "numpy", "float64") for t in ("a", "b", "c", "d"))
+    e = campaign.Case("speed", "a", "torch", "float64")
+    noise = {a: 5.0, b: 4.0, c: 3.0, d: 2.0, e: 1.0}
+    cost = {a: 10.0, b: 15.0, c: 5.0, d: 2.0, e: 1.0}.__getitem__
+    startup = {"numpy": 2.0, "torch": 3.0}
+    assert campaign.within(noise, cost, startup, 30.0) == {a, b, d}  # 12 + 15, then c passed over, 2
+    assert campaign.within(noise, cost, startup, 20.0) == {a, c, d}  # 12, then b passed over, 5, 2
+    assert campaign.within(noise, cost, startup, 24.0) == {a, c, d, e}  # 19, then e with torch's start-up: 4 more
+    assert campaign.within(noise, cost, startup, 0.0) == set()
+
+
 def test_a_machine_busy_throughout_is_marked_not_timed_again(monkeypatch):
     """More than a quarter of the processes noisy: timing again would meet the same machine."""
     answers = {"linear": [1.0, 3.0], "plane": [3.0, 3.0]}
