@@ -175,12 +175,14 @@ class Progress:
 
 
 def environ(settings: Settings, data: dict[str, str], caches: Path) -> dict[str, str]:
-    """A worker's variables: thread counts and the CPUs it is pinned to, the task data, and compile caches
-    of this campaign alone (the first process of each backend compiles cold, as a first-time user's
-    would; the later reuse it; TensorFlow's XLA cache by a flag, after any the user set)."""
+    """A worker's variables: thread counts and the CPUs it is pinned to, glibc's allocator held
+    (``machine.ALLOCATOR``), the task data, and compile caches of this campaign alone (the first process of
+    each backend compiles cold, as a first-time user's would; the later reuse it; TensorFlow's XLA cache by a
+    flag, after any the user set)."""
     tf_cache = f"--tf_xla_persistent_cache_directory={caches / 'tensorflow'}"
     tf_xla = " ".join(filter(None, [os.environ.get("TF_XLA_FLAGS"), tf_cache]))
-    return {**machine.thread_settings(settings.threads), **data, "PYTHONUNBUFFERED": "1", "TF_XLA_FLAGS": tf_xla,
+    return {**machine.thread_settings(settings.threads), **machine.allocator_settings(), **data,
+            "PYTHONUNBUFFERED": "1", "TF_XLA_FLAGS": tf_xla,
             procs.PIN: ",".join(map(str, procs.pinned(settings.threads))) if settings.jobs == 1 else "",
             "TORCHINDUCTOR_CACHE_DIR": str(caches / "torchinductor"),
             "JAX_COMPILATION_CACHE_DIR": str(caches / "jax"), "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0",

@@ -339,9 +339,11 @@ def count_call(c: Case, settings: Settings) -> dict[str, Any]:
 # A timing worker's variables that a counting worker goes without: jax's persistent compilation cache, which
 # the first process of a run fills and the later read from a pool thread, leaving each a heap laid out
 # otherwise (glibc's memalign, which XLA's buffers take, costs what the addresses make it); TensorFlow's
-# XLA cache likewise (a counting worker has the user's TF_XLA_FLAGS, if any)
+# XLA cache likewise (a counting worker has the user's TF_XLA_FLAGS, if any). glibc's allocator runs by its own
+# rules: the pages it is handed anew are the kernel's work, which a count does not see, and the committed count
+# run was made so
 UNSET = ("JAX_COMPILATION_CACHE_DIR", "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS",
-         "JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES", "TF_XLA_FLAGS")  # fmt: skip
+         "JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES", "TF_XLA_FLAGS", *machine.ALLOCATOR)  # fmt: skip
 
 
 def environ(settings: Settings, data: dict[str, str], scratch: Path, shim: Path) -> dict[str, str]:

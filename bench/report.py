@@ -524,7 +524,8 @@ def floor_line(floor: dict[str, Any], threads: int) -> str:
 
 def blas_line(env: dict[str, Any], workers: dict[str, Any], native: bool) -> str:
     """Each environment's numpy, with the BLAS its timing workers loaded and the kernel it ran:
-    ``numpy 2.4.6 with OpenBLAS 0.3.31 (Haswell kernel: OPENBLAS_CORETYPE=Haswell set)``."""
+    ``numpy 2.4.6 with OpenBLAS 0.3.31 (Haswell kernel: OPENBLAS_CORETYPE=Haswell set)``; then how the main
+    environment's workers ran glibc's allocator."""
     seen: dict[str, dict[str, Any]] = {}
     for w in workers.values():
         mine = (w.get("machine_info") or {}).get("autodiff_bench") or {}
@@ -537,7 +538,8 @@ def blas_line(env: dict[str, Any], workers: dict[str, Any], native: bool) -> str
     ]
     mode = ("--native-blas: the main environment's workers ran without OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE"
             if native else "")  # fmt: skip
-    return "; ".join(said + ([mode] if mode else [])) + ("." if said or mode else "")
+    held = [machine.allocator_summary(seen["main"])] if "main" in seen else []
+    return "; ".join(said + ([mode] if mode else []) + held) + ("." if said or mode else "")
 
 
 def picture_link(path: Path) -> str:

@@ -184,7 +184,8 @@ def worker_environments(o: Options) -> dict[str, Any]:
     for env in {backends.BACKENDS[b].env for b in o.backends}:
         load = PROBE_LOADS.get(env, ())
         probe = f"import json; from bench.machine import environment; print(json.dumps(environment(load={load!r})))"
-        variables = {**machine.thread_settings(o.threads), **machine.pinned_blas(env, o.native_blas)}
+        variables = {**machine.thread_settings(o.threads), **machine.allocator_settings(),
+                     **machine.pinned_blas(env, o.native_blas)}  # fmt: skip
         out = subprocess.run([envs.python(env), "-c", probe], cwd=envs.ROOT, capture_output=True, text=True,
                              env=machine.environ_with(variables))  # fmt: skip
         seen[env] = json.loads(out.stdout) if out.returncode == 0 else {"error": out.stderr.strip()[-300:]}

@@ -97,7 +97,9 @@ def test_worker_environments_under_native_blas(monkeypatch, tmp_path):
     assert line.startswith(f".venv/: numpy {main['versions']['numpy']} with OpenBLAS ")
     assert "OPENBLAS_CORETYPE unset" in line
     assert ".venv-mxnet/: numpy 1.23.5 with OpenBLAS 0.3.20 (Haswell kernel: OPENBLAS_CORETYPE=Haswell set)" in line
-    assert "mxnet's OpenBLAS" in line and line.endswith("ran without OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE.")
+    assert "mxnet's OpenBLAS" in line and "ran without OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE; " in line
+    held = f"MALLOC_MMAP_THRESHOLD_={32 * 2**20}, MALLOC_TRIM_THRESHOLD_={2**30}"
+    assert line.endswith(f"glibc's allocator held ({held}).")
 
 
 def test_the_option_is_in_the_command_line_and_the_timing_sessions_arguments(tmp_path):
@@ -120,3 +122,27 @@ def test_a_workers_compile_caches_are_the_campaigns_and_a_users_xla_flags_are_ke
     assert env["JAX_COMPILATION_CACHE_DIR"].startswith(str(tmp_path))
     counting = count.environ(campaign.Settings(), {}, tmp_path, tmp_path / "shim")
     assert "TF_XLA_FLAGS" not in counting and "JAX_COMPILATION_CACHE_DIR" not in counting
+
+
+def test_a_timing_worker_holds_glibcs_allocator_and_a_users_own_setting_is_kept(monkeypatch, tmp_path):
+    """A timing worker reuses memory under 32 MiB (glibc's mmap threshold held at its ceiling, its heap never
+    given back): at N = 10⁶ a numpy step, whose temporaries are 8 MB each, is handed no fresh pages once the
+    heap has grown, where glibc's own rules hand it hundreds a step or not, as the process's history has it.
+    A variable the user set is theirs; a counting worker runs the allocator by glibc's rules."""
+    from bench import count
+
+    env = campaign.environ(campaign.Settings(), {}, tmp_path)
+    assert env["MALLOC_MMAP_THRESHOLD_"] == str(32 * 2**20) and env["MALLOC_TRIM_THRESHOLD_"] == str(2**30)
+    probe = ("from bench.timing import measure; "
+             "f = [measure('quadratic', 'numpy', n=10**6, steps=10, round_time=0.0, min_rounds=5, objective=False,"
+             " visit=v, visits=2)['faults_per_step'] for v in range(2)]; print(f[-1])")  # fmt: skip
+
+    def pages(variables: dict[str, str | None]) -> float:
+        out = subprocess.run([envs.python("main"), "-c", probe], cwd=envs.ROOT, capture_output=True, text=True,
+                             env=machine.environ_with(variables), check=True)  # fmt: skip
+        return float(out.stdout)
+
+    assert pages(env) < 10 and pages(env | dict.fromkeys(machine.ALLOCATOR)) > 100
+    assert not set(machine.ALLOCATOR) & set(count.environ(campaign.Settings(), {}, tmp_path, tmp_path / "shim"))
+    monkeypatch.setenv("MALLOC_TRIM_THRESHOLD_", "0")
+    assert campaign.environ(campaign.Settings(), {}, tmp_path)["MALLOC_TRIM_THRESHOLD_"] == "0"
