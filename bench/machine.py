@@ -35,8 +35,8 @@ BLAS_PREFIXES = ("OPENBLAS_", "GOTO_", "MKL_", "KMP_", "OMP_", "MALLOC_")
 # moves the size from which an array gets fresh pages of its own (mmap) between 128 KiB and 32 MiB as the
 # process frees memory, and gives back the top of its heap: whether an eager step at N = 10⁶ is handed its
 # temporaries' pages anew every time followed the process's history (numpy 808 or 1,319 pages a step, jax
-# 5,829 or 9,767), and moved the figure by up to 2× from process to process. Held at glibc's own ceiling and
-# never given back, memory under 32 MiB is reused.
+# 5,829 or 9,767), and moved the figure by up to 2× from process to process. Held at glibc's own ceiling, with
+# the heap's top given back only past 1 GiB, memory under 32 MiB is reused.
 ALLOCATOR = {"MALLOC_MMAP_THRESHOLD_": str(32 * 2**20), "MALLOC_TRIM_THRESHOLD_": str(2**30)}
 # Pinned for older OpenBLAS builds, which crash or compute wrong results on this CPU without them; under
 # ``bench run --native-blas`` the main environment's timing workers run without them (numpy 2's OpenBLAS
