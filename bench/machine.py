@@ -21,16 +21,6 @@ PACKAGES = ("numpy", "torch", "jax", "jaxlib", "tensorflow-cpu", "tensorflow", "
             "matplotlib")  # fmt: skip
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MXNET_CPU_WORKER_NTHREADS",
                     "TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS")  # fmt: skip
-# What chooses a BLAS's kernel and threads, a framework's instruction set, or how glibc's allocator reuses memory:
-# recorded as set, None where unset (with any other OPENBLAS_*, GOTO_*, MKL_*, KMP_*, OMP_* and MALLOC_* variable
-# that is set).
-BLAS_VARIABLES = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE", "OPENBLAS_NUM_THREADS", "OPENBLAS_VERBOSE",
-                  "GOTO_NUM_THREADS", "MKL_NUM_THREADS", "MKL_DEBUG_CPU_TYPE", "MKL_ENABLE_INSTRUCTIONS", "MKL_CBWR",
-                  "MKL_THREADING_LAYER", "OMP_NUM_THREADS", "OMP_PROC_BIND", "KMP_AFFINITY", "XLA_FLAGS",
-                  "ATEN_CPU_CAPABILITY", "DNNL_MAX_CPU_ISA", "ONEDNN_MAX_CPU_ISA", "NPY_DISABLE_CPU_FEATURES",
-                  "MXNET_CPU_WORKER_NTHREADS", "MXNET_USE_OPERATOR_TUNING", "MALLOC_MMAP_THRESHOLD_",
-                  "MALLOC_TRIM_THRESHOLD_")  # fmt: skip
-BLAS_PREFIXES = ("OPENBLAS_", "GOTO_", "MKL_", "KMP_", "OMP_", "MALLOC_")
 # glibc's allocator, held in one state in a timing worker (README, "How the timing is kept fair"). By default it
 # moves the size from which an array gets fresh pages of its own (mmap) between 128 KiB and 32 MiB as the
 # process frees memory, and gives back the top of its heap: whether an eager step at N = 10⁶ is handed its
@@ -38,6 +28,15 @@ BLAS_PREFIXES = ("OPENBLAS_", "GOTO_", "MKL_", "KMP_", "OMP_", "MALLOC_")
 # 5,829 or 9,767), and moved the figure by up to 2× from process to process. Held at glibc's own ceiling, with
 # the heap's top given back only past 1 GiB, memory under 32 MiB is reused.
 ALLOCATOR = {"MALLOC_MMAP_THRESHOLD_": str(32 * 2**20), "MALLOC_TRIM_THRESHOLD_": str(2**30)}
+# What chooses a BLAS's kernel and threads, a framework's instruction set, or how glibc's allocator reuses memory:
+# recorded as set, None where unset (with any other OPENBLAS_*, GOTO_*, MKL_*, KMP_*, OMP_* and MALLOC_* variable
+# that is set).
+BLAS_VARIABLES = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE", "OPENBLAS_NUM_THREADS", "OPENBLAS_VERBOSE",
+                  "GOTO_NUM_THREADS", "MKL_NUM_THREADS", "MKL_DEBUG_CPU_TYPE", "MKL_ENABLE_INSTRUCTIONS", "MKL_CBWR",
+                  "MKL_THREADING_LAYER", "OMP_NUM_THREADS", "OMP_PROC_BIND", "KMP_AFFINITY", "XLA_FLAGS",
+                  "ATEN_CPU_CAPABILITY", "DNNL_MAX_CPU_ISA", "ONEDNN_MAX_CPU_ISA", "NPY_DISABLE_CPU_FEATURES",
+                  "MXNET_CPU_WORKER_NTHREADS", "MXNET_USE_OPERATOR_TUNING", *ALLOCATOR)  # fmt: skip
+BLAS_PREFIXES = ("OPENBLAS_", "GOTO_", "MKL_", "KMP_", "OMP_", "MALLOC_")
 # Pinned for older OpenBLAS builds, which crash or compute wrong results on this CPU without them; under
 # ``bench run --native-blas`` the main environment's timing workers run without them (numpy 2's OpenBLAS
 # then picks its own kernel for the CPU, as on a user's machine), the MXNet environment's keep them.
