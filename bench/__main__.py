@@ -2,7 +2,7 @@
 
 import sys
 
-from bench import envs
+from bench.host import envs
 
 if __name__ == "__main__":
     problem = envs.wrong_interpreter()

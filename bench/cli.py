@@ -17,8 +17,17 @@ import numpy as np
 
 import backends
 import tasks
-from bench import envs, harness, procs
-from bench.compare import end_error, end_tol, rel_diffs, run_diff, tol
+from bench.campaign.counting import TIMEOUT
+from bench.campaign.remote import call_many, train
+from bench.commands import check, count, diff, run
+from bench.core.agreement import end_error, end_tol, rel_diffs, run_diff, tol
+from bench.core.cases import DTYPES, check_names, require
+from bench.core.errors import BenchError, Failed, UsageError
+from bench.core.options import JOBS, QUICK_REPEATS, REPEATS, Options, default_dtypes, default_jobs, default_tasks
+from bench.core.records import TrainingRun
+from bench.host import envs, procs
+from bench.report import outdir
+from bench.worker import serve
 from tasks import formulas, optimizers
 
 
@@ -87,11 +96,11 @@ def names(value: str | None, valid: Sequence[str], kind: str, flag: str, default
     given = value.split(",")
     for name in given:
         if not name.strip():
-            raise harness.UsageError(f"{flag}: an empty name in {value!r}; choose from: {', '.join(valid)}")
-        harness.require(kind, name, valid)
+            raise UsageError(f"{flag}: an empty name in {value!r}; choose from: {', '.join(valid)}")
+        require(kind, name, valid)
     twice = next((name for i, name in enumerate(given) if name in given[:i]), None)
     if twice:
-        raise harness.UsageError(f"{flag}: {twice!r} is named twice")
+        raise UsageError(f"{flag}: {twice!r} is named twice")
     return given
 
 
@@ -106,7 +115,7 @@ def task_list(given: Sequence[str], files: Sequence[str]) -> list[str] | None:
         try:
             out.append(tasks.add(value))
         except Exception as e:  # whatever the user's file raises: one line
-            raise harness.UsageError(f"cannot load task {value}: {harness.Failed.of(e)}") from None
+            raise UsageError(f"cannot load task {value}: {Failed.of(e)}") from None
     return out or None
 
 
@@ -121,16 +130,16 @@ def sizes(value: str | None) -> list[int] | None:
         except ValueError:
             n = math.nan
         if not (math.isfinite(n) and n >= 1 and n == int(n)):
-            raise harness.UsageError(f"--sizes: {word.strip()!r} is not a whole number of points, 1 or more")
+            raise UsageError(f"--sizes: {word.strip()!r} is not a whole number of points, 1 or more")
         if int(n) in out:
-            raise harness.UsageError(f"--sizes: {word.strip()!r} is named twice")
+            raise UsageError(f"--sizes: {word.strip()!r} is named twice")
         out.append(int(n))
     return out
 
 
 def positive(flag: str, value: float) -> float:
     if not (math.isfinite(value) and value > 0):
-        raise harness.UsageError(f"{flag} must be a finite number greater than 0, not {value:g}")
+        raise UsageError(f"{flag} must be a finite number greater than 0, not {value:g}")
     return value
 
 
@@ -149,12 +158,12 @@ def cmd_list() -> int:
 def cmd_train(a: argparse.Namespace) -> int:
     given = task_list([a.task] if a.task else [], a.task_files) or []
     if len(given) != 1:
-        raise harness.UsageError("train takes one task: a name, or --task FILE_OR_MODULE")
+        raise UsageError("train takes one task: a name, or --task FILE_OR_MODULE")
     a.task = given[0]
-    harness.check(a.task, a.backend, a.dtype)
+    check_names(a.task, a.backend, a.dtype)
     if a.lr is not None:
         positive("--lr", a.lr)
-    run = harness.train(a.task, a.backend, a.dtype, lr=a.lr)
+    run = train(a.task, a.backend, a.dtype, lr=a.lr)
     if a.json:
         print(json.dumps({k: getattr(run, k) for k in ("task", "backend", "dtype", "params", "losses")}))
     else:
@@ -177,22 +186,22 @@ def fmt(values: Any) -> str:
 def cmd_compare(a: argparse.Namespace) -> int:
     given = task_list(a.tasks, a.task_files)
     chosen = names(",".join(given) if given else None, list(tasks.TASKS), "task", "compare")
-    harness.require("dtype", a.dtype, harness.DTYPES)
+    require("dtype", a.dtype, DTYPES)
     calls = [("train", {"task": t, "backend": b, "dtype": a.dtype}) for t in chosen for b in backends.BACKENDS]
-    outcomes = harness.call_many(calls)
-    refs: dict[tuple[str, str, str], harness.Run | harness.BenchError] = {}  # (task, lr dtype, formula) -> numpy
+    outcomes = call_many(calls)
+    refs: dict[tuple[str, str, str], TrainingRun | BenchError] = {}  # (task, lr dtype, formula) -> numpy
 
-    def reference(task: str, lr_dtype: str, formula: str) -> harness.Run | harness.BenchError:
+    def reference(task: str, lr_dtype: str, formula: str) -> TrainingRun | BenchError:
         if (task, lr_dtype, formula) not in refs:
             ref_call = {"task": task, "backend": "numpy", "dtype": a.dtype, "lr_dtype": lr_dtype, "formula": formula}
-            refs[task, lr_dtype, formula] = harness.call_here("train", ref_call)
+            refs[task, lr_dtype, formula] = serve.call_here("train", ref_call)
         return refs[task, lr_dtype, formula]
 
     rows, ok = [], True
     for (_, kw), out in zip(calls, outcomes, strict=True):
-        ref = None if isinstance(out, harness.BenchError) else reference(out.task, out.lr_dtype, out.formula)
-        if isinstance(out, harness.BenchError) or isinstance(ref, harness.BenchError):
-            why = str(out) if isinstance(out, harness.BenchError) else f"the numpy reference failed: {ref}"
+        ref = None if isinstance(out, BenchError) else reference(out.task, out.lr_dtype, out.formula)
+        if isinstance(out, BenchError) or isinstance(ref, BenchError):
+            why = str(out) if isinstance(out, BenchError) else f"the numpy reference failed: {ref}"
             rows.append((kw["task"], kw["backend"], "", "", "", "", why))
             ok = False
             continue
@@ -224,11 +233,11 @@ def cmd_compare(a: argparse.Namespace) -> int:
     return 0 if ok else 1
 
 
-def parting(run: harness.Run, published: harness.Run | harness.BenchError, limit: float) -> str:
+def parting(run: TrainingRun, published: TrainingRun | BenchError, limit: float) -> str:
     """Why a run is checked against its framework's formula, and how far that parts from the published
     definition: ``(against Keras's formula: ...; 3.1e-03 from the published definition, past 1e-09 at step 3)``."""
     why = "; ".join(formulas.differences(run.formula, optimizers.parse(run.optimizer)))
-    if isinstance(published, harness.BenchError):
+    if isinstance(published, BenchError):
         return f"(against {run.formula}'s formula: {why})"
     apart = rel_diffs(run.losses, published.losses)
     past = np.flatnonzero(apart > limit)
@@ -238,10 +247,9 @@ def parting(run: harness.Run, published: harness.Run | harness.BenchError, limit
 
 
 def cmd_check(a: argparse.Namespace) -> int:
-    from bench import check
 
     (name,) = task_list([a.task], [])
-    harness.require("task", name, tasks.TASKS)
+    require("task", name, tasks.TASKS)
     chosen = names(a.backends, list(backends.BACKENDS), "backend", "--backends")
     print(f"task {name} ({tasks.TASKS[name]})")
     results = check.check(name, chosen)
@@ -262,61 +270,56 @@ def run_tasks(a: argparse.Namespace) -> str | None:
 
 
 def cmd_run(a: argparse.Namespace) -> int:
-    from bench import outdir, run
 
     threads = 1 if a.threads is None else a.threads
     if not 1 <= threads <= procs.cpus():
-        raise harness.UsageError(f"--threads must be between 1 and {procs.cpus()} (the CPUs here), not {threads}")
+        raise UsageError(f"--threads must be between 1 and {procs.cpus()} (the CPUs here), not {threads}")
     if a.count and (a.threads not in (None, 1) or a.device != "cpu"):
-        raise harness.UsageError("--count counts on the CPU, one thread per framework: no --threads or --device")
+        raise UsageError("--count counts on the CPU, one thread per framework: no --threads or --device")
     both = a.dtype == "both"
-    default = run.default_dtypes(a.quick)
-    dtypes = list(harness.DTYPES) if both else names(a.dtype, harness.DTYPES, "dtype", "--dtype", default)
+    default = default_dtypes(a.quick)
+    dtypes = list(DTYPES) if both else names(a.dtype, DTYPES, "dtype", "--dtype", default)
     count_default = a.count and not a.quick and a.dtype is None  # float64, and the sweep in both dtypes
-    o = run.Options(
+    o = Options(
         out=outdir.check(a.out),
-        tasks=names(run_tasks(a), list(tasks.TASKS), "task", "--tasks", run.default_tasks(a.quick)),
+        tasks=names(run_tasks(a), list(tasks.TASKS), "task", "--tasks", default_tasks(a.quick)),
         backends=names(a.backends, list(backends.BACKENDS), "backend", "--backends"),
         dtypes=dtypes,
         threads=1 if a.count else threads,
         device=names(a.device, ["cpu", "cuda"], "device", "--device")[0],
         quick=a.quick,
         timeout=timeout(a) if a.timeout is None else positive("--timeout", a.timeout),
-        repeats=(1 if a.count else run.QUICK_REPEATS if a.quick else run.REPEATS) if a.repeats is None else a.repeats,
+        repeats=(1 if a.count else QUICK_REPEATS if a.quick else REPEATS) if a.repeats is None else a.repeats,
         native_blas=a.native_blas,
         count=a.count,
-        sweep_dtypes=list(harness.DTYPES) if count_default else None,
-        jobs=run.default_jobs(a.quick, a.count) if a.jobs is None else a.jobs,
+        sweep_dtypes=list(DTYPES) if count_default else None,
+        jobs=default_jobs(a.quick, a.count) if a.jobs is None else a.jobs,
         sizes=sizes(a.sizes),
     )
     if o.repeats < 1:
-        raise harness.UsageError(f"--repeats must be 1 or more, not {o.repeats}")
+        raise UsageError(f"--repeats must be 1 or more, not {o.repeats}")
     if a.jobs is not None and not 1 <= a.jobs * threads <= procs.cpus():
-        raise harness.UsageError(f"--jobs {a.jobs} × --threads {threads} must be between 1 and {procs.cpus()} "
+        raise UsageError(f"--jobs {a.jobs} × --threads {threads} must be between 1 and {procs.cpus()} "
                                  "(the CPUs here): each timing worker has CPUs of its own")  # fmt: skip
     if a.jobs is not None and (a.count or a.quick):
-        raise harness.UsageError("--jobs is for timings: a count and --quick run one worker per CPU")
-    return run.run(o)
+        raise UsageError("--jobs is for timings: a count and --quick run one worker per CPU")
+    return count.run_command(o) if o.count else run.run(o)
 
 
 def run_jobs() -> int:
-    from bench.run import JOBS
 
     return JOBS
 
 
 def timeout(a: argparse.Namespace) -> float:
     """Seconds one process may take by default: a count runs under valgrind, some 50 times slower."""
-    from bench.count import TIMEOUT
-
     return TIMEOUT if a.count else 120.0 if a.quick else 600.0
 
 
 def cmd_diff(a: argparse.Namespace) -> int:
-    from bench import diff
 
     if a.fail_above is not None and not (math.isfinite(a.fail_above) and a.fail_above >= 0):
-        raise harness.UsageError(f"--fail-above must be a finite percentage of 0 or more, not {a.fail_above:g}")
+        raise UsageError(f"--fail-above must be a finite percentage of 0 or more, not {a.fail_above:g}")
     out, err, status = diff.diff(a.old, a.new, a.fail_above)
     print("\n".join(out))
     if err:
@@ -342,7 +345,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return cmd_list()
         commands = {"train": cmd_train, "compare": cmd_compare, "check": cmd_check, "run": cmd_run, "diff": cmd_diff}
         return commands[a.command](a)
-    except harness.BenchError as e:
+    except BenchError as e:
         print(f"error: {e}", file=sys.stderr)
         return e.exit_status
     except KeyboardInterrupt:

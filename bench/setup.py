@@ -1,6 +1,6 @@
 """Create or update the project's environments: ``python3 -m bench.setup [--upgrade [ENV ...]]``.
 
-Each environment in ``bench.envs.ENVS`` gets the pyproject extra of its name and the project itself
+Each environment in ``bench.host.envs.ENVS`` gets the pyproject extra of its name and the project itself
 (editable), every package at the version its constraints file, ``constraints/ENV.txt``, names
 (``pip install -c``): a fresh clone gets the packages its results were timed with. A stamp in the
 environment skips the work when neither pyproject.toml nor the constraints file has changed since.
@@ -21,7 +21,7 @@ import sys
 import venv
 from pathlib import Path
 
-from bench.envs import ENVS, ROOT, venv_python
+from bench.host.envs import ENVS, ROOT, venv_python
 
 FIRST = {"main": ["torch==2.13.0"]}  # before the rest: the local CPU wheel, not the CUDA build
 CONSTRAINTS = ROOT / "constraints"

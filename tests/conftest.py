@@ -4,12 +4,10 @@ this process trains its own."""
 
 from __future__ import annotations
 
-import contextlib
 import json
 import subprocess
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -17,9 +15,11 @@ import pytest
 
 import backends
 import tasks
-from bench import campaign, envs, harness
-from bench.machine import environment
-from bench.run import JOBS, REPEATS, SIZES
+from bench.campaign.remote import Remote, call_many, train
+from bench.core.cases import DTYPES
+from bench.core.errors import BenchError
+from bench.core.records import TrainingRun
+from bench.host import envs
 
 # Training parabola-sgd's 80,000 single-sample steps costs eager jax about 3.5 min a dtype, so by
 # default the suite trains it for its first 10 epochs (8,000 steps, one halving of the learning rate)
@@ -46,7 +46,7 @@ def marked(case: tuple[str, str, str]) -> Any:
     return case
 
 
-CASES = [(t, b, d) for t in tasks.TASKS for b in backends.BACKENDS for d in harness.DTYPES]
+CASES = [(t, b, d) for t in tasks.TASKS for b in backends.BACKENDS for d in DTYPES]
 Key = tuple[str, str, str, str]  # (call, task, backend, dtype); ("optimizer", name in OPTIMIZERS, backend, dtype)
 
 # Every optimiser and setting, on every backend and dtype: mlp's first epochs trained with each in place
@@ -60,87 +60,11 @@ OPTIMIZERS: dict[str, dict[str, Any]] = {
     "adamw": {"name": "adamw", "weight_decay": 0.01},
 }
 OPTIMIZER_TASK, OPTIMIZER_EPOCHS = "mlp", 2  # 16 steps: Adam's bias corrections still far from 1
-OPTIMIZER_CASES = [(o, b, d) for o in OPTIMIZERS for b in backends.BACKENDS for d in harness.DTYPES]
+OPTIMIZER_CASES = [(o, b, d) for o in OPTIMIZERS for b in backends.BACKENDS for d in DTYPES]
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption("--full", action="store_true", help="train every task's full schedule on every backend")
-    g = parser.getgroup("autodiff-bench timings (with --benchmark-only)")
-    g.addoption("--bench-backends", help="comma-separated backends to time (default: all)")
-    g.addoption("--bench-tasks", help="comma-separated tasks to time (default: all)")
-    g.addoption("--bench-dtypes", default="float64,float32")
-    g.addoption("--bench-device", default="cpu", choices=["cpu", "cuda"])
-    g.addoption("--bench-sizes", default=",".join(map(str, SIZES)), help="quadratic's N to scale over")
-    g.addoption("--bench-repeats", type=int, default=REPEATS, help=f"timing processes per backend (default {REPEATS})")
-    g.addoption("--bench-threads", type=int, default=1, help="threads per framework, each worker pinned (default 1)")
-    g.addoption("--bench-timeout", type=float, default=600.0, help="seconds one timing process may take")
-    g.addoption("--bench-jobs", type=int, default=JOBS, help=f"timing workers at a time, each pinned (default {JOBS})")
-    g.addoption("--bench-quick", action="store_true", help="a smoke run: tiny slices, few rounds")
-    g.addoption("--bench-native-blas", action="store_true",
-                help="time the main environment without OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE")  # fmt: skip
-
-
-@dataclass(frozen=True)
-class BenchOptions:
-    backends: list[str]
-    tasks: list[str]
-    dtypes: list[str]
-    sizes: list[int]
-    settings: campaign.Settings
-
-
-def bench_options(config: pytest.Config) -> BenchOptions:
-    def names(option: str, default: list[str]) -> list[str]:
-        value = config.getoption(option)
-        return value.split(",") if value else default
-
-    return BenchOptions(
-        backends=names("--bench-backends", list(backends.BACKENDS)),
-        tasks=names("--bench-tasks", list(tasks.TASKS)),
-        dtypes=names("--bench-dtypes", list(harness.DTYPES)),
-        sizes=[int(float(n)) for n in names("--bench-sizes", [])],
-        settings=campaign.Settings(
-            repeats=config.getoption("--bench-repeats"),
-            threads=config.getoption("--bench-threads"),
-            device=config.getoption("--bench-device"),
-            quick=config.getoption("--bench-quick"),
-            timeout=config.getoption("--bench-timeout"),
-            native_blas=config.getoption("--bench-native-blas"),
-            workers=config.getoption("--bench-jobs"),
-        ),
-    )
-
-
-@pytest.fixture(scope="session")
-def measured(request: pytest.FixtureRequest) -> Callable[[campaign.Case], dict[str, Any]]:
-    """Every timing case of the session, measured at first use in isolated processes (bench.campaign);
-    then each case's figures, or its failure raised."""
-    o = bench_options(request.config)
-    cases = [c for c in map(case_of, request.session.items) if c is not None]
-    capture = request.config.pluginmanager.getplugin("capturemanager")
-    quiet = capture.global_and_fixture_disabled if capture is not None else contextlib.nullcontext
-    speed = sum(c.kind == "speed" for c in cases)
-    progress = campaign.Progress(len(cases) * o.settings.calls + speed, quiet)
-    try:
-        found = campaign.run(cases, o.settings, progress, SPENT)
-    finally:
-        progress.close()
-
-    def get(case: campaign.Case) -> dict[str, Any]:
-        if "error" in found[case]:
-            raise harness.BenchError(found[case]["error"])
-        return found[case]
-
-    return get
-
-
-def case_of(item: pytest.Item) -> campaign.Case | None:
-    """The timing case a test item stands for (None for the suite's other tests)."""
-    params = item.callspec.params if hasattr(item, "callspec") else {}
-    kind = {"test_speed": "speed", "test_scaling": "scaling"}.get(getattr(item, "originalname", ""))
-    if kind is None:
-        return None
-    return campaign.Case(kind, params["task"], params["backend"], params["dtype"], params.get("n"))
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -148,14 +72,12 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Timings run only with --benchmark-only, and then only they run (plain pytest stays fast)."""
-    timing = bool(config.getoption("benchmark_only", False))
-    keep = [item for item in items if ("benchmark" in getattr(item, "fixturenames", ())) == timing]
-    if len(keep) < len(items):
-        config.hook.pytest_deselected(items=[item for item in items if item not in keep])
+    """The cases trained by workers after this process's own (which it does meanwhile), and the tests that
+    time real work after those, when every worker has answered and the machine is the suite's alone (timing
+    tests are the plugin's: bench.commands.pytest_plugin)."""
     # the cases trained by workers after this process's own (which it does meanwhile), and the tests that
     # time real work after those, when every worker has answered and the machine is the suite's alone
-    items[:] = sorted(keep, key=lambda item: (item.get_closest_marker("quiet") is not None,
+    items[:] = sorted(items, key=lambda item: (item.get_closest_marker("quiet") is not None,
                                               in_worker(backend_of(item))))  # fmt: skip
 
 
@@ -171,22 +93,6 @@ def in_worker(backend: str | None) -> bool:
     return spec is not None and (backend in BACKGROUND or spec.env != envs.current())
 
 
-def pytest_report_header(config: pytest.Config) -> str | None:
-    if not config.getoption("benchmark_only", False):
-        return None
-    o = bench_options(config)
-    return (f"timing {', '.join(o.backends)} on {o.settings.device}, each in {o.settings.repeats} processes of "
-            "its own environment, interleaved; a pytest-benchmark round is one process's fastest "
-            "round per step")  # fmt: skip
-
-
-SPENT: dict[str, float] = {}  # where the timing session's time went (bench.campaign.run), for bench run's report
-
-
-def pytest_benchmark_update_machine_info(config: pytest.Config, machine_info: dict[str, Any]) -> None:
-    machine_info["autodiff_bench"] = environment(bench_options(config).settings.device) | {"seconds": SPENT}
-
-
 def epochs(task: str, backend: str, full: bool) -> int | None:
     """How many epochs the suite trains: None for the task's own number."""
     return None if full or backend == "numpy" else SHORT_EPOCHS.get(task)
@@ -194,13 +100,6 @@ def epochs(task: str, backend: str, full: bool) -> int | None:
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     full = metafunc.config.getoption("--full")
-    o = bench_options(metafunc.config)
-    if metafunc.function.__name__ == "test_speed":
-        cases = [(t, b, d) for t in o.tasks for b in o.backends for d in o.dtypes]
-        metafunc.parametrize("task, backend, dtype", cases, ids=["-".join(c) for c in cases])
-    if metafunc.function.__name__ == "test_scaling":
-        cases = [("quadratic", n, b, d) for n in o.sizes for b in o.backends for d in o.dtypes]
-        metafunc.parametrize("task, n, backend, dtype", cases, ids=["-".join(map(str, c)) for c in cases])
     if "case" in metafunc.fixturenames:
         metafunc.parametrize("case", CASES, ids="-".join)
     if "full_case" in metafunc.fixturenames:  # cases whose run is the task's full schedule
@@ -215,7 +114,7 @@ class Lab:
     def __init__(self, full: bool) -> None:
         self.full = full
         self.done: dict[Any, Any] = {}
-        self.waiting: dict[str, tuple[harness.Remote, list[Key]]] = {}  # group -> its worker and keys
+        self.waiting: dict[str, tuple[Remote, list[Key]]] = {}  # group -> its worker and keys
 
     def call(self, key: Key) -> tuple[str, dict[str, Any]]:
         fn, task, backend, dtype = key
@@ -238,31 +137,31 @@ class Lab:
                 where = (backends.BACKENDS[backend].env, backend if backend in BACKGROUND else "")
                 groups.setdefault(where, []).append((fn, task, backend, dtype))
         for (env, backend), keys in groups.items():
-            self.waiting[env + backend] = harness.Remote(env, [self.call(k) for k in keys]), keys
+            self.waiting[env + backend] = Remote(env, [self.call(k) for k in keys]), keys
 
     def get(self, key: Key) -> Any:
         if key not in self.done:
             group = next((g for g, (_, keys) in self.waiting.items() if key in keys), None)
             if group is None:
-                self.done[key] = harness.call_many([self.call(key)])[0]
+                self.done[key] = call_many([self.call(key)])[0]
             else:
                 remote, keys = self.waiting.pop(group)
                 self.done.update(zip(keys, remote.results(), strict=True))
-        if isinstance(self.done[key], harness.BenchError):
+        if isinstance(self.done[key], BenchError):
             raise self.done[key]
         return self.done[key]
 
-    def run(self, task: str, backend: str, dtype: str) -> harness.Run:
+    def run(self, task: str, backend: str, dtype: str) -> TrainingRun:
         return self.get(("train", task, backend, dtype))
 
     def gradient(self, task: str, backend: str, dtype: str) -> dict[str, list[float]]:
         return self.get(("gradient", task, backend, dtype))
 
-    def optimizer_run(self, name: str, backend: str, dtype: str) -> harness.Run:
+    def optimizer_run(self, name: str, backend: str, dtype: str) -> TrainingRun:
         """OPTIMIZER_TASK's first OPTIMIZER_EPOCHS trained with OPTIMIZERS[name]."""
         return self.get(("optimizer", name, backend, dtype))
 
-    def reference(self, run: harness.Run, formula: str | None = None) -> harness.Run:
+    def reference(self, run: TrainingRun, formula: str | None = None) -> TrainingRun:
         """The numpy run with the same schedule, optimiser and learning-rate precision as ``run``, following
         the same formula (``run.formula``: its framework's, where that differs; ``formula`` names another)."""
         n = len(run.losses) // tasks.get(run.task).steps_per_epoch
@@ -270,7 +169,7 @@ class Lab:
         lr_dtype = run.lr_dtype if formula == run.formula else "float64"
         key = ("reference", run.task, run.dtype, lr_dtype, n, json.dumps(run.optimizer, sort_keys=True), formula)
         if key not in self.done:
-            self.done[key] = harness.train(run.task, "numpy", run.dtype, epochs=n, lr_dtype=lr_dtype,
+            self.done[key] = train(run.task, "numpy", run.dtype, epochs=n, lr_dtype=lr_dtype,
                                            optimizer=run.optimizer, formula=formula)  # fmt: skip
         return self.done[key]
 
@@ -323,8 +222,8 @@ def stand_in_workers(monkeypatch: pytest.MonkeyPatch, answer: Callable[[dict[str
     def started(self, env, calls, extra=None, more=False):
         self.calls = list(calls)
 
-    monkeypatch.setattr(harness.Remote, "results", results)
-    monkeypatch.setattr(harness.Remote, "stop", lambda self: None)
-    monkeypatch.setattr(harness.Remote, "__init__", started)
-    monkeypatch.setattr(harness.Remote, "wait", lambda self, answers, timeout, answered=None: True)
-    monkeypatch.setattr(harness.Remote, "send", lambda self, calls, more=False: self.calls.extend(calls))
+    monkeypatch.setattr(Remote, "results", results)
+    monkeypatch.setattr(Remote, "stop", lambda self: None)
+    monkeypatch.setattr(Remote, "__init__", started)
+    monkeypatch.setattr(Remote, "wait", lambda self, answers, timeout, answered=None: True)
+    monkeypatch.setattr(Remote, "send", lambda self, calls, more=False: self.calls.extend(calls))

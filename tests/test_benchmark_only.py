@@ -11,7 +11,7 @@ import sys
 import pytest
 
 import backends
-from bench import envs
+from bench.host import envs
 
 # the one framework each backend's processes may have loaded: its own (numpy is loaded everywhere)
 ISOLATED = {b: {spec.framework} - {"numpy"} for b, spec in backends.BACKENDS.items()}

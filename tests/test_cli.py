@@ -12,7 +12,9 @@ import pytest
 
 import backends
 import tasks
-from bench import envs, harness
+from bench.campaign.remote import Remote, call_many
+from bench.core.errors import BenchError
+from bench.host import envs
 from conftest import bench, one_line_error
 
 
@@ -101,21 +103,21 @@ def test_a_broken_interpreter_is_named_in_one_line(tmp_path):
 def test_one_failing_call_leaves_its_siblings(backend):
     """Here and in another environment's worker: an exception is that call's outcome, the rest go on."""
     calls = [("train", {"task": "linear", "backend": backend, "dtype": "float64", "epochs": e}) for e in ("x", 2, 3)]
-    bad, two, three = harness.call_many(calls)
-    assert isinstance(bad, harness.BenchError) and str(bad).startswith("TypeError: ")
+    bad, two, three = call_many(calls)
+    assert isinstance(bad, BenchError) and str(bad).startswith("TypeError: ")
     assert len(two.losses) == 2 and len(three.losses) == 3
 
 
 def test_a_worker_that_dies_keeps_its_answers_and_names_its_end(monkeypatch):
     calls = [("train", {"task": "linear", "backend": "mxnet", "dtype": "float64", "epochs": e}) for e in (1, 2)]
     script = (
-        "import json, os, sys; from bench.harness import call_here, encode\n"
+        "import json, os, sys; from bench.worker.serve import call_here; from bench.core.wire import encode\n"
         "fn, kw = json.loads(sys.stdin.readline())\n"
         "open(sys.argv[1], 'w').write(json.dumps(encode(call_here(fn, kw))) + '\\n')\n"
         "print('segfault on the way', file=sys.stderr, flush=True); os.abort()"
     )
-    monkeypatch.setattr(harness.Remote, "command", lambda self: [envs.python(self.env), "-c", script, self.out.name])
-    first, second = harness.call_many(calls)
+    monkeypatch.setattr(Remote, "command", lambda self: [envs.python(self.env), "-c", script, self.out.name])
+    first, second = call_many(calls)
     assert len(first.losses) == 1
-    assert isinstance(second, harness.BenchError)
+    assert isinstance(second, BenchError)
     assert "the mxnet worker was killed by SIGABRT" in str(second) and "segfault on the way" in str(second)

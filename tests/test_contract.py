@@ -13,8 +13,11 @@ import numpy as np
 import pytest
 
 import backends
-from bench import envs, harness
-from bench.compare import rel_diff
+from bench.campaign.remote import Remote
+from bench.core.agreement import rel_diff
+from bench.core.errors import BenchError
+from bench.host import envs
+from bench.worker import serve
 from conftest import BACKGROUND, in_worker
 from tasks import contract
 
@@ -32,8 +35,7 @@ class Outcomes:
             if b in wanted and in_worker(b):
                 groups.setdefault((backends.BACKENDS[b].env, b if b in BACKGROUND else ""), []).append(b)
         self.waiting = {
-            tuple(bs): harness.Remote(env, [("contract", {"backend": b}) for b in bs])
-            for (env, _), bs in groups.items()
+            tuple(bs): Remote(env, [("contract", {"backend": b}) for b in bs]) for (env, _), bs in groups.items()
         }
         self.done: dict[str, Any] = {}
 
@@ -41,10 +43,10 @@ class Outcomes:
         if backend not in self.done:
             group = next((g for g in self.waiting if backend in g), None)
             if group is None:
-                self.done[backend] = harness.call_here("contract", {"backend": backend})
+                self.done[backend] = serve.call_here("contract", {"backend": backend})
             else:
                 self.done.update(zip(group, self.waiting.pop(group).results(), strict=True))
-        if isinstance(self.done[backend], harness.BenchError):
+        if isinstance(self.done[backend], BenchError):
             raise self.done[backend]
         return self.done[backend]
 
@@ -109,7 +111,6 @@ def test_numpy_is_the_reference_namespace():
 
 GLUON_GRAPH = """
 import json, sys
-from bench import handwritten, harness
 
 def ops(net, x, y):
     net(x, y)  # the first call hybridizes
@@ -117,9 +118,9 @@ def ops(net, x, y):
 
 graphs = {}
 for task in sys.argv[1:]:
-    b = harness.build(task, "mxnet-gluon")
+    b = training.build(task, "mxnet-gluon")
     graphs[task] = ops(b.net, b.x[: b.task.batch], b.y[: b.task.batch])
-loop = handwritten.make("mxnet-gluon", harness.make_task("quadratic"), "float64")
+loop = handwritten.make("mxnet-gluon", training.make_task("quadratic"), "float64")
 graphs["handwritten"] = ops(loop.net, loop.x, loop.y)
 print(json.dumps(graphs))
 """

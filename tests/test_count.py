@@ -12,9 +12,12 @@ from pathlib import Path
 
 import pytest
 
-from bench import count, diff, envs
-from bench.campaign import Settings
-from bench.report import instructions
+from bench.campaign import counting
+from bench.commands import diff
+from bench.core.cases import Settings
+from bench.host import envs
+from bench.report.formatting import instructions
+from bench.worker import counter
 from conftest import one_line_error
 
 if shutil.which("valgrind") is None:  # said, never skipped silently: counting is what this file tests
@@ -91,14 +94,14 @@ def test_a_count_run_counts_every_case(counted):
 # How far two processes' counts of one case may differ: numpy's agree to 0.01 %; torch's moved by up to
 # 0.12 % between processes (malloc's paths differ with the heap a process starts with), under the
 # threshold that bench diff calls a change by (issue 13: 0.1 % is the goal, not yet met for torch).
-# jax's and jax-jit's moved by 1-14 % until the computation ran on the calling thread (count.inline_jax),
+# jax's and jax-jit's moved by 1-14 % until the computation ran on the calling thread (counter.inline_jax),
 # without the persistent compilation cache and without address-space randomisation: eager jax now agrees
 # within 0.1 % in a full run, and to 0.14 % in this quick one (N = 10⁴ in a fresh clone's CI); jax-jit's
 # small steps (a few thousand instructions, a third of them glibc's malloc and memalign, whose paths
 # depend on the heap compiling left) still move by up to 0.5 % in a full run, and by 1.4-1.9 % in this
 # quick one (10 steps a call, so a call's dispatch weighs more): not fixed (issue 13). Eager jax is not
 # counted here, for the suite's time (an eager step dispatches every operation through XLA, slow under
-# valgrind); jax-jit takes the framework's way through the worker (count.inline_jax).
+# valgrind); jax-jit takes the framework's way through the worker (counter.inline_jax).
 AGREE = {"numpy": 0.001, "torch": diff.COUNT_THRESHOLD / 2, "jax-jit": 0.03}
 COUNTED = list(AGREE)
 
@@ -175,8 +178,8 @@ totals: 610
 
 def test_the_allocator_is_counted_apart_from_the_rest():
     # 60 + 50 inside the allocator from outside it, in 5 calls; free from within malloc is malloc's own
-    assert count.costs(DUMP) == count.Dump(total=610, allocator=110, allocations=5)
-    assert count.costs(DUMP).total - count.costs(DUMP).allocator == 100 + 400  # main's and work's own
+    assert counter.costs(DUMP) == counter.Dump(total=610, allocator=110, allocations=5)
+    assert counter.costs(DUMP).total - counter.costs(DUMP).allocator == 100 + 400  # main's and work's own
 
 
 # CPython's object allocator: PyObject_Malloc (5 of its own) calls pymalloc's _PyObject_Malloc twice (30 of
@@ -199,7 +202,7 @@ totals: 55
 
 
 def test_cpython_s_allocator_is_counted_apart_too():
-    assert count.costs(PYMALLOC) == count.Dump(total=55, allocator=50, allocations=2)
+    assert counter.costs(PYMALLOC) == counter.Dump(total=55, allocator=50, allocations=2)
 
 
 # XLA's intra-op pool (Eigen's): a worker's loop (20 of its own) looks for work 4 times (290 of its own, and a
@@ -233,8 +236,8 @@ totals: 470
 
 
 def test_the_thread_pool_s_own_code_is_counted_apart_and_the_work_it_runs_is_not():
-    assert count.costs(POOLED) == count.Dump(total=470, allocator=10, allocations=1, pool=20 + 250 + 40)
-    found = count.costs(POOLED)
+    assert counter.costs(POOLED) == counter.Dump(total=470, allocator=10, allocations=1, pool=20 + 250 + 40)
+    found = counter.costs(POOLED)
     assert found.total - found.allocator - found.pool == 100 + 50  # main's and work's own
 
 
@@ -263,8 +266,8 @@ totals: 180
 
 
 def test_the_type_cache_s_lookups_are_counted_apart_with_their_number():
-    found = count.costs(LOOKED_UP)
-    assert found == count.Dump(total=180, allocator=0, allocations=0, pool=0, lookup=80, lookups=3)
+    found = counter.costs(LOOKED_UP)
+    assert found == counter.Dump(total=180, allocator=0, allocations=0, pool=0, lookup=80, lookups=3)
     assert found.total - found.lookup == 100  # main's own
 
 
@@ -318,16 +321,17 @@ def test_diff_calls_a_count_1_percent_up_slower_and_0_3_percent_within_noise(tmp
 
 
 def test_a_count_worker_has_fixed_addresses_and_no_jax_cache(tmp_path):
-    env = count.environ(Settings(repeats=1, threads=1), {}, tmp_path, tmp_path / "shim.so")
-    assert not set(count.UNSET) & set(env), "jax's persistent cache would make the first process differ"
-    assert env["PYTHONPATH"].split(os.pathsep)[0] == str(count.project(tmp_path)) and env["PYTHONSAFEPATH"] == "1"
-    assert count.no_aslr()[-1] == "-R" and shutil.which("setarch")
+    env = counting.environ(Settings(repeats=1, threads=1), {}, tmp_path, tmp_path / "shim.so")
+    assert not set(counting.UNSET) & set(env), "jax's persistent cache would make the first process differ"
+    assert env["PYTHONPATH"].split(os.pathsep)[0] == str(counting.project(tmp_path)) and env["PYTHONSAFEPATH"] == "1"
+    assert counting.no_aslr()[-1] == "-R" and shutil.which("setarch")
 
 
 def test_each_counting_process_compiles_into_an_empty_cache_of_its_own(tmp_path):
     shared = tmp_path / "torchinductor"
-    script = ("import os; from bench import count; count.cold_caches(); first = os.environ['TORCHINDUCTOR_CACHE_DIR'];"
-              " count.cold_caches(); print(first, os.environ['TORCHINDUCTOR_CACHE_DIR'])")  # fmt: skip
+    script = ("import os; from bench.worker import counter; counter.cold_caches();"
+              " first = os.environ['TORCHINDUCTOR_CACHE_DIR'];"
+              " counter.cold_caches(); print(first, os.environ['TORCHINDUCTOR_CACHE_DIR'])")  # fmt: skip
     env = {**os.environ, "TORCHINDUCTOR_CACHE_DIR": str(shared)}
     seen = []
     for _ in range(2):

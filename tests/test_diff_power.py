@@ -16,7 +16,8 @@ from pathlib import Path
 import pytest
 
 import tasks
-from bench import campaign
+from bench.campaign import timing
+from bench.core.cases import Case, Settings
 from conftest import bench
 
 # A task under another name, its step computing the gradient ``repeats`` times over: once for an untouched
@@ -55,10 +56,10 @@ def twins(folder: Path) -> None:
 def timed(folder: Path) -> dict[str, Path]:
     """One campaign at the default settings over both sides of CASES (each case's two sides one after the
     other in each process, in turn old or new first), each side written as a results.json that bench diff reads."""
-    pairs = [[campaign.Case("speed", f"{t}.{s}", b, "float64") for s in SIDES[:: 1 - 2 * (i % 2)]]
+    pairs = [[Case("speed", f"{t}.{s}", b, "float64") for s in SIDES[:: 1 - 2 * (i % 2)]]
              for i, (t, b) in enumerate(CASES)]  # fmt: skip
     cases = [c for pair in pairs for c in pair]
-    found = campaign.run(cases, campaign.Settings())
+    found = timing.run(cases, Settings())
     written = {}
     for side in SIDES:
         rows = [{"kind": c.kind, "task": c.task.removesuffix(f".{side}"), "backend": c.backend, "dtype": c.dtype}

@@ -9,8 +9,8 @@ import pytest
 
 import backends
 import tasks
-from bench.compare import TOL, end_error, end_tol, rel_diff, run_diff, tol
-from bench.harness import Run
+from bench.core.agreement import TOL, end_error, end_tol, rel_diff, run_diff, tol
+from bench.core.records import TrainingRun as Run
 from conftest import OPTIMIZERS
 from tasks import formulas, optimizers
 

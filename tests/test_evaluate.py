@@ -11,8 +11,11 @@ import pytest
 
 import backends
 import tasks
-from bench import envs, harness
-from bench.compare import rel_diff
+from bench.campaign.remote import Remote
+from bench.core.agreement import rel_diff
+from bench.core.errors import BenchError
+from bench.host import envs
+from bench.worker import serve, training
 from conftest import BACKGROUND, in_worker
 
 EPOCHS = 2  # two epochs: a shuffled task's second order differs from its first
@@ -31,8 +34,7 @@ class Evaluations:
                     (backends.BACKENDS[backend].env, backend if backend in BACKGROUND else ""), []
                 ).append((task, backend))
         self.waiting = {
-            tuple(cs): harness.Remote(env, [("evaluate", self.kwargs(*c)) for c in cs])
-            for (env, _), cs in groups.items()
+            tuple(cs): Remote(env, [("evaluate", self.kwargs(*c)) for c in cs]) for (env, _), cs in groups.items()
         }
         self.done: dict[tuple[str, str], Any] = {}
 
@@ -45,10 +47,10 @@ class Evaluations:
         if case not in self.done:
             group = next((g for g in self.waiting if case in g), None)
             if group is None:
-                self.done[case] = harness.call_here("evaluate", self.kwargs(task, backend))
+                self.done[case] = serve.call_here("evaluate", self.kwargs(task, backend))
             else:
                 self.done.update(zip(group, self.waiting.pop(group).results(), strict=True))
-        if isinstance(self.done[case], harness.BenchError):
+        if isinstance(self.done[case], BenchError):
             raise self.done[case]
         return self.done[case]
 
@@ -84,7 +86,7 @@ def test_evaluate_gives_numpys_losses_and_leaves_the_parameters(evaluations, tas
 
 @pytest.mark.parametrize("backend", [b for b, spec in backends.BACKENDS.items() if spec.env == envs.current()])
 def test_evaluate_returns_what_run_returns_with_no_tape(backend):
-    b = harness.build("logistic", backend, epochs=EPOCHS)
+    b = training.build("logistic", backend, epochs=EPOCHS)
     chunk = b.prepare(b.task.lrs(), b.task.orders())
     out = b.evaluate(chunk)
     assert type(out) is type(b.run(chunk))

@@ -8,14 +8,17 @@ import sys
 
 import pytest
 
-from bench import envs, floor
-from bench.harness import BenchError
+from bench.core.errors import BenchError
+from bench.core.options import Options
+from bench.host import envs
+from bench.report import timings
+from bench.worker import floor
 
 
 def test_measure_runs_every_kernel_in_its_own_process_and_keeps_the_best():
     # in a fresh interpreter, to see what measure() loads into its caller: no framework
     code = (
-        "import json, sys; from bench import floor; r = floor.measure(1); "
+        "import json, sys; from bench.worker import floor; r = floor.measure(1); "
         "print(json.dumps({'result': r, 'loaded': [m for m in ('torch', 'jax') if m in sys.modules]}))"
     )
     out = subprocess.run([sys.executable, "-c", code], cwd=envs.ROOT, capture_output=True, text=True, timeout=600)
@@ -59,7 +62,7 @@ def test_bad_arguments_are_refused_before_any_work(args, why, capsys):
 
 
 def stand_in(monkeypatch, code: str) -> None:
-    """bench.floor's process replaced by ``code``, run by this interpreter."""
+    """bench.worker.floor's process replaced by ``code``, run by this interpreter."""
     monkeypatch.setattr(floor, "command", lambda threads, nbytes, repeats: [sys.executable, "-c", code])
 
 
@@ -79,14 +82,14 @@ def test_a_figure_printed_before_the_process_dies_is_kept(monkeypatch):
 
 @pytest.mark.parametrize(
     ("code", "why"),
-    [("import os, sys; print('no memory', file=sys.stderr); os.abort()", "bench.floor failed: no memory"),
-     ("import sys; sys.exit(3)", "bench.floor failed: exited with status 3"),
+    [("import os, sys; print('no memory', file=sys.stderr); os.abort()", "bench.worker.floor failed: no memory"),
+     ("import sys; sys.exit(3)", "bench.worker.floor failed: exited with status 3"),
      ("print('{\"bytes_per_s\": null, \"kernels\": {\"numpy-dot float64\": \"error: x\"}}')",
-      "bench.floor measured nothing: {'numpy-dot float64': 'error: x'}")],
+      "bench.worker.floor measured nothing: {'numpy-dot float64': 'error: x'}")],
 )  # fmt: skip
 def test_a_floor_that_fails_is_a_reason_never_a_raise_in_attempt(monkeypatch, code, why):
     stand_in(monkeypatch, code)
-    with pytest.raises(BenchError, match="^bench.floor"):
+    with pytest.raises(BenchError, match="^bench.worker.floor"):
         floor.measure(1)
     assert floor.attempt(1) == {"error": why}
 
@@ -94,27 +97,24 @@ def test_a_floor_that_fails_is_a_reason_never_a_raise_in_attempt(monkeypatch, co
 def test_the_best_of_two_tries_keeps_a_figure_and_says_what_failed():
     one = FIGURE | {"bytes_per_s": 4e10}
     assert floor.best(one, FIGURE) == FIGURE | {"measured_gb_s": [40.0, 50.0]}
-    assert floor.best({"error": "bench.floor failed: x"}, one) == one | {
+    assert floor.best({"error": "bench.worker.floor failed: x"}, one) == one | {
         "measured_gb_s": [40.0],
-        "errors": ["bench.floor failed: x"],
+        "errors": ["bench.worker.floor failed: x"],
     }
     assert floor.best({"error": "a"}, {"error": "a"}) == {"error": "a", "measured_gb_s": []}
     assert floor.best({"error": "a"}, {"error": "b"}) == {"error": "a; b", "measured_gb_s": []}
 
 
 def test_a_run_without_a_floor_says_so_in_its_summary_and_its_floor_column():
-    from bench import report
-    from bench.run import Options
-
     rows = [{"kind": "scaling", "task": "quadratic", "backend": "numpy", "dtype": "float64", "n": n, "mode": "eager",
              "median_s": 1e-9 * n, "ci_low_s": 1e-9 * n, "ci_high_s": 1e-9 * n, "samples_s": [1e-9 * n],
              "bytes_per_step": 16 * n} for n in (100, 10_000)]  # fmt: skip
-    fits = report.scaling_fits(rows, None)
-    assert "floor_ratio" not in fits[0] and report.floor_cell(fits[0]) == "memory floor not measured"
+    fits = timings.scaling_fits(rows, None)
+    assert "floor_ratio" not in fits[0] and timings.floor_cell(fits[0]) == "memory floor not measured"
     o = Options(out=envs.ROOT / "results", tasks=[], backends=["numpy"], dtypes=["float64"], threads=1, device="cpu",
                 quick=True, timeout=1.0)  # fmt: skip
     env = {"cpu": "a CPU", "cores": 2, "versions": {"numpy": "2.4.6"}, "commit": "0" * 40}
-    text = report.summary_markdown(rows, [], o, env, {"error": "bench.floor failed: no memory"}, fits, [])
-    assert "Memory floor not measured: bench.floor failed: no memory." in text
+    text = timings.summary_markdown(rows, [], o, env, {"error": "bench.worker.floor failed: no memory"}, fits, [])
+    assert "Memory floor not measured: bench.worker.floor failed: no memory." in text
     assert "Machine: a CPU, 2 cores, 1 threads, device cpu; numpy 2.4.6. Memory floor not measured: " in text
     assert "| numpy | eager | float64 |" in text and "| 0 ns | 1.00 ns | memory floor not measured |" in text

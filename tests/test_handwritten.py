@@ -1,4 +1,4 @@
-"""The hand-written loops (bench.handwritten), the adapters' yardsticks, train quadratic as the numpy
+"""The hand-written loops (bench.worker.handwritten), the adapters' yardsticks, train quadratic as the numpy
 reference backend does: the same parameters after the same steps."""
 
 from __future__ import annotations
@@ -9,11 +9,14 @@ import pytest
 
 import backends
 import tasks
-from bench import handwritten, harness
-from bench.compare import TOL, rel_diff
+from bench.campaign.remote import call_many, train
+from bench.core.agreement import TOL, rel_diff
+from bench.core.cases import DTYPES
+from bench.core.errors import BenchError
+from bench.worker import handwritten
 
 STEPS = 50
-CASES = [(b, d) for b in backends.BACKENDS for d in harness.DTYPES]
+CASES = [(b, d) for b in backends.BACKENDS for d in DTYPES]
 LR_DTYPE = {"mxnet-gluon": "float32"}
 
 
@@ -21,16 +24,16 @@ LR_DTYPE = {"mxnet-gluon": "float32"}
 def loops() -> dict[tuple[str, str], Any]:
     """Every loop's parameters, the MXNet ones from a worker in their environment running meanwhile."""
     calls = [("handwritten", {"task": "quadratic", "backend": b, "dtype": d, "steps": STEPS}) for b, d in CASES]
-    return dict(zip(CASES, harness.call_many(calls), strict=True))
+    return dict(zip(CASES, call_many(calls), strict=True))
 
 
 @pytest.mark.parametrize("backend, dtype", CASES, ids=["-".join(c) for c in CASES])
 def test_handwritten_loop_ends_at_numpys_parameters(loops, backend, dtype):
     got = loops[backend, dtype]
-    if isinstance(got, harness.BenchError):
+    if isinstance(got, BenchError):
         raise got
     # Gluon's SGD holds the learning rate as a C float: the reference runs with the same float32 rate
-    ref = harness.train("quadratic", "numpy", dtype, epochs=STEPS, lr_dtype=LR_DTYPE.get(backend))
+    ref = train("quadratic", "numpy", dtype, epochs=STEPS, lr_dtype=LR_DTYPE.get(backend))
     assert got.keys() == ref.params.keys()
     for k, v in ref.params.items():
         assert rel_diff(got[k], v) <= TOL[dtype], k
@@ -40,7 +43,7 @@ def test_handwritten_loop_ends_at_numpys_parameters(loops, backend, dtype):
 def test_the_float32_learning_rate_is_what_sets_gluon_apart(loops):
     """Against numpy with the float64 learning rate the Gluon loop differs by more than 1e-9: the comparison
     above, with the float32 rate, is not a loose one."""
-    ref = harness.train("quadratic", "numpy", "float64", epochs=STEPS)
+    ref = train("quadratic", "numpy", "float64", epochs=STEPS)
     assert rel_diff(loops["mxnet-gluon", "float64"]["w"], ref.params["w"]) > 1e-9
 
 

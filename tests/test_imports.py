@@ -8,13 +8,14 @@ import sys
 
 import backends
 import tasks
-from bench import envs
+from bench.host import envs
 
 
 def test_importing_the_packages_imports_no_framework():
     code = (
-        "import sys, tasks, tasks.contract, backends, bench.harness, bench.compare, bench.cli, bench.run\n"
-        "import bench.handwritten\n"
+        "import sys, tasks, tasks.contract, backends, bench.worker.training, bench.core.agreement, bench.cli\n"
+        "import bench.commands.run, bench.commands.count, bench.campaign.timing, bench.report.timings\n"
+        "import bench.worker.handwritten\n"
         "[tasks.get(n) for n in tasks.TASKS]\n"
         "print(' '.join(m for m in ('torch', 'jax', 'jaxlib', 'mxnet', 'matplotlib') if m in sys.modules))"
     )

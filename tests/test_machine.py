@@ -10,13 +10,19 @@ from pathlib import Path
 
 import pytest
 
-from bench import campaign, envs, machine, report, run
+import backends
+from bench.campaign import counting, timing
+from bench.campaign.environments import worker_environments
+from bench.core.cases import Settings
+from bench.core.options import Options, default_tasks
+from bench.host import envs, machine
+from bench.report import timings
 
 PINNED = {"OPENBLAS_CORETYPE": "Haswell", "OPENBLAS_L2_SIZE": "1048576"}
 
 
 def probe(env: str, changes: dict[str, str | None], load: tuple[str, ...] = ()) -> dict:
-    code = f"import json; from bench.machine import environment; print(json.dumps(environment(load={load!r})))"
+    code = f"import json; from bench.host.machine import environment; print(json.dumps(environment(load={load!r})))"
     out = subprocess.run([envs.python(env), "-c", code], cwd=envs.ROOT, capture_output=True, text=True, check=True,
                          env=machine.environ_with(changes))  # fmt: skip
     return json.loads(out.stdout)
@@ -58,9 +64,9 @@ def test_the_campaigns_workers_get_the_unsetting(monkeypatch):
         def stop(self):
             pass
 
-    settings = campaign.Settings(native_blas=True)
+    settings = Settings(native_blas=True)
     for backend in ("numpy", "mxnet"):
-        campaign.processes(backend, [("measure", {})], {"X": "1"}, settings, None, "", [], remote=Remote)
+        timing.processes(backend, [("measure", {})], {"X": "1"}, settings, None, "", [], remote=Remote)
     assert seen["main"] == {"X": "1", "OPENBLAS_CORETYPE": None, "OPENBLAS_L2_SIZE": None}
     assert seen["mxnet"] == {"X": "1"}
 
@@ -86,14 +92,14 @@ def test_worker_environments_under_native_blas(monkeypatch, tmp_path):
     environment has no threadpoolctl, and reads its OpenBLAS libraries (numpy's and MXNet's) through ctypes."""
     for k, v in PINNED.items():
         monkeypatch.setenv(k, v)
-    o = run.Options(out=tmp_path, tasks=["linear"], backends=["numpy", "mxnet"], dtypes=["float64"], threads=1,
+    o = Options(out=tmp_path, tasks=["linear"], backends=["numpy", "mxnet"], dtypes=["float64"], threads=1,
                     device="cpu", quick=True, timeout=60.0, native_blas=True)  # fmt: skip
-    seen = run.worker_environments(o)
+    seen = worker_environments(o)
     main, mx = (seen[b]["machine_info"]["autodiff_bench"] for b in ("numpy", "mxnet"))
     assert main["blas_variables"]["OPENBLAS_CORETYPE"] is None and main["blas_variables"]["OPENBLAS_L2_SIZE"] is None
     assert mx["blas_variables"] == mx["blas_variables"] | PINNED
     assert {lib["package"]: lib["architecture"] for lib in mx["blas"]} == {"numpy": "Haswell", "mxnet": "Haswell"}
-    line = report.blas_line({}, seen, o.native_blas)
+    line = timings.blas_line({}, seen, o.native_blas)
     assert line.startswith(f".venv/: numpy {main['versions']['numpy']} with OpenBLAS ")
     assert "OPENBLAS_CORETYPE unset" in line
     assert ".venv-mxnet/: numpy 1.23.5 with OpenBLAS 0.3.20 (Haswell kernel: OPENBLAS_CORETYPE=Haswell set)" in line
@@ -102,26 +108,25 @@ def test_worker_environments_under_native_blas(monkeypatch, tmp_path):
     assert line.endswith(f"glibc's allocator held ({held}).")
 
 
-def test_the_option_is_in_the_command_line_and_the_timing_sessions_arguments(tmp_path):
-    o = run.Options(out=envs.ROOT / "results", tasks=run.default_tasks(False), backends=list(run.backends.BACKENDS),
+def test_the_option_is_in_the_command_line_and_the_campaigns_settings(tmp_path):
+    o = Options(out=envs.ROOT / "results", tasks=default_tasks(False), backends=list(backends.BACKENDS),
                     dtypes=["float64", "float32"], threads=1, device="cpu", quick=False, timeout=600.0)  # fmt: skip
-    assert "--native-blas" not in o.command() and "--bench-native-blas" not in run.pytest_args(o, tmp_path)
+    assert "--native-blas" not in o.command() and not o.settings.native_blas
     o.native_blas = True
-    assert o.command().endswith("--native-blas") and "--bench-native-blas" in run.pytest_args(o, tmp_path)
+    assert o.command().endswith("--native-blas") and o.settings.native_blas
 
 
 def test_a_workers_compile_caches_are_the_campaigns_and_a_users_xla_flags_are_kept(monkeypatch, tmp_path):
     """Every worker of a run shares its compile caches (torch's Inductor, jax's, TensorFlow's XLA), in the
     run's scratch folder; a TF_XLA_FLAGS the user set comes first, and a counting worker has it alone."""
-    from bench import count
 
     monkeypatch.setenv("TF_XLA_FLAGS", "--tf_xla_auto_jit=0")
-    env = campaign.environ(campaign.Settings(), {}, tmp_path)
+    env = timing.environ(Settings(), {}, tmp_path)
     assert env["TF_XLA_FLAGS"] == f"--tf_xla_auto_jit=0 --tf_xla_persistent_cache_directory={tmp_path / 'tensorflow'}"
     assert env["TORCHINDUCTOR_CACHE_DIR"].startswith(str(tmp_path))
     assert env["JAX_COMPILATION_CACHE_DIR"].startswith(str(tmp_path))
-    counting = count.environ(campaign.Settings(), {}, tmp_path, tmp_path / "shim")
-    assert "TF_XLA_FLAGS" not in counting and "JAX_COMPILATION_CACHE_DIR" not in counting
+    counted = counting.environ(Settings(), {}, tmp_path, tmp_path / "shim")
+    assert "TF_XLA_FLAGS" not in counted and "JAX_COMPILATION_CACHE_DIR" not in counted
 
 
 def test_a_timing_worker_holds_glibcs_allocator_and_a_users_own_setting_is_kept(monkeypatch, tmp_path):
@@ -129,11 +134,10 @@ def test_a_timing_worker_holds_glibcs_allocator_and_a_users_own_setting_is_kept(
     kept): at N = 10⁶ a numpy step, whose temporaries are 8 MB each, is handed a few fresh pages once the heap
     has grown (3 here), where glibc's own rules hand it hundreds a step (808 or 1,319 here, as the process's
     history has it). A variable the user set is theirs; a counting worker runs the allocator by glibc's rules."""
-    from bench import count
 
-    env = campaign.environ(campaign.Settings(), {}, tmp_path)
+    env = timing.environ(Settings(), {}, tmp_path)
     assert env["MALLOC_MMAP_THRESHOLD_"] == str(32 * 2**20) and env["MALLOC_TRIM_THRESHOLD_"] == str(2**30)
-    probe = ("from bench.timing import measure; "
+    probe = ("from bench.worker.timer import measure; "
              "f = [measure('quadratic', 'numpy', n=10**6, steps=10, round_time=0.0, min_rounds=5, objective=False,"
              " visit=v, visits=2)['faults_per_step'] for v in range(2)]; print(f[-1])")  # fmt: skip
 
@@ -143,6 +147,6 @@ def test_a_timing_worker_holds_glibcs_allocator_and_a_users_own_setting_is_kept(
         return float(out.stdout)
 
     assert pages(env) < 10 and pages(env | dict.fromkeys(machine.ALLOCATOR)) > 100
-    assert not set(machine.ALLOCATOR) & set(count.environ(campaign.Settings(), {}, tmp_path, tmp_path / "shim"))
+    assert not set(machine.ALLOCATOR) & set(counting.environ(Settings(), {}, tmp_path, tmp_path / "shim"))
     monkeypatch.setenv("MALLOC_TRIM_THRESHOLD_", "0")
-    assert campaign.environ(campaign.Settings(), {}, tmp_path)["MALLOC_TRIM_THRESHOLD_"] == "0"
+    assert timing.environ(Settings(), {}, tmp_path)["MALLOC_TRIM_THRESHOLD_"] == "0"

@@ -10,7 +10,10 @@ import numpy as np
 import pytest
 
 import tasks
-from bench import envs, harness, taskdata
+from bench.core import taskdata
+from bench.core.errors import UsageError
+from bench.host import envs
+from bench.worker import serve
 from tasks import formulas, optimizers
 from tasks.optimizers import SGD, Adam, AdamW
 
@@ -105,9 +108,9 @@ def test_a_task_with_an_unusable_optimizer_is_refused_before_training(tmp_path, 
     bad = dataclasses.replace(tasks.get("linear"), optimizer={"name": "adam", "b2": 2.0})
     assert optimizers.problems(bad.optimizer) == ["adam b2 is 2, not in (0, 1)"]
     monkeypatch.setattr(taskdata, "made", lambda name, n=None: bad if name == "linear" else made(name, n))
-    out = harness.call_here("train", {"task": "linear", "backend": "numpy"})
-    assert isinstance(out, harness.UsageError) and str(out) == "task linear: adam b2 is 2, not in (0, 1)"
-    assert harness.call_here("gradient", {"task": "linear", "backend": "numpy"}) == {"w": [-30.0]}
+    out = serve.call_here("train", {"task": "linear", "backend": "numpy"})
+    assert isinstance(out, UsageError) and str(out) == "task linear: adam b2 is 2, not in (0, 1)"
+    assert serve.call_here("gradient", {"task": "linear", "backend": "numpy"}) == {"w": [-30.0]}
 
 
 def test_what_each_formula_says_it_changes():

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 import backends
-from bench import envs
+from bench.host import envs
 
 
 def bench(*args: str) -> subprocess.CompletedProcess[str]:

@@ -10,10 +10,15 @@ import pytest
 
 import backends
 import tasks
-from bench import cli, envs
+from bench import cli
+from bench.host import envs
 
 README = (envs.ROOT / "README.md").read_text()
-CONFTEST = set(re.findall(r'addoption\("(--[a-z-]+)"', (envs.ROOT / "tests" / "conftest.py").read_text()))
+CONFTEST = {
+    o
+    for f in ("tests/conftest.py", "bench/commands/pytest_plugin.py")
+    for o in re.findall(r'addoption\("(--[a-z-]+)"', (envs.ROOT / f).read_text())
+}
 PLUGIN = "--benchmark-"  # pytest-benchmark's own
 QUOTED = {"--tool", "--instr-atstart", "--xla"}  # valgrind's options and XLA_FLAGS=--xla_..., quoted as used
 SETUP = {"--upgrade"}  # python3 -m bench.setup

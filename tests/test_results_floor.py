@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import json
 
-from bench import envs
-from bench.report import FLOOR_SLACK as SLACK
+from bench.host import envs
+from bench.report.timings import FLOOR_SLACK as SLACK
 
 
 def test_no_scaling_case_beats_the_memory_floor():

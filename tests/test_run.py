@@ -17,8 +17,14 @@ import numpy as np
 import pytest
 
 import backends
-from bench import campaign, envs, harness, outdir, plots, procs, run
-from bench import floor as bench_floor
+from bench.campaign import remote, timing
+from bench.commands import run
+from bench.core.cases import Case, Settings
+from bench.core.errors import BenchError
+from bench.core.options import Options, asked_cases
+from bench.host import envs, procs
+from bench.report import outdir, plots
+from bench.worker import floor as bench_floor
 
 
 def bench_run(*args: str) -> subprocess.CompletedProcess[str]:
@@ -280,8 +286,8 @@ def test_workers_run_several_at_once_and_answer_in_order():
         together.wait()
         return i
 
-    assert campaign.Workers(2).map(call, [(0, 0.3), (1, 0.0), (2, 0.0), (3, 0.2)]) == [0, 1, 2, 3]
-    assert campaign.Settings(quick=True).jobs == procs.cpus() and campaign.Settings().jobs == 1
+    assert timing.Workers(2).map(call, [(0, 0.3), (1, 0.0), (2, 0.0), (3, 0.2)]) == [0, 1, 2, 3]
+    assert Settings(quick=True).jobs == procs.cpus() and Settings().jobs == 1
 
 
 # --quick runs its workers one per CPU at once (bench.campaign.Workers): each is ended, the others too
@@ -315,8 +321,8 @@ def test_what_a_killed_run_leaves_is_cleared_by_the_next(tmp_path):
     assert not [p for p in out.iterdir() if p.name.startswith(outdir.STAGING)]
 
 
-def quick_options(out: Path, backends: list[str]) -> run.Options:
-    return run.Options(out=out, tasks=["linear"], backends=backends, dtypes=["float64"], threads=1, device="cpu",
+def quick_options(out: Path, backends: list[str]) -> Options:
+    return Options(out=out, tasks=["linear"], backends=backends, dtypes=["float64"], threads=1, device="cpu",
                        quick=True, timeout=120.0, repeats=2)  # fmt: skip
 
 
@@ -324,13 +330,13 @@ FLOOR = {"bytes_per_s": 1e10, "kernel": "a stand-in", "kernels": {}}
 
 
 def test_a_worker_that_dies_names_its_signal_and_last_output_and_the_others_go_on(tmp_path, monkeypatch, capsys):
-    real = harness.Remote.command
+    real = remote.Remote.command
     crash = "import os, sys; print('starting', file=sys.stderr); print('last words', file=sys.stderr); os.abort()"
 
     def command(self):
         return [sys.executable, "-c", crash] if self.calls[0][1]["backend"] == "torch" else real(self)
 
-    monkeypatch.setattr(harness.Remote, "command", command)
+    monkeypatch.setattr(remote.Remote, "command", command)
     monkeypatch.setattr(bench_floor, "measure", lambda threads, **read: FLOOR)
     assert run.run(quick_options(tmp_path / "r", ["numpy", "torch"])) == 1
     cases = json.loads((tmp_path / "r" / "results.json").read_text())["cases"]
@@ -347,7 +353,7 @@ def test_a_plot_or_a_floor_that_fails_is_a_line_not_a_lost_run(tmp_path, monkeyp
         raise ValueError("cannot draw this")
 
     def no_floor(threads, **read):
-        raise harness.BenchError("bench.floor failed: terminate called without an active exception")
+        raise BenchError("bench.floor failed: terminate called without an active exception")
 
     monkeypatch.setattr(plots, "fit_plot", broken)
     monkeypatch.setattr(bench_floor, "measure", no_floor)
@@ -367,34 +373,34 @@ def test_a_plot_or_a_floor_that_fails_is_a_line_not_a_lost_run(tmp_path, monkeyp
     assert "not drawn" in capsys.readouterr().out
 
 
-def test_the_sweep_s_sizes_reach_the_cases_the_timing_session_and_the_command(tmp_path):
+def test_the_sweep_s_sizes_reach_the_cases_and_the_command(tmp_path):
     def options(**kw):
-        return run.Options(out=tmp_path, tasks=[], backends=["numpy"], dtypes=["float64"], threads=1, device="cpu",
+        return Options(out=tmp_path, tasks=[], backends=["numpy"], dtypes=["float64"], threads=1, device="cpu",
                            quick=False, timeout=600.0, **kw)  # fmt: skip
 
     assert options().sizes == [10**2, 10**4, 10**6] and "--sizes" not in options().command()
     assert options(count=True).sizes[-1] == 10**7 and "--sizes" not in options(count=True).command()
     o = options(sizes=[10**3, 10**7])
-    assert [c.n for c in run.cases(o)] == [10**3, 10**7]
-    assert "--sizes 1000,10000000" in o.command() and "--bench-sizes=1000,10000000" in run.pytest_args(o, tmp_path)
+    assert [c.n for c in asked_cases(o)] == [10**3, 10**7]
+    assert "--sizes 1000,10000000" in o.command()
 
 
 @pytest.mark.skipif(procs.cpus() < 2, reason="two workers at a time need two CPUs")
 def test_two_timing_workers_at_a_time_each_have_a_cpu_of_their_own(tmp_path):
-    cases = [campaign.Case("speed", "linear", b, "float64") for b in ("numpy", "torch")]
-    settings = campaign.Settings(repeats=1, workers=2)
-    assert campaign.cpu_sets(settings) == [str(c) for c in procs.pinned(2)]
-    found = campaign.run(cases, settings)
+    cases = [Case("speed", "linear", b, "float64") for b in ("numpy", "torch")]
+    settings = Settings(repeats=1, workers=2)
+    assert timing.cpu_sets(settings) == [str(c) for c in procs.pinned(2)]
+    found = timing.run(cases, settings)
     held = [found[c]["cpus"][0] for c in cases]
     assert all(len(cpus) == 1 for cpus in held) and held[0] != held[1], held
-    o = run.Options(out=tmp_path, tasks=[], backends=["numpy"], dtypes=["float64"], threads=1, device="cpu",
+    o = Options(out=tmp_path, tasks=[], backends=["numpy"], dtypes=["float64"], threads=1, device="cpu",
                     quick=False, timeout=600.0, jobs=2)  # fmt: skip
-    assert "--jobs 2" in o.command() and "--bench-jobs=2" in run.pytest_args(o, tmp_path)
+    assert "--jobs 2" in o.command() and o.settings.workers == 2 and o.settings.jobs == 2
 
 
 def test_the_command_names_a_folder_inside_the_clone_as_any_clone_would():
     def command(out: Path, **kw) -> str:
-        return run.Options(out=out, tasks=[], backends=["numpy"], dtypes=["float64"], threads=1, device="cpu",
+        return Options(out=out, tasks=[], backends=["numpy"], dtypes=["float64"], threads=1, device="cpu",
                            quick=False, timeout=600.0, **kw).command()  # fmt: skip
 
     assert command(envs.ROOT / "results" / "count", count=True).endswith(" --out results/count")

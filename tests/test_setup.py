@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from bench import envs, setup
+from bench import setup
+from bench.host import envs
 
 
 def test_setup_uses_the_standard_library_only():

@@ -11,17 +11,20 @@ import numpy as np
 import pytest
 
 import tasks
-from bench import envs, harness
-from bench.compare import rel_diff
+from bench.core.agreement import rel_diff
+from bench.core.records import TrainingRun, as_lists
+from bench.host import envs
+from bench.report import plots
+from bench.worker import training
 
 
 def test_a_run_keeps_every_parameter_shape_through_json():
     t = tasks.get("mlp")
-    run = harness.train_here("mlp", "numpy", epochs=1)
-    back = harness.Run(**json.loads(json.dumps(run.to_json())))
+    run = training.train_here("mlp", "numpy", epochs=1)
+    back = TrainingRun(**json.loads(json.dumps(run.to_json())))
     for k, v in t.init.items():
         assert np.shape(back.params[k]) == v.shape, k
-    assert {k: np.shape(g) for k, g in harness.gradient_here("digits", "torch").items()} == {"W": (64, 10), "b": (10,)}
+    assert {k: np.shape(g) for k, g in training.gradient_here("digits", "torch").items()} == {"W": (64, 10), "b": (10,)}
 
 
 def test_rel_diff_on_any_shape():
@@ -36,10 +39,9 @@ def test_rel_diff_on_any_shape():
 
 @pytest.mark.parametrize("task", tasks.TASKS)
 def test_fit_plot_draws_every_task(tmp_path, task):
-    from bench import plots
 
     t = tasks.get(task)
-    rows = [{"backend": b, "dtype": "float64", "params": harness.as_lists(t.init, t.init), "epochs_trained": 1,
+    rows = [{"backend": b, "dtype": "float64", "params": as_lists(t.init, t.init), "epochs_trained": 1,
              "epochs": t.epochs} for b in ("numpy", "torch")]  # fmt: skip
     plots.fit_plot(tmp_path / "fit.png", t, rows)
     assert (tmp_path / "fit.png").stat().st_size > 10_000

@@ -1,5 +1,5 @@
 """Timings, through pytest-benchmark: ``pytest --benchmark-only`` times every backend, each in fresh
-processes of its own environment, interleaved (bench.campaign); ``python -m bench run`` runs this file.
+processes of its own environment, interleaved (bench.campaign.timing); ``python -m bench run`` runs this file.
 
 pytest-benchmark times what runs in its own process; these figures are measured elsewhere. So each
 test hands them over through pytest-benchmark's public ``timer`` option: a clock that moves only when
@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from bench.campaign import Case
+from bench.core.cases import Case
 
 
 class FedClock:

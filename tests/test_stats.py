@@ -1,4 +1,4 @@
-"""bench.stats against closed forms, textbook tables and brute-force enumeration; coverage by simulation."""
+"""bench.core.stats against closed forms, textbook tables and brute-force enumeration; coverage by simulation."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import math
 import numpy as np
 import pytest
 
-from bench import stats
+from bench.core import stats
 
 
 def brute_u_p(a: list[float], b: list[float]) -> tuple[float, list[float]]:

@@ -8,7 +8,10 @@ import numpy as np
 import pytest
 
 import tasks
-from bench import harness, taskdata
+from bench.campaign.remote import train
+from bench.core import taskdata
+from bench.core.errors import BenchError
+from bench.worker import serve
 
 
 @pytest.mark.parametrize("name", list(tasks.TASKS))
@@ -29,8 +32,8 @@ def test_bytes_that_do_not_match_their_digest_are_named(tmp_path, monkeypatch):
     z["x"] = z["x"] + 1e-12
     np.savez(tmp_path / "linear.npz", **z)
     monkeypatch.setenv(taskdata.VARIABLE, str(tmp_path))
-    out = harness.call_here("train", {"task": "linear", "backend": "numpy"})
-    assert isinstance(out, harness.BenchError) and str(out).startswith("task data differ between environments (")
+    out = serve.call_here("train", {"task": "linear", "backend": "numpy"})
+    assert isinstance(out, BenchError) and str(out).startswith("task data differ between environments (")
 
 
 def test_a_function_another_process_cannot_import_is_refused_in_one_line(tmp_path):
@@ -45,8 +48,8 @@ def test_the_mxnet_environment_trains_on_the_main_process_bytes(monkeypatch):
     changed = dataclasses.replace(original, y=original.y + 1)  # linear starts at w = 0: its first loss is y²
     made = taskdata.made
     monkeypatch.setattr(taskdata, "made", lambda name, n=None: changed if name == "linear" else made(name, n))
-    mxnet = harness.train("linear", "mxnet", epochs=3)
-    numpy = harness.train("linear", "numpy", epochs=3)
+    mxnet = train("linear", "mxnet", epochs=3)
+    numpy = train("linear", "numpy", epochs=3)
     assert mxnet.digest == numpy.digest == taskdata.digest(dataclasses.replace(changed, epochs=3))
     assert mxnet.losses == pytest.approx(numpy.losses, rel=1e-9)
     assert mxnet.losses[0] == pytest.approx(changed.full_loss(changed.init))  # linear trains on all data a step

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 import tasks
-from bench.campaign import Case, Settings, measure_call
+from bench.campaign.timing import measure_call
+from bench.core.cases import Case, Settings
 
 
 @pytest.mark.parametrize("dtype", ["float64", "float32"])

@@ -7,15 +7,22 @@ import os
 import numpy as np
 import pytest
 
-from bench import harness, timing
-from bench.timing import Unit, fit_overhead, seconds
+from bench.campaign import remote, timing
+from bench.campaign.timing import Turns
+from bench.core import noise_model
+from bench.core.cases import VISITS, Case, Settings
+from bench.core.errors import BenchError
+from bench.core.stats import fit_overhead
+from bench.host import procs
+from bench.worker import timer, training
+from bench.worker.timer import Unit, measure, seconds
 from conftest import QUIET, stand_in_workers
 
 
 @pytest.mark.quiet
 def test_the_harness_waits_for_asynchronous_work():
     """jax-jit returns before its work is done; the harness's figure must be the blocking one."""
-    b = harness.build("quadratic", "jax-jit", "float64", n=10**6)
+    b = training.build("quadratic", "jax-jit", "float64", n=10**6)
     assert b.is_async
     unit = Unit(b, 100)
     unit()  # compile
@@ -37,7 +44,7 @@ def test_fit_overhead_recovers_a_line():
 
 
 def test_a_unit_is_a_slice_of_the_schedule():
-    b = harness.build("parabola", "numpy")
+    b = training.build("parabola", "numpy")
     unit = Unit(b, 200)
     assert unit.steps == 200 and b.task.steps_per_epoch == 50
     before = b.params()
@@ -48,7 +55,6 @@ def test_a_unit_is_a_slice_of_the_schedule():
 def test_a_step_s_fresh_pages_are_counted():
     """At N = 10⁷ an eager torch step's temporaries are 80 MB each, past glibc's largest mmap threshold
     (32 MiB): each is mapped fresh, at least 80 MB / 4 KiB pages a step. A step of 100 points reuses memory."""
-    from bench.timing import measure
 
     eager = measure("quadratic", "torch", n=10**7, steps=1, round_time=0.0, min_rounds=2, objective=False)
     assert eager["faults_per_step"] >= 8 * 10**7 / 4096
@@ -59,7 +65,6 @@ def test_a_step_s_fresh_pages_are_counted():
 def test_a_later_process_builds_the_round_at_the_size_it_is_given():
     """The first process of a case sizes its round from a short first call, which it reports; a later one,
     given that size, builds the round at once (one compile, not two) and reports no first call."""
-    from bench.timing import measure
 
     first = measure("linear", "numpy", steps=100, round_time=0.0, min_rounds=2, objective=False)
     later = measure("linear", "numpy", steps=100, round_time=0.0, min_rounds=2, objective=False, size=10)
@@ -71,22 +76,21 @@ def test_a_process_visits_its_cases_in_turn_each_built_once():
     """A case is built at its first visit and timed again, unbuilt, at the later ones (no first call, no
     setup), another case's visits between; it is let go after its last, and a visit of a case the process
     did not build fails. Its visits join into one process's record, every round of each."""
-    from bench import timing
 
     kw = {"steps": 100, "round_time": 0.0, "min_rounds": 2, "objective": False, "visits": 2}
-    linear, plane = (timing.measure(t, "numpy", visit=0, **kw) for t in ("linear", "plane"))
-    again = timing.measure("linear", "numpy", visit=1, **kw)
+    linear, plane = (timer.measure(t, "numpy", visit=0, **kw) for t in ("linear", "plane"))
+    again = timer.measure("linear", "numpy", visit=1, **kw)
     assert linear["first_call_s"] > 0 and linear["setup_s"] > 0 and len(linear["step_s"]) == 2
     assert "first_call_s" not in again and again["setup_s"] == 0.0 and again["pid"] == linear["pid"]
-    assert set(timing.LIVE) == {("plane", "numpy", "float64", "cpu", None)}  # linear let go, plane alive
-    joined = timing.joined([linear, again])
+    assert set(timer.LIVE) == {("plane", "numpy", "float64", "cpu", None)}  # linear let go, plane alive
+    joined = noise_model.visits_joined([linear, again])
     assert joined["step_s"] == linear["step_s"] + again["step_s"] and joined["visits"] == 2
     assert joined["rounds_s"] == pytest.approx(linear["rounds_s"] + again["rounds_s"])
     assert joined["first_call_s"] == linear["first_call_s"] and joined["machine"] == again["machine"]
-    with pytest.raises(harness.BenchError, match="did not build"):
-        timing.measure("linear", "numpy", visit=1, **kw)
-    timing.measure("plane", "numpy", visit=1, **kw)
-    assert not timing.LIVE
+    with pytest.raises(BenchError, match="did not build"):
+        timer.measure("linear", "numpy", visit=1, **kw)
+    timer.measure("plane", "numpy", visit=1, **kw)
+    assert not timer.LIVE
 
 
 def test_torch_compile_cases_alive_at_once_compile_once_each():
@@ -95,18 +99,16 @@ def test_torch_compile_cases_alive_at_once_compile_once_each():
     trains as the same case built alone does."""
     from torch._dynamo.utils import counters
 
-    from bench import timing
-
     kw = {"steps": 100, "round_time": 0.0, "min_rounds": 2, "objective": True, "visits": 2}
     for t in ("linear", "quadratic"):
-        timing.measure(t, "torch-compile", visit=0, **kw)
+        timer.measure(t, "torch-compile", visit=0, **kw)
     compiled = counters["frames"]["ok"]
-    later = [timing.measure(t, "torch-compile", visit=1, **kw) for t in ("linear", "quadratic")]
+    later = [timer.measure(t, "torch-compile", visit=1, **kw) for t in ("linear", "quadratic")]
     assert counters["frames"]["ok"] == compiled and all(r["step_s"] for r in later)
-    alone, beside = harness.build("linear", "torch-compile"), harness.build("quadratic", "torch-compile")
+    alone, beside = training.build("linear", "torch-compile"), training.build("quadratic", "torch-compile")
     first = alone.run(alone.prepare(alone.task.lrs(), alone.task.orders()))
     beside.run(beside.prepare(beside.task.lrs()[:1], beside.task.orders()[:1]))
-    again = harness.build("linear", "torch-compile")
+    again = training.build("linear", "torch-compile")
     second = again.run(again.prepare(again.task.lrs(), again.task.orders()))
     assert np.array_equal(alone.to_numpy(first), again.to_numpy(second))
 
@@ -115,7 +117,6 @@ def test_a_campaigns_later_processes_are_given_the_size_its_first_chose(monkeypa
     """The first process of each case sizes its round (and reports the cold first call); the campaign hands
     that size to the later processes of the case, a replacing one included, and keeps the first call when
     the process that made it is replaced."""
-    from bench import campaign
 
     asked: list[int | None] = []
 
@@ -127,12 +128,12 @@ def test_a_campaigns_later_processes_are_given_the_size_its_first_chose(monkeypa
                 "machine": QUIET | {"cpu_share": 0.5 if busy else 1.0}}  # fmt: skip
 
     stand_in_workers(monkeypatch, answer)
-    cases = [campaign.Case("speed", t, "numpy", "float64") for t in ("linear", "plane")]
-    c = campaign.Campaign(cases, campaign.Settings(repeats=3), {}, None)
+    cases = [Case("speed", t, "numpy", "float64") for t in ("linear", "plane")]
+    c = timing.Campaign(cases, Settings(repeats=3), {}, None)
     c.timings()
-    c.replace("numpy", cases[:1], campaign.quiet_levels(c.found))
+    c.replace("numpy", cases[:1], noise_model.quiet_levels(c.found))
     assert asked == [None, None, 7, 7, 7, 7, 7]
-    record = campaign.merged(c.found[cases[0]])
+    record = noise_model.merged(c.found[cases[0]])
     assert record["remeasured"] == 1 and record["first_call_s"] == 0.5 and record["steps_per_round"] == 7
 
 
@@ -140,7 +141,6 @@ def test_the_sweeps_case_that_is_a_task_case_is_measured_once_as_that_task_case(
     """quadratic at N = 10² is the quadratic task itself (the same arrays and schedule): a campaign with
     both times it once, as the task case with the hand-written loop beside it, and gives the sweep's row
     the same timings; N = 10⁴ is a case of its own."""
-    from bench import campaign
 
     asked: list[tuple[str, int | None, bool]] = []
 
@@ -150,10 +150,10 @@ def test_the_sweeps_case_that_is_a_task_case_is_measured_once_as_that_task_case(
             {"handwritten_s": [2e-5]} if kw["handwritten"] else {})  # fmt: skip
 
     stand_in_workers(monkeypatch, answer)
-    task = campaign.Case("speed", "quadratic", "numpy", "float64")
-    cases = [task, *(campaign.Case("scaling", "quadratic", "numpy", "float64", n) for n in (100, 10**4))]
-    assert campaign.twins(cases) == {cases[1]: task}
-    c = campaign.Campaign(cases, campaign.Settings(repeats=2), {}, None, campaign.twins(cases))
+    task = Case("speed", "quadratic", "numpy", "float64")
+    cases = [task, *(Case("scaling", "quadratic", "numpy", "float64", n) for n in (100, 10**4))]
+    assert timing.twins(cases) == {cases[1]: task}
+    c = timing.Campaign(cases, Settings(repeats=2), {}, None, timing.twins(cases))
     c.timings()
     assert asked == [("quadratic", None, True), ("quadratic", 10**4, True)] * 2
     found = c.results()
@@ -169,20 +169,18 @@ def test_a_case_built_ahead_is_timed_as_built_and_settled_onto_its_cpu():
     has onto the CPU it is given."""
     import threading
 
-    from bench import procs
-
     kw = {"steps": 10, "unit_time": 0.0, "round_time": 0.0, "min_rounds": 1, "objective": False}
-    built = timing.prepare("linear", "numpy", **kw)
-    case = timing.LIVE[("linear", "numpy", "float64", "cpu", None)]
+    built = timer.prepare("linear", "numpy", **kw)
+    case = timer.LIVE[("linear", "numpy", "float64", "cpu", None)]
     parked = threading.Event()
     thread = threading.Thread(target=parked.wait)  # a thread of its own from before: pinned too
     thread.start()
     try:
         cpu = procs.affinity()[-1]
-        assert timing.settle([cpu]) == {"cpus": [cpu]}
+        assert timer.settle([cpu]) == {"cpus": [cpu]}
         assert os.sched_getaffinity(thread.native_id) == {cpu}
-        out = timing.measure("linear", "numpy", **kw)
-        assert out["setup_s"] == built["setup_s"] and timing.LIVE == {}
+        out = timer.measure("linear", "numpy", **kw)
+        assert out["setup_s"] == built["setup_s"] and timer.LIVE == {}
         assert case.unit.steps == out["steps_per_round"]
     finally:
         parked.set()
@@ -196,8 +194,6 @@ def test_a_round_builds_two_at_a_time_the_longest_first_then_times_one_at_a_time
     one has timed, and then ``builders`` at once."""
     import threading
     import time
-
-    from bench.campaign import Turns
 
     order, hint = ["numpy", "torch", "jax", "tensorflow"], {"jax": 9.0, "tensorflow": 5.0}
     turns, log, lock = Turns(order, 2, hint), [], threading.Lock()
@@ -235,7 +231,6 @@ def test_a_round_builds_two_at_a_time_the_longest_first_then_times_one_at_a_time
 
 
 def test_a_process_that_fails_while_building_leaves_the_round_going():
-    from bench.campaign import Turns
 
     turns = Turns(["numpy", "torch"], 2)
     with pytest.raises(RuntimeError), turns.build("numpy"):
@@ -250,18 +245,17 @@ def test_a_process_that_fails_while_building_leaves_the_round_going():
 def test_a_quick_run_trains_each_backend_in_the_process_that_timed_it(monkeypatch):
     """--quick (whose timings are not to be read): a backend's one timing process, once it has timed its
     cases, trains them for the correctness columns, sized by its own timings; no process of its own."""
-    from bench import campaign
 
     started: list[list[str]] = []
-    init = harness.Remote.__init__
+    init = remote.Remote.__init__
 
     def counted(self, env, calls, *args, **kwargs):
         started.append([fn for fn, _ in calls])
         init(self, env, calls, *args, **kwargs)
 
-    monkeypatch.setattr(harness.Remote, "__init__", counted)
-    cases = [campaign.Case("speed", t, "numpy", "float64") for t in ("linear", "quadratic")]
-    found = campaign.run(cases, campaign.Settings(repeats=1, quick=True))
+    monkeypatch.setattr(remote.Remote, "__init__", counted)
+    cases = [Case("speed", t, "numpy", "float64") for t in ("linear", "quadratic")]
+    found = timing.run(cases, Settings(repeats=1, quick=True))
     assert started == [["measure", "measure", "correctness", "correctness"]]
     for c in cases:
         assert found[c]["epochs_trained"] == found[c]["epochs"]  # numpy's whole schedule fits the budget
@@ -272,36 +266,34 @@ def test_a_default_run_trains_in_its_last_rounds_processes_once_they_have_timed(
     """One worker at a time (the default): the last round's process of each backend trains its speed cases
     for the correctness columns after its timings (``Turns.train``: once every process of the round has
     timed); an earlier round's does not train, and no process is started to train."""
-    from bench import campaign
 
     stand_in_workers(monkeypatch, lambda kw: {})
-    started, init = [], harness.Remote.__init__
+    started, init = [], remote.Remote.__init__
 
     def counted(self, *args, **kwargs):
         init(self, *args, **kwargs)
         started.append(self)
 
-    monkeypatch.setattr(harness.Remote, "__init__", counted)
-    monkeypatch.setattr(campaign.Settings, "builders", 2)  # Turns, as on a machine of several CPUs
-    cases = [campaign.Case("speed", "linear", b, "float64") for b in ("numpy", "torch")]
-    found = campaign.run(cases, campaign.Settings(repeats=2))
+    monkeypatch.setattr(remote.Remote, "__init__", counted)
+    monkeypatch.setattr(Settings, "builders", 2)  # Turns, as on a machine of several CPUs
+    cases = [Case("speed", "linear", b, "float64") for b in ("numpy", "torch")]
+    found = timing.run(cases, Settings(repeats=2))
     calls = sorted([fn for fn, _ in w.calls if fn != "prepare"] for w in started)
-    visits = ["measure"] * campaign.VISITS
+    visits = ["measure"] * VISITS
     assert calls == [["settle", *visits]] * 2 + [["settle", *visits, "correctness"]] * 2
     assert all("error" not in found[c] for c in cases)
 
 
 def test_a_process_asked_to_train_a_case_it_did_not_time_says_so():
-    with pytest.raises(harness.BenchError, match="not timed in this process"):
-        timing.correctness("plane", "numpy", "float32", "cpu", None, 1.0)
+    with pytest.raises(BenchError, match="not timed in this process"):
+        timer.correctness("plane", "numpy", "float32", "cpu", None, 1.0)
 
 
 def test_where_a_rounds_time_went_adds_up_to_its_wall_clock_time():
     """A round built two processes at once and trained two at once: its start-up and setup worker-seconds
     are scaled to the wall-clock time that neither its rounds nor its training took."""
-    from bench import campaign
 
-    c = campaign.Campaign([], campaign.Settings(), {}, None)
+    c = timing.Campaign([], Settings(), {}, None)
     before = dict(c.seconds)
     c.seconds |= {"worker start-up": 30.0, "setup and compile": 90.0, "rounds": 40.0, "correctness": 40.0}
     c.overlapped(before, wall=120.0, training=20.0)  # 40 s of worker-seconds training, two at once
@@ -312,23 +304,22 @@ def test_where_a_rounds_time_went_adds_up_to_its_wall_clock_time():
 def test_a_last_round_process_that_dies_while_timing_is_not_trained_and_the_round_goes_on(monkeypatch):
     """A worker of the last round that ends before answering its timings (here torch's: it was killed) is
     stopped in its turn; its cases say why and are not trained, and the other backend's train."""
-    from bench import campaign
 
     stand_in_workers(monkeypatch, lambda kw: {})
-    answers = harness.Remote.results
+    answers = remote.Remote.results
 
     def results(self, timeout=None, answered=None):
         got = answers(self, timeout, answered)
         if any(kw.get("backend") == "torch" for _, kw in self.calls) and len(self.calls) > 2:  # at its turn
-            return [harness.BenchError("the worker was killed by SIGKILL") if fn == "measure" else g
+            return [BenchError("the worker was killed by SIGKILL") if fn == "measure" else g
                     for (fn, _), g in zip(self.calls, got, strict=True)]  # fmt: skip
         return got
 
-    monkeypatch.setattr(harness.Remote, "results", results)
-    monkeypatch.setattr(harness.Remote, "wait", lambda self, answers, timeout, answered=None: not any(
+    monkeypatch.setattr(remote.Remote, "results", results)
+    monkeypatch.setattr(remote.Remote, "wait", lambda self, answers, timeout, answered=None: not any(
         fn == "measure" and kw["backend"] == "torch" for fn, kw in self.calls))  # fmt: skip
-    monkeypatch.setattr(campaign.Settings, "builders", 2)
-    cases = [campaign.Case("speed", "linear", b, "float64") for b in ("numpy", "torch")]
-    c = campaign.Campaign(cases, campaign.Settings(repeats=1), {}, None)
+    monkeypatch.setattr(Settings, "builders", 2)
+    cases = [Case("speed", "linear", b, "float64") for b in ("numpy", "torch")]
+    c = timing.Campaign(cases, Settings(repeats=1), {}, None)
     c.timings()
     assert c.errors == {cases[1]: "the worker was killed by SIGKILL"} and list(c.checked) == [cases[0]]

@@ -16,13 +16,16 @@ import os
 import resource
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
 from backends._base import Backend
-from bench import procs
+from bench.core import agreement
+from bench.core.errors import BenchError, Diverged
+from bench.host import procs
+from bench.worker import calibration, training
 
 MIN_STEPS = 10  # the shortest slice a round trains (fewer where ``steps`` asks for fewer: the largest sweep sizes)
 # what a timing process names as loaded: the proof it is isolated
@@ -78,15 +81,12 @@ class Timed:
 
     def __init__(self, task: str, backend: str, dtype: str, device: str, n: int | None, steps: int,
                  unit_time: float, objective: bool, handwritten: bool, size: int | None) -> None:  # fmt: skip
-        from bench import calibration, harness
 
         started = time.perf_counter()
-        b = harness.build(task, backend, dtype, device, n=n)
+        b = training.build(task, backend, dtype, device, n=n)
         timed: dict[str, Callable[[], Any]] = {}
         if handwritten:
-            from bench import handwritten as hw
-
-            loop = hw.make(backend, b.task, dtype, b.device)
+            loop = handwritten.make(backend, b.task, dtype, b.device)
         self.first: dict[str, float] = {}
         if size is None:
             least = min(steps, MIN_STEPS)
@@ -139,9 +139,7 @@ class Timed:
         machine = reading.end(calibrate=last)
         bad = np.flatnonzero(~np.isfinite(unit.losses()))
         if bad.size:  # a timing of arithmetic on inf and NaN is not a timing of training
-            from bench import harness
-
-            raise harness.Diverged(int(bad[0]) + 1)
+            raise Diverged(int(bad[0]) + 1)
         timed = len(steps) * unit.steps
         return {**figures, "machine": machine, "rounds_s": time.perf_counter() - rounds_start,
                 "faults_per_step": faults / timed, "steps_timed": timed}  # fmt: skip
@@ -176,21 +174,19 @@ def measure(
     ``round_time`` seconds have passed, at least ``min_rounds``, but never fewer than MIN_STEPS steps (a
     one-step slice makes Dynamo recompile). The first visit (``visit`` 0) builds the case; it stays built
     in this process until its last (``visits``), and a process visits each of its cases in turn
-    (bench.campaign), so that a moment in which the machine is slow falls on a visit, not on a case.
+    (bench.campaign.timing), so that a moment in which the machine is slow falls on a visit, not on a case.
     ``first_call_s`` (first visit) is the first call of a slice of MIN_STEPS steps, which sizes the round;
     where an earlier process sized it (``size``, its ``steps_per_round``), the round is built at that size
     at once and its first call is not reported (a compiled backend compiles once instead of twice);
-    ``machine`` what the calibration kernels, the CPU share and the steal time said (bench.calibration);
+    ``machine`` what the calibration kernels, the CPU share and the steal time said (bench.worker.calibration);
     ``faults_per_step``, the pages the kernel handed a training step (``minor_faults``), over the
     visit's ``steps_timed``; ``setup_s`` the seconds before the rounds (building, converting, compiling,
     warming up), ``rounds_s`` the rounds'. ``joined`` makes one process's record of a case's visits."""
-    from bench import harness
-
     key = (task, backend, dtype, device, n)
     if visit == 0 and key not in LIVE:  # not built ahead
         prepare(task, backend, dtype, device, n, steps, unit_time, objective, handwritten, size)
     elif key not in LIVE:
-        raise harness.BenchError(f"{task} {backend} {dtype}: visit {visit + 1} of a case this process did not build")
+        raise BenchError(f"{task} {backend} {dtype}: visit {visit + 1} of a case this process did not build")
     case = LIVE[key]
     try:
         every = round_time * visits / CALIBRATIONS
@@ -212,7 +208,7 @@ def prepare(task: str, backend: str, dtype: str = "float64", device: str = "cpu"
             steps: int = 100, unit_time: float = 0.05, objective: bool = True, handwritten: bool = False,
             size: int | None = None, **visits: Any) -> dict[str, float]:  # fmt: skip
     """A case built ahead of its visits (``measure``'s first builds it otherwise), while another process
-    builds its own beside this one (bench.campaign); its seconds."""
+    builds its own beside this one (bench.campaign.timing); its seconds."""
     key = (task, backend, dtype, device, n)
     LIVE[key] = Timed(task, backend, dtype, device, n, steps, unit_time, objective, handwritten, size)
     return {"setup_s": LIVE[key].setup_s}
@@ -228,23 +224,6 @@ def settle(cpus: list[int]) -> dict[str, Any]:
     return {"cpus": procs.affinity()}
 
 
-def joined(visits: list[dict[str, Any]]) -> dict[str, Any]:
-    """One process's record of a case from its visits' answers: every round of every visit; the machine's
-    reading over them all (the last visit's); the pages a step was handed (``faults_per_step``); the
-    setup and the rounds' seconds summed."""
-    first, last = visits[0], visits[-1]
-    out = {k: v for k, v in first.items() if k not in ("visit", "steps_timed")}
-    for k in ("step_s", "objective_s", "handwritten_s"):
-        if k in first:
-            out[k] = [x for v in visits for x in v[k]]
-    out["machine"] = last["machine"]
-    steps = sum(v["steps_timed"] for v in visits)
-    out["faults_per_step"] = sum(v["faults_per_step"] * v["steps_timed"] for v in visits) / steps
-    out["setup_s"], out["rounds_s"] = (sum(v[k] for v in visits) for k in ("setup_s", "rounds_s"))
-    out["visits"] = len(visits)
-    return out
-
-
 def minor_faults() -> int:
     """Pages the kernel has handed this process so far (fresh memory touched for the first time)."""
     return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
@@ -253,8 +232,6 @@ def minor_faults() -> int:
 @functools.cache
 def kernels() -> Any:
     """The calibration kernels of this process, made once."""
-    from bench import calibration
-
     return calibration.Kernels()
 
 
@@ -264,24 +241,21 @@ def correctness(
     """Train the whole schedule where it fits the budget, else the whole epochs that do; the final loss,
     parameters and loss curve, and how far they are from numpy's over the same epochs. ``per_step`` None:
     the step as this process measured the case (``MEASURED``). ``correctness_s``: the seconds it took."""
-    from bench import harness
-    from bench.compare import rel_diffs, run_diff
-
     started = time.monotonic()
     if per_step is None:
         per_step = MEASURED.get((task, backend, dtype, device, None))
         if per_step is None:
-            raise harness.BenchError(f"{task} {backend} {dtype}: not timed in this process, so not trained in it")
-    t = harness.make_task(task)
+            raise BenchError(f"{task} {backend} {dtype}: not timed in this process, so not trained in it")
+    t = training.make_task(task)
     per_epoch = per_step * t.steps_per_epoch
     epochs = t.epochs if per_epoch * t.epochs <= budget else max(1, int(budget / per_epoch))
-    run = harness.train_here(task, backend, dtype, device, epochs=epochs)
+    run = training.train_here(task, backend, dtype, device, epochs=epochs)
     formula = None if run.formula == "reference" else run.formula  # numpy follows the framework's own update
-    ref = harness.train_here(task, "numpy", dtype, epochs=epochs, lr_dtype=run.lr_dtype, formula=formula)
+    ref = training.train_here(task, "numpy", dtype, epochs=epochs, lr_dtype=run.lr_dtype, formula=formula)
     return {"epochs_trained": epochs, "epochs": t.epochs, "final_loss": run.losses[-1],
-            "max_rel_diff": run_diff(run, ref), "params": run.params, "lr_dtype": run.lr_dtype,
+            "max_rel_diff": agreement.run_diff(run, ref), "params": run.params, "lr_dtype": run.lr_dtype,
             "formula": run.formula,
-            "losses": sample(run.losses), "loss_diffs": sample(list(rel_diffs(run.losses, ref.losses))),
+            "losses": sample(run.losses), "loss_diffs": sample(list(agreement.rel_diffs(run.losses, ref.losses))),
             "correctness_s": time.monotonic() - started}  # fmt: skip
 
 
@@ -290,11 +264,3 @@ def sample(losses: list[float], points: int = 1000) -> dict[str, list]:
     n = len(losses)
     steps = np.unique(np.concatenate([np.arange(min(n, 100)), np.linspace(0, n - 1, points).astype(int)]))
     return {"step": (steps + 1).tolist(), "loss": [float(losses[i]) for i in steps]}
-
-
-def fit_overhead(n: Sequence[float], t: Sequence[float]) -> tuple[float, float]:
-    """``t(N) = a + b·N`` by least squares on relative error: (a seconds, b seconds per element)."""
-    n, t = np.asarray(n, dtype=float), np.asarray(t, dtype=float)
-    design = np.stack([np.ones_like(n), n], axis=1) / t[:, None]
-    (a, b), *_ = np.linalg.lstsq(design, np.ones_like(t), rcond=None)
-    return float(a), float(b)

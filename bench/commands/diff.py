@@ -2,7 +2,7 @@
 
 A case timed in R processes carries ``samples_s`` (each process's figure per step) and ``sigma_log`` (the
 process-to-process spread of its backend's cases in that run) and ``drift_log`` (what moves a whole run:
-bench.campaign.drift); its verdict is ``bench.stats.verdict`` of the two sample sets, with both spreads
+bench.campaign.drift); its verdict is ``bench.core.stats.verdict`` of the two sample sets, with both spreads
 and the larger drift where both runs have them. A case from before samples were kept
 (only ``median_s``) has no interval: its medians are compared and its verdict is "no samples", never a
 significant change.
@@ -25,9 +25,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bench import campaign, envs, machine, stats
-from bench.harness import UsageError
-from bench.report import duration, instructions, levels, power
+from bench.core import cases, noise_model, stats
+from bench.core.errors import UsageError
+from bench.host import envs, machine
+from bench.report.formatting import duration, instructions, power
+from bench.report.timings import levels
 
 ALPHA = 0.05
 NO_SAMPLES = "no samples"
@@ -35,7 +37,7 @@ COUNT_THRESHOLD = 0.005  # a count that moved by more than this fraction (reruns
 
 
 @dataclass
-class Case:
+class Figures:
     """One case of a results.json: its figures, or why it has none."""
 
     key: tuple[Any, ...]
@@ -43,7 +45,7 @@ class Case:
     backend: str = ""
     median: float | None = None
     samples: list[float] | None = None
-    sigma: float | None = None  # the process-to-process spread of its backend in that run (bench.stats)
+    sigma: float | None = None  # the process-to-process spread of its backend in that run (bench.core.stats)
     drift: float = 0.0  # what moves a whole run (bench.campaign.drift); 0 in a run from before it was kept
     error: str | None = None
     count: float | None = None  # instructions per step (bench run --count)
@@ -55,7 +57,7 @@ class Results:
 
     path: Path
     data: dict[str, Any]
-    cases: dict[tuple[Any, ...], Case] = field(default_factory=dict)
+    cases: dict[tuple[Any, ...], Figures] = field(default_factory=dict)
 
 
 @dataclass
@@ -100,7 +102,7 @@ def load(given: str, which: str) -> Results:
     return results
 
 
-def read_case(raw: Any, where: str) -> Case:
+def read_case(raw: Any, where: str) -> Figures:
     if not isinstance(raw, dict):
         raise UsageError(f"{where} is not an object")
     kind = raw.get("kind")
@@ -116,7 +118,7 @@ def read_case(raw: Any, where: str) -> Case:
         if not number(raw["n"]):
             raise UsageError(f"{where} has n {raw['n']!r}, not a number")
         name = f"{raw['task']} N={power(int(raw['n']))} {raw['backend']} {raw['dtype']}"
-    case = Case(tuple(str(k) if not isinstance(k, int | float) else k for k in key), name, str(raw["backend"]))
+    case = Figures(tuple(str(k) if not isinstance(k, int | float) else k for k in key), name, str(raw["backend"]))
     if "error" in raw:
         case.error = str(raw["error"])
         return case
@@ -180,7 +182,7 @@ def environment(r: Results) -> tuple[dict[str, Any], dict[str, dict[str, str]]]:
 
 
 def recorded(r: Results) -> dict[str, dict[str, Any]]:
-    """Each environment's record (bench.machine.environment): the workers' where they reported, else the
+    """Each environment's record (bench.host.machine.environment): the workers' where they reported, else the
     main process's."""
     found: dict[str, dict[str, Any]] = {}
     workers = r.data.get("workers")
@@ -255,7 +257,7 @@ def environment_lines(old: Results, new: Results) -> list[str]:
 # The cases -------------------------------------------------------------------------------------------------------
 
 
-def compare(old: Case, new: Case) -> Row:
+def compare(old: Figures, new: Figures) -> Row:
     assert old.median is not None and new.median is not None
     if old.samples is None or new.samples is None:
         return Row(new.name, old.median, new.median, new.median / old.median, None, None, NO_SAMPLES)
@@ -268,7 +270,7 @@ def compare(old: Case, new: Case) -> Row:
     return Row(new.name, old.median, new.median, ratio, low, high, said)
 
 
-def compare_counts(old: Case, new: Case) -> Row:
+def compare_counts(old: Figures, new: Figures) -> Row:
     """Counts are exact: a ratio beyond 1 ± COUNT_THRESHOLD is a change, and there is no interval."""
     assert old.count is not None and new.count is not None
     ratio = new.count / old.count
@@ -316,11 +318,11 @@ def drift_of(key: tuple[Any, ...]) -> float:
     """bench.campaign.drift of the case a results key names: (kind, task, backend, dtype) or (kind, task,
     n, backend, dtype)."""
     kind, task, *rest = key
-    return campaign.drift(campaign.Case(kind, task, *rest[-2:], rest[0] if kind == "scaling" else None))
+    return noise_model.drift(cases.Case(kind, task, *rest[-2:], rest[0] if kind == "scaling" else None))
 
 
 def rerun_lines(old: Results, new: Results) -> list[str]:
-    """Whether OLD's intervals, as this version makes them (bench.stats.rerun_interval of OLD's samples
+    """Whether OLD's intervals, as this version makes them (bench.core.stats.rerun_interval of OLD's samples
     and spread, the case's drift and how far the machine moved within OLD), held NEW's medians as often
     as they claim; how many NEW medians are within 5 % of OLD's; and for each class of case, the least
     drift between runs at which they would have held this rerun: the figure behind bench.campaign.DRIFT."""
@@ -329,23 +331,23 @@ def rerun_lines(old: Results, new: Results) -> list[str]:
     if not pairs:
         return []
 
-    run = campaign.moved(old.data["cases"])  # how far the machine moved within OLD (0 in a run of one round)
+    run = noise_model.moved(old.data["cases"])  # how far the machine moved within OLD (0 in a run of one round)
 
-    def held(mine: list[tuple[Case, Case]], drift: float | None = None) -> int:
+    def held(mine: list[tuple[Figures, Figures]], drift: float | None = None) -> int:
         """How many of NEW's medians fall inside OLD's intervals: with each case's drift and OLD's movement,
-        as bench.campaign makes them, or with ``drift`` alone."""
+        as bench.campaign.timing makes them, or with ``drift`` alone."""
         drifts = (math.hypot(drift_of(o.key), run) if drift is None else drift for o, _ in mine)
         intervals = (stats.rerun_interval(o.samples, o.sigma, drift=d) for (o, _), d in zip(mine, drifts, strict=True))
         return sum(lo <= n.median <= hi for (_, n), (_, lo, hi) in zip(mine, intervals, strict=True))
 
     level, close = stats.RERUN_LEVEL, sum(abs(n.median / o.median - 1) <= 0.05 for o, n in pairs)
-    by: dict[float, list[tuple[Case, Case]]] = {}
+    by: dict[float, list[tuple[Figures, Figures]]] = {}
     for o, n in pairs:
         by.setdefault(drift_of(o.key), []).append((o, n))
     least = []
     for d, mine in sorted(by.items()):
         t = next((t for t in DRIFTS if held(mine, t) >= level * len(mine)), None)
-        where = "in cache" if d == campaign.DRIFT else "streaming memory"
+        where = "in cache" if d == noise_model.DRIFT else "streaming memory"
         least.append(f"{'over 10' if t is None else f'{100 * t:g}'} % for the {len(mine)} cases {where} "
                      f"(drift used: {100 * d:g} %)")  # fmt: skip
     inside = held(pairs)
@@ -359,8 +361,8 @@ def rerun_lines(old: Results, new: Results) -> list[str]:
 
 def kernel_medians(r: Results) -> dict[str, float]:
     """The median over a run's processes of each calibration kernel's time (``machine`` of each case), by
-    the kernel's name in bench.calibration (``cpu``, ``memory``)."""
-    found: dict[str, list[float]] = {k: [] for k in campaign.KERNELS}
+    the kernel's name in bench.worker.calibration (``cpu``, ``memory``)."""
+    found: dict[str, list[float]] = {k: [] for k in noise_model.KERNELS}
     for raw in r.data["cases"]:  # each a dict: load checked it
         for m in raw.get("machine") or ():
             for k, seen in found.items():
@@ -386,7 +388,7 @@ def shift_lines(old: Results, new: Results) -> list[str]:
     ko, kn = kernel_medians(old), kernel_medians(new)
     kernels = [f"{k} {kn[k] / ko[k]:.3f}" for k in ko if k in kn]
     rounds = [f"{which} {levels(found)}" for which, r in (("OLD", old), ("NEW", new))
-              if (found := campaign.by_round(r.data["cases"]))]  # fmt: skip
+              if (found := noise_model.by_round(r.data["cases"]))]  # fmt: skip
     return [f"Whole run: NEW/OLD {whole:.3f}, the median over {sum(map(len, ratios.values()))} cases "
             f"(per backend {min(each):.3f} to {max(each):.3f})"
             + (f"; the calibration kernels {', '.join(kernels)}" if kernels else "")

@@ -10,7 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 # environment -> its folder; each is created by ``python3 -m bench.setup`` from pyproject's extra of that name
 ENVS: dict[str, str] = {"main": ".venv", "mxnet": ".venv-mxnet"}

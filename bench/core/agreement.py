@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from bench.harness import Run
+from bench.core.records import TrainingRun as Run
 from tasks import Task
 
 TOL = {"float64": 1e-9, "float32": 1e-4}  # on |a-b| / max(1, |a|+|b|)

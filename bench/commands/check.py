@@ -18,8 +18,9 @@ import numpy as np
 
 import backends
 import tasks
-from bench import harness
-from bench.compare import TOL, rel_diff
+from bench.campaign.remote import call_many
+from bench.core.agreement import TOL, rel_diff
+from bench.core.errors import BenchError
 from tasks import optimizers
 from tasks.contract import CONTRACT
 
@@ -158,8 +159,8 @@ def check(name: str, among: Sequence[str] = tuple(backends.BACKENDS)) -> list[tu
     err = max(fd_error(fd[k], np.asarray(hand[k])) for k in t.init)
     lines.append((err <= FD_TOL, f"hand-derived gradient vs central differences: {err:.1e} (at most {FD_TOL:g})"))
     calls = [("gradient", {"task": name, "backend": b, "dtype": "float64"}) for b in among]
-    for (_, kw), got in zip(calls, harness.call_many(calls), strict=True):
-        if isinstance(got, harness.BenchError):
+    for (_, kw), got in zip(calls, call_many(calls), strict=True):
+        if isinstance(got, BenchError):
             lines.append((False, f"{kw['backend']} gradient: {got}"))
             continue
         diff = max(rel_diff(got[k], hand[k]) for k in t.init)

@@ -1,11 +1,8 @@
-"""Turn the workers' pytest-benchmark JSON into results/: Markdown tables, JSON, CSV and plots."""
+"""A timing run's results folder: Markdown tables, JSON, CSV and plots."""
 
 from __future__ import annotations
 
-import csv
 import json
-import math
-import os
 import statistics
 from collections.abc import Callable
 from pathlib import Path
@@ -15,10 +12,13 @@ import numpy as np
 
 import backends
 import tasks
-from bench import campaign, envs, machine, stats
-from bench.compare import tol
-from bench.harness import Failed
-from bench.timing import fit_overhead
+from bench.core import noise_model, stats
+from bench.core.agreement import tol
+from bench.core.cases import jobs
+from bench.core.errors import Failed
+from bench.core.stats import fit_overhead
+from bench.host import envs, machine
+from bench.report.formatting import SCALES, duration, markdown_table, number, power, scaled, size, write_csv, write_text
 
 HOW_TO_READ = f"""Every backend was timed in R fresh processes of its own environment, each pinned to one CPU
 of its own (with one thread, unless the line above says otherwise), the processes interleaved round-robin across
@@ -28,7 +28,8 @@ a second, and the process's figure is its fastest round divided by the round's s
 median over the processes; the interval in brackets is where a rerun's median falls
 {100 * stats.RERUN_LEVEL:g} % of the time, from the process-to-process spread pooled over a backend's task cases,
 or over the sweep's cases of one size, and the machine's drift between runs measured here
-({100 * campaign.DRIFT:g} %, or {100 * campaign.DRIFT_STREAMING:g} % where the sweep's arrays outgrow a core's cache);
+({100 * noise_model.DRIFT:g} %, or {100 * noise_model.DRIFT_STREAMING:g} % where the sweep's arrays outgrow a core's
+cache);
 at least the processes' own range.
 Beside its rounds each worker timed two fixed calibration kernels, and read its CPU share and the
 steal time: a process that timed a case while the machine was busy was replaced by one more (*Noise*
@@ -44,79 +45,8 @@ The memory floor is the time to read x and y once at the best read bandwidth mea
 kernels and thread counts); a figure that beats it by more than 5 % is a measurement error, and is flagged
 rather than printed."""
 
+
 README_START, README_END = "<!-- results:start -->", "<!-- results:end -->"
-
-
-SCALES = (("s", 1.0), ("ms", 1e-3), ("µs", 1e-6), ("ns", 1e-9))
-
-
-def decimals(x: float) -> int:
-    """The decimals that leave three significant figures of ``x``."""
-    return 2 - math.floor(math.log10(abs(x))) if x and math.isfinite(x) else 0
-
-
-def number(x: float) -> str:
-    """Three significant figures, written out with thousands separated: ``845``, ``1,770``, ``16.3``,
-    ``0.0123`` (never ``1.77e+03``)."""
-    if x == 0 or not math.isfinite(x):
-        return f"{x:g}"
-    return f"{round(x, decimals(x)):,.{max(0, decimals(round(x, decimals(x))))}f}"
-
-
-def scaled(x: float, scales: tuple[tuple[str, float], ...]) -> tuple[str, float]:
-    """The unit of ``x`` (rounded to three figures first: 999.7 ns is 1.00 µs) and its scale."""
-    x = round(x, decimals(x))
-    return next(((u, k) for u, k in scales if x >= k), scales[-1])
-
-
-def duration(seconds: float | None) -> str:
-    if seconds is None or not math.isfinite(seconds):
-        return "—"
-    if abs(seconds) < 5e-13:  # under a thousandth of a nanosecond: nothing (a fit's overhead of 2.6e-26 s)
-        return "0 ns"
-    unit, scale = scaled(seconds, SCALES)
-    return f"{number(seconds / scale)} {unit}"
-
-
-def instructions(value: float | None) -> str:
-    """A count: ``71.8 k``, ``1.07 M``, ``2.34 G``, three significant digits."""
-    if value is None or not math.isfinite(value):
-        return "—"
-    unit, scale = scaled(value, (("G", 1e9), ("M", 1e6), ("k", 1e3), ("", 1.0)))
-    return f"{number(value / scale)} {unit}".rstrip()
-
-
-SUPERSCRIPT = str.maketrans("0123456789", "⁰¹²³⁴⁵⁶⁷⁸⁹")
-
-
-def power(n: int) -> str:
-    """A sweep size: ``10²`` for a power of ten, else ``12,345``."""
-    digits = str(n)
-    if n >= 10 and digits.strip("0") == "1":
-        return f"10{str(len(digits) - 1).translate(SUPERSCRIPT)}"
-    return f"{n:,}"
-
-
-def size(n: int) -> str:
-    """``N = 10²``: a column's heading."""
-    return f"N = {power(n)}"
-
-
-def rows_of(cases: list[Any], found: Any) -> list[dict[str, Any]]:
-    """One row per case asked for: its figures (what the timing session put in each benchmark's
-    extra_info), or the reason it has none."""
-    benchmarks = {b["name"]: b for b in found.benchmarks}
-    rows = []
-    for c in cases:
-        row: dict[str, Any] = {"kind": c.kind, "task": c.task, "backend": c.backend, "dtype": c.dtype}
-        row |= {} if c.n is None else {"n": c.n}
-        b = benchmarks.get(c.id)
-        if b is None or c.id in found.failures:
-            row["error"] = found.failures.get(c.id) or "the timing session never reported this case"
-        else:
-            row |= b["extra_info"]
-        rows.append(row)
-    return with_metrics(rows)
 
 
 def with_metrics(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -267,17 +197,17 @@ def noise(rows: list[dict[str, Any]]) -> dict[str, Any]:
     timed = [r for r in rows if r.get("machine")]
     by: dict[str, dict[str, Any]] = {}
     sweep = {f"{r['n']:,} {r['dtype']}": r.get("sigma_log") for r in timed if r["kind"] == "scaling"}
-    for r in timed:  # each process's calibration kernels against the case's quietest process (bench.campaign)
+    for r in timed:  # each process's calibration kernels against the case's quietest process (bench.campaign.timing)
         b = by.setdefault(r["backend"], {"sigma_log": None, "calibration": []})
         b["sigma_log"] = r.get("sigma_log") if r["kind"] == "speed" else b["sigma_log"]
-        for k in campaign.KERNELS:
+        for k in noise_model.KERNELS:
             quiet = max(min(m[k] for m in r["machine"]), 1e-12)
             b["calibration"] += [m[k] / quiet for m in r["machine"]]
     for b in by.values():
         ratios = b.pop("calibration")
         b["calibration_median"], b["calibration_worst"] = float(np.median(ratios)), float(max(ratios))
     machines = [m for r in timed for m in r["machine"]]
-    return {"backends": by, "sweep": sweep, "processes": len(machines), "by_round": campaign.by_round(timed),
+    return {"backends": by, "sweep": sweep, "processes": len(machines), "by_round": noise_model.by_round(timed),
             "cpu_share_min": min((m["cpu_share"] for m in machines), default=None),
             "steal_max": max((m["steal"] for m in machines), default=None),
             "remeasured": sum(r.get("remeasured", 0) for r in timed),
@@ -321,11 +251,6 @@ def time_spent(campaign: dict[str, float], floor_s: float, total_s: float) -> di
     return spent | {"rest": max(0.0, total_s - sum(spent.values())), "total": total_s}
 
 
-def campaign_seconds(found: Any) -> dict[str, float]:
-    """The timing session's own account of its time (tests/conftest.py puts it in the machine info)."""
-    return found.machine_info.get("autodiff_bench", {}).get("seconds", {})
-
-
 def time_line(spent: dict[str, float], jobs: int = 1) -> str:
     parts = ", ".join(f"{k} {v:.0f} s" for k, v in spent.items() if k != "total")
     at_once = f" (workers ran {jobs} at a time: the parts add up to more)" if jobs > 1 else ""
@@ -341,19 +266,7 @@ def floor_cell(f: dict[str, Any]) -> str:
     return f"{f['floor_ratio']:.2f} at {size(f['floor_n'])}"
 
 
-def markdown_table(header: list[str], rows: list[list[str]]) -> str:
-    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
-    return "\n".join(lines + ["| " + " | ".join(r) + " |" for r in rows])
-
-
-def write_text(path: Path, text: str) -> None:
-    """Write aside, then rename: a reader never sees half a file."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
-
-def write(out: Path, o: Any, rows: list[dict[str, Any]], found: Any, floor: dict[str, Any], wall: float,
+def write(out: Path, o: Any, rows: list[dict[str, Any]], spent: dict[str, float], floor: dict[str, Any], wall: float,
           env: dict[str, Any], workers: dict[str, Any]) -> str:  # fmt: skip
     """Write the results folder: the raw figures first (results.json, CSVs), then plots, each on its own
     (one that fails is a line in the README), then the README. Returns the summary."""
@@ -363,10 +276,10 @@ def write(out: Path, o: Any, rows: list[dict[str, Any]], found: Any, floor: dict
     names = list(o.tasks)
     result = {"command": o.command(), "wall_s": wall, "environment": env, "read_bandwidth_bytes_per_s": bandwidth,
               "floor": floor, "threads": o.threads, "device": o.device, "quick": o.quick, "repeats": o.repeats,
-              "jobs": campaign.jobs(o.quick, o.jobs),
+              "jobs": jobs(o.quick, o.jobs),
               "native_blas": getattr(o, "native_blas", False),
-              "noise": noise(rows), "time_s": time_spent(campaign_seconds(found), floor.get("wall_s", 0.0), wall),
-              "cases": rows, "scaling": fits, "workers": workers, "machine_info": found.machine_info}  # fmt: skip
+              "noise": noise(rows), "time_s": time_spent(spent, floor.get("wall_s", 0.0), wall),
+              "cases": rows, "scaling": fits, "workers": workers}  # fmt: skip
     (out / "results.json").write_text(json.dumps(result, indent=1))
     columns = ["task", "backend", "dtype", "mode", "device", "first_call_s", "median_s", "ci_low_s", "ci_high_s",
                "samples_s", "objective_samples_s", "rounds", "steps_per_round", "final_loss", "max_rel_diff",
@@ -398,7 +311,7 @@ def readme_text(rows: list[dict[str, Any]], names: list[str], o: Any, env: dict[
     """The summary, and the whole README around it: how to read, a table per task and dtype, plots, failures."""
     top, rest = headline(rows, names, o.dtypes, pictures), summary_markdown(rows, names, o, env, floor, fits,
                                                                             pictures, workers)  # fmt: skip
-    made = f"Made by `{o.command()}`. Do not edit: rerun it. {time_line(spent, campaign.jobs(o.quick, o.jobs))}"
+    made = f"Made by `{o.command()}`. Do not edit: rerun it. {time_line(spent, jobs(o.quick, o.jobs))}"
     sections = [f"# autodiff-bench results\n\n{made}", top, HOW_TO_READ, rest]
     summary = f"{top}\n\n{rest}"
     for t in names:
@@ -414,8 +327,8 @@ def readme_text(rows: list[dict[str, Any]], names: list[str], o: Any, env: dict[
 def draw_plots(folder: Path, rows: list[dict[str, Any]], fits: list[dict[str, Any]], bandwidth: float | None,
                names: list[str]) -> tuple[list[Path], list[str]]:  # fmt: skip
     """The plots drawn, and a line for each that could not be: why."""
-    try:
-        from bench import plots
+    try:  # here, not at the top: matplotlib takes half a second to import, and only a run that draws needs it
+        from bench.report import plots
     except Exception as e:  # matplotlib missing or broken: the figures are still written
         return [], [f"plots not drawn: {type(e).__name__}: {e}"]
     folder.mkdir(parents=True)
@@ -546,13 +459,6 @@ def picture_link(path: Path) -> str:
     """``fit_plane.png`` -> ``[plane fit](plots/fit_plane.png)``."""
     kind, _, task = path.stem.partition("_")
     return f"[{f'{task} {kind}' if task else kind}](plots/{path.name})"
-
-
-def write_csv(path: Path, rows: list[dict[str, Any]], columns: list[str]) -> None:
-    with open(path, "w", newline="") as f:
-        writer = csv.DictWriter(f, columns, extrasaction="ignore")
-        writer.writeheader()
-        writer.writerows(rows)
 
 
 def update_readme(summary: str) -> None:

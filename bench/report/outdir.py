@@ -18,9 +18,9 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from bench import procs
-from bench.envs import ROOT
-from bench.harness import BenchError, UsageError
+from bench.core.errors import BenchError, UsageError
+from bench.host import procs
+from bench.host.envs import ROOT
 
 MARK = ".autodiff-bench"
 STAGING = ".autodiff-bench-staging-"

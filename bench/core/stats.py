@@ -309,3 +309,11 @@ def power(
     if sd == 0:
         return float(math.log(ratio) > bar)
     return 0.5 * math.erfc((bar - math.log(ratio)) / sd / math.sqrt(2))
+
+
+def fit_overhead(n: Sequence[float], t: Sequence[float]) -> tuple[float, float]:
+    """``t(N) = a + b·N`` by least squares on relative error: (a seconds, b seconds per element)."""
+    n, t = np.asarray(n, dtype=float), np.asarray(t, dtype=float)
+    design = np.stack([np.ones_like(n), n], axis=1) / t[:, None]
+    (a, b), *_ = np.linalg.lstsq(design, np.ones_like(t), rcond=None)
+    return float(a), float(b)

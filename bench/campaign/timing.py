@@ -6,7 +6,7 @@ of each backend, once every one of the round has timed, trains its tasks for the
 several workers at a time, ``--jobs``, one more process per backend does, after every timing). A process's
 figure is its fastest round per step; a case's is the median over its processes, with the interval in which
 a rerun's median falls 95 % of the time, from the process-to-process spread pooled over like cases (``pool``)
-and the drift of the machine between runs (``drift``; bench.stats.rerun_interval).
+and the drift of the machine between runs (``drift``; bench.core.stats.rerun_interval).
 
 Each process is a ``bench.worker`` of the backend's own environment, answering one ``measure`` call
 per case; one that crashes or runs past its time leaves its cases failed, with the reason.
@@ -21,101 +21,33 @@ import math
 import os
 import queue
 import statistics
-import sys
 import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 import backends
-from bench import harness, machine, procs, stats, taskdata, timing
-
-
-@dataclass(frozen=True)
-class Case:
-    """One timing: a task on a backend in a dtype, or the quadratic sweep at ``n`` points."""
-
-    kind: str  # "speed" or "scaling"
-    task: str
-    backend: str
-    dtype: str
-    n: int | None = None
-
-    @property
-    def params(self) -> str:
-        """The pytest id's parameters, which also name the case in the results: ``quadratic-100-numpy-float64``."""
-        return "-".join(str(p) for p in (self.task, self.n, self.backend, self.dtype) if p is not None)
-
-    @property
-    def id(self) -> str:
-        return f"test_{self.kind}[{self.params}]"
-
-
-ROUND_TIME = 1.0  # seconds of rounds per case per process: what made two runs agree (README, "How the timing ...")
-VISITS = 4  # a process times its cases in turn this many times, a quarter of ROUND_TIME each (README, same place)
-# The seconds remeasuring may take in a default run, by what the run's processes took (start-up, building,
-# rounds): what keeps the run within its 12 minutes here (README, "What a default run costs").
-REMEASURE_SECONDS = 30.0
-
-
-@dataclass(frozen=True)
-class Settings:
-    repeats: int = 3  # timing processes per backend
-    threads: int = 1
-    device: str = "cpu"
-    quick: bool = False
-    timeout: float = 600.0  # seconds one process may take
-    native_blas: bool = False  # the main environment's workers without OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE
-    workers: int = 1  # timing workers at a time, each pinned to CPUs of its own (--jobs)
-    remeasure_s: float = REMEASURE_SECONDS  # what remeasuring the noisiest cases may take (``within``)
-
-    @property
-    def measure(self) -> dict[str, Any]:
-        """What each ``measure`` call is asked: a round's steps at least, the seconds of rounds to aim for
-        in one visit of a case, the fewest rounds a visit, and the visits of each case in one process."""
-        if self.quick:
-            return {"steps": 10, "round_time": 0.0, "min_rounds": 1, "visits": 1}
-        return {"steps": 100, "round_time": ROUND_TIME / VISITS, "min_rounds": 1, "visits": VISITS}
-
-    @property
-    def jobs(self) -> int:
-        return jobs(self.quick, self.workers)
-
-    @property
-    def builders(self) -> int:
-        """Timing processes that build their cases at once, ahead of their rounds (``Turns``): one a CPU,
-        where one worker times at a time on a machine of several; none otherwise (each builds, then times)."""
-        return procs.cpus() if self.jobs == 1 and not self.quick and procs.cpus() > 1 else 0
-
-    @property
-    def trains_where_timed(self) -> bool:
-        """Whether a backend's last timing process, once it has timed its cases, trains them for the correctness
-        columns (a process start-up and its imports saved per backend; the training builds its own): where
-        nothing is timed beside the training (one worker at a time: a round trains once every process of it
-        has timed, ``Turns.train``; --quick, whose timings are not to be read). Else (``--jobs N``) a process
-        of its own does, after every timing, which times nothing (``Campaign.correctness``)."""
-        return self.quick or self.jobs == 1
-
-    @property
-    def calls(self) -> int:
-        """The ``measure`` calls a case gets: each of its visits in each of its processes."""
-        return self.repeats * self.measure["visits"]
-
-    @property
-    def budget(self) -> float:
-        """Seconds of training for the correctness columns, beyond which a case trains fewer epochs."""
-        return 0.5 if self.quick else 1.0
-
-
-def jobs(quick: bool, workers: int = 1) -> int:
-    """Workers at a time: ``workers``, each on pinned CPUs of its own, for timings a reader reads; a --quick
-    run, whose timings are not to be read, runs one per CPU, unpinned."""
-    return procs.cpus() if quick else workers
+from bench.campaign.progress import Progress
+from bench.campaign.remote import Remote
+from bench.core import taskdata
+from bench.core.cases import Case, Settings
+from bench.core.errors import BenchError
+from bench.core.noise_model import (
+    REMEASURE_AT_MOST,
+    drift,
+    merged,
+    moved,
+    noise_of,
+    noisy,
+    pool,
+    quiet_levels,
+    with_intervals,
+    within,
+)
+from bench.core.noise_model import process_joined as joined
+from bench.host import machine, procs
 
 
 def cpu_sets(settings: Settings) -> list[str] | None:
@@ -125,53 +57,6 @@ def cpu_sets(settings: Settings) -> list[str] | None:
         return None
     cpus = procs.pinned(settings.jobs * settings.threads)
     return [",".join(map(str, cpus[i : i + settings.threads])) for i in range(0, len(cpus), settings.threads)]
-
-
-class Progress:
-    """A tqdm bar over every call of the campaign, naming the process and the case in progress, with the
-    elapsed time and an estimate of what is left; on a non-terminal (a CI log), a plain line per process.
-    ``quiet`` is a context in which writing to the terminal is allowed (pytest captures otherwise); it
-    writes to the process's own stderr, which ``bench run`` leaves alone when it quiets pytest's."""
-
-    def __init__(self, total: int, quiet: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext):
-        self.total, self.start, self.bar, self.lock = total, time.monotonic(), None, threading.RLock()
-        self.unquiet = quiet
-        if sys.__stderr__.isatty():
-            from tqdm import tqdm
-
-            with self.quiet():
-                self.bar = tqdm(total=total, unit="case", file=sys.__stderr__, dynamic_ncols=True, leave=False)
-
-    @contextlib.contextmanager
-    def quiet(self) -> Any:
-        with self.lock, self.unquiet():  # one thread at a time: workers can answer at once (Settings.jobs)
-            yield
-
-    def process(self, what: str, cases: int) -> None:
-        with self.quiet():
-            if self.bar is not None:
-                self.bar.set_description_str(what, refresh=True)
-            else:
-                print(f"{what}: {cases} cases ({time.monotonic() - self.start:.0f} s)", file=sys.__stderr__, flush=True)
-
-    def skip(self, calls: int) -> None:
-        """Calls counted in the total that will not be made (a case measured as another: ``twins``)."""
-        self.total -= calls
-        if self.bar is not None:
-            with self.quiet():
-                self.bar.total = self.total
-                self.bar.refresh()
-
-    def answered(self, next_case: str) -> None:
-        if self.bar is not None:
-            with self.quiet():
-                self.bar.set_postfix_str(next_case, refresh=False)
-                self.bar.update(1)
-
-    def close(self) -> None:
-        if self.bar is not None:
-            with self.quiet():
-                self.bar.close()
 
 
 def environ(settings: Settings, data: dict[str, str], caches: Path) -> dict[str, str]:
@@ -191,11 +76,11 @@ def environ(settings: Settings, data: dict[str, str], caches: Path) -> dict[str,
 
 class Workers:
     """Worker processes run ``jobs`` at a time (``map``); every one started is stopped at once when the run is
-    interrupted (Ctrl-C, SIGTERM), and none starts after that. ``remote`` makes one (bench.count's runs it
+    interrupted (Ctrl-C, SIGTERM), and none starts after that. ``remote`` makes one (bench.campaign.counting's runs it
     under valgrind). Where ``cpus`` are given (CPUs, or comma-separated sets of them), each worker runs on
     one of them alone, one worker at a time on each."""
 
-    def __init__(self, jobs: int, remote: Callable[..., harness.Remote] = harness.Remote,
+    def __init__(self, jobs: int, remote: Callable[..., Remote] = Remote,
                  cpus: Sequence[int | str] | None = None):  # fmt: skip
         self.jobs, self.make, self.live, self.stopping = jobs, remote, [], False
         self.free: queue.Queue[int | str] | None = None
@@ -206,7 +91,7 @@ class Workers:
         self.mine = threading.local()  # the CPU of the worker this thread runs
 
     def remote(self, env: str, calls: list[tuple[str, dict[str, Any]]], environ: dict[str, str],
-               **options: Any) -> harness.Remote:  # fmt: skip
+               **options: Any) -> Remote:  # fmt: skip
         if self.stopping:
             raise KeyboardInterrupt
         cpu = getattr(self.mine, "cpu", None)
@@ -369,7 +254,7 @@ class Campaign:
                     self.seconds["setup and compile"] += got["setup_s"]
                     self.seconds["rounds"] += got["rounds_s"]
                     self.seconds[phase] -= got["setup_s"] + got["rounds_s"]
-                if isinstance(got, harness.BenchError):
+                if isinstance(got, BenchError):
                     self.errors.setdefault(c, str(got))
                     out.append(None)
                 else:
@@ -487,7 +372,7 @@ class Campaign:
         """Each case's training for its correctness columns, or why it failed; the seconds they trained."""
         seconds = 0.0
         for c, out in zip(speed, answered, strict=True):
-            if isinstance(out, harness.BenchError):
+            if isinstance(out, BenchError):
                 self.errors.setdefault(c, str(out))
             else:
                 seconds += out.pop("correctness_s", 0.0)
@@ -544,11 +429,11 @@ def slowest_first(names: Iterable[str]) -> list[str]:
 
 def processes(backend: str, calls: list[tuple[str, dict[str, Any]]], env: dict[str, str], settings: Settings,
               progress: Progress | None, what: str, mine: list[Case],
-              remote: Callable[..., harness.Remote] = harness.Remote, turns: Turns | None = None,
+              remote: Callable[..., Remote] = Remote, turns: Turns | None = None,
               ahead: list[tuple[str, dict[str, Any]]] | None = None,
               after: list[tuple[str, dict[str, Any]]] | None = None) -> list[Any]:  # fmt: skip
     """The calls answered by one fresh worker of the backend's environment (``remote``: how it is run;
-    bench.count's runs it under valgrind), then the calls ``after`` them. With ``turns``, the worker first
+    bench.campaign.counting's runs it under valgrind), then the calls ``after`` them. With ``turns``, the worker first
     answers ``ahead`` (the cases built), unpinned, in its building slot; at its turn it is pinned
     (``settle``) and given ``calls``; ``after``, in its training slot, once every process has timed."""
     if not calls:
@@ -578,7 +463,7 @@ def processes(backend: str, calls: list[tuple[str, dict[str, Any]]], env: dict[s
             if not worker.wait(lead + len(calls), settings.timeout, shifted):  # ended, or ran past its time:
                 worker.send([])  # no more calls: it ends, and says how, in its turn; not trained
                 got = worker.results(settings.timeout, shifted)[lead:]
-                why = next((g for g in got if isinstance(g, harness.BenchError)), harness.BenchError("not timed"))
+                why = next((g for g in got if isinstance(g, BenchError)), BenchError("not timed"))
                 return got + [why] * len(after)
         with turns.train(backend):
             worker.send(after)
@@ -624,131 +509,3 @@ def correctness_call(c: Case, found: list[dict[str, Any]], settings: Settings) -
 
 def device(c: Case, settings: Settings) -> str:
     return "cpu" if c.backend == "numpy" else settings.device  # numpy stays the reference on the CPU
-
-
-# What a worker's readings of the machine say: a process is noisy where its calibration kernels ran this much
-# slower than the case's quiet level in this run, where its CPU gave it less than this share of the
-# wall-clock time, or where the hypervisor stole more than this share of the machine's time.
-CALIBRATION_SLACK = 0.10
-REMEASURE_AT_MOST = 0.25  # of the processes: beyond it the machine was busy throughout, and nothing is timed again
-CPU_SHARE = 0.90
-STEAL = 0.02
-KERNELS = ("calibration_cpu_s", "calibration_memory_s")
-
-
-def within(noise: dict[Case, float], cost: Callable[[Case], float], startup: dict[str, float],
-           seconds: float) -> set[Case]:  # fmt: skip
-    """The cases to time again: the noisiest first (``noise_of`` their noisiest process), each that still
-    fits in ``seconds`` with what it costs (``cost``) and, the first of its backend, a process's ``startup``."""
-    chosen: set[Case] = set()
-    for c in sorted(noise, key=noise.__getitem__, reverse=True):
-        started = any(o.backend == c.backend for o in chosen)
-        more = cost(c) + (0.0 if started else startup.get(c.backend, 0.0))
-        if more <= seconds:
-            chosen.add(c)
-            seconds -= more
-    return chosen
-
-
-def quiet_levels(found: dict[Case, list[dict[str, Any]]]) -> dict[tuple[Case, str], float]:
-    """Per case and calibration kernel, the quiet level: the fastest its processes ran it. Per case, for
-    what a case leaves behind in its worker changes the kernels (after the sweep's 10⁷ points the loop of
-    small numpy operations runs 30-70 % slower, in every process alike): a process is judged against
-    the other processes that timed the same case."""
-    return {(c, k): min(p["machine"][k] for p in ps) for c, ps in found.items() for k in KERNELS if ps}
-
-
-def noise_of(p: dict[str, Any], quiet: dict[tuple[Case, str], float], case: Case) -> float:
-    """How far from quiet a process was while it timed a case: the worst of its calibration kernels'
-    slowdown over the case's quiet level, its CPU time lost and the share stolen, each over its limit (≤ 1: quiet)."""
-    m = p["machine"]
-    slow = max(m[k] / quiet[(case, k)] - 1 for k in KERNELS) / CALIBRATION_SLACK
-    return max(slow, (1 - m["cpu_share"]) / (1 - CPU_SHARE), m["steal"] / STEAL)
-
-
-def noisy(p: dict[str, Any], quiet: dict[tuple[Case, str], float], case: Case) -> bool:
-    return noise_of(p, quiet, case) > 1
-
-
-def joined(visits: list[Any]) -> Any:
-    """A case's answers from one process, one a visit, as one answer: its first failure, or its visits
-    joined (bench.timing.joined)."""
-    return next((v for v in visits if isinstance(v, harness.BenchError)), None) or timing.joined(visits)
-
-
-def merged(found: list[dict[str, Any]]) -> dict[str, Any]:
-    """One case's processes in one record: per process, the fastest of its rounds (``samples_s``, and
-    ``objective_samples_s``, ``handwritten_samples_s`` of the figures timed beside them; its median round
-    too, ``median_samples_s``); what the machine was doing (``machine``, ``noisy``); where the time went
-    (``setup_s``, ``rounds_s``); the first process's first call (compiled cold)."""
-    out: dict[str, Any] = {k: found[0][k] for k in ("mode", "device", "steps_per_round")}
-    out["first_call_s"] = next((p["first_call_s"] for p in found if "first_call_s" in p), None)
-    out["rounds"] = [len(p["step_s"]) for p in found]
-    out["pids"], out["cpus"] = [p["pid"] for p in found], [p.get("cpus") for p in found]
-    out["frameworks"] = sorted({f for p in found for f in p["frameworks"]})
-    for key, name in (("step_s", "samples_s"), ("objective_s", "objective_samples_s"),
-                      ("handwritten_s", "handwritten_samples_s")):  # fmt: skip
-        if key in found[0]:
-            out[name] = [min(p[key]) for p in found]
-    out["median_samples_s"] = [statistics.median(p["step_s"]) for p in found]
-    if all("faults_per_step" in p for p in found):
-        out["faults_per_step"] = statistics.median(p["faults_per_step"] for p in found)
-    out["machine"] = [p["machine"] for p in found]
-    out["noisy"] = [p.get("noisy", False) for p in found]
-    out["remeasured"] = sum("replaces_pid" in p for p in found)
-    for k in ("setup_s", "rounds_s"):
-        out[k] = [p.get(k, 0.0) for p in found]
-    return out
-
-
-def pool(c: Case) -> tuple[Any, ...]:
-    """The cases whose process-to-process spread is pooled with this one's: a backend's task cases (each
-    step a few calls of its framework, cache-resident), and the sweep's cases of one size and dtype across
-    backends (at 10⁶ and 10⁷ points a step streams memory, and where its pages land moves every
-    backend alike: 3-8 % between processes, where a backend's small cases move 1-3 %)."""
-    return ("speed", c.backend) if c.kind == "speed" else ("scaling", c.n, c.dtype)
-
-
-# What moves a whole run (the sd of log time between back-to-back default runs here, beyond what the
-# processes of one run sample): the least at which one run's 95 % intervals held 95 % of a back-to-back
-# rerun's medians (README, "How far the figures can be trusted"; bench diff's "Least drift" line gives it).
-DRIFT = 0.0125  # a case whose arrays stay in a core's cache: clock and layout (1.25 % both ways, pair at 6aca6be)
-DRIFT_STREAMING = 0.03  # a case whose arrays stream from memory: its speed moved 2-6 % between runs
-
-
-def drift(c: Case) -> float:
-    """The drift between runs of a case (DRIFT): the sweep's cases whose x alone outgrows a core's level-2
-    cache stream memory; every other case, a task's included, stays in cache. Like cases share it (``pool``)."""
-    streams = c.kind == "scaling" and c.n is not None and c.n * np.dtype(c.dtype).itemsize > machine.l2_bytes()
-    return DRIFT_STREAMING if streams else DRIFT
-
-
-def by_round(rows: list[dict[str, Any]]) -> list[float]:
-    """How the machine moved while the run timed: for each round of processes after the first (the run
-    starts the r-th process of every backend after the (r-1)-th), the median over the cases of that
-    round's figure against the first's, as a fraction (0.02: 2 % slower). Cases with a process replaced
-    are left out (their processes are no longer in round order). A level that keeps climbing is a host
-    slowing down, which a rerun meets further on (issue 13: +1.6 % and +2.2 % in one run, and its rerun
-    12 minutes later was 4.3 % slower); ``moved`` adds it to the drift between runs."""
-    rounds = [r["samples_s"] for r in rows if not r.get("remeasured") and len(r.get("samples_s", ())) > 1]
-    most = max(map(len, rounds), default=0)
-    mine = [s for s in rounds if len(s) == most]
-    return [math.expm1(statistics.median(math.log(s[i] / s[0]) for s in mine)) for i in range(1, most)]
-
-
-def moved(records: list[dict[str, Any]]) -> float:
-    """How far the machine moved while this run timed: the largest level of ``by_round``, either way (0
-    with one process a case). A rerun meets the machine at least that far on, so the drift between runs
-    of the run's intervals is DRIFT and this together (``math.hypot``): a host that slowed by 2.2 % over
-    one run's rounds was 4.3 % slower in the next run, past intervals made with DRIFT's 1.25 % alone."""
-    return max(map(abs, by_round(records)), default=0.0)
-
-
-def with_intervals(records: list[dict[str, Any]], drift: float = 0.0) -> None:
-    """Each record's median and the interval a rerun's median falls in (bench.stats.rerun_interval), from
-    the process-to-process spread pooled over these records (``pool``, ``sigma_log``) and the drift of the
-    machine between runs (``drift_log``)."""
-    sigma = stats.pooled_log_sd(r["samples_s"] for r in records)
-    for r in records:
-        r["sigma_log"], r["drift_log"] = sigma, drift
-        r["median_s"], r["ci_low_s"], r["ci_high_s"] = stats.rerun_interval(r["samples_s"], sigma, drift=drift)

@@ -16,6 +16,7 @@ import numpy as np  # noqa: E402
 
 import backends  # noqa: E402
 import tasks  # noqa: E402
+from bench.core.agreement import tol
 
 STYLES = ["-", "--", "-.", ":"]
 EXACT = 1e-18  # where a difference of 0 (the same loss to the last bit) is drawn on a log axis
@@ -197,8 +198,6 @@ def scaling_plot(path: Path, fits: list[dict[str, Any]], bandwidth: float | None
 def plans(folder: Path, rows: list[dict[str, Any]], fits: list[dict[str, Any]], bandwidth: float | None,
           names: list[str]) -> list[tuple[Path, Callable[[], None]]]:  # fmt: skip
     """Every plot there is data for: its path, and the call that draws it (the report runs each on its own)."""
-    from bench.compare import tol
-
     made: list[tuple[Path, Callable[[], None]]] = []
     for dtype in dict.fromkeys(r["dtype"] for r in rows if r["kind"] == "speed" and r.get("median_s")):
         path = folder / f"summary_{dtype}.png"

@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from bench.envs import ROOT, current
+from bench.host.envs import ROOT, current
 
 PACKAGES = ("numpy", "torch", "jax", "jaxlib", "tensorflow-cpu", "tensorflow", "autograd", "mxnet", "pytest-benchmark",
             "matplotlib")  # fmt: skip

@@ -15,7 +15,7 @@ Each is the best of a few reads. A kernel whose framework is missing or fails
 is an ``"error: ..."`` entry and the others go on.
 
 It runs as its own process of the main environment, so that torch and jax load there and the caller
-stays free of them: ``python -m bench.floor --threads T`` prints one JSON line,
+stays free of them: ``python -m bench.worker.floor --threads T`` prints one JSON line,
 ``{"bytes_per_s": best, "kernel": winner, "kernels": {name: bytes_per_s or "error: ..."}, ...}``, and
 ``measure(T)`` runs that with the thread settings of a timing worker and returns the dict.
 """
@@ -33,9 +33,9 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
-from bench import envs
-from bench.harness import BenchError
-from bench.machine import thread_settings
+from bench.core.errors import BenchError, Failed
+from bench.host import envs
+from bench.host.machine import thread_settings
 
 if TYPE_CHECKING:
     import numpy as np
@@ -142,8 +142,6 @@ def best_read(read: Read, nbytes: int, repeats: int) -> float:
 def floor(threads: int, nbytes: int = NBYTES, repeats: int = REPEATS, kernels: list[str] | None = None) -> dict:
     """Every kernel at every thread count and dtype, in this process; the best is the floor.
     Thread settings must be in the environment before numpy loads: ``measure`` and ``main`` see to it."""
-    from bench.harness import Failed
-
     started = time.perf_counter()
     figures: dict[str, float | str] = {}
     memory = aligned(nbytes)  # made once (paging 800 MiB in takes seconds); float32 reads the same bytes
@@ -168,12 +166,12 @@ def floor(threads: int, nbytes: int = NBYTES, repeats: int = REPEATS, kernels: l
 
 
 def command(threads: int, nbytes: int = NBYTES, repeats: int = REPEATS) -> list[str]:
-    return [str(envs.python("main")), "-m", "bench.floor", "--threads", str(threads), "--bytes", str(nbytes),
+    return [str(envs.python("main")), "-m", "bench.worker.floor", "--threads", str(threads), "--bytes", str(nbytes),
             "--repeats", str(repeats)]  # fmt: skip
 
 
 def printed(stdout: str) -> dict | None:
-    """The figure bench.floor printed: its last line that is a JSON object with a ``bytes_per_s``."""
+    """The figure bench.worker.floor printed: its last line that is a JSON object with a ``bytes_per_s``."""
     for line in reversed(stdout.strip().splitlines()):
         try:
             result = json.loads(line)
@@ -198,13 +196,13 @@ def measure(threads: int, nbytes: int = NBYTES, repeats: int = REPEATS, timeout:
         done = subprocess.run(command(threads, nbytes, repeats), cwd=envs.ROOT, env=env, capture_output=True,
                               text=True, timeout=timeout)  # fmt: skip
     except subprocess.TimeoutExpired:
-        raise BenchError(f"bench.floor took over {timeout:g} s") from None
+        raise BenchError(f"bench.worker.floor took over {timeout:g} s") from None
     result = printed(done.stdout)
     last = (done.stderr.strip().splitlines() or [""])[-1].strip()
     if result is None:
-        raise BenchError(f"bench.floor failed: {last or how_it_ended(done.returncode)}")
+        raise BenchError(f"bench.worker.floor failed: {last or how_it_ended(done.returncode)}")
     if not result["bytes_per_s"]:
-        raise BenchError(f"bench.floor measured nothing: {result['kernels']}")
+        raise BenchError(f"bench.worker.floor measured nothing: {result['kernels']}")
     if done.returncode:
         result["exit"] = f"{how_it_ended(done.returncode)} after printing its figure" + (f": {last}" if last else "")
     return result
@@ -231,7 +229,7 @@ def best(*tries: dict) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.floor", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m bench.worker.floor", description=__doc__.split("\n\n")[0])
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--bytes", type=int, default=NBYTES, help="size of the array read (default 800 MiB)")
     parser.add_argument("--repeats", type=int, default=REPEATS, help="reads of each kernel, the best kept")

@@ -1,0 +1,121 @@
+"""What is timed or counted: a case (a task on a backend in a dtype), and how a campaign times it."""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+import backends
+import tasks
+from bench.core.errors import UsageError
+from bench.host import procs
+
+DTYPES = ("float64", "float32")
+
+
+def require(kind: str, value: str, valid: Collection[str]) -> None:
+    if value not in valid:
+        raise UsageError(f"unknown {kind} {value!r}; choose from: {', '.join(valid)}")
+
+
+def check_names(task: str, backend: str, dtype: str = "float64") -> None:
+    require("task", task, tasks.TASKS)
+    require("backend", backend, backends.BACKENDS)
+    require("dtype", dtype, DTYPES)
+
+
+@dataclass(frozen=True)
+class Case:
+    """One timing: a task on a backend in a dtype, or the quadratic sweep at ``n`` points."""
+
+    kind: str  # "speed" or "scaling"
+    task: str
+    backend: str
+    dtype: str
+    n: int | None = None
+
+    @property
+    def params(self) -> str:
+        """The pytest id's parameters, which also name the case in the results: ``quadratic-100-numpy-float64``."""
+        return "-".join(str(p) for p in (self.task, self.n, self.backend, self.dtype) if p is not None)
+
+    @property
+    def id(self) -> str:
+        return f"test_{self.kind}[{self.params}]"
+
+
+ROUND_TIME = 1.0  # seconds of rounds per case per process: what made two runs agree (README, "How the timing ...")
+VISITS = 4  # a process times its cases in turn this many times, a quarter of ROUND_TIME each (README, same place)
+# The seconds remeasuring may take in a default run, by what the run's processes took (start-up, building,
+# rounds): what keeps the run within its 12 minutes here (README, "What a default run costs").
+REMEASURE_SECONDS = 30.0
+
+
+@dataclass(frozen=True)
+class Settings:
+    repeats: int = 3  # timing processes per backend
+    threads: int = 1
+    device: str = "cpu"
+    quick: bool = False
+    timeout: float = 600.0  # seconds one process may take
+    native_blas: bool = False  # the main environment's workers without OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE
+    workers: int = 1  # timing workers at a time, each pinned to CPUs of its own (--jobs)
+    remeasure_s: float = REMEASURE_SECONDS  # what remeasuring the noisiest cases may take (``within``)
+
+    @property
+    def measure(self) -> dict[str, Any]:
+        """What each ``measure`` call is asked: a round's steps at least, the seconds of rounds to aim for
+        in one visit of a case, the fewest rounds a visit, and the visits of each case in one process."""
+        if self.quick:
+            return {"steps": 10, "round_time": 0.0, "min_rounds": 1, "visits": 1}
+        return {"steps": 100, "round_time": ROUND_TIME / VISITS, "min_rounds": 1, "visits": VISITS}
+
+    @property
+    def jobs(self) -> int:
+        return jobs(self.quick, self.workers)
+
+    @property
+    def builders(self) -> int:
+        """Timing processes that build their cases at once, ahead of their rounds (``Turns``): one a CPU,
+        where one worker times at a time on a machine of several; none otherwise (each builds, then times)."""
+        return procs.cpus() if self.jobs == 1 and not self.quick and procs.cpus() > 1 else 0
+
+    @property
+    def trains_where_timed(self) -> bool:
+        """Whether a backend's last timing process, once it has timed its cases, trains them for the correctness
+        columns (a process start-up and its imports saved per backend; the training builds its own): where
+        nothing is timed beside the training (one worker at a time: a round trains once every process of it
+        has timed, ``Turns.train``; --quick, whose timings are not to be read). Else (``--jobs N``) a process
+        of its own does, after every timing, which times nothing (``Campaign.correctness``)."""
+        return self.quick or self.jobs == 1
+
+    @property
+    def calls(self) -> int:
+        """The ``measure`` calls a case gets: each of its visits in each of its processes."""
+        return self.repeats * self.measure["visits"]
+
+    @property
+    def budget(self) -> float:
+        """Seconds of training for the correctness columns, beyond which a case trains fewer epochs."""
+        return 0.5 if self.quick else 1.0
+
+
+def jobs(quick: bool, workers: int = 1) -> int:
+    """Workers at a time: ``workers``, each on pinned CPUs of its own, for timings a reader reads; a --quick
+    run, whose timings are not to be read, runs one per CPU, unpinned."""
+    return procs.cpus() if quick else workers
+
+
+def rows_of(cases: list[Case], found: dict[Case, dict[str, Any]]) -> list[dict[str, Any]]:
+    """One row per case asked for, in their order: what names it (and a sweep case's bytes a step: x and y
+    read once), then its figures or ``{"error": why}``."""
+    rows = []
+    for c in cases:
+        row: dict[str, Any] = {"kind": c.kind, "task": c.task, "backend": c.backend, "dtype": c.dtype}
+        if c.n is not None:
+            row |= {"n": c.n, "bytes_per_step": 2 * c.n * np.dtype(c.dtype).itemsize}
+        rows.append(row | found.get(c, {"error": "never measured"}))
+    return rows

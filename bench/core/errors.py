@@ -1,0 +1,43 @@
+"""The project's errors: each is reported as one line, with its exit status."""
+
+from __future__ import annotations
+
+
+class BenchError(Exception):
+    """An expected failure: reported as one line, with this exit status."""
+
+    exit_status = 1
+
+
+class UsageError(BenchError):
+    exit_status = 2
+
+
+class Unavailable(BenchError):
+    pass
+
+
+class Diverged(BenchError):
+    def __init__(self, step: int) -> None:
+        super().__init__(f"diverged at step {step}: the loss is not finite")
+        self.step = step
+
+
+class Failed(BenchError):
+    """An unexpected exception in one call, kept as that call's outcome: its type and message."""
+
+    @classmethod
+    def of(cls, e: BaseException) -> Failed:
+        text = str(e).strip().splitlines()
+        return cls(f"{type(e).__name__}: {text[0]}" if text else type(e).__name__)
+
+
+ERRORS: dict[str, type[BenchError]] = {c.__name__: c for c in (BenchError, UsageError, Unavailable, Failed)}
+
+
+class Missing(BenchError):
+    """What counting needs is not installed: one line naming the package."""
+
+
+class Interrupted(BenchError):
+    exit_status = 130

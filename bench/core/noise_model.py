@@ -1,0 +1,171 @@
+"""Every case measured in several fresh processes: R timing processes per backend, each pinned to its own
+CPU, interleaved round-robin across backends (numpy, torch, …, mxnet-gluon, then again), so that a drift
+of the machine hits every backend alike; a process that timed a case while the machine was busy (its
+calibration kernels slow, its CPU shared, time stolen) is replaced by one more. The last round's process
+of each backend, once every one of the round has timed, trains its tasks for the correctness columns (with
+several workers at a time, ``--jobs``, one more process per backend does, after every timing). A process's
+figure is its fastest round per step; a case's is the median over its processes, with the interval in which
+a rerun's median falls 95 % of the time, from the process-to-process spread pooled over like cases (``pool``)
+and the drift of the machine between runs (``drift``; bench.core.stats.rerun_interval).
+
+Each process is a ``bench.worker`` of the backend's own environment, answering one ``measure`` call
+per case; one that crashes or runs past its time leaves its cases failed, with the reason.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from bench.core import stats
+from bench.core.cases import Case
+from bench.core.errors import BenchError
+from bench.host import machine
+
+# What a worker's readings of the machine say: a process is noisy where its calibration kernels ran this much
+# slower than the case's quiet level in this run, where its CPU gave it less than this share of the
+# wall-clock time, or where the hypervisor stole more than this share of the machine's time.
+CALIBRATION_SLACK = 0.10
+REMEASURE_AT_MOST = 0.25  # of the processes: beyond it the machine was busy throughout, and nothing is timed again
+CPU_SHARE = 0.90
+STEAL = 0.02
+KERNELS = ("calibration_cpu_s", "calibration_memory_s")
+
+
+def within(noise: dict[Case, float], cost: Callable[[Case], float], startup: dict[str, float],
+           seconds: float) -> set[Case]:  # fmt: skip
+    """The cases to time again: the noisiest first (``noise_of`` their noisiest process), each that still
+    fits in ``seconds`` with what it costs (``cost``) and, the first of its backend, a process's ``startup``."""
+    chosen: set[Case] = set()
+    for c in sorted(noise, key=noise.__getitem__, reverse=True):
+        started = any(o.backend == c.backend for o in chosen)
+        more = cost(c) + (0.0 if started else startup.get(c.backend, 0.0))
+        if more <= seconds:
+            chosen.add(c)
+            seconds -= more
+    return chosen
+
+
+def quiet_levels(found: dict[Case, list[dict[str, Any]]]) -> dict[tuple[Case, str], float]:
+    """Per case and calibration kernel, the quiet level: the fastest its processes ran it. Per case, for
+    what a case leaves behind in its worker changes the kernels (after the sweep's 10⁷ points the loop of
+    small numpy operations runs 30-70 % slower, in every process alike): a process is judged against
+    the other processes that timed the same case."""
+    return {(c, k): min(p["machine"][k] for p in ps) for c, ps in found.items() for k in KERNELS if ps}
+
+
+def noise_of(p: dict[str, Any], quiet: dict[tuple[Case, str], float], case: Case) -> float:
+    """How far from quiet a process was while it timed a case: the worst of its calibration kernels'
+    slowdown over the case's quiet level, its CPU time lost and the share stolen, each over its limit (≤ 1: quiet)."""
+    m = p["machine"]
+    slow = max(m[k] / quiet[(case, k)] - 1 for k in KERNELS) / CALIBRATION_SLACK
+    return max(slow, (1 - m["cpu_share"]) / (1 - CPU_SHARE), m["steal"] / STEAL)
+
+
+def noisy(p: dict[str, Any], quiet: dict[tuple[Case, str], float], case: Case) -> bool:
+    return noise_of(p, quiet, case) > 1
+
+
+def visits_joined(visits: list[dict[str, Any]]) -> dict[str, Any]:
+    """One process's record of a case from its visits' answers: every round of every visit; the machine's
+    reading over them all (the last visit's); the pages a step was handed (``faults_per_step``); the
+    setup and the rounds' seconds summed."""
+    first, last = visits[0], visits[-1]
+    out = {k: v for k, v in first.items() if k not in ("visit", "steps_timed")}
+    for k in ("step_s", "objective_s", "handwritten_s"):
+        if k in first:
+            out[k] = [x for v in visits for x in v[k]]
+    out["machine"] = last["machine"]
+    steps = sum(v["steps_timed"] for v in visits)
+    out["faults_per_step"] = sum(v["faults_per_step"] * v["steps_timed"] for v in visits) / steps
+    out["setup_s"], out["rounds_s"] = (sum(v[k] for v in visits) for k in ("setup_s", "rounds_s"))
+    out["visits"] = len(visits)
+    return out
+
+
+def process_joined(visits: list[Any]) -> Any:
+    """A case's answers from one process, one a visit, as one answer: its first failure, or its visits
+    joined (bench.worker.timer.visits_joined)."""
+    return next((v for v in visits if isinstance(v, BenchError)), None) or visits_joined(visits)
+
+
+def merged(found: list[dict[str, Any]]) -> dict[str, Any]:
+    """One case's processes in one record: per process, the fastest of its rounds (``samples_s``, and
+    ``objective_samples_s``, ``handwritten_samples_s`` of the figures timed beside them; its median round
+    too, ``median_samples_s``); what the machine was doing (``machine``, ``noisy``); where the time went
+    (``setup_s``, ``rounds_s``); the first process's first call (compiled cold)."""
+    out: dict[str, Any] = {k: found[0][k] for k in ("mode", "device", "steps_per_round")}
+    out["first_call_s"] = next((p["first_call_s"] for p in found if "first_call_s" in p), None)
+    out["rounds"] = [len(p["step_s"]) for p in found]
+    out["pids"], out["cpus"] = [p["pid"] for p in found], [p.get("cpus") for p in found]
+    out["frameworks"] = sorted({f for p in found for f in p["frameworks"]})
+    for key, name in (("step_s", "samples_s"), ("objective_s", "objective_samples_s"),
+                      ("handwritten_s", "handwritten_samples_s")):  # fmt: skip
+        if key in found[0]:
+            out[name] = [min(p[key]) for p in found]
+    out["median_samples_s"] = [statistics.median(p["step_s"]) for p in found]
+    if all("faults_per_step" in p for p in found):
+        out["faults_per_step"] = statistics.median(p["faults_per_step"] for p in found)
+    out["machine"] = [p["machine"] for p in found]
+    out["noisy"] = [p.get("noisy", False) for p in found]
+    out["remeasured"] = sum("replaces_pid" in p for p in found)
+    for k in ("setup_s", "rounds_s"):
+        out[k] = [p.get(k, 0.0) for p in found]
+    return out
+
+
+def pool(c: Case) -> tuple[Any, ...]:
+    """The cases whose process-to-process spread is pooled with this one's: a backend's task cases (each
+    step a few calls of its framework, cache-resident), and the sweep's cases of one size and dtype across
+    backends (at 10⁶ and 10⁷ points a step streams memory, and where its pages land moves every
+    backend alike: 3-8 % between processes, where a backend's small cases move 1-3 %)."""
+    return ("speed", c.backend) if c.kind == "speed" else ("scaling", c.n, c.dtype)
+
+
+# What moves a whole run (the sd of log time between back-to-back default runs here, beyond what the
+# processes of one run sample): the least at which one run's 95 % intervals held 95 % of a back-to-back
+# rerun's medians (README, "How far the figures can be trusted"; bench diff's "Least drift" line gives it).
+DRIFT = 0.0125  # a case whose arrays stay in a core's cache: clock and layout (1.25 % both ways, pair at 6aca6be)
+DRIFT_STREAMING = 0.03  # a case whose arrays stream from memory: its speed moved 2-6 % between runs
+
+
+def drift(c: Case) -> float:
+    """The drift between runs of a case (DRIFT): the sweep's cases whose x alone outgrows a core's level-2
+    cache stream memory; every other case, a task's included, stays in cache. Like cases share it (``pool``)."""
+    streams = c.kind == "scaling" and c.n is not None and c.n * np.dtype(c.dtype).itemsize > machine.l2_bytes()
+    return DRIFT_STREAMING if streams else DRIFT
+
+
+def by_round(rows: list[dict[str, Any]]) -> list[float]:
+    """How the machine moved while the run timed: for each round of processes after the first (the run
+    starts the r-th process of every backend after the (r-1)-th), the median over the cases of that
+    round's figure against the first's, as a fraction (0.02: 2 % slower). Cases with a process replaced
+    are left out (their processes are no longer in round order). A level that keeps climbing is a host
+    slowing down, which a rerun meets further on (issue 13: +1.6 % and +2.2 % in one run, and its rerun
+    12 minutes later was 4.3 % slower); ``moved`` adds it to the drift between runs."""
+    rounds = [r["samples_s"] for r in rows if not r.get("remeasured") and len(r.get("samples_s", ())) > 1]
+    most = max(map(len, rounds), default=0)
+    mine = [s for s in rounds if len(s) == most]
+    return [math.expm1(statistics.median(math.log(s[i] / s[0]) for s in mine)) for i in range(1, most)]
+
+
+def moved(records: list[dict[str, Any]]) -> float:
+    """How far the machine moved while this run timed: the largest level of ``by_round``, either way (0
+    with one process a case). A rerun meets the machine at least that far on, so the drift between runs
+    of the run's intervals is DRIFT and this together (``math.hypot``): a host that slowed by 2.2 % over
+    one run's rounds was 4.3 % slower in the next run, past intervals made with DRIFT's 1.25 % alone."""
+    return max(map(abs, by_round(records)), default=0.0)
+
+
+def with_intervals(records: list[dict[str, Any]], drift: float = 0.0) -> None:
+    """Each record's median and the interval a rerun's median falls in (bench.core.stats.rerun_interval), from
+    the process-to-process spread pooled over these records (``pool``, ``sigma_log``) and the drift of the
+    machine between runs (``drift_log``)."""
+    sigma = stats.pooled_log_sd(r["samples_s"] for r in records)
+    for r in records:
+        r["sigma_log"], r["drift_log"] = sigma, drift
+        r["median_s"], r["ci_low_s"], r["ci_high_s"] = stats.rerun_interval(r["samples_s"], sigma, drift=drift)

@@ -1,0 +1,108 @@
+"""The options of a timing or counting run, and the cases they ask for."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import backends
+import tasks
+from bench.core.cases import Case, Settings
+from bench.host import envs, procs
+
+# The quadratic sweep of a timing run: from a core's cache to beyond it. 10⁷ is left to --sizes: there a step
+# of an eager framework is mostly the kernel handing it fresh pages for its 80 MB temporaries, which is the
+# host's figure, and it cost a quarter of a default run (README, "What a default run covers").
+SIZES = [10**2, 10**4, 10**6]
+COUNT_SIZES = [*SIZES, 10**7]  # a count does not depend on how fast the host hands out pages
+REPEATS = 3  # timing processes per backend in a default run (README: "How the timing is kept fair")
+JOBS = 1  # timing workers at a time, each pinned to a CPU of its own (README: "How the timing is kept fair")
+QUICK_SIZES = [10**2, 10**4]
+QUICK_TASKS = ["linear", "digits"]  # --quick's smoke run: a vector task and a matrix task with its own figures
+QUICK_REPEATS = 1
+QUICK_FLOOR_BYTES = 64 * 2**20  # --quick reads a smaller array, once: its floor is not to be read either
+# A default run times float64, the reference precision: a step of these small tasks is per-call overhead,
+# which float32 leaves about as it is; `--dtype both` adds float32 (about twice as long).
+DEFAULT_DTYPES = ["float64"]
+
+
+def default_tasks(quick: bool) -> list[str]:
+    return [t for t in tasks.TASKS if not quick or t in QUICK_TASKS]
+
+
+def default_dtypes(quick: bool) -> list[str]:
+    return ["float64"] if quick else DEFAULT_DTYPES
+
+
+def default_jobs(quick: bool, count: bool) -> int:
+    """Workers at a time: a count's and a smoke run's one per CPU (neither depends on the machine's load),
+    a timing's JOBS."""
+    return procs.cpus() if quick or count else JOBS
+
+
+def default_sizes(quick: bool, count: bool) -> list[int]:
+    return QUICK_SIZES if quick else COUNT_SIZES if count else SIZES
+
+
+@dataclass
+class Options:
+    out: Path
+    tasks: list[str]
+    backends: list[str]
+    dtypes: list[str]
+    threads: int
+    device: str
+    quick: bool
+    timeout: float
+    repeats: int = REPEATS
+    native_blas: bool = False  # the main environment's workers without machine.PINNED_BLAS: OpenBLAS picks its kernel
+    count: bool = False  # count instructions under valgrind instead of timing (bench.campaign.counting)
+    sweep_dtypes: list[str] | None = None  # the quadratic sweep's dtypes, where they differ from ``dtypes``
+    jobs: int = 1  # workers at a time, each on CPUs of its own (a count's: one per CPU; --quick's: unpinned)
+    sizes: list[int] | None = None  # the quadratic sweep's N; None: default_sizes
+
+    def __post_init__(self) -> None:
+        if self.sizes is None:
+            self.sizes = default_sizes(self.quick, self.count)
+
+    @property
+    def settings(self) -> Settings:
+        """How a campaign runs these options' processes."""
+        return Settings(
+            repeats=self.repeats,
+            threads=self.threads,
+            device=self.device,
+            quick=self.quick,
+            timeout=self.timeout,
+            native_blas=self.native_blas,
+            workers=self.jobs,
+        )
+
+    def command(self) -> str:
+        """The command line that makes this run, leaving out what is the default."""
+        words = ["python -m bench run"] + (["--quick"] if self.quick else []) + (["--count"] if self.count else [])
+        dtypes = default_dtypes(self.quick)
+        if self.count and not self.quick:  # a count's default (sweep_dtypes set): float64, the sweep in both
+            dtypes = self.dtypes if self.sweep_dtypes is not None else []
+        for flag, value, default in [
+            ("--tasks", self.tasks, default_tasks(self.quick)),
+            ("--backends", self.backends, list(backends.BACKENDS)),
+            ("--dtype", self.dtypes, dtypes),
+            ("--sizes", list(map(str, self.sizes)), list(map(str, default_sizes(self.quick, self.count)))),
+        ]:
+            words += [] if value == default else [flag, ",".join(value)]
+        words += [] if self.threads == 1 or self.count else ["--threads", str(self.threads)]
+        words += [] if self.jobs == default_jobs(self.quick, self.count) else ["--jobs", str(self.jobs)]
+        words += [] if self.device == "cpu" else ["--device", self.device]
+        repeats = 1 if self.count else QUICK_REPEATS if self.quick else REPEATS
+        words += [] if self.repeats == repeats else ["--repeats", str(self.repeats)]
+        words += ["--native-blas"] if self.native_blas else []
+        out = self.out.relative_to(envs.ROOT) if self.out.is_relative_to(envs.ROOT) else self.out  # as in any clone
+        return " ".join(words + ([] if out == Path("results") else ["--out", str(out)]))
+
+
+def asked_cases(o: Options) -> list[Case]:
+    """Every case the run asks for, in the order of its tables."""
+    speed = [Case("speed", t, b, d) for t in o.tasks for b in o.backends for d in o.dtypes]
+    sweep = o.dtypes if o.sweep_dtypes is None else o.sweep_dtypes
+    return speed + [Case("scaling", "quadratic", b, d, n) for n in o.sizes for b in o.backends for d in sweep]

@@ -1,0 +1,66 @@
+"""A count run's results folder: its tables, JSON and CSV."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from bench.report import formatting, timings
+
+TABLES = {"instructions_per_step": "Instructions per step, the allocators apart",
+          "allocations_per_step": "Calls into the allocators per step"}  # fmt: skip
+
+
+def tables(rows: list[dict[str, Any]], o: Any) -> list[str]:
+    """The Markdown tables, for each of TABLES: per dtype, backend × task; per dtype, backend × N of the
+    quadratic sweep."""
+    parts = []
+    for value, what in TABLES.items():
+        for kind in ("speed", "scaling"):
+            mine = [r for r in rows if r["kind"] == kind]
+            for d in [d for d in ("float64", "float32") if any(r["dtype"] == d for r in mine)]:
+                here = [r for r in mine if r["dtype"] == d]
+                key = "n" if kind == "scaling" else "task"
+                columns = list(dict.fromkeys(r[key] for r in here))
+                found = {(r["backend"], r[key]): r for r in here}
+
+                def cell(r: dict[str, Any] | None) -> str:
+                    return "—" if r is None else "failed" if "error" in r else formatting.instructions(r[value])  # noqa: B023
+
+                body = [[b, *(cell(found.get((b, col))) for col in columns)] for b in o.backends]
+                if kind == "speed":
+                    title, header = f"### {what} ({d})", ["backend", *columns]
+                else:
+                    title, header = (
+                        f"### {what}, quadratic by N ({d})",
+                        ["backend", *(formatting.size(n) for n in columns)],
+                    )
+                parts.append(f"{title}\n\n" + formatting.markdown_table(header, body))
+    return parts
+
+
+def write(out: Path, o: Any, rows: list[dict[str, Any]], wall: float, env: dict[str, Any], counted: dict[str, Any],
+          workers: dict[str, Any]) -> str:  # fmt: skip
+    """results.json, counts.csv and README.md of a count run; returns the summary."""
+    out.mkdir(parents=True)
+    result = {"command": o.command(), "wall_s": wall, "environment": env, "count": counted, "threads": 1,
+              "device": "cpu", "quick": o.quick, "repeats": o.repeats, "cases": rows, "workers": workers}  # fmt: skip
+    (out / "results.json").write_text(json.dumps(result, indent=1))
+    columns = ["kind", "task", "n", "backend", "dtype", "mode", "instructions_per_step", "allocator_per_step",
+               "allocations_per_step", "pool_per_step", "steps_counted", "spread", "error"]  # fmt: skip
+    formatting.write_csv(out / "counts.csv", rows, columns)
+    summary = "\n\n".join([
+        f"Instructions per training step, counted by {counted['valgrind']} (callgrind, `Ir`, all threads) on "
+        f"{env['cpu']}, one "
+        f"thread per framework; {o.repeats} process{'es' if o.repeats != 1 else ''} per backend. Commit "
+        f"{env['commit'][:12]}. A count is the same on every host with the same software (not on other "
+        "versions of the packages, nor across ISAs: torch.compile's kernels are built for AVX2 here); it is "
+        "not a time.", *tables(rows, o)])  # fmt: skip
+    failed = [r for r in rows if "error" in r]
+    made = f"Made by `{o.command()}` in {wall / 60:.1f} min. Do not edit: rerun it."
+    readme = f"# autodiff-bench instruction counts\n\n{made}\n\n{summary}\n"
+    if failed:
+        readme += "\n## Failed cases\n\n" + timings.failure_list(failed) + "\n"
+    (out / "README.md").write_text(readme)
+    return summary

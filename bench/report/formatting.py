@@ -1,0 +1,82 @@
+"""Turn the workers' pytest-benchmark JSON into results/: Markdown tables, JSON, CSV and plots."""
+
+from __future__ import annotations
+
+import csv
+import math
+import os
+from pathlib import Path
+from typing import Any
+
+SCALES = (("s", 1.0), ("ms", 1e-3), ("µs", 1e-6), ("ns", 1e-9))
+
+
+def decimals(x: float) -> int:
+    """The decimals that leave three significant figures of ``x``."""
+    return 2 - math.floor(math.log10(abs(x))) if x and math.isfinite(x) else 0
+
+
+def number(x: float) -> str:
+    """Three significant figures, written out with thousands separated: ``845``, ``1,770``, ``16.3``,
+    ``0.0123`` (never ``1.77e+03``)."""
+    if x == 0 or not math.isfinite(x):
+        return f"{x:g}"
+    return f"{round(x, decimals(x)):,.{max(0, decimals(round(x, decimals(x))))}f}"
+
+
+def scaled(x: float, scales: tuple[tuple[str, float], ...]) -> tuple[str, float]:
+    """The unit of ``x`` (rounded to three figures first: 999.7 ns is 1.00 µs) and its scale."""
+    x = round(x, decimals(x))
+    return next(((u, k) for u, k in scales if x >= k), scales[-1])
+
+
+def duration(seconds: float | None) -> str:
+    if seconds is None or not math.isfinite(seconds):
+        return "—"
+    if abs(seconds) < 5e-13:  # under a thousandth of a nanosecond: nothing (a fit's overhead of 2.6e-26 s)
+        return "0 ns"
+    unit, scale = scaled(seconds, SCALES)
+    return f"{number(seconds / scale)} {unit}"
+
+
+def instructions(value: float | None) -> str:
+    """A count: ``71.8 k``, ``1.07 M``, ``2.34 G``, three significant digits."""
+    if value is None or not math.isfinite(value):
+        return "—"
+    unit, scale = scaled(value, (("G", 1e9), ("M", 1e6), ("k", 1e3), ("", 1.0)))
+    return f"{number(value / scale)} {unit}".rstrip()
+
+
+SUPERSCRIPT = str.maketrans("0123456789", "⁰¹²³⁴⁵⁶⁷⁸⁹")
+
+
+def power(n: int) -> str:
+    """A sweep size: ``10²`` for a power of ten, else ``12,345``."""
+    digits = str(n)
+    if n >= 10 and digits.strip("0") == "1":
+        return f"10{str(len(digits) - 1).translate(SUPERSCRIPT)}"
+    return f"{n:,}"
+
+
+def size(n: int) -> str:
+    """``N = 10²``: a column's heading."""
+    return f"N = {power(n)}"
+
+
+def markdown_table(header: list[str], rows: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    return "\n".join(lines + ["| " + " | ".join(r) + " |" for r in rows])
+
+
+def write_text(path: Path, text: str) -> None:
+    """Write aside, then rename: a reader never sees half a file."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def write_csv(path: Path, rows: list[dict[str, Any]], columns: list[str]) -> None:
+    with open(path, "w", newline="") as f:
+        writer = csv.DictWriter(f, columns, extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(rows)
