@@ -43,7 +43,7 @@ class TorchCompile(Torch):
         params, gs, o, wd = list(new.values()), [grads[k] for k in p], self.optimizer, self.optimizer.weight_decay
         if wd and not o.decoupled:
             # torch.optim's L2 decay, g + λθ, written out: inductor (torch 2.13, CPU) compiles its
-            # grad.add(param, alpha=λ) as grad + param where grad is a matmul, dropping λ (README;
+            # grad.add(param, alpha=λ) as grad + param where grad is a matmul, dropping λ (docs/optimisers.md;
             # tests/test_optimizers.py shows it)
             gs, wd = [g + wd * p[k] for g, k in zip(gs, p, strict=True)], 0.0
         if o.name == "sgd":
