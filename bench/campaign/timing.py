@@ -131,8 +131,8 @@ class Turns:
     warming up) times nothing, so they build ``builders`` at a time, the longest first (``hint``: a backend's
     building seconds, from an earlier round); once every one of them has built, they time one at a time,
     in ``order``, with nothing beside them; once every one has timed, those that train for the correctness
-    columns train, ``builders`` at a time. Building ahead halved what the default run spent building and
-    compiling (README, "Where the time goes")."""
+    columns train, ``builders`` at a time: building, which times nothing, then overlaps on the CPUs
+    (docs/results.md, "Where the time went")."""
 
     def __init__(self, order: Sequence[str], builders: int, hint: dict[str, float] | None = None):
         self.order, self.builders = list(order), builders

@@ -375,7 +375,7 @@ def shift_lines(old: Results, new: Results) -> list[str]:
     """How far the whole run moved: the median NEW/OLD over the cases timed in both, its range over the
     backends, the calibration kernels' own ratio, and how each run's rounds of processes moved within it
     (bench.campaign.by_round). A ratio every backend shares is the host between the runs, not the code
-    (README, "How far the figures can be trusted"); a run whose rounds climbed saw it coming."""
+    (docs/trust.md); a run whose rounds climbed saw it coming."""
     ratios: dict[str, list[float]] = {}
     for k, o in old.cases.items():
         n = new.cases.get(k)

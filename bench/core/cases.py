@@ -47,10 +47,10 @@ class Case:
         return f"test_{self.kind}[{self.params}]"
 
 
-ROUND_TIME = 1.0  # seconds of rounds per case per process: what made two runs agree (README, "How the timing ...")
-VISITS = 4  # a process times its cases in turn this many times, a quarter of ROUND_TIME each (README, same place)
+ROUND_TIME = 1.0  # seconds of rounds per case per process (docs/fair-timing.md, "Rounds in visits")
+VISITS = 4  # a process times its cases in turn this many times, a quarter of ROUND_TIME each (same place)
 # The seconds remeasuring may take in a default run, by what the run's processes took (start-up, building,
-# rounds): what keeps the run within its 12 minutes here (README, "What a default run costs").
+# rounds): the noisiest cases are timed again within it (docs/fair-timing.md)
 REMEASURE_SECONDS = 30.0
 
 

@@ -128,9 +128,9 @@ def pool(c: Case) -> tuple[Any, ...]:
 
 # What moves a whole run (the sd of log time between back-to-back default runs here, beyond what the
 # processes of one run sample): the least at which one run's 95 % intervals held 95 % of a back-to-back
-# rerun's medians (README, "How far the figures can be trusted"; bench diff's "Least drift" line gives it).
-DRIFT = 0.0125  # a case whose arrays stay in a core's cache: clock and layout (1.25 % both ways, pair at 6aca6be)
-DRIFT_STREAMING = 0.03  # a case whose arrays stream from memory: its speed moved 2-6 % between runs
+# rerun's medians (docs/trust.md; bench diff's "Least drift" line gives it for two runs of a user's own host).
+DRIFT = 0.0125  # a case whose arrays stay in a core's cache: clock and layout
+DRIFT_STREAMING = 0.03  # a case whose arrays stream from memory: where its pages land moves it more
 
 
 def drift(c: Case) -> float:

@@ -12,11 +12,11 @@ from bench.host import envs, procs
 
 # The quadratic sweep of a timing run: from a core's cache to beyond it. 10⁷ is left to --sizes: there a step
 # of an eager framework is mostly the kernel handing it fresh pages for its 80 MB temporaries, which is the
-# host's figure, and it cost a quarter of a default run (README, "What a default run covers").
+# host's figure, and it would cost a quarter of a default run (docs/commands.md, "bench run").
 SIZES = [10**2, 10**4, 10**6]
 COUNT_SIZES = [*SIZES, 10**7]  # a count does not depend on how fast the host hands out pages
-REPEATS = 3  # timing processes per backend in a default run (README: "How the timing is kept fair")
-JOBS = 1  # timing workers at a time, each pinned to a CPU of its own (README: "How the timing is kept fair")
+REPEATS = 3  # timing processes per backend in a default run (docs/fair-timing.md)
+JOBS = 1  # timing workers at a time, each pinned to a CPU of its own (docs/fair-timing.md)
 QUICK_SIZES = [10**2, 10**4]
 QUICK_TASKS = ["linear", "digits"]  # --quick's smoke run: a vector task and a matrix task with its own figures
 QUICK_REPEATS = 1

@@ -21,7 +21,7 @@ PACKAGES = ("numpy", "torch", "jax", "jaxlib", "tensorflow-cpu", "tensorflow", "
             "matplotlib")  # fmt: skip
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MXNET_CPU_WORKER_NTHREADS",
                     "TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS")  # fmt: skip
-# glibc's allocator, held in one state in a timing worker (README, "How the timing is kept fair"). By default it
+# glibc's allocator, held in one state in a timing worker (docs/fair-timing.md). By default it
 # moves the size from which an array gets fresh pages of its own (mmap) between 128 KiB and 32 MiB as the
 # process frees memory, and gives back the top of its heap: whether an eager step at N = 10⁶ is handed its
 # temporaries' pages anew every time followed the process's history (numpy 808 or 1,319 pages a step, jax

@@ -123,7 +123,7 @@ def task_table(rows: list[dict[str, Any]], task: str, dtype: str) -> list[list[s
             if r.get("lr_dtype", "float64") != "float64":
                 diff += f" (numpy with {r['lr_dtype']} lr)"
             if r.get("formula", "reference") != "reference":
-                diff += f" (numpy with {r['formula']}'s optimiser formula: README, *Optimisers*)"
+                diff += f" (numpy with {r['formula']}'s optimiser formula: docs/optimisers.md)"
         table.append([r["backend"], r["mode"], duration(r["first_call_s"]), with_interval(r),
                       f"{1 / r['median_s']:,.0f}",
                       ratio(r["samples_s"], numpy["samples_s"]) if numpy else "—",

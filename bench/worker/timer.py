@@ -26,6 +26,7 @@ from bench.core import agreement
 from bench.core.errors import BenchError, Diverged
 from bench.host import procs
 from bench.worker import calibration, training
+from bench.worker import handwritten as loops
 
 MIN_STEPS = 10  # the shortest slice a round trains (fewer where ``steps`` asks for fewer: the largest sweep sizes)
 # what a timing process names as loaded: the proof it is isolated
@@ -86,7 +87,7 @@ class Timed:
         b = training.build(task, backend, dtype, device, n=n)
         timed: dict[str, Callable[[], Any]] = {}
         if handwritten:
-            loop = handwritten.make(backend, b.task, dtype, b.device)
+            loop = loops.make(backend, b.task, dtype, b.device)
         self.first: dict[str, float] = {}
         if size is None:
             least = min(steps, MIN_STEPS)
