@@ -7,7 +7,10 @@ environment skips the work when neither pyproject.toml nor the constraints file 
 
 ``--upgrade`` moves to newer versions: it makes each environment named (default: all) afresh without
 constraints (torch stays at the pyproject's pin), then rewrites its constraints file from ``pip freeze``.
-Uses the standard library only: it runs before any environment exists.
+
+torch comes first, as its CPU build (``2.13.0+cpu``): from pip's own indexes and find-links where they have
+it, else from PyTorch's CPU index (``CPU_INDEX``), the only public index that serves it (PyPI's Linux torch
+pulls GBs of CUDA packages). Uses the standard library only: it runs before any environment exists.
 """
 
 from __future__ import annotations
@@ -15,15 +18,20 @@ from __future__ import annotations
 import argparse
 import hashlib
 import platform
+import re
 import shutil
 import subprocess
 import sys
+import urllib.error
+import urllib.request
 import venv
 from pathlib import Path
 
 from bench.host.envs import ENVS, ROOT, venv_python
 
-FIRST = {"main": ["torch==2.13.0"]}  # before the rest: the local CPU wheel, not the CUDA build
+FIRST = {"main": ["torch==2.13.0"]}  # before the rest: torch's CPU build, not the CUDA one (see first_install)
+CPU_INDEX = "https://download.pytorch.org/whl/cpu"  # PyTorch's own index, the only one with torch's +cpu wheels
+CHECK_TIMEOUT = 300  # seconds: the check takes about 1 s, or as long as a download where an index lacks metadata
 CONSTRAINTS = ROOT / "constraints"
 STAMP = ".autodiff-bench-stamp"
 SEED = ("setuptools", "wheel")  # in every fresh venv: constrained only where some package requires them
@@ -124,6 +132,98 @@ class SetupError(Exception):
     pass
 
 
+def cpu_torch(env: str, constrained: bool) -> str | None:
+    """The torch the environment needs, ``torch==VERSION+cpu``: the version the constraints file pins (or,
+    without constraints, the pyproject's pin in FIRST). None where the environment gets no torch."""
+    first = pins("\n".join(FIRST.get(env, [])))
+    if "torch" not in first:
+        return None
+    path = constraints_file(env)
+    pinned = pins(path.read_text()).get("torch") if constrained and path.exists() else None
+    return f"torch=={(pinned or first['torch']).split('+')[0]}+cpu"
+
+
+def offered(env: str, requirement: str) -> bool:
+    """Whether pip as configured (its indexes, find-links and constraints) has ``requirement`` for this
+    interpreter and platform: a dry run without dependencies, which installs nothing. About 1 s: a wheel in
+    a local folder is read in place, and an index that lacks it answers with its list of versions."""
+    command = [venv_python(env), "-m", "pip", "install", "--dry-run", "--no-deps", "--ignore-installed", "--quiet",
+               "--disable-pip-version-check", "--retries", "1", "--timeout", "15", requirement]  # fmt: skip
+    try:
+        done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=CHECK_TIMEOUT)
+    except subprocess.TimeoutExpired:
+        return False
+    return done.returncode == 0
+
+
+def first_install(env: str, limits: list[str]) -> list[str]:
+    """``pip install`` arguments for what the environment gets before the rest ([] where nothing): torch from
+    pip as configured where that has its CPU build; else torch alone (its dependencies come with the rest,
+    from pip's own indexes) from PyTorch's CPU index, which is then said in one line."""
+    if env not in FIRST:
+        return []
+    build = cpu_torch(env, bool(limits))
+    if build is None or offered(env, build):
+        return [*FIRST[env], *limits]
+    print(f"{build} is in none of pip's indexes or find-links: it comes from PyTorch's CPU index, {CPU_INDEX}",
+          flush=True)  # fmt: skip
+    return ["--no-deps", "--index-url", CPU_INDEX, *FIRST[env], *limits]
+
+
+def install_first(env: str, args: list[str]) -> None:
+    """Run ``first_install``'s arguments; a failure to get torch from PyTorch's CPU index is one line."""
+    if "--index-url" not in args:
+        pip(env, *args)
+        return
+    index = args[args.index("--index-url") + 1]
+    # not --quiet: pip says why it could not fetch an index at its default level only (the output is kept)
+    command = [venv_python(env), "-m", "pip", "install", "--disable-pip-version-check", "--progress-bar", "off", *args]
+    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True)
+    if done.returncode == 0:
+        return
+    output = done.stdout + done.stderr
+    build = cpu_torch(env, "-c" in args)
+    errors = [line.removeprefix("ERROR:").strip() for line in output.splitlines() if line.startswith("ERROR:")]
+    none = any(s in e for e in errors for s in ("No matching distribution", "ResolutionImpossible"))
+    if why := unreachable(output) or (cannot_reach(index) if none else None):
+        raise SetupError(f"PyTorch's CPU index {index} cannot be reached ({why}), and pip's own indexes and "
+                         f"find-links lack {build}: connect to that index, or put the wheel in a folder and "
+                         "name the folder in PIP_FIND_LINKS")  # fmt: skip
+    if none:
+        where = f"{platform.system()} {platform.machine()}, Python {platform.python_version()}"
+        raise SetupError(f"PyTorch's CPU index {index} has no {build} for this machine ({where})")
+    said = errors[-1] if errors else (output.strip().splitlines() or [f"exit status {done.returncode}"])[-1]
+    raise SetupError(f"getting {build} from PyTorch's CPU index {index} failed: {said}")
+
+
+def unreachable(output: str) -> str | None:
+    """Why pip could not reach an index, from its output: the cause its last retry or failed fetch names
+    ("Name or service not known", "Read timed out", ...). None where no connection failed."""
+    failed = [line for line in output.splitlines()
+              if "Retrying (" in line or "Could not fetch URL" in line or "urllib3.exceptions" in line]  # fmt: skip
+    if not failed:
+        return None
+    cause = re.search(r"\[Errno -?\d+\] ([^'\")\]]+)", failed[-1]) or re.search(
+        r"(Read timed out|\w*Timeout\w*|ProxyError|SSLError|CERTIFICATE_VERIFY_FAILED)", failed[-1]
+    )
+    return cause.group(1).strip() if cause else "no connection"
+
+
+def cannot_reach(index: str) -> str | None:
+    """Why the index's page for torch cannot be fetched (pip retried 0 times says nothing); None where it
+    answers, with anything, or is not an http(s) address."""
+    if not index.startswith(("http://", "https://")):
+        return None
+    try:
+        with urllib.request.urlopen(f"{index.rstrip('/')}/torch/", timeout=15):
+            return None
+    except urllib.error.HTTPError:  # it answered
+        return None
+    except (OSError, ValueError) as e:
+        reason = getattr(e, "reason", e)
+        return getattr(reason, "strerror", None) or str(reason)
+
+
 class Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # one line, no usage block
         print(f"{self.prog}: error: {message}", file=sys.stderr)
@@ -145,8 +245,8 @@ def setup(env: str) -> None:
         print(f"setting up {ENVS[env]}/ without constraints ({path.relative_to(ROOT)} is missing) ...", flush=True)
     if not venv_python(env).exists():
         venv.EnvBuilder(with_pip=True).create(folder)
-    if env in FIRST:
-        pip(env, *FIRST[env], *limits)
+    if first := first_install(env, limits):
+        install_first(env, first)
     pip(env, "-e", f".[{env}]", *limits)
     check_installed(env)
     stamp.write_text(want)
@@ -159,8 +259,8 @@ def upgrade(env: str) -> None:
     if folder.exists():
         shutil.rmtree(folder)
     venv.EnvBuilder(with_pip=True).create(folder)
-    if env in FIRST:
-        pip(env, *FIRST[env])
+    if first := first_install(env, []):
+        install_first(env, first)
     pip(env, "-e", f".[{env}]")
     before, after = write_constraints(env)
     (folder / STAMP).write_text(wanted(env))
