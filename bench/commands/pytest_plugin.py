@@ -4,7 +4,7 @@ pytest-benchmark records. pyproject.toml loads it (``-p bench.commands.pytest_pl
 
 pytest-benchmark times what runs in its own process; these figures are measured elsewhere, so a timing test
 hands each process's figure to pytest-benchmark through a clock that moves only when a duration is fed to it
-(tests/test_speed.py). Without ``--benchmark-only`` the timing tests are deselected: plain pytest stays fast.
+(tests/timing/test_speed.py). Without ``--benchmark-only`` the timing tests are deselected: plain pytest stays fast.
 """
 
 from __future__ import annotations

@@ -104,7 +104,7 @@ def ratio_ci(
 
     Each sample is resampled on its own (they come from different processes), ``resamples`` times, from
     a generator seeded with ``seed``; the interval is the central ``level`` of the resampled ratios.
-    Measured coverage at 95 % (lognormal timings, 2000 trials; tests/test_stats.py checks it): 97 % for 5
+    Measured coverage at 95 % (lognormal timings, 2000 trials; tests/unit/test_stats.py checks it): 97 % for 5
     samples a side, 96 % for 7 and 10, but 89 % for 3 a side, where the interval is too short to trust.
     Every value must be positive (they are durations).
     """

@@ -1,6 +1,6 @@
 """The optimiser definitions (tasks.optimizers): the reference updates against hand-computed steps and
 closed forms, the settings ``bench check`` refuses, and what the frameworks' formulas (tasks.formulas)
-say about them. Every optimiser on every backend is in tests/test_equivalence.py."""
+say about them. Every optimiser on every backend is in tests/equivalence/test_equivalence.py."""
 
 from __future__ import annotations
 

@@ -21,7 +21,7 @@ from bench.worker import counter
 from conftest import one_line_error
 
 if shutil.which("valgrind") is None:  # said, never skipped silently: counting is what this file tests
-    pytest.fail("tests/test_count.py needs valgrind: apt-get install valgrind", pytrace=False)
+    pytest.fail("tests/timing/test_count.py needs valgrind: apt-get install valgrind", pytrace=False)
 
 # A task file: quadratic under another name, whose gradient is evaluated a second time every EVERY-th step
 # where AUTODIFF_BENCH_TEST_EXTRA names the task (the same work otherwise, the counter included).
