@@ -252,7 +252,7 @@ def cmd_check(a: argparse.Namespace) -> int:
     require("task", name, tasks.TASKS)
     chosen = names(a.backends, list(backends.BACKENDS), "backend", "--backends")
     print(f"task {name} ({tasks.TASKS[name]})")
-    results = check.check(name, chosen)
+    results = check.check_task(name, chosen)
     for ok, line in results:
         print(f"  {'ok  ' if ok else 'FAIL'}  {line}")
     failed = sum(not ok for ok, _ in results)

@@ -235,7 +235,7 @@ class Campaign:
         waiting (``turns``: it built its cases ahead, then waited for its turn) not at all."""
         with self.lock:  # the round's size, where an earlier process of the case chose it (its first call)
             sized = {c: next((p["steps_per_round"] for p in self.found[c] if "first_call_s" in p), None) for c in mine}
-        visits = range(self.settings.measure["visits"])
+        visits = range(self.settings.measure_arguments["visits"])
         called = {c: measure_call(c, self.settings, sized[c], c in self.beside) for c in mine}
         calls = [("measure", called[c] | {"visit": v}) for v in visits for c in mine]
         ahead = [("prepare", called[c]) for c in mine] if turns else []
@@ -400,7 +400,7 @@ class Campaign:
 SPENT = ("worker start-up", "setup and compile", "rounds", "remeasuring: start-up", "correctness")
 
 
-def run(cases: list[Case], settings: Settings, progress: Progress | None = None,
+def time_cases(cases: list[Case], settings: Settings, progress: Progress | None = None,
         seconds: dict[str, float] | None = None) -> dict[Case, dict[str, Any]]:  # fmt: skip
     """Measure every case; returns each case's figures, or ``{"error": why}``. ``seconds``, where given,
     is filled with where the time went (SPENT: a worker's wall time beyond its calls' building and timing
@@ -478,9 +478,13 @@ def measure_call(c: Case, settings: Settings, size: int | None = None, sweep: bo
     """A case's ``measure`` call; ``size``, the steps of a round where an earlier process chose it; ``sweep``,
     a task case that is also a sweep's (``twins``): the hand-written loop timed beside it too."""
     speed = c.kind == "speed"
-    steps = settings.measure["steps"] if speed else max(1, min(settings.measure["steps"], 10**7 // (c.n or 1)))
+    steps = (
+        settings.measure_arguments["steps"]
+        if speed
+        else max(1, min(settings.measure_arguments["steps"], 10**7 // (c.n or 1)))
+    )
     return {"task": c.task, "backend": c.backend, "dtype": c.dtype, "device": device(c, settings), "n": c.n,
-            **settings.measure, "steps": steps, "objective": speed, "handwritten": sweep or not speed,
+            **settings.measure_arguments, "steps": steps, "objective": speed, "handwritten": sweep or not speed,
             "size": size}  # fmt: skip
 
 

@@ -128,7 +128,7 @@ def fd_error(fd: np.ndarray, hand: np.ndarray) -> float:
     return float(np.max(np.abs(fd - hand) / np.maximum(1.0, np.abs(fd))))
 
 
-def check(name: str, among: Sequence[str] = tuple(backends.BACKENDS)) -> list[tuple[bool, str]]:
+def check_task(name: str, among: Sequence[str] = tuple(backends.BACKENDS)) -> list[tuple[bool, str]]:
     """Each check: whether it held, and one line saying what was found; the gradient on the backends ``among``."""
     t = tasks.get(name)
     lines: list[tuple[bool, str]] = []

@@ -32,7 +32,7 @@ def run_command(o: Any) -> int:
             # in every run whatever --out is, and so is its heap's layout (an --out 25 characters longer
             # moved numpy's counts by 0.1 %, through CPython's caches that hash addresses)
             try:
-                found = counting.run(cases, settings, progress, jobs=o.jobs)
+                found = counting.count_cases(cases, settings, progress, jobs=o.jobs)
             finally:
                 progress.close()
             rows = rows_of(cases, found)

@@ -27,7 +27,7 @@ from bench.host import envs
 from bench.host.machine import environment
 
 TESTS = {"test_speed": "speed", "test_scaling": "scaling"}  # the timing tests, by the kind of case each times
-SPENT: dict[str, float] = {}  # where the timing session's time went (bench.campaign.timing.run)
+SPENT: dict[str, float] = {}  # where the timing session's time went (bench.campaign.timing.time_cases)
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -110,7 +110,7 @@ def measured(request: pytest.FixtureRequest) -> Callable[[Case], dict[str, Any]]
     quiet = capture.global_and_fixture_disabled if capture is not None else contextlib.nullcontext
     bar = Progress(len(cases) * settings.calls + sum(c.kind == "speed" for c in cases), quiet)
     try:
-        found = timing.run(cases, settings, bar, SPENT)
+        found = timing.time_cases(cases, settings, bar, SPENT)
     finally:
         bar.close()
 

@@ -74,7 +74,7 @@ def timed(o: Options, scratch: Path, spent: dict[str, float]) -> dict[Case, dict
     bar = Progress(len(cases) * settings.calls + sum(c.kind == "speed" for c in cases))
     temporary, tempfile.tempdir = tempfile.tempdir, str(scratch)
     try:
-        return timing.run(cases, settings, bar, spent)
+        return timing.time_cases(cases, settings, bar, spent)
     finally:
         tempfile.tempdir = temporary
         bar.close()

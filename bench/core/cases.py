@@ -66,7 +66,7 @@ class Settings:
     remeasure_s: float = REMEASURE_SECONDS  # what remeasuring the noisiest cases may take (``within``)
 
     @property
-    def measure(self) -> dict[str, Any]:
+    def measure_arguments(self) -> dict[str, Any]:
         """What each ``measure`` call is asked: a round's steps at least, the seconds of rounds to aim for
         in one visit of a case, the fewest rounds a visit, and the visits of each case in one process."""
         if self.quick:
@@ -95,7 +95,7 @@ class Settings:
     @property
     def calls(self) -> int:
         """The ``measure`` calls a case gets: each of its visits in each of its processes."""
-        return self.repeats * self.measure["visits"]
+        return self.repeats * self.measure_arguments["visits"]
 
     @property
     def budget(self) -> float:

@@ -17,7 +17,7 @@ is an ``"error: ..."`` entry and the others go on.
 It runs as its own process of the main environment, so that torch and jax load there and the caller
 stays free of them: ``python -m bench.worker.floor --threads T`` prints one JSON line,
 ``{"bytes_per_s": best, "kernel": winner, "kernels": {name: bytes_per_s or "error: ..."}, ...}``, and
-``measure(T)`` runs that with the thread settings of a timing worker and returns the dict.
+``bandwidth(T)`` runs that with the thread settings of a timing worker and returns the dict.
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
+from bench.core.cases import DTYPES
 from bench.core.errors import BenchError, Failed
 from bench.host import envs
 from bench.host.machine import thread_settings
@@ -42,7 +43,6 @@ if TYPE_CHECKING:
 
 NBYTES = 800 * 2**20  # far larger than any cache
 REPEATS = 5
-DTYPES = ("float64", "float32")
 
 Read = Callable[[], object]
 Kernel = Callable[["np.ndarray", int], Iterator[tuple[int, Read]]]  # (array, T) -> (threads, read) for each count
@@ -141,7 +141,7 @@ def best_read(read: Read, nbytes: int, repeats: int) -> float:
 
 def floor(threads: int, nbytes: int = NBYTES, repeats: int = REPEATS, kernels: list[str] | None = None) -> dict:
     """Every kernel at every thread count and dtype, in this process; the best is the floor.
-    Thread settings must be in the environment before numpy loads: ``measure`` and ``main`` see to it."""
+    Thread settings must be in the environment before numpy loads: ``bandwidth`` and ``main`` see to it."""
     started = time.perf_counter()
     figures: dict[str, float | str] = {}
     memory = aligned(nbytes)  # made once (paging 800 MiB in takes seconds); float32 reads the same bytes
@@ -186,7 +186,7 @@ def how_it_ended(code: int) -> str:
     return f"was killed by {signal.Signals(-code).name}" if code < 0 else f"exited with status {code}"
 
 
-def measure(threads: int, nbytes: int = NBYTES, repeats: int = REPEATS, timeout: float = 300) -> dict:
+def bandwidth(threads: int, nbytes: int = NBYTES, repeats: int = REPEATS, timeout: float = 300) -> dict:
     """The floor at ``threads`` threads, measured in a fresh process of the main environment (this one
     imports no framework). A figure the process printed is kept even if the process then died (a
     framework's thread pool torn down at exit: the result says so under ``"exit"``). Raises BenchError
@@ -209,9 +209,9 @@ def measure(threads: int, nbytes: int = NBYTES, repeats: int = REPEATS, timeout:
 
 
 def attempt(threads: int, **read: Any) -> dict:
-    """``measure(threads, **read)``, or ``{"error": why}``: a floor that cannot be measured never stops a run."""
+    """``bandwidth(threads, **read)``, or ``{"error": why}``: a floor that cannot be measured never stops a run."""
     try:
-        return measure(threads, **read)
+        return bandwidth(threads, **read)
     except BenchError as e:
         return {"error": str(e)}
 

@@ -337,7 +337,7 @@ def test_a_worker_that_dies_names_its_signal_and_last_output_and_the_others_go_o
         return [sys.executable, "-c", crash] if self.calls[0][1]["backend"] == "torch" else real(self)
 
     monkeypatch.setattr(remote.Remote, "command", command)
-    monkeypatch.setattr(bench_floor, "measure", lambda threads, **read: FLOOR)
+    monkeypatch.setattr(bench_floor, "bandwidth", lambda threads, **read: FLOOR)
     assert run.run(quick_options(tmp_path / "r", ["numpy", "torch"])) == 1
     cases = json.loads((tmp_path / "r" / "results.json").read_text())["cases"]
     torch = [c for c in cases if c["backend"] == "torch"]
@@ -356,7 +356,7 @@ def test_a_plot_or_a_floor_that_fails_is_a_line_not_a_lost_run(tmp_path, monkeyp
         raise BenchError("bench.floor failed: terminate called without an active exception")
 
     monkeypatch.setattr(plots, "fit_plot", broken)
-    monkeypatch.setattr(bench_floor, "measure", no_floor)
+    monkeypatch.setattr(bench_floor, "bandwidth", no_floor)
     assert run.run(quick_options(tmp_path / "r", ["numpy"])) == 0
     out = tmp_path / "r"
     result = json.loads((out / "results.json").read_text())
@@ -390,7 +390,7 @@ def test_two_timing_workers_at_a_time_each_have_a_cpu_of_their_own(tmp_path):
     cases = [Case("speed", "linear", b, "float64") for b in ("numpy", "torch")]
     settings = Settings(repeats=1, workers=2)
     assert timing.cpu_sets(settings) == [str(c) for c in procs.pinned(2)]
-    found = timing.run(cases, settings)
+    found = timing.time_cases(cases, settings)
     held = [found[c]["cpus"][0] for c in cases]
     assert all(len(cpus) == 1 for cpus in held) and held[0] != held[1], held
     o = Options(out=tmp_path, tasks=[], backends=["numpy"], dtypes=["float64"], threads=1, device="cpu",

@@ -20,7 +20,8 @@ ISOLATED = {b: {spec.framework} - {"numpy"} for b, spec in backends.BACKENDS.ite
 def test_every_backend_in_its_own_processes_through_pytest_benchmark(tmp_path):
     out = tmp_path / "timings.json"
     done = subprocess.run(
-        [sys.executable, "-m", "pytest", "tests/timing/test_speed.py", "--benchmark-only", "-q", "-p", "no:cacheprovider",
+        [sys.executable, "-m", "pytest", "tests/timing/test_speed.py", "--benchmark-only", "-q",
+         "-p", "no:cacheprovider",
          "--bench-quick", "--bench-tasks=quadratic", "--bench-dtypes=float64", "--bench-sizes=100", "--bench-repeats=2",
          f"--benchmark-json={out}", "--benchmark-group-by=group"],
         cwd=envs.ROOT, capture_output=True, text=True,

@@ -59,7 +59,7 @@ def timed(folder: Path) -> dict[str, Path]:
     pairs = [[Case("speed", f"{t}.{s}", b, "float64") for s in SIDES[:: 1 - 2 * (i % 2)]]
              for i, (t, b) in enumerate(CASES)]  # fmt: skip
     cases = [c for pair in pairs for c in pair]
-    found = timing.run(cases, Settings())
+    found = timing.time_cases(cases, Settings())
     written = {}
     for side in SIDES:
         rows = [{"kind": c.kind, "task": c.task.removesuffix(f".{side}"), "backend": c.backend, "dtype": c.dtype}

@@ -8,6 +8,7 @@ import sys
 
 import pytest
 
+from bench.core.cases import DTYPES
 from bench.core.errors import BenchError
 from bench.core.options import Options
 from bench.host import envs
@@ -18,7 +19,7 @@ from bench.worker import floor
 def test_measure_runs_every_kernel_in_its_own_process_and_keeps_the_best():
     # in a fresh interpreter, to see what measure() loads into its caller: no framework
     code = (
-        "import json, sys; from bench.worker import floor; r = floor.measure(1); "
+        "import json, sys; from bench.worker import floor; r = floor.bandwidth(1); "
         "print(json.dumps({'result': r, 'loaded': [m for m in ('torch', 'jax') if m in sys.modules]}))"
     )
     out = subprocess.run([sys.executable, "-c", code], cwd=envs.ROOT, capture_output=True, text=True, timeout=600)
@@ -28,7 +29,7 @@ def test_measure_runs_every_kernel_in_its_own_process_and_keeps_the_best():
     r = got["result"]
     measured = {k: v for k, v in r["kernels"].items() if isinstance(v, float)}
     # the main environment has torch and jax: every kernel ran, once per dtype at the one thread
-    assert set(r["kernels"]) == set(measured) == {f"{k} {d} t=1" for k in floor.KERNELS for d in floor.DTYPES}
+    assert set(r["kernels"]) == set(measured) == {f"{k} {d} t=1" for k in floor.KERNELS for d in DTYPES}
     assert r["bytes_per_s"] == max(measured.values()) > 0
     assert measured[r["kernel"]] == r["bytes_per_s"]
     assert 1e8 < r["bytes_per_s"] < 1e13  # between 0.1 GB/s and 10 TB/s: a read, not a cache or a clock error
@@ -45,7 +46,7 @@ def test_a_kernel_that_fails_is_its_error_and_the_others_go_on(monkeypatch):
     assert r["kernels"]["torch-sum float64"] == "error: ModuleNotFoundError: No module named 'torch'"
     assert r["kernels"]["torch-sum float32"] == "error: ModuleNotFoundError: No module named 'torch'"
     numbers = {k: v for k, v in r["kernels"].items() if not isinstance(v, str)}
-    assert set(numbers) == {f"numpy-dot {d} t={t}" for d in floor.DTYPES for t in (1, 2)}
+    assert set(numbers) == {f"numpy-dot {d} t={t}" for d in DTYPES for t in (1, 2)}
     assert r["kernel"] == max(numbers, key=numbers.__getitem__) and r["bytes_per_s"] == numbers[r["kernel"]]
 
 
@@ -74,7 +75,7 @@ def test_a_figure_printed_before_the_process_dies_is_kept(monkeypatch):
     ("terminate called without an active exception"): the figure stands, and the result says how it ended."""
     last_words = "print('terminate called without an active exception', file=sys.stderr)"
     stand_in(monkeypatch, f"import json, os, sys; print({json.dumps(FIGURE)!r}, flush=True); {last_words}; os.abort()")
-    r = floor.measure(1)
+    r = floor.bandwidth(1)
     assert r["bytes_per_s"] == 5e10 and r["kernel"] == "numpy-dot float64 t=1"
     assert r["exit"] == ("was killed by SIGABRT after printing its figure: "
                          "terminate called without an active exception")  # fmt: skip
@@ -90,7 +91,7 @@ def test_a_figure_printed_before_the_process_dies_is_kept(monkeypatch):
 def test_a_floor_that_fails_is_a_reason_never_a_raise_in_attempt(monkeypatch, code, why):
     stand_in(monkeypatch, code)
     with pytest.raises(BenchError, match="^bench.worker.floor"):
-        floor.measure(1)
+        floor.bandwidth(1)
     assert floor.attempt(1) == {"error": why}
 
 

@@ -255,7 +255,7 @@ def test_a_quick_run_trains_each_backend_in_the_process_that_timed_it(monkeypatc
 
     monkeypatch.setattr(remote.Remote, "__init__", counted)
     cases = [Case("speed", t, "numpy", "float64") for t in ("linear", "quadratic")]
-    found = timing.run(cases, Settings(repeats=1, quick=True))
+    found = timing.time_cases(cases, Settings(repeats=1, quick=True))
     assert started == [["measure", "measure", "correctness", "correctness"]]
     for c in cases:
         assert found[c]["epochs_trained"] == found[c]["epochs"]  # numpy's whole schedule fits the budget
@@ -277,7 +277,7 @@ def test_a_default_run_trains_in_its_last_rounds_processes_once_they_have_timed(
     monkeypatch.setattr(remote.Remote, "__init__", counted)
     monkeypatch.setattr(Settings, "builders", 2)  # Turns, as on a machine of several CPUs
     cases = [Case("speed", "linear", b, "float64") for b in ("numpy", "torch")]
-    found = timing.run(cases, Settings(repeats=2))
+    found = timing.time_cases(cases, Settings(repeats=2))
     calls = sorted([fn for fn, _ in w.calls if fn != "prepare"] for w in started)
     visits = ["measure"] * VISITS
     assert calls == [["settle", *visits]] * 2 + [["settle", *visits, "correctness"]] * 2
