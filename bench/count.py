@@ -482,22 +482,30 @@ def tables(rows: list[dict[str, Any]], o: Any) -> list[str]:
 def write(out: Path, o: Any, rows: list[dict[str, Any]], wall: float, env: dict[str, Any], version: str,
           workers: dict[str, Any]) -> str:  # fmt: skip
     """results.json, counts.csv and README.md of a count run; returns the summary."""
-    from bench.report import write_csv
+    from bench.report import beside, origin, started, write_csv
 
     out.mkdir(parents=True)
     counted = what_was_counted(version, o)
-    result = {"command": o.command(), "wall_s": wall, "environment": env, "count": counted, "threads": 1,
+    result = {"command": o.command(), "date": started(wall), "wall_s": wall, "environment": env, "count": counted,
+              "threads": 1,
               "device": "cpu", "quick": o.quick, "repeats": o.repeats, "cases": rows, "workers": workers}  # fmt: skip
     (out / "results.json").write_text(json.dumps(result, indent=1))
     write_csv(out / "counts.csv", rows, ["kind", "task", "n", "backend", "dtype", "mode", "instructions_per_step",
                                          "allocator_per_step", "allocations_per_step", "pool_per_step", "steps_counted",
                                          "spread", "error"])  # fmt: skip
     summary = "\n\n".join([
-        f"Instructions per training step, counted by {version} (callgrind, `Ir`, all threads) on {env['cpu']}, one "
-        f"thread per framework; {o.repeats} process{'es' if o.repeats != 1 else ''} per backend. Commit "
-        f"{env['commit'][:12]}. A count is the same on every host with the same software (not on other "
-        "versions of the packages, nor across ISAs: torch.compile's kernels are built for AVX2 here); it is "
-        "not a time.", *tables(rows, o)])  # fmt: skip
+        f"Instructions per training step, counted by {version} (callgrind, `Ir`, all threads), one thread per "
+        f"framework; {o.repeats} process{'es' if o.repeats != 1 else ''} per backend. A count is the same on every "
+        "host with the same software (not on other versions of the packages, nor across ISAs: torch.compile's "
+        "kernels are built for AVX2 here); it is not a time.", *tables(rows, o)])  # fmt: skip
+    said = [f"These counts were made on {origin(result)}."]
+    try:
+        timed = json.loads((o.out.parent / "results.json").read_text())  # a count in results/count: the timings'
+    except (OSError, ValueError):
+        timed = None
+    if isinstance(timed, dict) and "count" not in timed and "environment" in timed:
+        said.append(beside(result, timed, "The timings in", "../", "../README.md"))
+    summary = " ".join(said) + "\n\n" + summary
     failed = [r for r in rows if "error" in r]
     made = f"Made by `{o.command()}` in {wall / 60:.1f} min. Do not edit: rerun it."
     readme = f"# autodiff-bench instruction counts\n\n{made}\n\n{summary}\n"
