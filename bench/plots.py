@@ -9,6 +9,7 @@ passes them in."""
 from __future__ import annotations
 
 import math
+import textwrap
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
@@ -232,14 +233,15 @@ def agreement_plot(path: Path, task: str, rows: list[dict[str, Any]], tols: dict
     fig, axes = plt.subplots(grid, columns, figsize=(2.15 * columns + 1.0, 1.9 * grid + 1.4), sharex=True,
                              sharey=True, squeeze=False)  # fmt: skip
     last = max(max(r["loss_diffs"]["step"], default=0) for r in found.values())
+    notes = []
     for ax, b in zip(axes.flat, mine, strict=False):
-        s, said = look(b), []
+        s, said, trained = look(b), [], {}
         for k, dtype in enumerate(dtypes):
+            named = f" ({dtype})" if len(dtypes) > 1 else ""
             if math.isfinite(tols[dtype]):
                 ax.axhline(tols[dtype], color="k", linestyle=":", linewidth=1.2)
-                said_tol = scientific(tols[dtype], 1 if float(f"{tols[dtype]:.0e}") == tols[dtype] else 2)
-                ax.text(last, tols[dtype] * 2, f"tolerance {said_tol}{f' ({dtype})' if len(dtypes) > 1 else ''}",
-                        ha="right", va="bottom", fontsize=6.5)  # fmt: skip
+                limit = scientific(tols[dtype], 1 if float(f"{tols[dtype]:.0e}") == tols[dtype] else 2)
+                ax.text(last, tols[dtype] * 2, f"tolerance {limit}{named}", ha="right", va="bottom", fontsize=6.5)
             r = found.get((b, dtype))
             if r is None:
                 continue
@@ -247,18 +249,24 @@ def agreement_plot(path: Path, task: str, rows: list[dict[str, Any]], tols: dict
             ax.plot(r["loss_diffs"]["step"], d, color=s.colour, linestyle=s.linestyle, linewidth=1.6 - 0.6 * k,
                     marker=s.marker, markevery=[len(d) - 1], markersize=5)  # fmt: skip
             largest = max(r["loss_diffs"]["loss"], default=0.0)
-            said.append((f"largest {scientific(largest)}" if largest else "always 0") + (f" ({dtype})" if k else ""))
+            said.append((f"largest {scientific(largest)}" if largest else "always 0") + named)
             if r["epochs_trained"] < r["epochs"]:
-                said.append(f"{r['epochs_trained']} of {r['epochs']} epochs")
-        ax.text(0.03, 0.95, "\n".join(said), transform=ax.transAxes, va="top", fontsize=7)
+                trained[dtype] = f"{r['epochs_trained']} of {r['epochs']} epochs"
+        if len(set(trained.values())) == 1 and len(trained) == len(said):  # cut short alike in every dtype
+            said.append(next(iter(trained.values())))
+        else:
+            said += [f"{v} ({d})" for d, v in trained.items()]
+        notes.append(ax.text(0.03, 0.97, "\n".join(said), transform=ax.transAxes, va="top", fontsize=7))
         ax.set_title(f"{b} ({s.kind})", fontsize=9, color=s.colour)
-        ax.set(yscale="log", ylim=(EXACT / 3, 3.0))
+        ax.set(yscale="log")
         ax.yaxis.set_major_locator(FixedLocator([EXACT, 1e-15, 1e-12, 1e-9, 1e-6, 1e-3, 1.0]))
         ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: "0" if v <= EXACT else scientific(v, 1)))
         ax.yaxis.set_minor_locator(FixedLocator([]))
         ax.tick_params(labelsize=7)
         ax.grid(axis="y", color="0.93")
         step_ticks(ax)
+    lines = max((len(t.get_text().splitlines()) for t in notes), default=1)
+    axes[0][0].set_ylim(EXACT / 3, 3.0 * 10 ** (1.5 * (lines - 1)))  # shared: headroom above 1 for the notes
     for ax in list(axes.flat)[len(mine) :]:
         ax.set_visible(False)
     for ax in axes[:, 0]:
@@ -302,7 +310,8 @@ def summary_plot(path: Path, rows: list[dict[str, Any]], dtype: str, names: list
     top = max(10.0, float(np.nanmax(ratios)) if np.isfinite(ratios).any() else 10.0)
     norm = LogNorm(vmin=1.0, vmax=top)
     cmap = plt.get_cmap("YlOrRd").with_extremes(bad="0.88")
-    fig, ax = plt.subplots(figsize=(1.7 + 0.62 * len(names) + 1.2, 1.9 + 0.3 * len(modes)))
+    wide = max(6.4, 2.9 + 0.62 * len(names))  # inches: a few tasks still leave the title its room
+    fig, ax = plt.subplots(figsize=(wide, 1.9 + 0.3 * len(modes)))
     image = ax.imshow(np.ma.masked_invalid(ratios), cmap=cmap, norm=norm, aspect="auto")
     for (i, j), v in np.ndenumerate(ratios):
         if np.isfinite(v):
@@ -341,9 +350,10 @@ def summary_plot(path: Path, rows: list[dict[str, Any]], dtype: str, names: list
                for k in kinds() if any(look(b).kind == k for b in modes)]  # fmt: skip
     fig.legend(handles=handles, loc="lower left", fontsize=8, frameon=False, ncols=len(handles),
                handletextpad=0.2, borderaxespad=0.3)  # fmt: skip
-    ax.set_title(f"Time per training step ({dtype}): × the fastest mode of each task, median of each mode's "
-                 "processes\n1.0 (bold): the task's fastest, its time under the column; —: no figure (the results' "
-                 "Failed cases say why)", fontsize=8.5, pad=48)  # fmt: skip
+    title = [f"Time per training step ({dtype}): × the fastest mode of each task, median of each mode's processes",
+             "1.0 (bold): the task's fastest, its time under the column; —: no figure (the results' Failed cases "
+             "say why)"]  # fmt: skip
+    fig.suptitle("\n".join(textwrap.fill(t, int(13 * wide)) for t in title), fontsize=8.5)
     fig.tight_layout(rect=(0, 0.04, 1, 1))  # the legend of the markers below
     save(fig, path)
 
