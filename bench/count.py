@@ -487,8 +487,8 @@ def write(out: Path, o: Any, rows: list[dict[str, Any]], wall: float, env: dict[
     out.mkdir(parents=True)
     counted = what_was_counted(version, o)
     result = {"command": o.command(), "date": started(wall), "wall_s": wall, "environment": env, "count": counted,
-              "threads": 1,
-              "device": "cpu", "quick": o.quick, "repeats": o.repeats, "cases": rows, "workers": workers}  # fmt: skip
+              "threads": 1, "device": "cpu", "quick": o.quick, "repeats": o.repeats, "cases": rows,
+              "workers": workers}  # fmt: skip
     (out / "results.json").write_text(json.dumps(result, indent=1))
     write_csv(out / "counts.csv", rows, ["kind", "task", "n", "backend", "dtype", "mode", "instructions_per_step",
                                          "allocator_per_step", "allocations_per_step", "pool_per_step", "steps_counted",

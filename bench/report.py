@@ -90,8 +90,8 @@ def instructions(value: float | None) -> str:
 
 
 def scientific(x: float, digits: int = 2) -> str:
-    """A figure too small (or large) for :func:`number`, as a reader writes it: ``1.7e-15``, ``2.0e-9``,
-    ``0`` (never ``1.7e-15`` padded to ``1.7e-015``, nor ``0.0e+00``)."""
+    """A figure too small (or large) for :func:`number`, as a reader writes it: ``1.7e-15``, ``2.0e-9``, ``0``
+    (not ``2.0e-09``, nor ``0.0e+00``, nor ``0.0000000000000017``)."""
     if x == 0 or not math.isfinite(x):
         return f"{x:g}"
     mantissa, exponent = f"{x:.{digits - 1}e}".split("e")
@@ -385,9 +385,8 @@ def write(out: Path, o: Any, rows: list[dict[str, Any]], found: Any, floor: dict
     fits = scaling_fits(rows, bandwidth)
     names = list(o.tasks)
     result = {"command": o.command(), "date": started(wall), "wall_s": wall, "environment": env,
-              "read_bandwidth_bytes_per_s": bandwidth,
-              "floor": floor, "threads": o.threads, "device": o.device, "quick": o.quick, "repeats": o.repeats,
-              "jobs": campaign.jobs(o.quick, o.jobs),
+              "read_bandwidth_bytes_per_s": bandwidth, "floor": floor, "threads": o.threads, "device": o.device,
+              "quick": o.quick, "repeats": o.repeats, "jobs": campaign.jobs(o.quick, o.jobs),
               "native_blas": getattr(o, "native_blas", False),
               "noise": noise(rows), "time_s": time_spent(campaign_seconds(found), floor.get("wall_s", 0.0), wall),
               "cases": rows, "scaling": fits, "workers": workers, "machine_info": found.machine_info}  # fmt: skip
@@ -610,7 +609,7 @@ def when(result: dict[str, Any]) -> str:
     try:
         at = datetime.datetime.fromisoformat(result["date"]).astimezone(datetime.UTC)
     except (KeyError, TypeError, ValueError):
-        day = commit_day(result.get("environment", {}).get("commit", ""))
+        day = commit_day(str((result.get("environment") or {}).get("commit") or ""))
         return "on a date it does not record" + (f" (its commit is of {day})" if day else "")
     return f"on {at:%Y-%m-%d} at {at:%H:%M} UTC"
 
@@ -690,7 +689,7 @@ def readme_block(rows: list[dict[str, Any]], names: list[str], o: Any, here: dic
     return "\n\n".join([top, "\n".join(line for line in lines if line), link])
 
 
-LINK = re.compile(r"(\]\()([^)\s#]+)(\))")  # a Markdown link's target: ](target)
+LINK = re.compile(r"(\]\()([^)\s#]+)(#[^)\s]*)?(\))")  # a Markdown link's target: ](path) or ](path#anchor)
 
 
 def rebased(text: str, folder: str) -> str:
@@ -701,7 +700,7 @@ def rebased(text: str, folder: str) -> str:
         target = m.group(2)
         if "://" in target or target.startswith(("/", "mailto:")):
             return m.group(0)
-        return f"{m.group(1)}{os.path.normpath(os.path.join(folder, target))}{m.group(3)}"
+        return f"{m.group(1)}{os.path.normpath(os.path.join(folder, target))}{m.group(3) or ''}{m.group(4)}"
 
     return LINK.sub(moved, text)
 

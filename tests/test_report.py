@@ -134,7 +134,7 @@ def test_the_readme_block_is_short_and_its_links_work_from_the_top(tmp_path, mon
 
 
 def test_links_are_moved_from_the_results_folder_to_the_root():
-    text = "![a](plots/a.png) [t](../docs/trust.md) [r](README.md) [w](https://example.org/x) [s](#top)"
+    text = "![a](plots/a.png) [t](../docs/trust.md#why) [r](README.md) [w](https://example.org/x) [s](#top)"
     assert report.rebased(text, "results") == (
-        "![a](results/plots/a.png) [t](docs/trust.md) [r](results/README.md) [w](https://example.org/x) [s](#top)"
+        "![a](results/plots/a.png) [t](docs/trust.md#why) [r](results/README.md) [w](https://example.org/x) [s](#top)"
     )
