@@ -23,7 +23,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from matplotlib.colors import LogNorm  # noqa: E402
 from matplotlib.lines import Line2D  # noqa: E402
-from matplotlib.ticker import FixedLocator, FuncFormatter, MaxNLocator  # noqa: E402
+from matplotlib.ticker import FixedLocator, FuncFormatter, LogFormatter, MaxNLocator  # noqa: E402
 from matplotlib.transforms import offset_copy  # noqa: E402
 
 import backends  # noqa: E402
@@ -128,6 +128,21 @@ def scientific(x: float, digits: int = 2) -> str:
     return mantissa if int(exponent) == 0 else f"{mantissa}e{int(exponent)}"
 
 
+def figures(x: float) -> int:
+    """1 where one significant figure writes ``x`` (a power of ten, 5e-5), else 2."""
+    return 1 if math.isclose(float(f"{x:.0e}"), x, rel_tol=1e-9) else 2
+
+
+class Plain(LogFormatter):
+    """A log axis's labels, on the ticks matplotlib's LogFormatter would label, written as a reader does:
+    ``0.2``, ``1``, ``30``, ``1e-27``, ``1e8`` (not ``2 × 10⁻¹``)."""
+
+    def __call__(self, x: float, pos: int | None = None) -> str:
+        if not super().__call__(x, pos):
+            return ""
+        return f"{x:g}" if 1e-4 <= abs(x) < 1e5 else scientific(x, figures(x))
+
+
 def save(fig: Any, path: Path) -> None:
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -214,6 +229,8 @@ def loss_plot(path: Path, task: str, rows: list[dict[str, Any]], dtypes: list[st
                     color=s.colour, linestyle=LINES[i % len(LINES)], linewidth=1.4 - 0.4 * i, marker=s.marker,
                     markevery=[len(loss) - 1])  # fmt: skip
     ax.set(yscale="log", xlabel="training step", ylabel="loss (log scale)", title=f"{task}: numpy's loss")
+    ax.yaxis.set_major_formatter(Plain())
+    ax.yaxis.set_minor_formatter(Plain(labelOnlyBase=False, minor_thresholds=(2, 0.5)))
     step_ticks(ax)
     ax.legend(fontsize=8)
     fig.tight_layout()
@@ -240,7 +257,7 @@ def agreement_plot(path: Path, task: str, rows: list[dict[str, Any]], tols: dict
             named = f" ({dtype})" if len(dtypes) > 1 else ""
             if math.isfinite(tols[dtype]):
                 ax.axhline(tols[dtype], color="k", linestyle=":", linewidth=1.2)
-                limit = scientific(tols[dtype], 1 if float(f"{tols[dtype]:.0e}") == tols[dtype] else 2)
+                limit = scientific(tols[dtype], figures(tols[dtype]))
                 ax.text(last, tols[dtype] * 2, f"tolerance {limit}{named}", ha="right", va="bottom", fontsize=6.5)
             r = found.get((b, dtype))
             if r is None:

@@ -158,6 +158,13 @@ def test_numbers_as_a_reader_writes_them():
     for say in (plots.scientific, report.scientific):
         assert [say(x) for x in (1.7e-15, 2e-9, 0.0, 3.14159, 2.5e8)] == ["1.7e-15", "2.0e-9", "0", "3.1", "2.5e8"]
     assert plots.scientific(1e-9, 1) == "1e-9" and plots.scientific(1.0, 1) == "1"
+    fig, ax = plots.plt.subplots()
+    ax.set(yscale="log", ylim=(1e-30, 1e8))
+    ax.yaxis.set_major_formatter(plots.Plain())
+    ax.yaxis.set_major_locator(plots.FixedLocator([10.0**-17, 0.01, 1.0, 1000.0, 1e8]))
+    fig.canvas.draw()
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["1e-17", "0.01", "1", "1000", "1e8"]
+    plots.plt.close(fig)
     assert [plots.times(x) for x in (1.0, 3.46, 9.96, 210.4, 4_810, 19_800)] == ["1.0", "3.5", "10", "210", "4.8k",
                                                                                  "20k"]  # fmt: skip
     assert [plots.step_count(x) for x in (0, 300, 2_500, 80_000, 1_200_000)] == ["0", "300", "2.5k", "80k", "1.2M"]
