@@ -20,7 +20,12 @@ class Spec:
     framework: str  # the module it imports
     env: str  # the environment that framework lives in (see bench.envs)
     target: str  # "module:Class"
-    compiles: bool = False  # its class's mode is "compiled": it builds the longest, so its processes start first
+    mode: str = "eager"  # its class's mode (Backend.mode), read here without importing it: "eager", "compiled", …
+
+    @property
+    def compiles(self) -> bool:
+        """A mode other than eager builds a program first: it takes the longest, so its processes start first."""
+        return self.mode != "eager"
 
 
 BACKENDS: dict[str, Spec] = {
@@ -29,14 +34,14 @@ BACKENDS: dict[str, Spec] = {
         Spec("numpy", "numpy", "main", "backends.numpy:Numpy"),
         Spec("torch", "torch", "main", "backends.torch:Torch"),
         Spec("torch-nn", "torch", "main", "backends.torch_nn:TorchNN"),
-        Spec("torch-compile", "torch", "main", "backends.torch_compile:TorchCompile", compiles=True),
+        Spec("torch-compile", "torch", "main", "backends.torch_compile:TorchCompile", mode="compiled"),
         Spec("jax", "jax", "main", "backends.jax:Jax"),
-        Spec("jax-jit", "jax", "main", "backends.jax_jit:JaxJit", compiles=True),
+        Spec("jax-jit", "jax", "main", "backends.jax_jit:JaxJit", mode="compiled"),
         Spec("tensorflow", "tensorflow", "main", "backends.tensorflow:Tensorflow"),
-        Spec("tensorflow-xla", "tensorflow", "main", "backends.tensorflow_xla:TensorflowXla", compiles=True),
+        Spec("tensorflow-xla", "tensorflow", "main", "backends.tensorflow_xla:TensorflowXla", mode="compiled"),
         Spec("autograd", "autograd", "main", "backends.autograd:Autograd"),
         Spec("mxnet", "mxnet", "mxnet", "backends.mxnet:Mxnet"),
-        Spec("mxnet-gluon", "mxnet", "mxnet", "backends.mxnet_gluon:MxnetGluon", compiles=True),
+        Spec("mxnet-gluon", "mxnet", "mxnet", "backends.mxnet_gluon:MxnetGluon", mode="compiled"),
     ]
 }
 

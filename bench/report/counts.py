@@ -44,19 +44,26 @@ def write(out: Path, o: Any, rows: list[dict[str, Any]], wall: float, env: dict[
           workers: dict[str, Any]) -> str:  # fmt: skip
     """results.json, counts.csv and README.md of a count run; returns the summary."""
     out.mkdir(parents=True)
-    result = {"command": o.command(), "wall_s": wall, "environment": env, "count": counted, "threads": 1,
-              "device": "cpu", "quick": o.quick, "repeats": o.repeats, "cases": rows, "workers": workers}  # fmt: skip
+    result = {"command": o.command(), "date": timings.started(wall), "wall_s": wall, "environment": env,
+              "count": counted, "threads": 1, "device": "cpu", "quick": o.quick, "repeats": o.repeats, "cases": rows,
+              "workers": workers}  # fmt: skip
     (out / "results.json").write_text(json.dumps(result, indent=1))
     columns = ["kind", "task", "n", "backend", "dtype", "mode", "instructions_per_step", "allocator_per_step",
                "allocations_per_step", "pool_per_step", "steps_counted", "spread", "error"]  # fmt: skip
     formatting.write_csv(out / "counts.csv", rows, columns)
     summary = "\n\n".join([
-        f"Instructions per training step, counted by {counted['valgrind']} (callgrind, `Ir`, all threads) on "
-        f"{env['cpu']}, one "
-        f"thread per framework; {o.repeats} process{'es' if o.repeats != 1 else ''} per backend. Commit "
-        f"{env['commit'][:12]}. A count is the same on every host with the same software (not on other "
-        "versions of the packages, nor across ISAs: torch.compile's kernels are built for AVX2 here); it is "
-        "not a time.", *tables(rows, o)])  # fmt: skip
+        f"Instructions per training step, counted by {counted['valgrind']} (callgrind, `Ir`, all threads), one "
+        f"thread per framework; {o.repeats} process{'es' if o.repeats != 1 else ''} per backend. A count is the "
+        "same on every host with the same software (not on other versions of the packages, nor across ISAs: "
+        "torch.compile's kernels are built for AVX2 here); it is not a time.", *tables(rows, o)])  # fmt: skip
+    said = [f"These counts were made on {timings.origin(result)}."]
+    try:
+        timed = json.loads((o.out.parent / "results.json").read_text())  # a count in results/count: the timings'
+    except (OSError, ValueError):
+        timed = None
+    if isinstance(timed, dict) and "count" not in timed and "environment" in timed:
+        said.append(timings.beside(result, timed, "The timings in", "../", "../README.md"))
+    summary = " ".join(said) + "\n\n" + summary
     failed = [r for r in rows if "error" in r]
     made = f"Made by `{o.command()}` in {wall / 60:.1f} min. Do not edit: rerun it."
     readme = f"# autodiff-bench instruction counts\n\n{made}\n\n{summary}\n"

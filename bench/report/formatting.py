@@ -1,4 +1,5 @@
-"""Turn the workers' pytest-benchmark JSON into results/: Markdown tables, JSON, CSV and plots."""
+"""Numbers as a reader writes them (three significant figures, ``1.7e-15``, ``10⁶``), Markdown tables, and files
+written whole."""
 
 from __future__ import annotations
 
@@ -45,6 +46,25 @@ def instructions(value: float | None) -> str:
         return "—"
     unit, scale = scaled(value, (("G", 1e9), ("M", 1e6), ("k", 1e3), ("", 1.0)))
     return f"{number(value / scale)} {unit}".rstrip()
+
+
+def general(x: float, digits: int = 6) -> str:
+    """``digits`` significant figures, an exponent only where ``g`` needs one, unpadded: ``0.0123``,
+    ``1.23457e-5`` (not ``1.23457e-05``), ``2.5e8``."""
+    text = f"{x:.{digits}g}"
+    if "e" not in text:
+        return text
+    mantissa, exponent = text.split("e")
+    return f"{mantissa}e{int(exponent)}"
+
+
+def scientific(x: float, digits: int = 2) -> str:
+    """A figure too small (or large) for :func:`number`, as a reader writes it: ``1.7e-15``, ``2.0e-9``, ``0``
+    (not ``2.0e-09``, nor ``0.0e+00``, nor ``0.0000000000000017``)."""
+    if x == 0 or not math.isfinite(x):
+        return f"{x:g}"
+    mantissa, exponent = f"{x:.{digits - 1}e}".split("e")
+    return mantissa if int(exponent) == 0 else f"{mantissa}e{int(exponent)}"
 
 
 SUPERSCRIPT = str.maketrans("0123456789", "⁰¹²³⁴⁵⁶⁷⁸⁹")

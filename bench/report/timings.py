@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import datetime
 import json
+import os
+import re
 import statistics
+import subprocess
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -18,7 +22,19 @@ from bench.core.cases import jobs
 from bench.core.errors import Failed
 from bench.core.stats import fit_overhead
 from bench.host import envs, machine
-from bench.report.formatting import SCALES, duration, markdown_table, number, power, scaled, size, write_csv, write_text
+from bench.report.formatting import (
+    SCALES,
+    duration,
+    general,
+    markdown_table,
+    number,
+    power,
+    scaled,
+    scientific,
+    size,
+    write_csv,
+    write_text,
+)
 
 HOW_TO_READ = f"""Every backend was timed in R fresh processes of its own environment, each pinned to one CPU
 of its own (with one thread, unless the line above says otherwise), the processes interleaved round-robin across
@@ -67,7 +83,8 @@ def with_metrics(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 def figures(metrics: dict[str, Any]) -> str:
     """``{'test_accuracy': 0.949}`` -> ``test accuracy 0.949``."""
-    parts = [f"{k.replace('_', ' ')} {v:.4g}" if isinstance(v, float) else f"{k}: {v}" for k, v in metrics.items()]
+    parts = [f"{k.replace('_', ' ')} {general(v, 4)}" if isinstance(v, float) else f"{k}: {v}"
+             for k, v in metrics.items()]  # fmt: skip
     return ", ".join(parts)
 
 
@@ -114,18 +131,18 @@ def task_table(rows: list[dict[str, Any]], task: str, dtype: str) -> list[list[s
     for r in timed:
         loss = "—"
         if "final_loss" in r:
-            loss = f"{r['final_loss']:.6g}" + (f"; {figures(r['metrics'])}" if r.get("metrics") else "")
+            loss = general(r["final_loss"]) + (f"; {figures(r['metrics'])}" if r.get("metrics") else "")
             if r["epochs_trained"] < r["epochs"]:
                 loss += f" (after {r['epochs_trained']} of {r['epochs']} epochs)"
         diff = "—"
         if "max_rel_diff" in r:
-            diff = f"{r['max_rel_diff']:.1e}" + ("" if r["max_rel_diff"] <= limit else " DIFFERS")
+            diff = scientific(r["max_rel_diff"]) + ("" if r["max_rel_diff"] <= limit else " DIFFERS")
             if r.get("lr_dtype", "float64") != "float64":
                 diff += f" (numpy with {r['lr_dtype']} lr)"
             if r.get("formula", "reference") != "reference":
                 diff += f" (numpy with {r['formula']}'s optimiser formula: docs/optimisers.md)"
         table.append([r["backend"], r["mode"], duration(r["first_call_s"]), with_interval(r),
-                      f"{1 / r['median_s']:,.0f}",
+                      number(1 / r["median_s"]),
                       ratio(r["samples_s"], numpy["samples_s"]) if numpy else "—",
                       ratio(r["samples_s"], timed[0]["samples_s"]), per_objective(r), loss,
                       diff])  # fmt: skip
@@ -263,7 +280,7 @@ def floor_cell(f: dict[str, Any]) -> str:
         return "memory floor not measured"
     if f["floor_ratio"] < FLOOR_SLACK:
         return f"beats the floor at {size(f['floor_n'])}: a measurement error"
-    return f"{f['floor_ratio']:.2f} at {size(f['floor_n'])}"
+    return f"{number(f['floor_ratio'])} at {size(f['floor_n'])}"
 
 
 def write(out: Path, o: Any, rows: list[dict[str, Any]], spent: dict[str, float], floor: dict[str, Any], wall: float,
@@ -274,9 +291,9 @@ def write(out: Path, o: Any, rows: list[dict[str, Any]], spent: dict[str, float]
     bandwidth = floor.get("bytes_per_s")  # None where the floor was not measured: floor["error"] says why
     fits = scaling_fits(rows, bandwidth)
     names = list(o.tasks)
-    result = {"command": o.command(), "wall_s": wall, "environment": env, "read_bandwidth_bytes_per_s": bandwidth,
-              "floor": floor, "threads": o.threads, "device": o.device, "quick": o.quick, "repeats": o.repeats,
-              "jobs": jobs(o.quick, o.jobs),
+    result = {"command": o.command(), "date": started(wall), "wall_s": wall, "environment": env,
+              "read_bandwidth_bytes_per_s": bandwidth, "floor": floor, "threads": o.threads, "device": o.device,
+              "quick": o.quick, "repeats": o.repeats, "jobs": jobs(o.quick, o.jobs),
               "native_blas": getattr(o, "native_blas", False),
               "noise": noise(rows), "time_s": time_spent(spent, floor.get("wall_s", 0.0), wall),
               "cases": rows, "scaling": fits, "workers": workers}  # fmt: skip
@@ -294,12 +311,14 @@ def write(out: Path, o: Any, rows: list[dict[str, Any]], spent: dict[str, float]
     pictures, not_drawn = draw_plots(out / "plots", rows, fits, bandwidth, names)
 
     try:
-        summary, readme = readme_text(rows, names, o, env, floor, fits, pictures, result["time_s"], workers)
+        summary, readme = readme_text(rows, names, o, env, floor, fits, pictures, result["time_s"], workers,
+                                      result["date"])  # fmt: skip
     except Exception as e:  # a bug in the tables must not cost the figures: results.json has them all
         summary = f"The tables could not be written ({type(e).__name__}: {e}); every figure is in results.json."
         readme = f"# autodiff-bench results\n\n{summary}\n"
     if not_drawn:
-        summary += "\n\n" + "\n".join(f"- {line}" for line in not_drawn)
+        plural = "s" if len(not_drawn) > 1 else ""
+        summary += f"\n\n{len(not_drawn)} plot{plural} not drawn: [README.md](README.md) says why."
         readme += "\n" + "\n".join(f"- {line}" for line in not_drawn) + "\n"
     (out / "README.md").write_text(readme)
     return summary
@@ -307,13 +326,15 @@ def write(out: Path, o: Any, rows: list[dict[str, Any]], spent: dict[str, float]
 
 def readme_text(rows: list[dict[str, Any]], names: list[str], o: Any, env: dict[str, Any], floor: dict[str, Any],
                 fits: list[dict[str, Any]], pictures: list[Path], spent: dict[str, float],
-                workers: dict[str, Any] | None = None) -> tuple[str, str]:  # fmt: skip
-    """The summary, and the whole README around it: how to read, a table per task and dtype, plots, failures."""
+                workers: dict[str, Any] | None = None, date: str | None = None) -> tuple[str, str]:  # fmt: skip
+    """The summary (:func:`readme_block`), and the whole README: where its figures come from, the short answer,
+    how to read, the machine and noise, a table per task and dtype, plots, failures."""
     top, rest = headline(rows, names, o.dtypes, pictures), summary_markdown(rows, names, o, env, floor, fits,
                                                                             pictures, workers)  # fmt: skip
     made = f"Made by `{o.command()}`. Do not edit: rerun it. {time_line(spent, jobs(o.quick, o.jobs))}"
-    sections = [f"# autodiff-bench results\n\n{made}", top, HOW_TO_READ, rest]
-    summary = f"{top}\n\n{rest}"
+    here = {"environment": env, "date": date}
+    sections = [f"# autodiff-bench results\n\n{made}", sources(here, o.out), top, HOW_TO_READ, rest]
+    summary = readme_block(rows, names, o, here, pictures)
     for t in names:
         for d in o.dtypes:
             sections.append(f"## {t} ({d})\n\n" + markdown_table(TASK_HEADER, task_table(rows, t, d)))
@@ -333,7 +354,9 @@ def draw_plots(folder: Path, rows: list[dict[str, Any]], fits: list[dict[str, An
         return [], [f"plots not drawn: {type(e).__name__}: {e}"]
     folder.mkdir(parents=True)
     drawn, not_drawn = [], []
-    for path, draw in plots.plans(folder, rows, fits, bandwidth, names):
+    dtypes = {r["dtype"] for r in rows if r["kind"] == "speed"}
+    tols = {(t, d): tol(tasks.get(t), d) for t in names for d in dtypes}  # the suite's, drawn in agreement_*.png
+    for path, draw in plots.plans(folder, rows, fits, bandwidth, names, tols, duration):
         try:
             draw()
             drawn.append(path)
@@ -461,9 +484,130 @@ def picture_link(path: Path) -> str:
     return f"[{f'{task} {kind}' if task else kind}](plots/{path.name})"
 
 
+# Where a results folder's figures come from --------------------------------------------------------------------
+
+
+def started(wall: float) -> str:
+    """When a run of ``wall`` seconds that ends now started: ISO 8601, UTC, to the second."""
+    begun = datetime.datetime.now(datetime.UTC) - datetime.timedelta(seconds=wall)
+    return begun.isoformat(timespec="seconds")
+
+
+def commit_day(commit: str) -> str | None:
+    """The day ``commit`` was made (``git show``), or None where this checkout does not know it."""
+    try:
+        out = subprocess.run(["git", "show", "-s", "--format=%cs", commit.removesuffix("+changes")], cwd=envs.ROOT,
+                             capture_output=True, text=True, timeout=10)  # fmt: skip
+    except (OSError, subprocess.SubprocessError):
+        return None
+    day = out.stdout.strip() if out.returncode == 0 else ""
+    return day or None
+
+
+def when(result: dict[str, Any]) -> str:
+    """``on 2026-05-10 at 14:03 UTC``; a folder from before the date was recorded says so (and its commit's day)."""
+    try:
+        at = datetime.datetime.fromisoformat(result["date"]).astimezone(datetime.UTC)
+    except (KeyError, TypeError, ValueError):
+        day = commit_day(str((result.get("environment") or {}).get("commit") or ""))
+        return "on a date it does not record" + (f" (its commit is of {day})" if day else "")
+    return f"on {at:%Y-%m-%d} at {at:%H:%M} UTC"
+
+
+def host(env: dict[str, Any]) -> str:
+    """``Intel(R) Xeon(R) Processor, 2 cores``."""
+    return f"{env.get('cpu') or 'an unknown CPU'}, {env.get('cores', '?')} cores"
+
+
+def commit(env: dict[str, Any]) -> str:
+    """``68b4c43de870``, and whether the checkout had changes not committed."""
+    found = str(env.get("commit") or "unknown")
+    return found.removesuffix("+changes")[:12] + (" with changes not committed" if found.endswith("+changes") else "")
+
+
+def origin(result: dict[str, Any]) -> str:
+    """``Intel(R) Xeon(R) Processor, 2 cores, at commit 68b4c43de870, on 2026-05-10 at 14:03 UTC``."""
+    env = result.get("environment") or {}
+    return f"{host(env)}, at commit {commit(env)}, {when(result)}"
+
+
+def beside(mine: dict[str, Any], other: dict[str, Any], what: str, folder: str, link: str) -> str:
+    """Where another results folder's figures come from, and plainly whether that is this folder's host and
+    commit."""
+    a, b = mine.get("environment") or {}, other.get("environment") or {}
+    differ = [w for w, same in (("host", host(a) == host(b)), ("commit", commit(a) == commit(b))) if not same]
+    said = f"{what} [{folder}]({link}) were made on {origin(other)}"
+    if not differ:
+        return f"{said}: the same host and commit as these."
+    return f"{said}: **not the {' nor the '.join(differ)} of these**; set the two side by side with that in mind."
+
+
+def sources(here: dict[str, Any], out: Path) -> str:
+    """The timings' host, commit and date; and, where the results folder holds an instruction count
+    (``count/``, ``python -m bench run --count``), the count's, saying whether they are the same."""
+    lines = [f"These timings were made on {origin(here)}."]
+    try:
+        counted = json.loads((out / "count" / "results.json").read_text())
+    except (OSError, ValueError):
+        counted = None
+    if isinstance(counted, dict) and "count" in counted:
+        lines.append(beside(here, counted, "The instruction counts in", "count/", "count/README.md"))
+    return " ".join(lines)
+
+
+# What the top-level README shows ---------------------------------------------------------------------------------
+
+KINDS = {"eager": "*eager* modes run each operation as Python reaches it",
+         "compiled": "*compiled* ones ({}) trace the step once and run what they built, the build timed apart "
+                     "(*first call*)"}  # fmt: skip
+
+
+def readme_block(rows: list[dict[str, Any]], names: list[str], o: Any, here: dict[str, Any],
+                 pictures: list[Path]) -> str:  # fmt: skip
+    """What the top-level README shows between its markers (at most 25 lines): the fastest mode per task and
+    the summary chart of the first dtype, what a figure is in four lines, and where the full tables are. Links
+    are relative to the results folder (:func:`update_readme` moves them)."""
+    first = o.dtypes[0]
+    top = headline(rows, names, [first], [p for p in pictures if p.stem == f"summary_{first}"])
+    present = list(dict.fromkeys(backends.BACKENDS[b].mode for b in o.backends if b in backends.BACKENDS))
+    modes = []
+    for k in present:
+        mine = ", ".join(b for b in o.backends if b in backends.BACKENDS and backends.BACKENDS[b].mode == k)
+        modes.append(KINDS.get(k, f"*{k}* modes ({{}}): see docs/results.md").format(mine))
+    threads = "one thread" if o.threads == 1 else f"{o.threads} threads"
+    others = [d for d in o.dtypes if d != first]
+    lines = [
+        f"- A figure is the time of one training step on a CPU, {threads}, {first}: the median of {o.repeats} fresh "
+        f"processes per mode, timed on {origin(here)}.",
+        f"- {'; '.join(modes)}." if modes else "",
+        f"- A figure's interval holds a rerun's median {100 * stats.RERUN_LEVEL:g} % of the time; how often whole "
+        "reruns agreed, and what a figure does not tell: [docs/trust.md](../docs/trust.md).",
+        "- How each figure is made, and how to read the tables and plots: [docs/results.md](../docs/results.md).",
+    ]
+    also = f" ({', '.join(others)} too)" if others else ""
+    link = f"Every table{also}, the machine and the noise: [results/README.md](README.md)."
+    return "\n\n".join([top, "\n".join(line for line in lines if line), link])
+
+
+LINK = re.compile(r"(\]\()([^)\s#]+)(#[^)\s]*)?(\))")  # a Markdown link's target: ](path) or ](path#anchor)
+
+
+def rebased(text: str, folder: str) -> str:
+    """``text``'s relative links, written from ``folder`` (inside the checkout), written from the checkout's
+    root instead: ``](plots/a.png)`` -> ``](results/plots/a.png)``, ``](../docs/x.md)`` -> ``](docs/x.md)``."""
+
+    def moved(m: re.Match[str]) -> str:
+        target = m.group(2)
+        if "://" in target or target.startswith(("/", "mailto:")):
+            return m.group(0)
+        return f"{m.group(1)}{os.path.normpath(os.path.join(folder, target))}{m.group(3) or ''}{m.group(4)}"
+
+    return LINK.sub(moved, text)
+
+
 def update_readme(summary: str) -> None:
-    """Put a default run's summary between the top-level README's markers."""
-    summary = summary.replace("](plots/", "](results/plots/")
+    """Put a default run's summary (:func:`readme_block`) between the top-level README's markers."""
+    summary = rebased(summary, "results")
     readme = envs.ROOT / "README.md"
     text = readme.read_text()
     if README_START in text and README_END in text:

@@ -3,6 +3,7 @@ nothing that the tool did not write is ever replaced or deleted."""
 
 from __future__ import annotations
 
+import datetime
 import hashlib
 import json
 import os
@@ -113,6 +114,16 @@ def test_the_short_answer_and_the_chart_come_first(quick):
         line = next(x for x in top.splitlines() if x.startswith(f"- **{t}**: "))
         assert line.startswith(f"- **{t}**: {fastest['backend']}, "), line
         assert "faster than the fastest of another framework" in line or "within noise of" in line
+
+
+def test_the_results_page_says_where_its_figures_come_from(quick):
+    """The host (CPU, cores), the commit and when the run started, near the top of its README."""
+    result = json.loads((quick / "results.json").read_text())
+    env, began = result["environment"], datetime.datetime.fromisoformat(result["date"])
+    assert 0 <= (datetime.datetime.now(datetime.UTC) - began).total_seconds() < result["wall_s"] + 3600
+    top = (quick / "README.md").read_text().split("Every backend was timed")[0]
+    assert f"These timings were made on {env['cpu']}, {env['cores']} cores, at commit {env['commit'][:12]}" in top
+    assert f"on {began:%Y-%m-%d} at {began:%H:%M} UTC" in top
 
 
 def test_every_backend_s_distance_from_numpy_step_by_step(quick):

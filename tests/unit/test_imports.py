@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import json
 import subprocess
 import sys
 
@@ -39,16 +40,18 @@ def test_every_backend_module_has_the_same_shape():
             continue
         cls = backends.load(name)
         assert cls.name == name
-        assert cls.mode in ("eager", "compiled")
-        assert spec.compiles == (cls.mode == "compiled"), name  # what the registry says of it, without importing it
+        assert spec.mode == cls.mode, name  # what the registry says of it, without importing it
+        assert spec.compiles == (cls.mode != "eager"), name
         assert importlib.import_module(spec.target.split(":")[0]).__doc__
 
 
 def test_the_registry_says_which_backends_compile_in_every_environment():
-    """``Spec.compiles`` (which orders the processes) is each class's mode, in the other environments too."""
+    """``Spec.mode`` (the plots' marker) is each class's mode, and ``Spec.compiles`` (which orders the processes)
+    follows it, in the other environments too."""
     for env in {s.env for s in backends.BACKENDS.values()} - {envs.current()}:
         mine = [n for n, s in backends.BACKENDS.items() if s.env == env]
-        code = f"import backends; print(' '.join(backends.load(n).mode for n in {mine!r}))"
+        code = f"import backends, json; print(json.dumps([backends.load(n).mode for n in {mine!r}]))"  # "compiled loop"
         out = subprocess.run([envs.python(env), "-c", code], cwd=envs.ROOT, capture_output=True, text=True, check=True)
-        modes = dict(zip(mine, out.stdout.split(), strict=True))
-        assert {n: backends.BACKENDS[n].compiles for n in mine} == {n: m == "compiled" for n, m in modes.items()}
+        modes = dict(zip(mine, json.loads(out.stdout), strict=True))
+        assert {n: backends.BACKENDS[n].mode for n in mine} == modes
+        assert {n: backends.BACKENDS[n].compiles for n in mine} == {n: m != "eager" for n, m in modes.items()}
