@@ -1,23 +1,10 @@
-"""Exact instruction counts of a training step: ``python -m bench run --count``.
+"""The counting campaign behind ``python -m bench run --count``: every case's instructions per step, each
+backend in worker processes of its own environment under valgrind's callgrind (bench.worker.counter counts).
 
 A wall-clock figure differs between hosts and between reruns; the number of instructions a step executes
-does not, on the same software. Each backend runs in a worker process of its own environment under
-valgrind's callgrind with instrumentation off (``--instr-atstart=no``), so that importing, building the
-case and compiling run at valgrind's uninstrumented speed and are not counted. The worker builds the
-case as ``bench.worker.timer.measure`` does (``training.build``, ``timer.Unit``: a fixed slice of the task's
-schedule, converted into the framework once), calls the slice ``WARMUPS`` times (tracing, compiling and
-hybridizing happen there), then switches instrumentation on around one more call of it: zero, start,
-``unit()`` (which ends in the blocking read), stop, dump. The dump's total of instructions (``Ir``), less
-what the calls into the allocators cost, glibc's and CPython's (``ALLOCATOR``: that depends on the heap's
-layout, which is not the same in two processes; it is reported beside, with the number of those calls),
-less the thread pools' own code (``POOL``: a worker's search for work lasts as long as the threads'
-interleaving lets it; reported beside too), less what the lookups in CPython's type attribute cache cost
-(``LOOKUP``: which of them collide depends on the version tags the process's history gave its types;
-reported beside, with their number), less that of an empty window (the calls into the shim itself),
-divided by the slice's steps is the case's instructions per step.
-
-The client requests are compiled once per run from valgrind's own header (``valgrind/callgrind.h``) into
-a tiny shared library in the run's temporary folder, which both environments load with ctypes.
+does not, on the same software. The client requests are compiled once per run from valgrind's own header
+(``valgrind/callgrind.h``) into a tiny shared library in the run's temporary folder, which both environments
+load with ctypes.
 
 Every thread pool is held to one thread (``machine.thread_settings(1)``, ``OMP_WAIT_POLICY=PASSIVE``,
 MXNet's ``NaiveEngine``, jax's CPU client without async dispatch), so that the count is the work and no

@@ -1,15 +1,11 @@
-"""Every case measured in several fresh processes: R timing processes per backend, each pinned to its own
-CPU, interleaved round-robin across backends (numpy, torch, …, mxnet-gluon, then again), so that a drift
-of the machine hits every backend alike; a process that timed a case while the machine was busy (its
-calibration kernels slow, its CPU shared, time stolen) is replaced by one more. The last round's process
-of each backend, once every one of the round has timed, trains its tasks for the correctness columns (with
-several workers at a time, ``--jobs``, one more process per backend does, after every timing). A process's
-figure is its fastest round per step; a case's is the median over its processes, with the interval in which
-a rerun's median falls 95 % of the time, from the process-to-process spread pooled over like cases (``pool``)
-and the drift of the machine between runs (``drift``; bench.core.stats.rerun_interval).
+"""The noise model: what a process's readings of the machine say about it, how a case's processes
+become one record, and the interval in which a rerun's median falls.
 
-Each process is a ``bench.worker`` of the backend's own environment, answering one ``measure`` call
-per case; one that crashes or runs past its time leaves its cases failed, with the reason.
+A process is noisy where its calibration kernels ran slower than the case's quietest process, its CPU gave it
+less than its share of the wall-clock time, or the hypervisor stole time (``noise_of``). A case's figure is the
+median over its processes of each process's fastest round per step (``merged``); its interval comes from the
+process-to-process spread pooled over like cases (``pool``) and the drift of the machine between runs
+(``drift``, and ``moved``: how far the machine moved within this run), through bench.core.stats.rerun_interval.
 """
 
 from __future__ import annotations

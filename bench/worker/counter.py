@@ -1,12 +1,10 @@
-"""Exact instruction counts of a training step: ``python -m bench run --count``.
+"""Exact instruction counts of a training step, inside a worker that valgrind's callgrind runs with
+instrumentation off (``--instr-atstart=no``; bench.campaign.counting starts it): importing, building the
+case and compiling run at valgrind's uninstrumented speed and are not counted.
 
-A wall-clock figure differs between hosts and between reruns; the number of instructions a step executes
-does not, on the same software. Each backend runs in a worker process of its own environment under
-valgrind's callgrind with instrumentation off (``--instr-atstart=no``), so that importing, building the
-case and compiling run at valgrind's uninstrumented speed and are not counted. The worker builds the
-case as ``bench.worker.timer.measure`` does (``training.build``, ``timer.Unit``: a fixed slice of the task's
+``count`` builds the case as the timer does (``training.build``, ``timer.Unit``: a fixed slice of the task's
 schedule, converted into the framework once), calls the slice ``WARMUPS`` times (tracing, compiling and
-hybridizing happen there), then switches instrumentation on around one more call of it: zero, start,
+hybridizing happen there), then switches instrumentation on around more calls of it: zero, start,
 ``unit()`` (which ends in the blocking read), stop, dump. The dump's total of instructions (``Ir``), less
 what the calls into the allocators cost, glibc's and CPython's (``ALLOCATOR``: that depends on the heap's
 layout, which is not the same in two processes; it is reported beside, with the number of those calls),
@@ -15,15 +13,6 @@ interleaving lets it; reported beside too), less what the lookups in CPython's t
 (``LOOKUP``: which of them collide depends on the version tags the process's history gave its types;
 reported beside, with their number), less that of an empty window (the calls into the shim itself),
 divided by the slice's steps is the case's instructions per step.
-
-The client requests are compiled once per run from valgrind's own header (``valgrind/callgrind.h``) into
-a tiny shared library in the run's temporary folder, which both environments load with ctypes.
-
-Every thread pool is held to one thread (``machine.thread_settings(1)``, ``OMP_WAIT_POLICY=PASSIVE``,
-MXNet's ``NaiveEngine``, jax's CPU client without async dispatch), so that the count is the work and no
-spinning; ``PYTHONHASHSEED=0`` fixes Python's hashing. valgrind 3.19 runs no AVX-512: Inductor is told to
-build its kernels for AVX2 (``ATEN_CPU_CAPABILITY=avx2``, ``TORCHINDUCTOR_CPP_MARCH=x86-64-v3``), which is
-what every other framework's dispatch picks under valgrind anyway (valgrind's CPUID reports no AVX-512).
 """
 
 from __future__ import annotations
