@@ -18,7 +18,7 @@ if TYPE_CHECKING:
 class Spec:
     name: str
     framework: str  # the module it imports
-    env: str  # the environment that framework lives in (see bench.envs)
+    env: str  # the environment that framework lives in (see bench.host.envs)
     target: str  # "module:Class"
     mode: str = "eager"  # its class's mode (Backend.mode), read here without importing it: "eager", "compiled", …
 

@@ -10,9 +10,9 @@ training (the objective alone: no gradient, no update), ``wait`` blocks until ei
 overrides ``run`` and ``evaluate`` as a whole.
 
 The task's optimiser (``tasks.optimizers``) is ``self.optimizer``. Plain SGD is each mode's own
-update, as it always was (``p - lr * g`` by hand, or the framework's SGD where the mode is its
-optimiser API); any other is the framework's own optimiser, whose formula (``optimizer_formula``, one
-of ``tasks.formulas.FORMULAS``) says what the suite checks it against.
+update (``p - lr * g`` by hand, or the framework's SGD where the mode is its optimiser API); any other
+is the framework's own optimiser, whose formula (``optimizer_formula``, one of
+``tasks.formulas.FORMULAS``) says what the suite checks it against.
 """
 
 from __future__ import annotations
@@ -94,7 +94,7 @@ class Backend:
     def _steps(self, chunk: Any, fn: Callable[[Any, Any, float], Any]) -> list[Any]:
         """``fn(x, y, lr)`` on every batch of the chunk, in order; what it returned."""
         out, bs, full = [], self.task.batch, self.task.steps_per_epoch == 1
-        for lr, order in chunk:  # an order may cover part of an epoch: its first batches (bench.timing.Unit)
+        for lr, order in chunk:  # an order may cover part of an epoch: its first batches (bench.worker.timer.Unit)
             x, y = (self.x, self.y) if order is None else (self.take(self.x, order), self.take(self.y, order))
             if full:
                 out.append(fn(x, y, lr))

@@ -2,10 +2,10 @@
 
 It is the yardstick the other backends are divided by, so its step costs little more than a numpy
 user's: a parameter of one element, whose gradient is an array of its dtype, is updated as a numpy
-scalar of its dtype (``a[0] = a[0] - lr * g[0]``: about 0.15 µs where ``a -= lr * g`` on a (1,) array
-is two ufunc calls, about 1 µs). The arithmetic is that of ``a -= lr * g``, to the bit: the learning
-rate rounded to the dtype, a product and a difference in the dtype. The task's gradient gets the
-parameters in their own shapes, as the task defines them.
+scalar of its dtype (``a[0] = a[0] - lr * g[0]``: scalar arithmetic, where ``a -= lr * g`` on a (1,)
+array is two ufunc calls, several times dearer). The arithmetic is that of ``a -= lr * g``, to the
+bit: the learning rate rounded to the dtype, a product and a difference in the dtype. The task's
+gradient gets the parameters in their own shapes, as the task defines them.
 
 Any other optimiser is ``tasks.optimizers``' reference update, written from its published definition;
 or, given ``formula``, the update of a framework that differs from it (``tasks.formulas``), to check

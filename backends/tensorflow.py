@@ -35,7 +35,7 @@ def stderr_closed() -> Iterator[None]:
 def jax_hidden() -> Iterator[None]:
     """jax unimportable for the moment, where it is not loaded yet: TensorFlow's own import (tf.lite's
     converter) imports jax wherever it is installed, which would load a second framework into every
-    TensorFlow process (bench.timing.FRAMEWORKS). tf.lite goes without it, as it does where jax is absent."""
+    TensorFlow process (bench.worker.timer.FRAMEWORKS). tf.lite goes without it, as it does where jax is absent."""
     if "jax" in sys.modules:
         yield
         return

@@ -44,7 +44,7 @@ class TorchCompile(Torch):
         if wd and not o.decoupled:
             # torch.optim's L2 decay, g + λθ, written out: inductor (torch 2.13, CPU) compiles its
             # grad.add(param, alpha=λ) as grad + param where grad is a matmul, dropping λ (docs/optimisers.md;
-            # tests/test_optimizers.py shows it)
+            # tests/equivalence/test_optimizers.py shows it)
             gs, wd = [g + wd * p[k] for g, k in zip(gs, p, strict=True)], 0.0
         if o.name == "sgd":
             buffers = list(state["momentum"].values())

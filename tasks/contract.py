@@ -2,7 +2,7 @@
 
 A task sees its data, its parameters and an array namespace ``xp``. Names follow the Python Array
 API standard (https://data-apis.org/array-api/). Each backend implements the whole contract
-(``Backend.xp``); ``tests/test_contract.py`` evaluates every example below on every backend, value and
+(``Backend.xp``); ``tests/equivalence/test_contract.py`` evaluates every example below on every backend, value and
 gradient, against numpy and central finite differences. This module imports no framework.
 
 Operators work between two arrays (broadcasting as numpy does) and between an array and a Python

@@ -3,7 +3,7 @@
 Not the reference: each rule here is a framework's own update, transcribed from its source, so that the
 suite can check the framework against what it says it computes, and ``bench compare`` can say why it
 parts from the reference. A backend names its framework's formula (``Backend.optimizer_formula``); the
-numpy backend runs any of them (``harness.train(..., formula=...)``).
+numpy backend runs any of them (``bench.campaign.remote.train(..., formula=...)``).
 
 - ``keras`` (Keras 3.15, ``keras/src/optimizers/``): ``ops.cast(setting, dtype)`` of a Python float goes
   through float32 on TensorFlow, so momentum, weight decay and the β of the bias corrections are float32

@@ -36,7 +36,7 @@ def loss_and_grad(p: Params, x: np.ndarray, y: np.ndarray) -> tuple[float, dict[
     dh = r.dot(p["W2"].T)
     t = h * h
     dh *= np.subtract(1.0, t, out=t)  # tanh' = 1 - h²
-    ones = np.ones(n, dtype=r.dtype)  # column sums as BLAS products: a few times faster than .sum(axis=0) here
+    ones = np.ones(n, dtype=r.dtype)  # column sums as BLAS products: a few times faster than .sum(axis=0)
     return loss, {"W1": x.T.dot(dh), "b1": ones.dot(dh), "W2": h.T.dot(r), "b2": ones.dot(r)}
 
 

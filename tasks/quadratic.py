@@ -16,15 +16,15 @@ def loss(pred, y, xp):
 
 
 def loss_and_grad(p, x, y):
-    # x**2 is numpy's unary square, about twice as fast as the binary x * x below 10⁵ elements (the same
-    # products); w and b as 0-d views of their (1,) arrays broadcast as scalars, about 0.2 µs an operation
-    # cheaper at small N than a (1,) array through numpy's broadcasting iterator (the same arithmetic)
+    # x**2 is numpy's unary square, cheaper than the binary x * x where a step is mostly dispatch (the same
+    # products); w and b as 0-d views of their (1,) arrays broadcast as scalars, cheaper at small N than a
+    # (1,) array through numpy's broadcasting iterator (the same arithmetic)
     w, b = p["w"].reshape(()), p["b"].reshape(())
     x2 = x**2
     r = w * x2  # the residual, built in place: two temporaries however large N is
     r += b
     r -= y
-    # a.dot(b) is BLAS's dot with less dispatch than the @ operator's matmul (1-3 µs on small arrays)
+    # a.dot(b) is BLAS's dot with less dispatch than the @ operator's matmul, which counts on small arrays
     return 0.5 * r.dot(r), {"w": np.array([r.dot(x2)]), "b": r.sum(keepdims=True)}
 
 

@@ -390,7 +390,7 @@ class Campaign:
         pools: dict[tuple[Any, ...], list[Case]] = {}
         for c in records:
             pools.setdefault(pool(c), []).append(c)
-        run = moved(list(records.values()))  # as the Noise line reads it (bench.report.noise)
+        run = moved(list(records.values()))  # as the Noise line reads it (bench.report.timings.noise)
         for mine in pools.values():
             with_intervals([records[c] for c in mine], math.hypot(drift(mine[0]), run))
         every = [*self.found, *self.twins]
@@ -422,8 +422,7 @@ def time_cases(cases: list[Case], settings: Settings, progress: Progress | None 
 
 def slowest_first(names: Iterable[str]) -> list[str]:
     """Backends, those that compile first (``Spec.compiles``: building, they take the longest), the rest in
-    the order given: where processes run several at a time, the last to end is then not one started late
-    (torch.compile's cold compiles took 44 of a --quick run's 85 s of building, from its 5th second to its 50th)."""
+    the order given: where processes run several at a time, the last to end is then not one started late."""
     return sorted(names, key=lambda b: not backends.BACKENDS[b].compiles)
 
 

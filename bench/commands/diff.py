@@ -2,7 +2,7 @@
 
 A case timed in R processes carries ``samples_s`` (each process's figure per step) and ``sigma_log`` (the
 process-to-process spread of its backend's cases in that run) and ``drift_log`` (what moves a whole run:
-bench.campaign.drift); its verdict is ``bench.core.stats.verdict`` of the two sample sets, with both spreads
+bench.core.noise_model.drift); its verdict is ``bench.core.stats.verdict`` of the two sample sets, with both spreads
 and the larger drift where both runs have them. A case from before samples were kept
 (only ``median_s``) has no interval: its medians are compared and its verdict is "no samples", never a
 significant change.
@@ -10,9 +10,9 @@ significant change.
 A *Whole run* line gives the median NEW/OLD over the cases timed in both and the calibration kernels' own
 (``shift_lines``): what every backend shares is the host between the runs.
 
-A case counted by ``bench run --count`` carries ``instructions_per_step``, which is exact (reruns agree to
-well under 0.1 %): where both runs have a count, a change by more than COUNT_THRESHOLD is slower or faster,
-anything less within noise.
+A case counted by ``bench run --count`` carries ``instructions_per_step``, which a rerun of the same software
+reproduces to far under COUNT_THRESHOLD: where both runs have a count, a change by more than COUNT_THRESHOLD is
+slower or faster, anything less within noise.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ from bench.report.timings import levels
 
 ALPHA = 0.05
 NO_SAMPLES = "no samples"
-COUNT_THRESHOLD = 0.005  # a count that moved by more than this fraction (reruns agree within 0.1 %) has changed
+COUNT_THRESHOLD = 0.005  # a count that moved by more than this fraction has changed (reruns agree far closer)
 
 
 @dataclass
@@ -46,7 +46,7 @@ class Figures:
     median: float | None = None
     samples: list[float] | None = None
     sigma: float | None = None  # the process-to-process spread of its backend in that run (bench.core.stats)
-    drift: float = 0.0  # what moves a whole run (bench.campaign.drift); 0 in a run from before it was kept
+    drift: float = 0.0  # what moves a whole run (bench.core.noise_model.drift); 0 in a run from before it was kept
     error: str | None = None
     count: float | None = None  # instructions per step (bench run --count)
 
@@ -315,7 +315,7 @@ DRIFTS = [i / 400 for i in range(41)]  # the drifts rerun_lines tries: 0 to 10 %
 
 
 def drift_of(key: tuple[Any, ...]) -> float:
-    """bench.campaign.drift of the case a results key names: (kind, task, backend, dtype) or (kind, task,
+    """bench.core.noise_model.drift of the case a results key names: (kind, task, backend, dtype) or (kind, task,
     n, backend, dtype)."""
     kind, task, *rest = key
     return noise_model.drift(cases.Case(kind, task, *rest[-2:], rest[0] if kind == "scaling" else None))
@@ -325,7 +325,7 @@ def rerun_lines(old: Results, new: Results) -> list[str]:
     """Whether OLD's intervals, as this version makes them (bench.core.stats.rerun_interval of OLD's samples
     and spread, the case's drift and how far the machine moved within OLD), held NEW's medians as often
     as they claim; how many NEW medians are within 5 % of OLD's; and for each class of case, the least
-    drift between runs at which they would have held this rerun: the figure behind bench.campaign.DRIFT."""
+    drift between runs at which they would have held this rerun: the figure behind bench.core.noise_model.DRIFT."""
     pairs = [(o, new.cases[k]) for k, o in old.cases.items() if k in new.cases]
     pairs = [(o, n) for o, n in pairs if o.samples and o.sigma is not None and o.median and n.median]
     if not pairs:
@@ -374,7 +374,7 @@ def kernel_medians(r: Results) -> dict[str, float]:
 def shift_lines(old: Results, new: Results) -> list[str]:
     """How far the whole run moved: the median NEW/OLD over the cases timed in both, its range over the
     backends, the calibration kernels' own ratio, and how each run's rounds of processes moved within it
-    (bench.campaign.by_round). A ratio every backend shares is the host between the runs, not the code
+    (bench.core.noise_model.by_round). A ratio every backend shares is the host between the runs, not the code
     (docs/trust.md); a run whose rounds climbed saw it coming."""
     ratios: dict[str, list[float]] = {}
     for k, o in old.cases.items():

@@ -40,7 +40,7 @@ def run(o: Options) -> int:
             spent: dict[str, float] = {}
             found = timed(o, folder.staging, spent)
             read = {"nbytes": QUICK_FLOOR_BYTES, "repeats": 2} if o.quick else {}
-            floor_started = time.time()  # once, after the timings: the 800 MiB alone take 9 s to page in here
+            floor_started = time.time()  # once, after the timings: paging its 800 MiB in takes seconds
             floor = bench_floor.best(bench_floor.attempt(o.threads, **read))  # a failure is a line, not a lost run
             floor["wall_s"] = time.time() - floor_started
             rows = timings.with_metrics(rows_of(asked_cases(o), found))

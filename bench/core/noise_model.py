@@ -49,7 +49,7 @@ def within(noise: dict[Case, float], cost: Callable[[Case], float], startup: dic
 def quiet_levels(found: dict[Case, list[dict[str, Any]]]) -> dict[tuple[Case, str], float]:
     """Per case and calibration kernel, the quiet level: the fastest its processes ran it. Per case, for
     what a case leaves behind in its worker changes the kernels (after the sweep's 10⁷ points the loop of
-    small numpy operations runs 30-70 % slower, in every process alike): a process is judged against
+    small numpy operations runs markedly slower, in every process alike): a process is judged against
     the other processes that timed the same case."""
     return {(c, k): min(p["machine"][k] for p in ps) for c, ps in found.items() for k in KERNELS if ps}
 
@@ -85,7 +85,7 @@ def visits_joined(visits: list[dict[str, Any]]) -> dict[str, Any]:
 
 def process_joined(visits: list[Any]) -> Any:
     """A case's answers from one process, one a visit, as one answer: its first failure, or its visits
-    joined (bench.worker.timer.visits_joined)."""
+    joined (``visits_joined``)."""
     return next((v for v in visits if isinstance(v, BenchError)), None) or visits_joined(visits)
 
 
@@ -117,14 +117,15 @@ def merged(found: list[dict[str, Any]]) -> dict[str, Any]:
 def pool(c: Case) -> tuple[Any, ...]:
     """The cases whose process-to-process spread is pooled with this one's: a backend's task cases (each
     step a few calls of its framework, cache-resident), and the sweep's cases of one size and dtype across
-    backends (at 10⁶ and 10⁷ points a step streams memory, and where its pages land moves every
-    backend alike: 3-8 % between processes, where a backend's small cases move 1-3 %)."""
+    backends (at 10⁶ and 10⁷ points a step streams memory, and where its pages land moves every backend
+    alike, and further between processes than a backend's small cases move)."""
     return ("speed", c.backend) if c.kind == "speed" else ("scaling", c.n, c.dtype)
 
 
-# What moves a whole run (the sd of log time between back-to-back default runs here, beyond what the
-# processes of one run sample): the least at which one run's 95 % intervals held 95 % of a back-to-back
-# rerun's medians (docs/trust.md; bench diff's "Least drift" line gives it for two runs of a user's own host).
+# What moves a whole run: the sd of log time between back-to-back default runs, beyond what the processes of
+# one run sample. Each value is the least drift at which one run's 95 % intervals hold 95 % of a back-to-back
+# rerun's medians on the host the committed results come from (docs/trust.md); bench diff's "Least drift" line
+# gives that figure for two runs of a user's own host.
 DRIFT = 0.0125  # a case whose arrays stay in a core's cache: clock and layout
 DRIFT_STREAMING = 0.03  # a case whose arrays stream from memory: where its pages land moves it more
 
@@ -141,8 +142,7 @@ def by_round(rows: list[dict[str, Any]]) -> list[float]:
     starts the r-th process of every backend after the (r-1)-th), the median over the cases of that
     round's figure against the first's, as a fraction (0.02: 2 % slower). Cases with a process replaced
     are left out (their processes are no longer in round order). A level that keeps climbing is a host
-    slowing down, which a rerun meets further on (issue 13: +1.6 % and +2.2 % in one run, and its rerun
-    12 minutes later was 4.3 % slower); ``moved`` adds it to the drift between runs."""
+    slowing down, which a rerun meets further on; ``moved`` adds it to the drift between runs."""
     rounds = [r["samples_s"] for r in rows if not r.get("remeasured") and len(r.get("samples_s", ())) > 1]
     most = max(map(len, rounds), default=0)
     mine = [s for s in rounds if len(s) == most]
@@ -152,8 +152,8 @@ def by_round(rows: list[dict[str, Any]]) -> list[float]:
 def moved(records: list[dict[str, Any]]) -> float:
     """How far the machine moved while this run timed: the largest level of ``by_round``, either way (0
     with one process a case). A rerun meets the machine at least that far on, so the drift between runs
-    of the run's intervals is DRIFT and this together (``math.hypot``): a host that slowed by 2.2 % over
-    one run's rounds was 4.3 % slower in the next run, past intervals made with DRIFT's 1.25 % alone."""
+    of the run's intervals is DRIFT and this together (``math.hypot``): intervals made with DRIFT alone
+    would miss the rerun of a host that keeps slowing."""
     return max(map(abs, by_round(records)), default=0.0)
 
 

@@ -229,7 +229,7 @@ def median_variance(n: int) -> float:
 
 def pooled_log_sd(groups: Iterable[Sequence[float] | np.ndarray]) -> float | None:
     """σ, the standard deviation of log(figure) between the processes that timed one case, pooled over
-    the groups given (like cases, each its processes' figures: bench.campaign.pool):
+    the groups given (like cases, each its processes' figures: bench.core.noise_model.pool):
     ``sqrt(Σ (nᵢ−1)·sᵢ² / Σ (nᵢ−1))``. One case's few processes say little about its spread; like cases
     share a machine, a framework and a harness, and together they say it well. None where no group has
     two figures."""
@@ -260,7 +260,7 @@ def rerun_interval(
     Two medians of n processes each differ in log by a normal amount of variance
     ``2·median_variance(n)·σ² + 2·drift²``: σ the process-to-process spread (``pooled_log_sd``), and
     ``drift`` the standard deviation of what moves a whole run (the machine between runs, which no run's
-    processes sample: bench.campaign.drift). The interval is the median ×/÷ ``exp(z·sqrt(that))``, widened
+    processes sample: bench.core.noise_model.drift). The interval is the median ×/÷ ``exp(z·sqrt(that))``, widened
     to the samples' own range where that is wider (a case whose processes disagree more than its like
     cases do). Without σ, the samples' range widened by the drift alone."""
     x = _values(samples)

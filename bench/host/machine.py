@@ -21,12 +21,12 @@ PACKAGES = ("numpy", "torch", "jax", "jaxlib", "tensorflow-cpu", "tensorflow", "
             "matplotlib")  # fmt: skip
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MXNET_CPU_WORKER_NTHREADS",
                     "TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS")  # fmt: skip
-# glibc's allocator, held in one state in a timing worker (docs/fair-timing.md). By default it
-# moves the size from which an array gets fresh pages of its own (mmap) between 128 KiB and 32 MiB as the
-# process frees memory, and gives back the top of its heap: whether an eager step at N = 10⁶ is handed its
-# temporaries' pages anew every time followed the process's history (numpy 808 or 1,319 pages a step, jax
-# 5,829 or 9,767), and moved the figure by up to 2× from process to process. Held at glibc's own ceiling, with
-# the heap's top given back only past 1 GiB, memory under 32 MiB is reused.
+# glibc's allocator, held in one state in a timing worker (docs/fair-timing.md). By default it moves the size
+# from which an array gets fresh pages of its own (mmap) between 128 KiB and 32 MiB as the process frees memory,
+# and gives back the top of its heap: whether an eager step at N = 10⁶ is handed its temporaries' pages anew
+# every time then follows the process's history, and so does the step's time, which differs from one process
+# to the next. Held at glibc's own ceiling, with the heap's top given back only past 1 GiB, memory under
+# 32 MiB is reused.
 ALLOCATOR = {"MALLOC_MMAP_THRESHOLD_": str(32 * 2**20), "MALLOC_TRIM_THRESHOLD_": str(2**30)}
 # What chooses a BLAS's kernel and threads, a framework's instruction set, or how glibc's allocator reuses memory:
 # recorded as set, None where unset (with any other OPENBLAS_*, GOTO_*, MKL_*, KMP_*, OMP_* and MALLOC_* variable
@@ -37,9 +37,10 @@ BLAS_VARIABLES = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE", "OPENBLAS_NUM_THREADS
                   "ATEN_CPU_CAPABILITY", "DNNL_MAX_CPU_ISA", "ONEDNN_MAX_CPU_ISA", "NPY_DISABLE_CPU_FEATURES",
                   "MXNET_CPU_WORKER_NTHREADS", "MXNET_USE_OPERATOR_TUNING", *ALLOCATOR)  # fmt: skip
 BLAS_PREFIXES = ("OPENBLAS_", "GOTO_", "MKL_", "KMP_", "OMP_", "MALLOC_")
-# Pinned for older OpenBLAS builds, which crash or compute wrong results on this CPU without them; under
-# ``bench run --native-blas`` the main environment's timing workers run without them (numpy 2's OpenBLAS
-# then picks its own kernel for the CPU, as on a user's machine), the MXNet environment's keep them.
+# Set on some machines for older OpenBLAS builds, which crash or compute wrong results without them on a CPU
+# they do not know. Under ``bench run --native-blas`` the main environment's timing workers run without them
+# (numpy 2's OpenBLAS then picks its own kernel for the CPU, as on a user's machine); the MXNet environment's
+# keep them.
 PINNED_BLAS = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
 NATIVE_BLAS_ENVS = ("main",)
 # The SIMD flags of /proc/cpuinfo a summary names, where the CPU has them

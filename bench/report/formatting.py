@@ -34,7 +34,7 @@ def scaled(x: float, scales: tuple[tuple[str, float], ...]) -> tuple[str, float]
 def duration(seconds: float | None) -> str:
     if seconds is None or not math.isfinite(seconds):
         return "—"
-    if abs(seconds) < 5e-13:  # under a thousandth of a nanosecond: nothing (a fit's overhead of 2.6e-26 s)
+    if abs(seconds) < 5e-13:  # under a thousandth of a nanosecond: nothing (a fitted overhead that is rounding error)
         return "0 ns"
     unit, scale = scaled(seconds, SCALES)
     return f"{number(seconds / scale)} {unit}"

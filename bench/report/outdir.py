@@ -24,8 +24,8 @@ from bench.host.envs import ROOT
 
 MARK = ".autodiff-bench"
 STAGING = ".autodiff-bench-staging-"
-# what a run may write, as bench/report.py and bench/plots.py name it: a file of these names that the mark
-# does not list is a user's, and the folder is refused before any work rather than at the end
+# what a run may write, as bench/report/timings.py and bench/report/plots.py name it: a file of these names that
+# the mark does not list is a user's, and the folder is refused before any work rather than at the end
 OWN = ("README.md", "results.json", "results.csv", "scaling.csv", "plots/fit_*.png", "plots/loss_*.png",
        "plots/scaling.png")  # fmt: skip
 

@@ -214,7 +214,7 @@ def noise(rows: list[dict[str, Any]]) -> dict[str, Any]:
     timed = [r for r in rows if r.get("machine")]
     by: dict[str, dict[str, Any]] = {}
     sweep = {f"{r['n']:,} {r['dtype']}": r.get("sigma_log") for r in timed if r["kind"] == "scaling"}
-    for r in timed:  # each process's calibration kernels against the case's quietest process (bench.campaign.timing)
+    for r in timed:  # each process's calibration kernels against the case's quietest process (noise_model.quiet_levels)
         b = by.setdefault(r["backend"], {"sigma_log": None, "calibration": []})
         b["sigma_log"] = r.get("sigma_log") if r["kind"] == "speed" else b["sigma_log"]
         for k in noise_model.KERNELS:
@@ -250,7 +250,7 @@ def noise_line(n: dict[str, Any]) -> str:
 
 
 def levels(by_round: list[float]) -> str:
-    """bench.campaign.by_round's levels as the Noise line and bench diff say them: ``+1.6 %, +2.2 %``."""
+    """bench.core.noise_model.by_round's levels as the Noise line and bench diff say them: ``+1.6 %, +2.2 %``."""
     return ", ".join(f"{100 * v:+.1f} %" for v in by_round)
 
 
@@ -262,7 +262,7 @@ def rounds(n: dict[str, Any]) -> str:
 
 
 def time_spent(campaign: dict[str, float], floor_s: float, total_s: float) -> dict[str, float]:
-    """Where the run's time went, in seconds: the timing session's parts (bench.campaign.SPENT), the
+    """Where the run's time went, in seconds: the timing session's parts (bench.campaign.timing.SPENT), the
     memory floor, and the rest (this process: pytest, the report)."""
     spent = {**campaign, "floor": floor_s}
     return spent | {"rest": max(0.0, total_s - sum(spent.values())), "total": total_s}

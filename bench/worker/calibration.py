@@ -8,7 +8,7 @@
   a worker pinned to one CPU shares it with whatever else the scheduler puts there).
 - The steal time the hypervisor reports in /proc/stat (time a virtual CPU waited for the host).
 
-``bench.campaign`` judges these against the other processes that timed the same case (``noisy``); this
+``bench.core.noise_model`` judges these against the other processes that timed the same case (``noisy``); this
 module only reads them.
 """
 
@@ -57,7 +57,7 @@ def stolen() -> tuple[int, int]:
 @dataclass
 class Reading:
     """The machine's state over one case's rounds in one worker: over each span from ``begin`` to ``end``
-    (a case's visits: bench.timing), all of them together."""
+    (a case's visits: bench.worker.timer.measure), all of them together."""
 
     kernels: Kernels
     cpu_s: list[float] = field(default_factory=list)

@@ -1,9 +1,9 @@
 """The memory-read floor: the fastest this machine reads an array far larger than any cache.
 
 A step that reads B bytes from memory takes at least B / bandwidth, so the bandwidth must be the best
-any code here reaches, not one kernel's: BLAS's dot split over two threads read 34.5 GB/s where a
-``torch.compile``'d quadratic step read 43 GB/s, and the step came out at "0.6× the floor". So the floor
-is the best of several kernels, thread counts and dtypes on one 800 MiB array (float64, then float32):
+any code here reaches, not one kernel's: a framework's compiled step can read memory faster than a given
+kernel does, and would then come out under 1× a floor that kernel measured. So the floor is the best of
+several kernels, thread counts and dtypes on one 800 MiB array (float64, then float32):
 
 - ``numpy-dot``: BLAS's dot of each part with itself, the array split over t threads, t = 1..T;
 - ``numpy-sum``: numpy's ``add.reduce`` of each part, split the same way;

@@ -68,8 +68,8 @@ def test_each_environment_is_what_its_constraints_file_says(env):
     assert {k: v for k, v in pinned.items() if k not in setup.SEED} == have
 
 
-# Where torch comes from. The checks run pip's own dry run on .venv/'s pip: about 1 s each, no network (the
-# indexes below are empty local folders, or a port nothing listens on).
+# Where torch comes from. The checks run pip's own dry run on .venv/'s pip, with no network (the indexes
+# below are empty local folders, or a port nothing listens on).
 
 MAIN = ["-c", "constraints/main.txt"]
 
@@ -140,7 +140,7 @@ def test_only_the_pinned_cpu_build_keeps_torch_off_the_cpu_index(main_venv, tmp_
 
 
 def test_this_machines_pip_has_the_pinned_torch(main_venv):
-    """Where pip's configuration names a local folder holding the pinned wheel (as here), setup keeps to it."""
+    """Where pip's configuration names a local folder holding the pinned wheel, setup keeps to it."""
     pin = setup.pins(setup.constraints_file("main").read_text())["torch"]
     config = subprocess.run([envs.venv_python("main"), "-m", "pip", "config", "list"], capture_output=True,
                             text=True).stdout  # fmt: skip

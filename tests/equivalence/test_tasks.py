@@ -14,8 +14,9 @@ from bench.core.cases import Case, Settings
 @pytest.mark.parametrize("n", [10**k for k in range(2, 8)])
 def test_quadratic_trains_at_every_size_of_the_sweep(n, dtype):
     """One round of the size sweep (tests/timing/test_speed.py::test_scaling) trains quadratic for at most
-    min(100, 10⁷ // N) full-batch steps. With a learning rate of 0.001 at every N the summed loss
-    diverged from N ≈ 1,800 on, and the sweep timed arithmetic on inf and NaN."""
+    min(100, 10⁷ // N) full-batch steps, each lowering the loss: with one learning rate of 0.001 at every N
+    the summed loss would diverge from N ≈ 1,800 on (tasks/quadratic.py), and the sweep would time arithmetic
+    on inf and NaN."""
     t = tasks.get("quadratic", n=n)
     x, y = t.x.astype(dtype), t.y.astype(dtype)
     p = {k: v.astype(dtype) for k, v in t.init.items()}

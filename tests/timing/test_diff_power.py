@@ -1,10 +1,10 @@
 """``bench diff`` at the default settings catches a real slowdown: every case timed twice in one campaign, an old and
 a new side next to each other in the same processes, the new side of one case with its step made to do 10 % more
 work; then each side written as a results.json of its own, and ``bench diff`` of the two calls that case slower and
-nothing else. The two sides share one campaign because runs made one after the other do not share a machine: here,
-two campaigns 20 s apart differed by 9 % in every case. Where the run's own spread leaves bench diff too little
-power to call 10 % (the host noisy throughout), the test says so and skips, after checking that nothing untouched
-was called changed."""
+nothing else. The two sides share one campaign because runs made one after the other do not share a machine: a
+campaign can move against the one before it, in every case alike, by as much as the slowdown looked for. Where the
+run's own spread leaves bench diff too little power to call 10 % (the host noisy throughout), the test says so and
+skips, after checking that nothing untouched was called changed."""
 
 from __future__ import annotations
 
@@ -37,7 +37,7 @@ def make():
     return dataclasses.replace({base}.make({args}), name="{name}", loss_and_grad=loss_and_grad, expected={{}})
 """
 # The chance, as bench diff computes it from the run's own spread, that a 10 % slowdown is called slower:
-# below it the machine was too noisy for the test to say anything (92 % here beside two count runs).
+# below it the machine was too noisy for the test to say anything.
 POWER = 80
 CASES = [("victim", "numpy"), ("linear", "numpy"), ("logistic", "numpy"), ("linear", "torch")]
 SIDES = ("old", "new")

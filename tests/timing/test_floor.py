@@ -1,4 +1,4 @@
-"""The memory-read floor (bench/floor.py): the best of several kernels, measured in its own process."""
+"""The memory-read floor (bench/worker/floor.py): the best of several kernels, measured in its own process."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from bench.worker import floor
 
 
 def test_measure_runs_every_kernel_in_its_own_process_and_keeps_the_best():
-    # in a fresh interpreter, to see what measure() loads into its caller: no framework
+    # in a fresh interpreter, to see what bandwidth() loads into its caller: no framework
     code = (
         "import json, sys; from bench.worker import floor; r = floor.bandwidth(1); "
         "print(json.dumps({'result': r, 'loaded': [m for m in ('torch', 'jax') if m in sys.modules]}))"

@@ -1,4 +1,4 @@
-"""The environment a run records (bench.machine): each environment's BLAS and the kernel it runs, the
+"""The environment a run records (bench.host.machine): each environment's BLAS and the kernel it runs, the
 variables that chose it, the CPU's flags; and ``bench run --native-blas``, under which the main
 environment's timing workers run without the variables that pin OpenBLAS's kernel."""
 
@@ -132,8 +132,8 @@ def test_a_workers_compile_caches_are_the_campaigns_and_a_users_xla_flags_are_ke
 def test_a_timing_worker_holds_glibcs_allocator_and_a_users_own_setting_is_kept(monkeypatch, tmp_path):
     """A timing worker reuses memory under 32 MiB (glibc's mmap threshold held at its ceiling, its heap's top
     kept): at N = 10⁶ a numpy step, whose temporaries are 8 MB each, is handed a few fresh pages once the heap
-    has grown (3 here), where glibc's own rules hand it hundreds a step (808 or 1,319 here, as the process's
-    history has it). A variable the user set is theirs; a counting worker runs the allocator by glibc's rules."""
+    has grown, where glibc's own rules hand it hundreds a step (how many follows the process's history). A
+    variable the user set is theirs; a counting worker runs the allocator by glibc's rules."""
 
     env = timing.environ(Settings(), {}, tmp_path)
     assert env["MALLOC_MMAP_THRESHOLD_"] == str(32 * 2**20) and env["MALLOC_TRIM_THRESHOLD_"] == str(2**30)

@@ -2,7 +2,7 @@
 time a step than reading its bytes (x and y) at the read bandwidth measured in the same run.
 
 A step that beats that floor means the floor was measured too low (one kernel's bandwidth, not the
-machine's): bench/floor.py measures the best of several. 5 % of slack for the noise of two timings."""
+machine's): bench/worker/floor.py measures the best of several. 5 % of slack for the noise of two timings."""
 
 from __future__ import annotations
 

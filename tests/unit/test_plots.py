@@ -63,7 +63,7 @@ def test_one_style_per_backend_keyed_by_the_registry():
 
 
 def test_a_third_kind_of_mode_gets_a_marker_of_its_own(monkeypatch):
-    """Issue 36's "compiled loop": a registry with three kinds draws three markers."""
+    """A registry with a third kind of mode (a "compiled loop") draws three markers."""
     spec = backends.Spec("jax-loop", "jax", "main", "backends.jax_loop:JaxLoop", mode="compiled loop")
     monkeypatch.setattr(backends, "BACKENDS", {**backends.BACKENDS, spec.name: spec})
     table = plots.styles()
@@ -170,7 +170,7 @@ def test_numbers_as_a_reader_writes_them():
 
 
 def test_the_plots_import_nothing_above_them():
-    """bench.plots takes the tolerances and the time format as arguments: drawing imports neither the
+    """bench.report.plots takes the tolerances and the time format as arguments: drawing imports neither the
     comparison nor the report (nor anything of bench but what it imported before)."""
     code = (
         "import sys, json; from pathlib import Path; from bench.report import plots; "
