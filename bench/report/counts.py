@@ -55,7 +55,7 @@ def write(out: Path, o: Any, rows: list[dict[str, Any]], wall: float, env: dict[
         f"Instructions per training step, counted by {counted['valgrind']} (callgrind, `Ir`, all threads), one "
         f"thread per framework; {o.repeats} process{'es' if o.repeats != 1 else ''} per backend. A count is the "
         "same on every host with the same software (not on other versions of the packages, nor across ISAs: "
-        "torch.compile's kernels are built for AVX2 here); it is not a time.", *tables(rows, o)])  # fmt: skip
+        "torch.compile's kernels are built for AVX2 under valgrind); it is not a time.", *tables(rows, o)])  # fmt: skip
     said = [f"These counts were made on {timings.origin(result)}."]
     try:
         timed = json.loads((o.out.parent / "results.json").read_text())  # a count in results/count: the timings'

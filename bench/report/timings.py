@@ -43,9 +43,9 @@ a round trains a fixed slice of the task's schedule and ends in a blocking read;
 a second, and the process's figure is its fastest round divided by the round's steps. *Per step* is the
 median over the processes; the interval in brackets is where a rerun's median falls
 {100 * stats.RERUN_LEVEL:g} % of the time, from the process-to-process spread pooled over a backend's task cases,
-or over the sweep's cases of one size, and the machine's drift between runs measured here
+or over the sweep's cases of one size, an allowance for the machine's drift between runs
 ({100 * noise_model.DRIFT:g} %, or {100 * noise_model.DRIFT_STREAMING:g} % where the sweep's arrays outgrow a core's
-cache);
+cache; `bench diff` of two runs says what your host needs) and how far the machine moved within this run;
 at least the processes' own range.
 Beside its rounds each worker timed two fixed calibration kernels, and read its CPU share and the
 steal time: a process that timed a case while the machine was busy was replaced by one more (*Noise*
