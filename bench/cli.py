@@ -104,16 +104,18 @@ def names(value: str | None, valid: Sequence[str], kind: str, flag: str, default
     return given
 
 
-def task_list(given: Sequence[str], files: Sequence[str]) -> list[str] | None:
-    """The names of the tasks given, a user's task files and modules (with a '.' in them) added to the
-    registry first; None when none was given."""
+def task_list(given: Sequence[str], files: Sequence[str], checked: bool = True) -> list[str] | None:
+    """The names of the tasks given, a user's task files and modules (with a '.' or a '/' in them) added
+    to the registry first (``checked``: refused where ``tasks.problems`` finds any); None when none was given."""
     out = []
     for value in [*given, *files]:
-        if value in tasks.TASKS or ("." not in value and value not in files):
+        if value in tasks.TASKS or ("." not in value and os.sep not in value and value not in files):
             out.append(value)
             continue
         try:
-            out.append(tasks.add(value))
+            out.append(tasks.add(value, checked))
+        except tasks.Refused as e:  # what is wrong with the task, in the user's words
+            raise UsageError(f"cannot load task {e}") from None
         except Exception as e:  # whatever the user's file raises: one line
             raise UsageError(f"cannot load task {value}: {Failed.of(e)}") from None
     return out or None
@@ -248,7 +250,7 @@ def parting(run: TrainingRun, published: TrainingRun | BenchError, limit: float)
 
 def cmd_check(a: argparse.Namespace) -> int:
 
-    (name,) = task_list([a.task], [])
+    (name,) = task_list([a.task], [], checked=False)  # what is wrong with it is this command's to report
     require("task", name, tasks.TASKS)
     chosen = names(a.backends, list(backends.BACKENDS), "backend", "--backends")
     print(f"task {name} ({tasks.TASKS[name]})")
@@ -353,4 +355,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     except BrokenPipeError:  # the reader went away (`| head`): no traceback, and none at exit either
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
+    except OSError as e:  # a file or folder that cannot be read or written: which, and why
+        print(f"error: {f'{e.filename}: ' if e.filename else ''}{e.strerror or e}", file=sys.stderr)
         return 1

@@ -23,10 +23,12 @@ from __future__ import annotations
 import hashlib
 import importlib
 import importlib.util
+import json
 import os
 import re
 import sys
-from collections.abc import Callable, Mapping
+import traceback
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
@@ -37,8 +39,8 @@ import numpy as np
 from tasks.optimizers import SGD, Adam, AdamW, Spec, parse
 
 # a task file picks its optimiser with ``from tasks import Task, Adam``
-__all__ = ["SGD", "Adam", "AdamW", "FILE_MODULE", "NAME", "Params", "TASKS", "USER_TASKS", "Task", "add", "get",
-           "load_module"]  # fmt: skip
+__all__ = ["SGD", "Adam", "AdamW", "FILE_MODULE", "NAME", "Params", "TASKS", "USER_TASKS", "Refused", "Task", "add",
+           "code_line", "error_line", "get", "load_module", "problems", "user_tasks"]  # fmt: skip
 
 Params = Mapping[str, Any]
 
@@ -90,6 +92,10 @@ class Task:
     optimizer: Spec = SGD()
 
     def __post_init__(self) -> None:
+        if self.batch_size is not None and (not isinstance(self.batch_size, int) or self.batch_size < 1):
+            raise ValueError(f"{self.name}: batch size {self.batch_size!r} is not a whole number of samples, 1 or more")
+        if len(self.x) == 0:
+            raise ValueError(f"{self.name}: x holds no samples")
         if len(self.x) % self.batch:
             raise ValueError(f"{self.name}: batch size {self.batch} does not divide {len(self.x)}")
         try:
@@ -133,7 +139,8 @@ def get(name: str, **options: Any) -> Task:
     return load_module(TASKS[name]).make(**options)
 
 
-# A user's own tasks, added by ``add``: this variable carries them to every child process (workers).
+# A user's own tasks, added by ``add``: this variable carries them to every child process (workers), as a JSON
+# object of name -> file or module, so that a path holds whatever characters it may (':', '=', spaces, newlines).
 USER_TASKS = "AUTODIFF_BENCH_TASKS"
 NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.+-]*")
 FILE_MODULE = "autodiff_bench_task_"  # the prefix of the module names task files are loaded under
@@ -160,26 +167,158 @@ def load_module(target: str) -> ModuleType:
     return sys.modules[name]
 
 
-def add(target: str) -> str:
+class Refused(ValueError):
+    """A user's task that ``add`` does not take, and why, in one line."""
+
+
+def add(target: str, checked: bool = True) -> str:
     """Register a user's task: a file ``path/to/task.py`` or a module ``package.module`` that defines
-    ``make() -> Task``. Returns the task's name, which then names it everywhere (results, test ids)."""
-    target = str(Path(target).resolve()) if target.endswith(".py") else target
-    if target.endswith(".py") and not Path(target).is_file():
-        raise ValueError(f"{target}: no such file")
+    ``make() -> Task``. Returns the task's name, which then names it everywhere (results, test ids).
+    A task that is ``checked`` and has ``problems`` is refused with the first of them (``bench check``, which
+    reports them all, adds it unchecked). Every refusal is a Refused of one line: ``target: why``."""
+    path = Path(target)
+    if target.endswith(".py") or os.sep in target or path.exists():  # a file, whatever characters its path holds
+        if path.is_dir():
+            raise Refused(f"{target}: a folder, not a task file (a .py file defining make() -> Task)")
+        if not path.is_file():
+            raise Refused(f"{target}: no such file")
+        if not target.endswith(".py"):
+            raise Refused(f"{target}: not a .py file (a task file is one defining make() -> Task)")
+        target = str(path.resolve())
+        try:
+            path.read_bytes()
+        except OSError as e:
+            raise Refused(f"{target}: cannot be read ({e.strerror or e})") from None
     make = getattr(load_module(target), "make", None)
     if not callable(make):
-        raise ValueError(f"{target} defines no make() -> Task")
+        raise Refused(f"{target}: defines no make() -> Task")
     task = make()
     if not isinstance(task, Task):
-        raise ValueError(f"{target}: make() returned {type(task).__name__}, not a Task")
-    if not NAME.fullmatch(task.name):
-        raise ValueError(f"{target}: the task name {task.name!r} is not letters, digits, '_', '.', '+' or '-'")
+        raise Refused(f"{target}: make() returned {type(task).__name__}, not a Task")
+    if not isinstance(task.name, str) or not NAME.fullmatch(task.name):
+        raise Refused(f"{target}: the task name {task.name!r} is not letters, digits, '_', '.', '+' or '-'")
     if TASKS.get(task.name, target) != target:
-        raise ValueError(f"{target}: the name {task.name!r} is taken by {TASKS[task.name]}")
+        raise Refused(f"{target}: the name {task.name!r} is taken by {TASKS[task.name]}")
+    wrong = problems(task) if checked else []
+    if wrong:
+        raise Refused(f"{target}: {wrong[0]} (`python -m bench check` names every problem)")
     TASKS[task.name] = target
-    users = dict(entry.split("=", 1) for entry in filter(None, os.environ.get(USER_TASKS, "").split(os.pathsep)))
-    os.environ[USER_TASKS] = os.pathsep.join(f"{k}={v}" for k, v in {**users, task.name: target}.items())
+    os.environ[USER_TASKS] = json.dumps({**user_tasks(), task.name: target})
     return task.name
 
 
-TASKS.update(entry.split("=", 1) for entry in filter(None, os.environ.get(USER_TASKS, "").split(os.pathsep)))
+def user_tasks() -> dict[str, str]:
+    """The user's tasks that USER_TASKS carries (name -> file or module); none where it holds anything else."""
+    try:
+        users = json.loads(os.environ.get(USER_TASKS) or "{}")
+    except ValueError:
+        return {}
+    ok = isinstance(users, dict) and all(isinstance(k, str) and isinstance(v, str) for k, v in users.items())
+    return users if ok else {}
+
+
+TASKS.update(user_tasks())
+
+
+# Where a task's code is: any file but the project's machinery and the interpreter's libraries (a task file,
+# a module of the user's it imports, a built-in task's module)
+_ROOT = Path(__file__).resolve().parents[1]
+_NOT_TASK_CODE = (_ROOT / "bench", _ROOT / "backends", *(Path(__file__).parent / f for f in
+                  ("__init__.py", "contract.py", "optimizers.py", "formulas.py")))  # fmt: skip
+
+
+def task_code(filename: str) -> bool:
+    """Whether a file is a task's code (``code_line``)."""
+    if filename.startswith("<"):
+        return False
+    path = Path(os.path.realpath(filename))
+    libraries = {Path(os.path.realpath(p)) for p in (sys.prefix, sys.base_prefix, sys.exec_prefix)}
+    return not any(path == p or p in path.parents for p in (*_NOT_TASK_CODE, *libraries))
+
+
+def code_line(frames: Iterable[traceback.FrameSummary]) -> str | None:
+    """Where in a task's code (``task_code``) the innermost of these frames is: ``path/to/task.py, line 6``
+    (a built-in task's path from the checkout); None where no frame is a task's code."""
+    mine = [f for f in frames if task_code(f.filename)]
+    if not mine:
+        return None
+    path = Path(mine[-1].filename)
+    shown = path.relative_to(_ROOT) if path.is_relative_to(_ROOT) else path
+    return f"{shown}, line {mine[-1].lineno}"
+
+
+FRAME = re.compile(r'File "(?P<file>[^"]+)", line (?P<line>\d+)')  # a frame a framework's message quotes
+HEADERS = ("Traceback (most recent call last)", "in user code:")  # a message that opens with a stack (MXNet, Keras)
+
+
+def error_line(e: BaseException) -> str:
+    """An exception, in one line: its type, what its message says (the first line, or the last where the
+    message opens with a stack, HEADERS), and where in a task's code it was raised (``code_line``, of its
+    traceback or of the frames its message quotes)."""
+    if isinstance(e, SyntaxError) and e.filename:
+        return f"SyntaxError: {e.msg} (in {e.filename}, line {e.lineno})"
+    text = [line.strip() for line in str(e).strip().splitlines() if line.strip()]
+    said = (text[-1] if text[0].startswith(HEADERS) else text[0]) if text else ""
+    name = type(e).__name__
+    said = said.removeprefix(f"{name}: ")
+    quoted = [traceback.FrameSummary(m["file"], int(m["line"]), "") for m in FRAME.finditer(str(e))]
+    where = code_line([*traceback.extract_tb(e.__traceback__), *quoted])
+    return f"{name}{': ' + said if said else ''}{f' (in {where})' if where else ''}"
+
+
+def problems(task: Task) -> list[str]:
+    """What makes a task unusable, each in a line, before any backend sees it: data and parameters that are
+    not arrays of numbers, of at least one dimension, finite; x and y of different lengths; a schedule that
+    is not finite and above 0 every epoch; a model and loss that fail on numpy or give no finite number at
+    the initial parameters; a hand-derived gradient that fails or is not one array of each parameter's shape."""
+    out = []
+    arrays = {"x": task.x, "y": task.y}
+    if not isinstance(task.init, Mapping) or not task.init:
+        return [f"its initial parameters are {type(task.init).__name__}, not a dict of name -> numpy array"]
+    arrays |= {f"parameter {k!r}": v for k, v in task.init.items()}
+    for what, a in arrays.items():
+        if not isinstance(a, np.ndarray) or a.dtype.kind not in "iuf":
+            kind = f"an array of {a.dtype}" if isinstance(a, np.ndarray) else type(a).__name__
+            out.append(f"{what} is {kind}, not a numpy array of numbers")
+        elif a.ndim < 1:
+            out.append(f"{what} has shape (), not at least one dimension (a scalar parameter has shape (1,))")
+        elif not np.isfinite(a).all():
+            out.append(f"{what} holds values that are not finite ({np.count_nonzero(~np.isfinite(a))} of {a.size})")
+    if out:
+        return out
+    if len(task.x) != len(task.y):
+        return [f"x has {len(task.x)} samples and y {len(task.y)}"]
+    if not isinstance(task.epochs, int) or task.epochs < 1:
+        return [f"epochs is {task.epochs!r}, not a whole number of 1 or more"]
+    try:
+        lrs = task.lrs()
+    except Exception as e:
+        return [f"the learning-rate schedule fails: {error_line(e)}"]
+    bad = np.flatnonzero(~(np.isfinite(lrs) & (lrs > 0)))
+    if bad.size:
+        out.append(f"lr({bad[0]}) is {lrs[bad[0]]:g}, not a finite number above 0 (lr takes the epoch, from 0)")
+    try:
+        with np.errstate(all="ignore"):  # what overflows is found below, not printed
+            loss = task.loss(task.model(task.init, task.x, np), task.y, np)
+    except Exception as e:
+        return [*out, f"the model or loss fails on numpy: {error_line(e)}"]
+    if not isinstance(loss, int | float | np.ndarray | np.number) or np.size(loss) != 1:
+        shape = f"shape {np.shape(loss)}" if isinstance(loss, np.ndarray) else repr(loss)[:40]
+        return [*out, f"the loss gives {shape}, not one number"]
+    if not np.isfinite(loss).all():
+        return [*out, f"the loss at the initial parameters is {float(np.ravel(loss)[0])}, not finite"]
+    try:
+        with np.errstate(all="ignore"):
+            got = task.loss_and_grad(task.init, task.x, task.y)
+    except Exception as e:
+        return [*out, f"the hand-derived gradient (loss_and_grad) fails: {error_line(e)}"]
+    if not isinstance(got, tuple) or len(got) != 2:
+        return [*out, f"loss_and_grad returns {type(got).__name__}, not (loss, gradient)"]
+    grads = got[1]
+    if not isinstance(grads, Mapping) or grads.keys() != task.init.keys():
+        has = sorted(grads) if isinstance(grads, Mapping) else type(grads).__name__
+        return [*out, f"loss_and_grad's gradient has {has}, not one array for each parameter {sorted(task.init)}"]
+    for k, v in task.init.items():
+        if np.shape(grads[k]) != v.shape:
+            out.append(f"the hand-derived gradient of {k!r} has shape {np.shape(grads[k])}, its parameter {v.shape}")
+    return out

@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import operator
+import traceback
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -27,26 +28,73 @@ from tasks.contract import CONTRACT
 FD_TOL = 1e-6  # central differences with h = 1e-6·max(1, |p|) carry about h² + ε/h ≈ 1e-10 of error
 
 
-class Recorded:
-    """A numpy array that notes each operator and attribute a model uses; numpy functions refuse it, so
-    that ``np.exp(x)`` written where ``xp.exp(x)`` belongs is caught rather than passed."""
+# numpy's functions that the array contract spells otherwise: numpy's name -> what the task writes instead
+INSTEAD = {"add": "x1 + x2", "subtract": "x1 - x2", "multiply": "x1 * x2", "divide": "x1 / x2",
+           "true_divide": "x1 / x2", "power": "x1 ** x2", "float_power": "x1 ** x2", "negative": "-x",
+           "positive": "x itself", "matmul": "x1 @ x2 or xp.matmul", "dot": "x1 @ x2 or xp.matmul",
+           "less": "x1 < x2 inside xp.where", "less_equal": "x1 <= x2 inside xp.where",
+           "greater": "x1 > x2 inside xp.where", "greater_equal": "x1 >= x2 inside xp.where", "absolute": "xp.abs",
+           "fabs": "xp.abs", "amax": "xp.max", "amin": "xp.min", "fmax": "xp.maximum", "fmin": "xp.minimum",
+           "transpose": "x.T", "add.reduce": "xp.sum", "clip": "xp.maximum and xp.minimum",
+           "expm1": "xp.exp(x) - 1"}  # fmt: skip
+# the ufuncs that an operator calls, where a numpy array stands left of a task's array: name -> the reflected method
+REFLECTED = {"add": "__radd__", "subtract": "__rsub__", "multiply": "__rmul__", "true_divide": "__rtruediv__",
+             "power": "__rpow__", "matmul": "__rmatmul__", "less": "__gt__", "less_equal": "__ge__",
+             "greater": "__lt__", "greater_equal": "__le__", "equal": "__eq__", "not_equal": "__ne__"}  # fmt: skip
 
-    __array_ufunc__ = None  # np.exp(recorded) raises TypeError
+
+class NumpyCalled(TypeError):
+    """numpy's own function called on a task's array where the task's ``xp`` belongs: which function, where
+    in the task's code (``tasks.code_line``), and what the array contract has instead."""
+
+    def __init__(self, name: str | None) -> None:
+        where = tasks.code_line(traceback.extract_stack())
+        at = f" in {where}" if where else ""
+        if name is None:
+            super().__init__(f"a task's array made into a numpy array{at} (np.asarray, np.array or a numpy function "
+                             "of a list): keep it an array of the task's xp (tasks/contract.py)")  # fmt: skip
+            return
+        use = INSTEAD.get(name, f"xp.{name}" if name in CONTRACT else None)
+        fix = f"use {use}" if use else f"the array contract has no {name}: write it with what the task's xp has"
+        super().__init__(f"numpy's {name} called on a task's array{at}: {fix} (tasks/contract.py)")
+
+
+class Recorded:
+    """A numpy array that notes each operator and attribute a model uses; numpy's own functions refuse it
+    (``NumpyCalled``), so that ``np.exp(x)`` written where ``xp.exp(x)`` belongs is caught rather than passed."""
+
     __slots__ = ("a", "used")
 
     def __init__(self, a: Any, used: set[str]) -> None:
         self.a, self.used = a, used
 
+    def __array_ufunc__(self, ufunc: Any, method: str, *inputs: Any, **kwargs: Any) -> Any:
+        name = ufunc.__name__
+        if method == "__call__" and not kwargs and len(inputs) == 2 and inputs[1] is self and name in REFLECTED:
+            return getattr(self, REFLECTED[name])(inputs[0])  # ``array * x``: numpy's operator, the task's own
+        raise NumpyCalled(name if method == "__call__" else f"{name}.{method}")
+
     def __array_function__(self, func, types, args, kwargs):
-        raise TypeError(f"numpy's {func.__name__} called on a task's array: use xp.{func.__name__}")
+        raise NumpyCalled(func.__name__)
+
+    def __array__(self, dtype: Any = None, copy: Any = None) -> Any:
+        raise NumpyCalled(None)
+
+    def __repr__(self) -> str:
+        return repr(self.a)
 
     def __getattr__(self, name: str) -> Any:
+        if name.startswith("__"):  # numpy's ways into the array (``__array_interface__``): ``__array__`` refuses
+            raise AttributeError(name)
         self.used.add(f".{name}")
         return getattr(self.a, name)
 
     def __getitem__(self, index: Any) -> Recorded:
         self.used.add("[]")
         return Recorded(self.a[index], self.used)
+
+    def __setitem__(self, index: Any, value: Any) -> None:
+        self.used.add("x[i] = v")  # not written: the arrays are the task's own
 
     @property
     def T(self) -> Recorded:
@@ -57,9 +105,37 @@ class Recorded:
         self.used.add("-x")
         return Recorded(-self.a, self.used)
 
+    def __pos__(self) -> Recorded:
+        self.used.add("+x")
+        return self
+
+    def __abs__(self) -> Recorded:
+        self.used.add("abs(x)")
+        return Recorded(abs(self.a), self.used)
+
+    def __invert__(self) -> Recorded:
+        self.used.add("~x")
+        return Recorded(~self.a, self.used)
+
     def __bool__(self) -> bool:
         self.used.add("bool(x)")
         return bool(self.a)
+
+    def __float__(self) -> float:
+        self.used.add("float(x)")
+        return float(self.a)
+
+    def __int__(self) -> int:
+        self.used.add("int(x)")
+        return int(self.a)
+
+    def __index__(self) -> int:
+        self.used.add("int(x)")
+        return operator.index(self.a)
+
+    def __len__(self) -> int:
+        self.used.add("len(x)")
+        return len(self.a)
 
 
 def _operator(symbol: str, fn: Callable[[Any, Any], Any], reflected: bool = False) -> Callable[..., Recorded]:
@@ -76,10 +152,16 @@ for _symbol, _name, _fn in [("+", "add", operator.add), ("-", "sub", operator.su
                             ("@", "matmul", operator.matmul)]:  # fmt: skip
     setattr(Recorded, f"__{_name}__", _operator(_symbol, _fn))
     setattr(Recorded, f"__r{_name}__", _operator(_symbol, _fn, reflected=True))
-for _symbol, _name, _fn in [("<", "lt", operator.lt), ("<=", "le", operator.le), (">", "gt", operator.gt),
-                            (">=", "ge", operator.ge), ("==", "eq", operator.eq), ("!=", "ne", operator.ne),
-                            ("//", "floordiv", operator.floordiv), ("%", "mod", operator.mod)]:  # fmt: skip
+for _symbol, _name, _fn in [("//", "floordiv", operator.floordiv), ("%", "mod", operator.mod),
+                            ("&", "and", operator.and_), ("|", "or", operator.or_), ("^", "xor", operator.xor),
+                            ("<<", "lshift", operator.lshift), (">>", "rshift", operator.rshift)]:  # fmt: skip
     setattr(Recorded, f"__{_name}__", _operator(_symbol, _fn))
+    setattr(Recorded, f"__r{_name}__", _operator(_symbol, _fn, reflected=True))
+for _symbol, _name, _fn in [("<", "lt", operator.lt), ("<=", "le", operator.le), (">", "gt", operator.gt),
+                            (">=", "ge", operator.ge), ("==", "eq", operator.eq),
+                            ("!=", "ne", operator.ne)]:  # fmt: skip
+    setattr(Recorded, f"__{_name}__", _operator(_symbol, _fn))
+Recorded.__hash__ = None  # type: ignore[assignment]  # as an array's: == is elementwise
 
 
 class RecordingNamespace:
@@ -132,28 +214,26 @@ def check_task(name: str, among: Sequence[str] = tuple(backends.BACKENDS)) -> li
     """Each check: whether it held, and one line saying what was found; the gradient on the backends ``among``."""
     t = tasks.get(name)
     lines: list[tuple[bool, str]] = []
-    small = [k for k, v in t.init.items() if np.ndim(v) < 1]
-    lrs = t.lrs()
-    fields_ok = not small and np.isfinite(t.x).all() and np.isfinite(t.y).all() and np.isfinite(lrs).all()
-    fields_ok = bool(fields_ok and (lrs > 0).all() and np.isfinite(t.full_loss(t.init)))
-    lines.append((fields_ok, "fields: " + (
-        f"{len(t.x)} samples, {t.steps} steps, parameters "
-        + ", ".join(f"{k} {tuple(np.shape(v))}" for k, v in t.init.items())
-        if fields_ok else
-        f"parameters of fewer than one dimension {small}" if small else
-        "data, learning rates or the initial loss are not finite, or a learning rate is not > 0"
-    )))  # fmt: skip
+    wrong = tasks.problems(t)  # data, parameters, schedule, and the model, loss and gradient running at all
+    lines += [(False, f"fields: {why}") for why in wrong]
+    if not wrong:
+        shapes = ", ".join(f"{k} {tuple(np.shape(v))}" for k, v in t.init.items())
+        lines.append((True, f"fields: {len(t.x)} samples, {t.steps} steps, parameters {shapes}"))
     bad = optimizers.problems(t.optimizer)
     lines += [(False, f"optimizer: {why}") for why in bad]
     if not bad:
         lines.append((True, f"optimizer: {optimizers.describe(optimizers.parse(t.optimizer))}"))
+    if wrong:
+        return [*lines, (False, "array contract and gradients: not checked until the fields above are right")]
     try:
         used = used_names(t)
         outside = sorted(used - set(CONTRACT))
         found = f"uses {', '.join(outside)}, outside it" if outside else f"model and loss use {' '.join(sorted(used))}"
         lines.append((not outside, f"array contract: {found}"))
+    except NumpyCalled as e:
+        lines.append((False, f"array contract: {e}"))
     except Exception as e:
-        lines.append((False, f"array contract: the model or loss fails on numpy: {type(e).__name__}: {e}"))
+        lines.append((False, f"array contract: the model or loss fails on numpy: {tasks.error_line(e)}"))
     _, hand = t.loss_and_grad(t.init, t.x, t.y)
     fd = finite_differences(t)
     err = max(fd_error(fd[k], np.asarray(hand[k])) for k in t.init)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import tasks
+
 
 class BenchError(Exception):
     """An expected failure: reported as one line, with this exit status."""
@@ -28,8 +30,8 @@ class Failed(BenchError):
 
     @classmethod
     def of(cls, e: BaseException) -> Failed:
-        text = str(e).strip().splitlines()
-        return cls(f"{type(e).__name__}: {text[0]}" if text else type(e).__name__)
+        """Its type and what it says in one line, with where a task's code raised it (``tasks.error_line``)."""
+        return cls(tasks.error_line(e))
 
 
 ERRORS: dict[str, type[BenchError]] = {c.__name__: c for c in (BenchError, UsageError, Unavailable, Failed)}

@@ -87,11 +87,13 @@ def train_here(
     checkpoints: tuple[int, ...] = (),
     optimizer: Any = None,
     formula: str | None = None,
+    n: int | None = None,
 ) -> TrainingRun:
     """Train in this process. ``lr_dtype`` rounds the learning rates first (to match another backend's);
     ``checkpoints`` names epochs after which to record the parameters; ``optimizer`` replaces the task's
-    (a ``tasks.optimizers`` spec); ``formula`` has numpy follow a framework's optimiser (tasks.formulas)."""
-    b = build(task, backend, dtype, device, lr, epochs, optimizer=optimizer, formula=formula)
+    (a ``tasks.optimizers`` spec); ``formula`` has numpy follow a framework's optimiser (tasks.formulas);
+    ``n``, the task's size where it takes one (quadratic's sweep)."""
+    b = build(task, backend, dtype, device, lr, epochs, n, optimizer=optimizer, formula=formula)
     t = b.task
     lrs = t.lrs().astype(lr_dtype or "float64").astype("float64")
     orders = t.orders()

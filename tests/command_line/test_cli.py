@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -12,6 +13,7 @@ import pytest
 
 import backends
 import tasks
+from bench import cli
 from bench.campaign.remote import Remote, call_many
 from bench.core.errors import BenchError
 from bench.host import envs
@@ -121,3 +123,115 @@ def test_a_worker_that_dies_keeps_its_answers_and_names_its_end(monkeypatch):
     assert len(first.losses) == 1
     assert isinstance(second, BenchError)
     assert "the mxnet worker was killed by SIGABRT" in str(second) and "segfault on the way" in str(second)
+
+
+# -- a user's task file that is wrong: one line in the user's words, whichever command is given it -------------------
+GOOD = """import numpy as np
+from tasks import Task
+
+
+def model(p, x, xp):
+    return p["a"] * x**3 + p["b"]
+
+
+def loss(pred, y, xp):
+    return xp.mean((pred - y) ** 2)
+
+
+def loss_and_grad(p, x, y):
+    r = model(p, x, np) - y
+    return np.mean(r * r), {"a": 2 * np.mean(r * x**3, keepdims=True), "b": 2 * np.mean(r, keepdims=True)}
+
+
+def make():
+    x = np.linspace(-1, 1, 64)
+    y, init = 2 * x**3 - 1, {"a": np.zeros(1), "b": np.zeros(1)}
+    return Task("cubic", "a test", x, y, init, model, loss, loss_and_grad, lr=lambda e: 0.5, epochs=30)
+"""
+# (what is changed in GOOD, what it becomes, what the one line says); {path}: the file, {line}: the line changed
+BROKEN = {
+    "syntax error": ("def model(p, x, xp):", "def model(p, x, xp)", ["SyntaxError", "{path}, line {line}"]),
+    "no make": ("def make():", "def build():", ["{path}: defines no make() -> Task"]),
+    "make raises": ("    x = np.linspace(-1, 1, 64)", "    x = [][1]",
+                    ["IndexError: list index out of range", "{path}, line {line}"]),
+    "wrong shapes": ('"a": np.zeros(1)', '"a": np.zeros(2)',
+                     ["the model or loss fails on numpy", "could not be broadcast", "{path}, line 6"]),
+    "x and y of different lengths": ("y, init = 2 * x**3 - 1,", "y, init = (2 * x**3 - 1)[:50],",
+                                     ["x has 64 samples and y 50"]),
+    "a gradient of the wrong shape": ('"b": 2 * np.mean(r, keepdims=True)', '"b": 2 * np.mean(r)',
+                                      ["the hand-derived gradient of 'b' has shape (), its parameter (1,)"]),
+    "a gradient missing": (', "b": 2 * np.mean(r, keepdims=True)}', "}", ["gradient has ['a']", "['a', 'b']"]),
+    "non-finite data": ("y, init = 2 * x**3 - 1,", "y, init = 2 * x**3 - 1 + np.where(x < -0.99, np.nan, 0),",
+                        ["y holds values that are not finite (1 of 64)"]),
+    "a scalar parameter": ('"a": np.zeros(1)', '"a": np.zeros(())', ["parameter 'a' has shape ()"]),
+    "a loss that is no number": ("return xp.mean((pred - y) ** 2)", "xp.mean((pred - y) ** 2)",
+                                 ["the loss gives None, not one number"]),
+    "a learning rate of 0": ("lr=lambda e: 0.5", "lr=lambda e: 0.5 * (e < 3)", ["lr(3) is 0, not a finite number"]),
+    "a batch size that does not divide the data": ("epochs=30)", "epochs=30, batch_size=5)",
+                                                   ["batch size 5 does not divide 64", "{path}, line {line}"]),
+}  # fmt: skip
+
+
+def broken_task(folder: Path, what: str) -> tuple[Path, list[str]]:
+    old, new, words = BROKEN[what]
+    assert GOOD.count(old) == 1
+    path = folder / "task.py"
+    path.write_text(GOOD.replace(old, new))
+    line = GOOD.split(old)[0].count("\n") + 1
+    return path, [w.format(path=path, line=line) for w in words]
+
+
+def test_the_task_that_broken_breaks_trains(tmp_path):
+    (tmp_path / "task.py").write_text(GOOD)
+    out = bench("train", "--task", str(tmp_path / "task.py"), "--backend", "numpy")
+    assert out.returncode == 0 and out.stdout.startswith("cubic on numpy (float64), 30 steps: a = "), out.stderr
+
+
+@pytest.mark.parametrize("what", list(BROKEN))
+def test_a_broken_task_file_is_one_line_naming_what_is_wrong(tmp_path, what):
+    path, words = broken_task(tmp_path, what)
+    one_line_error(bench("train", "--task", str(path), "--backend", "numpy"), 2, f"cannot load task {path}", *words)
+
+
+@pytest.mark.parametrize("make", ["missing", "folder", "not python", "module"])
+def test_a_task_that_is_not_a_file_is_one_line(tmp_path, make):
+    target = {"missing": tmp_path / "nope.py", "folder": tmp_path, "not python": tmp_path / "task.txt",
+              "module": "no_such_package.task"}[make]  # fmt: skip
+    if make == "not python":
+        target.write_text(GOOD)
+    words = {"missing": "no such file", "folder": "a folder, not a task file", "not python": "not a .py file",
+             "module": "ModuleNotFoundError: No module named 'no_such_package'"}[make]  # fmt: skip
+    one_line_error(bench("train", "--task", str(target), "--backend", "numpy"), 2, f"cannot load task {target}", words)
+
+
+def test_an_unreadable_task_file_is_one_line(tmp_path, monkeypatch, capsys):
+    """Unreadable (root reads whatever its mode: the read is made to fail)."""
+    path = tmp_path / "task.py"
+    path.write_text(GOOD)
+    real = Path.read_bytes
+
+    def read_bytes(self):
+        if self == path:
+            raise PermissionError(13, "Permission denied", str(self))
+        return real(self)
+
+    monkeypatch.setattr(Path, "read_bytes", read_bytes)
+    monkeypatch.setattr(tasks, "TASKS", dict(tasks.TASKS))  # were it taken, this process's registry is as it was
+    monkeypatch.setenv(tasks.USER_TASKS, os.environ.get(tasks.USER_TASKS, ""))
+    assert cli.main(["train", "--task", str(path), "--backend", "numpy"]) == 2
+    out = capsys.readouterr()
+    assert out.out == "" and out.err == f"error: cannot load task {path}: cannot be read (Permission denied)\n"
+
+
+def test_every_command_refuses_a_broken_task_alike_and_check_names_it(tmp_path):
+    path, words = broken_task(tmp_path, "wrong shapes")
+    out = str(tmp_path / "r")
+    for args in (["compare", "--task", str(path)], ["run", "--quick", "--task", str(path), "--out", out],
+                 ["run", "--count", "--task", str(path), "--out", out]):  # fmt: skip
+        one_line_error(bench(*args), 2, f"cannot load task {path}", *words)
+    assert not (tmp_path / "r").exists()
+    out = bench("check", str(path), "--backends", "numpy")
+    assert out.returncode == 1 and "Traceback" not in out.stderr, out.stderr
+    fail = [line for line in out.stdout.splitlines() if line.startswith("  FAIL")]
+    assert len(fail) == 2 and all(w in fail[0] for w in words), out.stdout
+    assert fail[1] == "  FAIL  array contract and gradients: not checked until the fields above are right"

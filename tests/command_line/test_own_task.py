@@ -87,7 +87,7 @@ def test_the_readme_example_is_timed(cubic, tmp_path):
         (
             'return p["a"] * x**3',
             'return p["a"] * np.power(x, 3)',
-            "FAIL  array contract: the model or loss fails on numpy: TypeError",
+            "FAIL  array contract: numpy's power called on a task's array in {path}, line 6: use x1 ** x2",
         ),
         ("xp.mean((pred - y) ** 2)", "xp.var(pred - y) + xp.mean(pred - y) ** 2", "FAIL  array contract: uses var"),
         ("opt = SGD()", "opt = SGD(momentum=-0.5)", "FAIL  optimizer: sgd momentum is -0.5, not in [0, 1)"),
@@ -104,6 +104,44 @@ def test_check_names_what_is_wrong(cubic, tmp_path, old, new, words):
     assert old in text
     broken.write_text(text.replace(old, new))
     out = bench("check", str(broken), "--backends", "numpy")  # what is wrong is found before any framework runs
-    assert out.returncode == 1 and words in out.stdout, out.stdout + out.stderr
+    assert out.returncode == 1 and words.format(path=broken) in out.stdout, out.stdout + out.stderr
     assert [line.split()[1] for line in out.stdout.splitlines() if "gradient vs hand-derived" in line] == ["numpy"]
     assert out.stderr.strip().splitlines()[-1].startswith("error: ") and "Traceback" not in out.stderr
+
+
+@pytest.mark.parametrize(
+    "call, words",
+    [
+        ("np.exp(x)", "numpy's exp called on a task's array in {path}, line 6: use xp.exp (tasks/contract.py)"),
+        ("np.reshape(x, (-1,))", "numpy's reshape called on a task's array in {path}, line 6: use xp.reshape"),
+        ("np.dot(x, x) * x", "numpy's dot called on a task's array in {path}, line 6: use x1 @ x2 or xp.matmul"),
+        ("np.var(x) * x", "numpy's var called on a task's array in {path}, line 6: the array contract has no var"),
+        ("np.add.reduce(x) * x", "numpy's add.reduce called on a task's array in {path}, line 6: use xp.sum"),
+        ("np.asarray(x)", "a task's array made into a numpy array in {path}, line 6 (np.asarray, np.array"),
+        ("np.ones(64) * x", "array contract: model and loss use"),  # numpy's array left of an operator: the task's
+    ],
+)
+def test_numpy_called_where_xp_belongs_names_the_function_the_line_and_what_to_use(cubic, tmp_path, call, words):
+    """Whatever numpy function a model calls on a task's array (a ufunc, an array function, a conversion),
+    ``bench check`` names it, the line of the task's code, and the array contract's way; never a class of the
+    project's own."""
+    broken = tmp_path / "numpy_call.py"
+    text = cubic.read_text()
+    assert 'return p["a"] * x**3 + p["b"]' in text.splitlines()[5]
+    broken.write_text(text.replace('return p["a"] * x**3 + p["b"]', f'return p["a"] * {call} + p["b"]'))
+    out = bench("check", str(broken), "--backends", "numpy")
+    contract = next(line for line in out.stdout.splitlines() if "array contract" in line)
+    assert words.format(path=broken) in contract, out.stdout + out.stderr
+    assert contract.startswith("  ok  " if words.startswith("array contract") else "  FAIL  array contract: ")
+    assert "Recorded" not in out.stdout + out.stderr and "Traceback" not in out.stderr
+
+
+def test_a_task_file_whose_path_holds_any_character_reaches_every_worker(cubic, tmp_path):
+    """The user's tasks travel to the workers of another environment (MXNet's here) whatever their paths hold:
+    ':' and ';' (os.pathsep on Linux and Windows), '=', spaces, non-ASCII letters, a newline."""
+    odd = tmp_path / "a=b:c;d e é\nz" / "cubic.py"
+    odd.parent.mkdir()
+    odd.write_text(cubic.read_text())
+    out = bench("train", "--task", str(odd), "--backend", "mxnet", "--json")
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout)["params"]["a"][0] == pytest.approx(2, abs=1e-6)
