@@ -5,6 +5,7 @@ this process trains its own."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from collections.abc import Callable
@@ -227,3 +228,44 @@ def stand_in_workers(monkeypatch: pytest.MonkeyPatch, answer: Callable[[dict[str
     monkeypatch.setattr(Remote, "__init__", started)
     monkeypatch.setattr(Remote, "wait", lambda self, answers, timeout, answered=None: True)
     monkeypatch.setattr(Remote, "send", lambda self, calls, more=False: self.calls.extend(calls))
+
+
+CUBIC = """import numpy as np
+from tasks import Task
+
+
+def model(p, x, xp):
+    return p["a"] * x**3 + p["b"]
+
+
+def loss(pred, y, xp):
+    return xp.mean((pred - y) ** 2)
+
+
+def loss_and_grad(p, x, y):
+    r = model(p, x, np) - y
+    return np.mean(r * r), {{"a": 2 * np.mean(r * x**3, keepdims=True), "b": 2 * np.mean(r, keepdims=True)}}
+
+
+def make():
+    x = np.linspace(-1, 1, 64)
+    y, init = 2 * x**3 - 1, {{"a": np.zeros(1), "b": np.zeros(1)}}
+    return Task("{name}", "a test", x, y, init, model, loss, loss_and_grad, lr=lambda e: {lr}, epochs={epochs})
+"""
+
+
+def cubic_task(folder: Path, name: str, lr: str = "0.5", epochs: int = 40) -> Path:
+    """A user's task file in ``folder``: the README's cubic fit, named ``name``, its learning rate of epoch
+    ``e`` the expression ``lr`` (``"0.5 if e < 5 else 1e200"`` diverges at step 7), full-batch."""
+    path = folder / f"{name}.py"
+    path.write_text(CUBIC.format(name=name, lr=lr, epochs=epochs))
+    return path
+
+
+@pytest.fixture
+def user_task(monkeypatch: pytest.MonkeyPatch) -> Callable[[Path], str]:
+    """Adds a user's task file in this process (``tasks.add``), by its name; the registry and the variable
+    that carries it to the workers are as they were after the test."""
+    monkeypatch.setattr(tasks, "TASKS", dict(tasks.TASKS))
+    monkeypatch.setenv(tasks.USER_TASKS, os.environ.get(tasks.USER_TASKS, ""))
+    return lambda path: tasks.add(str(path))

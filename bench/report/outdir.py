@@ -57,7 +57,15 @@ def write_mark(out: Path, files: list[str]) -> None:
 
 
 def check(out: Path) -> Path:
-    """``out`` made absolute, or a UsageError saying why the tool may not write there."""
+    """``out`` made absolute, or a UsageError saying why the tool may not write there (one that cannot be
+    read too)."""
+    try:
+        return checked(out)
+    except OSError as e:
+        raise UsageError(f"--out {out}: cannot read it ({e.strerror or e})") from None
+
+
+def checked(out: Path) -> Path:
     out = Path(out).expanduser().resolve()
     if out == Path(out.anchor):
         raise UsageError(f"--out {out}: refusing to write results into the filesystem root")
@@ -112,6 +120,14 @@ class ResultsFolder:
             for stale in self.out.glob(STAGING + "*"):  # left by a killed run: a live one would hold the lock
                 shutil.rmtree(stale)
             self.staging = Path(tempfile.mkdtemp(prefix=STAGING, dir=self.out))
+            if (self.out / "plots").is_dir():  # where the plots go: written in too, before any work
+                try:
+                    os.rmdir(tempfile.mkdtemp(prefix=STAGING, dir=self.out / "plots"))
+                except OSError as e:
+                    raise UsageError(f"--out {self.out}: cannot write in its plots/ ({e.strerror or e})") from None
+        except OSError as e:  # a folder it may not write in: before any work, and left as it was
+            self.__exit__()
+            raise UsageError(f"--out {self.out}: cannot write there ({e.strerror or e})") from None
         except BaseException:
             self.__exit__()
             raise
@@ -120,8 +136,9 @@ class ResultsFolder:
     def __exit__(self, *exc: object) -> None:
         if hasattr(self, "staging"):
             shutil.rmtree(self.staging, ignore_errors=True)
-        if not self.committed and not self.marked:
-            (self.out / MARK).unlink(missing_ok=True)
+        if not self.committed and not getattr(self, "marked", True):
+            with contextlib.suppress(OSError):
+                (self.out / MARK).unlink(missing_ok=True)
             if self.created:
                 with contextlib.suppress(OSError):
                     self.out.rmdir()
@@ -129,22 +146,67 @@ class ResultsFolder:
 
     def commit(self, staged: Path) -> None:
         """Move every file under ``staged`` into the folder; delete what the old mark lists and this run
-        did not write. The mark lists a superset of the tool's files on disk at every moment."""
+        did not write. The mark lists a superset of the tool's files on disk at every moment. Where a file
+        cannot be put in place, every one put in place so far is taken back and the old ones restored: the
+        folder is as it was, and a BenchError says which file could not be written."""
         new = sorted(p.relative_to(staged).as_posix() for p in staged.rglob("*") if p.is_file())
         old = read_mark(self.out) or []
         clash = next((f for f in new if f not in old and (self.out / f).exists()), None)
         if clash:
             raise BenchError(f"results not written: {self.out / clash} is not autodiff-bench's; move it and rerun")
         with procs.signals_deferred():
-            write_mark(self.out, [*{*old, *new}])
-            for f in new:
-                (self.out / f).parent.mkdir(parents=True, exist_ok=True)
-                os.replace(staged / f, self.out / f)
+            self.replace(staged, new, old)
+            kept = []  # what the old mark lists and cannot be deleted: still the tool's, so still listed
             for f in set(old) - set(new):
-                with contextlib.suppress(FileNotFoundError, IsADirectoryError):  # a folder there is not ours
+                try:
                     (self.out / f).unlink()
+                except (FileNotFoundError, IsADirectoryError):  # a folder there is not ours
+                    pass
+                except OSError:
+                    kept.append(f)
             for folder in sorted({Path(f).parent for f in old} - {Path(".")}, key=lambda p: -len(p.parts)):
                 with contextlib.suppress(OSError):  # only if empty: a user's file in it keeps it
                     (self.out / folder).rmdir()
-            write_mark(self.out, new)
+            with contextlib.suppress(OSError):  # else the mark lists the old files too: a superset still
+                write_mark(self.out, [*new, *kept])
             self.committed = True
+
+    def replace(self, staged: Path, new: list[str], old: list[str]) -> None:
+        """Each staged file in place, the file it replaces kept aside until all are; on a failure, the
+        folder put back as it was (``commit``)."""
+        placed: list[str] = []  # in place, in order
+        aside: list[str] = []  # earlier files moved aside into ``backup``
+        made: list[Path] = []  # folders made for them
+        try:
+            backup = Path(tempfile.mkdtemp(prefix=STAGING, dir=self.out))  # a killed run's is cleared by the next
+        except OSError as e:
+            raise BenchError(f"results not written: {self.out}: {e.strerror or e}; it is as it was") from None
+        try:
+            write_mark(self.out, [*{*old, *new}])
+            for f in new:
+                target = self.out / f
+                if not target.parent.is_dir():
+                    target.parent.mkdir(parents=True)
+                    made.append(target.parent)
+                if target.exists():
+                    (backup / f).parent.mkdir(parents=True, exist_ok=True)
+                    os.replace(target, backup / f)
+                    aside.append(f)
+                os.replace(staged / f, target)
+                placed.append(f)
+        except OSError as e:
+            for f in reversed(placed):
+                with contextlib.suppress(OSError):
+                    (self.out / f).unlink()
+            for f in reversed(aside):
+                with contextlib.suppress(OSError):
+                    os.replace(backup / f, self.out / f)
+            for folder in reversed(made):
+                with contextlib.suppress(OSError):
+                    folder.rmdir()
+            with contextlib.suppress(OSError):
+                write_mark(self.out, old)
+            where = e.filename or self.out
+            raise BenchError(f"results not written: {where}: {e.strerror or e}; {self.out} is as it was") from None
+        finally:
+            shutil.rmtree(backup, ignore_errors=True)

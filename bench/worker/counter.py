@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 import backends
-from bench.core.errors import BenchError, Diverged
+from bench.core.errors import BenchError
 from bench.host import procs
 from bench.worker import timer, training
 
@@ -188,16 +188,17 @@ def count(task: str, backend: str, dtype: str = "float64", device: str = "cpu", 
     cold_caches()
     b = training.build(task, backend, dtype, device, n=n)
     unit = timer.Unit(b, steps)
-    for _ in range(warmups):
+    for i in range(warmups):
         unit()
+        if i == 0:  # from the initial parameters: the schedule's own first steps
+            timer.on_schedule(unit)
     label = label or "-".join(str(p) for p in (task, n, backend, dtype) if p is not None)
     empty = shim.count(lambda: None, f"{label} (empty)")  # also the window's own first use
     probe = shim.count(unit, f"{label} (probe)").total - empty.total
     calls = min(MAX_CALLS, max(1, math.ceil(WINDOW / max(1, probe))))
     counted = shim.count(lambda: [unit() for _ in range(calls)], label) - empty
-    losses = unit.losses()
-    if not all(map(math.isfinite, losses)):
-        raise Diverged(next(i for i, v in enumerate(losses) if not math.isfinite(v)) + 1)
+    if not all(map(math.isfinite, unit.losses())):  # the task's own step, where its schedule diverges
+        raise timer.divergence((task, backend, dtype, device, n), unit, (warmups + 1 + calls) * unit.steps)
     steps = calls * unit.steps
     exact = counted.total - counted.allocator - counted.pool - counted.lookup
     return {"mode": b.mode, "device": b.device, "steps_counted": unit.steps, "calls_counted": calls,

@@ -84,6 +84,7 @@ class Timed:
                  unit_time: float, objective: bool, handwritten: bool, size: int | None) -> None:  # fmt: skip
 
         started = time.perf_counter()
+        self.case = (task, backend, dtype, device, n)
         b = training.build(task, backend, dtype, device, n=n)
         timed: dict[str, Callable[[], Any]] = {}
         if handwritten:
@@ -92,14 +93,21 @@ class Timed:
         if size is None:
             least = min(steps, MIN_STEPS)
             probe = Unit(b, least)  # its first call includes tracing, compiling or hybridizing
-            self.first["first_call_s"], per_step = seconds(probe), seconds(probe) / probe.steps
+            self.first["first_call_s"] = seconds(probe)
+            on_schedule(probe)  # from the initial parameters: the schedule's own first steps
+            per_step = seconds(probe) / probe.steps
+            calls = 2
             if per_step * probe.steps < unit_time:  # a quick slice: the fastest of three calls sizes the unit
-                per_step = min(per_step, *(seconds(probe) / probe.steps for _ in range(2)))
+                per_step, calls = min(per_step, *(seconds(probe) / probe.steps for _ in range(2))), 4
             size = int(np.clip(unit_time / per_step, least, steps))  # a slow step gets a shorter slice
             unit = probe if size == probe.steps else Unit(b, size)  # the probe is warm: called twice already
             warm_ups = 0 if unit is probe else 1
+            self.trained = calls * probe.steps + warm_ups * unit.steps
         else:
-            unit, warm_ups = Unit(b, size), 2  # its first call compiles, the second is the warm-up
+            unit, warm_ups = Unit(b, size), 1  # its first call compiles, the second is the warm-up
+            unit()
+            on_schedule(unit)
+            self.trained = 2 * unit.steps
         for _ in range(warm_ups):
             unit()
         timed["step_s"] = self.unit = unit
@@ -138,12 +146,39 @@ class Timed:
                 reading.calibrate()
                 now, self.since = time.perf_counter(), 0.0
         machine = reading.end(calibrate=last)
-        bad = np.flatnonzero(~np.isfinite(unit.losses()))
-        if bad.size:  # a timing of arithmetic on inf and NaN is not a timing of training
-            raise Diverged(int(bad[0]) + 1)
+        self.trained += (len(steps) + 1) * unit.steps  # and the call of ``settle``, if any
+        if not np.isfinite(unit.losses()).all():  # a timing of arithmetic on inf and NaN is not a timing of training
+            raise divergence(self.case, unit, self.trained)
         timed = len(steps) * unit.steps
         return {**figures, "machine": machine, "rounds_s": time.perf_counter() - rounds_start,
                 "faults_per_step": faults / timed, "steps_timed": timed}  # fmt: skip
+
+
+def on_schedule(unit: Unit) -> None:
+    """After the first call of a slice from the initial parameters, whose steps are then the schedule's first:
+    a loss that is not finite there is the task's own divergence, named by its step."""
+    bad = np.flatnonzero(~np.isfinite(unit.losses()))
+    if bad.size:
+        raise Diverged(int(bad[0]) + 1)
+
+
+def divergence(case: tuple[Any, ...], unit: Unit, trained: int) -> Exception:
+    """Why a slice called over and over (its rounds, each from where the last left off) came to a loss that is
+    not finite, where its first call did not: the step of the task's own schedule, trained from its start
+    in a fresh instance of the backend as far as the slice's calls went (``trained`` steps), where that
+    diverges; else that the rounds did where the schedule does not. ``case``: (task, backend, dtype, device, n)."""
+    task, backend, dtype, device, n = case
+    t = unit.backend.task
+    epochs = min(t.epochs, -(-trained // t.steps_per_epoch))
+    try:
+        training.train_here(task, backend, dtype, device, epochs=epochs, n=n)
+    except Diverged as e:
+        return e
+    return BenchError(
+        f"the loss is not finite once the schedule's first {unit.steps} steps were trained again and again, each "
+        f"time from where the last left off (as timing rounds and counted calls do); the schedule itself, from its "
+        f"start, does not diverge in its first {epochs * t.steps_per_epoch} steps"
+    )
 
 
 # The cases of this process between their visits (``measure``'s ``visit``), by what names a case

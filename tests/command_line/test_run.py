@@ -3,15 +3,18 @@ nothing that the tool did not write is ever replaced or deleted."""
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import hashlib
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -19,13 +22,15 @@ import pytest
 
 import backends
 from bench.campaign import remote, timing
+from bench.campaign.remote import train
 from bench.commands import run
 from bench.core.cases import Case, Settings
-from bench.core.errors import BenchError
+from bench.core.errors import BenchError, Diverged
 from bench.core.options import Options, asked_cases
 from bench.host import envs, procs
 from bench.report import outdir, plots
 from bench.worker import floor as bench_floor
+from conftest import cubic_task
 
 
 def bench_run(*args: str) -> subprocess.CompletedProcess[str]:
@@ -417,3 +422,97 @@ def test_the_command_names_a_folder_inside_the_clone_as_any_clone_would():
     assert command(envs.ROOT / "results" / "count", count=True).endswith(" --out results/count")
     assert "--out" not in command(envs.ROOT / "results")
     assert command(Path("/elsewhere/r")).endswith(" --out /elsewhere/r")
+
+
+def writable(folder: Path) -> bool:
+    try:
+        (folder / ".probe").mkdir()
+        (folder / ".probe").rmdir()
+        return True
+    except OSError:
+        return False
+
+
+@contextlib.contextmanager
+def unwritable(folder: Path) -> Iterator[None]:
+    """Nothing can be written in ``folder`` while in the block: its mode, and where that does not stop this
+    process (root), the immutable flag (``chattr +i``); skipped where neither does."""
+    mode, flagged = folder.stat().st_mode, False
+    folder.chmod(0o555)
+    try:
+        if writable(folder) and shutil.which("chattr"):
+            flagged = subprocess.run(["chattr", "+i", str(folder)], capture_output=True).returncode == 0
+        if writable(folder):
+            pytest.skip("nothing here stops this process writing in a folder")
+        yield
+    finally:
+        if flagged:
+            subprocess.run(["chattr", "-i", str(folder)], check=True)
+        folder.chmod(mode)
+
+
+@pytest.mark.parametrize("which", ["the folder", "a new folder in it", "its plots"])
+def test_a_folder_that_cannot_be_written_is_one_line_before_any_work_and_left_as_it_was(tmp_path, which):
+    out = tmp_path / "r"
+    earlier_results(out)
+    before = snapshot(out)
+    target = out / "new" if which == "a new folder in it" else out
+    words = ["cannot write in its plots/"] if which == "its plots" else ["cannot write there"]
+    with unwritable(out / "plots" if which == "its plots" else out):
+        refused(target, words=[f"--out {target}", *words])
+    assert snapshot(out) == before and not (out / "new").exists()
+
+
+def test_a_file_where_the_folder_should_be_is_one_line(tmp_path):
+    (tmp_path / "f").write_text("a file")
+    refused(tmp_path / "f" / "r", words=[f"--out {tmp_path / 'f' / 'r'}", "cannot write there (Not a directory)"])
+    assert (tmp_path / "f").read_text() == "a file"
+
+
+def test_results_that_cannot_be_put_in_place_leave_the_old_ones(tmp_path, monkeypatch):
+    """A file that cannot be replaced at the end (a read-only plots/, a full disk): the files already moved in
+    are taken back, the old ones restored, and the error names the file."""
+    out = tmp_path / "r"
+    earlier_results(out)
+    before = snapshot(out)
+    real = os.replace
+
+    def replace(src, dst):
+        if Path(dst) == out / "results.csv":
+            raise PermissionError(1, "Operation not permitted", str(dst))
+        return real(src, dst)
+
+    with outdir.ResultsFolder(out) as folder:
+        staged = folder.staging / "results"
+        (staged / "plots").mkdir(parents=True)
+        for name in ("README.md", "results.json", "results.csv", "plots/fit_linear.png"):
+            (staged / name).write_text(f"this run's {name}")
+        monkeypatch.setattr(os, "replace", replace)
+        with pytest.raises(BenchError) as e:
+            folder.commit(staged)
+    assert str(e.value) == f"results not written: {out / 'results.csv'}: Operation not permitted; {out} is as it was"
+    assert snapshot(out) == before and not [p for p in out.iterdir() if p.name.startswith(outdir.STAGING)]
+
+
+def test_a_divergence_names_the_task_s_own_step_in_timing_and_correctness(tmp_path, monkeypatch, user_task):
+    """Its step from the start of the schedule, as ``bench train`` names it: where a timing process's first
+    slice finds it (step 7, within the 10 steps of a --quick round), and where only the training for the
+    correctness columns reaches it (step 22), never the step of the timing's last round."""
+    early = user_task(cubic_task(tmp_path, "early", lr="0.5 if e < 5 else 1e200"))
+    late = user_task(cubic_task(tmp_path, "late", lr="0.5 if e < 20 else 1e200"))
+    for name in (early, late):
+        with pytest.raises(Diverged) as trained:
+            train(name, "numpy")
+        assert trained.value.step == {early: 7, late: 22}[name]
+    monkeypatch.setattr(bench_floor, "measure", lambda threads, **read: FLOOR)
+    o = Options(out=tmp_path / "r", tasks=[early, late], backends=["numpy", "mxnet"], dtypes=["float64"],
+                    threads=1, device="cpu", quick=True, timeout=120.0, repeats=1, sizes=[100])  # fmt: skip
+    assert run.run(o) == 1
+    errors = {
+        (c["task"], c["backend"]): c.get("error") for c in json.loads((o.out / "results.json").read_text())["cases"]
+    }
+    assert errors == {("early", "numpy"): "diverged at step 7: the loss is not finite",
+                      ("early", "mxnet"): "diverged at step 7: the loss is not finite",
+                      ("late", "numpy"): "diverged at step 22: the loss is not finite",
+                      ("late", "mxnet"): "diverged at step 22: the loss is not finite",
+                      ("quadratic", "numpy"): None, ("quadratic", "mxnet"): None}  # fmt: skip

@@ -18,7 +18,7 @@ from bench.core.cases import Settings
 from bench.host import envs
 from bench.report.formatting import instructions
 from bench.worker import counter
-from conftest import one_line_error
+from conftest import cubic_task, one_line_error
 
 if shutil.which("valgrind") is None:  # said, never skipped silently: counting is what this file tests
     pytest.fail("tests/timing/test_count.py needs valgrind: apt-get install valgrind", pytrace=False)
@@ -341,3 +341,19 @@ def test_each_counting_process_compiles_into_an_empty_cache_of_its_own(tmp_path)
         assert first == again and first.parent == shared and not any(first.iterdir())  # once a process, empty
         seen.append(first)
     assert seen[0] != seen[1]
+
+
+def test_a_divergence_names_the_task_s_own_step(tmp_path):
+    """Found in the slice's first call (the schedule's steps 1-10): its step, as ``bench train`` names it, not
+    the step of the last call counted; found only after the slice was called again and again: that the
+    schedule itself, from its start, does not diverge there."""
+    early = cubic_task(tmp_path, "early", lr="0.5 if e < 5 else 1e200")
+    again = cubic_task(tmp_path, "again", lr="1e30 if e == 0 else 0.5", epochs=20)
+    out = tmp_path / "r"
+    done = bench_run("--task", str(early), "--task", str(again), "--backends", "numpy", "--sizes", "100",
+                     "--out", str(out))  # fmt: skip
+    assert done.returncode == 1, done.stderr
+    errors = {c["task"]: c.get("error") for c in json.loads((out / "results.json").read_text())["cases"]}
+    assert errors["early"] == "diverged at step 7: the loss is not finite"
+    assert errors["again"].startswith("the loss is not finite once the schedule's first 10 steps were trained again")
+    assert errors["again"].endswith("does not diverge in its first 20 steps") and errors["quadratic"] is None

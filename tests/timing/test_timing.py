@@ -8,15 +8,16 @@ import numpy as np
 import pytest
 
 from bench.campaign import remote, timing
+from bench.campaign.remote import train
 from bench.campaign.timing import Turns
 from bench.core import noise_model
 from bench.core.cases import VISITS, Case, Settings
-from bench.core.errors import BenchError
+from bench.core.errors import BenchError, Diverged
 from bench.core.stats import fit_overhead
 from bench.host import procs
 from bench.worker import timer, training
 from bench.worker.timer import Unit, measure, seconds
-from conftest import QUIET, stand_in_workers
+from conftest import QUIET, cubic_task, stand_in_workers
 
 
 @pytest.mark.quiet
@@ -323,3 +324,26 @@ def test_a_last_round_process_that_dies_while_timing_is_not_trained_and_the_roun
     c = timing.Campaign(cases, Settings(repeats=1), {}, None)
     c.timings()
     assert c.errors == {cases[1]: "the worker was killed by SIGKILL"} and list(c.checked) == [cases[0]]
+
+
+def test_a_divergence_the_rounds_find_names_the_schedule_s_step(tmp_path, user_task):
+    """A task that diverges at its step 50: the first slice of 10 steps passes, a round of 100 does not, and the
+    error names step 50, as ``bench train`` does, not the step of the round."""
+    name = user_task(cubic_task(tmp_path, "late", lr="0.5 if e < 48 else 1e200", epochs=300))
+    with pytest.raises(Diverged) as trained:
+        train(name, "numpy")
+    with pytest.raises(Diverged) as timed:
+        measure(name, "numpy", steps=100, unit_time=1.0, round_time=0.0, min_rounds=1)
+    assert timed.value.step == trained.value.step == 50
+
+
+def test_rounds_that_diverge_where_the_schedule_does_not_say_so(tmp_path, user_task):
+    """Rounds train the schedule's first slice again and again: where that diverges and the schedule from its
+    start does not, the error says so rather than name a step the schedule never reaches."""
+    name = user_task(cubic_task(tmp_path, "rounds", lr="5e4 if e == 0 else 0.5", epochs=20))
+    assert np.isfinite(train(name, "numpy").losses).all()
+    with pytest.raises(BenchError) as timed:
+        measure(name, "numpy", steps=10, unit_time=0.0, round_time=0.0, min_rounds=200)
+    said = str(timed.value)
+    assert said.startswith("the loss is not finite once the schedule's first 10 steps were trained again and again")
+    assert said.endswith("; the schedule itself, from its start, does not diverge in its first 20 steps")
