@@ -229,7 +229,7 @@ _NOT_TASK_CODE = (_ROOT / "bench", _ROOT / "backends", *(Path(__file__).parent /
 
 def task_code(filename: str) -> bool:
     """Whether a file is a task's code (``code_line``)."""
-    if filename.startswith("<"):
+    if not os.path.isabs(filename):  # ``<string>``, ``<frozen ...>``, a compiled extension's own source
         return False
     path = Path(os.path.realpath(filename))
     libraries = {Path(os.path.realpath(p)) for p in (sys.prefix, sys.base_prefix, sys.exec_prefix)}
@@ -269,8 +269,9 @@ def error_line(e: BaseException) -> str:
 def problems(task: Task) -> list[str]:
     """What makes a task unusable, each in a line, before any backend sees it: data and parameters that are
     not arrays of numbers, of at least one dimension, finite; x and y of different lengths; a schedule that
-    is not finite and above 0 every epoch; a model and loss that fail on numpy or give no finite number at
-    the initial parameters; a hand-derived gradient that fails or is not one array of each parameter's shape."""
+    is not finite and above 0 every epoch; settings of the wrong kind (``setting_problems``); functions that
+    a worker cannot import; a model and loss that fail on numpy or give no finite number at the initial
+    parameters; a hand-derived gradient that fails or is not one array of each parameter's shape."""
     out = []
     arrays = {"x": task.x, "y": task.y}
     if not isinstance(task.init, Mapping) or not task.init:
@@ -297,28 +298,94 @@ def problems(task: Task) -> list[str]:
     bad = np.flatnonzero(~(np.isfinite(lrs) & (lrs > 0)))
     if bad.size:
         out.append(f"lr({bad[0]}) is {lrs[bad[0]]:g}, not a finite number above 0 (lr takes the epoch, from 0)")
+    out += setting_problems(task)
+    for name in ("model", "loss", "loss_and_grad", "metrics"):
+        fn = getattr(task, name)
+        if name == "metrics" and fn is None:
+            continue
+        if not callable(fn):
+            out.append(f"{name} is {type(fn).__name__}, not a function")
+        elif not importable(fn):
+            what = repr(fn.__qualname__) if hasattr(fn, "__qualname__") else f"a {type(fn).__name__} object"
+            out.append(f"{name} is {what}, which a worker cannot import by its name: make it a function at the top "
+                       "of the task's file")  # fmt: skip
+    return out or running_problems(task)
+
+
+def importable(fn: Any) -> bool:
+    """Whether another process finds ``fn`` by its module and name, as every worker does a task's functions
+    (a function defined at the top of its module; not a lambda, nor one defined inside ``make``)."""
+    found: Any = sys.modules.get(getattr(fn, "__module__", None) or "")
+    for part in getattr(fn, "__qualname__", "<none>").split("."):
+        found = getattr(found, part, None)
+    return found is fn
+
+
+def setting_problems(task: Task) -> list[str]:
+    """Settings of the wrong kind: a shuffle seed that is no whole number of 0 or more, tolerances that are
+    not finite numbers above 0 (``expected_tol``: 0 or more), an ``expected`` end that names no parameter or
+    is not numbers of its shape, ``metric_floors`` without ``metrics`` or not numbers."""
+    out = []
+    seed = task.shuffle_seed
+    if seed is not None and (not isinstance(seed, int) or isinstance(seed, bool) or seed < 0):
+        out.append(f"shuffle_seed is {seed!r}, not a whole number of 0 or more (or None)")
+    tol, f32 = task.expected_tol, task.float32_tol
+    if not (isinstance(tol, int | float) and np.isfinite(tol) and tol >= 0):
+        out.append(f"expected_tol is {tol!r}, not a finite number of 0 or more")
+    if f32 is not None and not (isinstance(f32, int | float) and np.isfinite(f32) and f32 > 0):
+        out.append(f"float32_tol is {f32!r}, not a finite number above 0 (or None)")
+    for k, v in dict(task.expected).items():
+        if k not in task.init:
+            out.append(f"expected names {k!r}, which is no parameter (they are {', '.join(task.init)})")
+            continue
+        try:
+            end = np.asarray(v, dtype="float64")
+            fits = np.broadcast_shapes(end.shape, task.init[k].shape) == task.init[k].shape
+        except (TypeError, ValueError):
+            fits = False
+        if not fits:
+            out.append(f"expected {k!r} is {v!r}, not numbers of its parameter's shape {task.init[k].shape}")
+    floors = task.metric_floors
+    if floors and task.metrics is None:
+        out.append("metric_floors are given and metrics is not: the floors have nothing to bound")
+    if not isinstance(floors, Mapping) or not all(isinstance(f, int | float) for f in floors.values()):
+        out.append(f"metric_floors is {floors!r}, not a dict of name -> number")
+    return out
+
+
+def running_problems(task: Task) -> list[str]:
+    """The task's functions run on numpy at the initial parameters: the model and loss give one finite
+    number, the hand-derived gradient one array of each parameter's shape, the metrics a number of each floor's."""
     try:
         with np.errstate(all="ignore"):  # what overflows is found below, not printed
             loss = task.loss(task.model(task.init, task.x, np), task.y, np)
     except Exception as e:
-        return [*out, f"the model or loss fails on numpy: {error_line(e)}"]
+        return [f"the model or loss fails on numpy: {error_line(e)}"]
     if not isinstance(loss, int | float | np.ndarray | np.number) or np.size(loss) != 1:
         shape = f"shape {np.shape(loss)}" if isinstance(loss, np.ndarray) else repr(loss)[:40]
-        return [*out, f"the loss gives {shape}, not one number"]
+        return [f"the loss gives {shape}, not one number"]
     if not np.isfinite(loss).all():
-        return [*out, f"the loss at the initial parameters is {float(np.ravel(loss)[0])}, not finite"]
+        return [f"the loss at the initial parameters is {float(np.ravel(loss)[0])}, not finite"]
     try:
         with np.errstate(all="ignore"):
             got = task.loss_and_grad(task.init, task.x, task.y)
     except Exception as e:
-        return [*out, f"the hand-derived gradient (loss_and_grad) fails: {error_line(e)}"]
+        return [f"the hand-derived gradient (loss_and_grad) fails: {error_line(e)}"]
     if not isinstance(got, tuple) or len(got) != 2:
-        return [*out, f"loss_and_grad returns {type(got).__name__}, not (loss, gradient)"]
+        return [f"loss_and_grad returns {type(got).__name__}, not (loss, gradient)"]
     grads = got[1]
     if not isinstance(grads, Mapping) or grads.keys() != task.init.keys():
         has = sorted(grads) if isinstance(grads, Mapping) else type(grads).__name__
-        return [*out, f"loss_and_grad's gradient has {has}, not one array for each parameter {sorted(task.init)}"]
-    for k, v in task.init.items():
-        if np.shape(grads[k]) != v.shape:
-            out.append(f"the hand-derived gradient of {k!r} has shape {np.shape(grads[k])}, its parameter {v.shape}")
+        return [f"loss_and_grad's gradient has {has}, not one array for each parameter {sorted(task.init)}"]
+    out = [f"the hand-derived gradient of {k!r} has shape {np.shape(grads[k])}, its parameter {v.shape}"
+           for k, v in task.init.items() if np.shape(grads[k]) != v.shape]  # fmt: skip
+    if task.metrics is not None:
+        try:
+            with np.errstate(all="ignore"):
+                got = task.metrics(task.init)
+        except Exception as e:
+            return [*out, f"metrics fails at the initial parameters: {error_line(e)}"]
+        wanted = list(task.metric_floors)
+        if not isinstance(got, Mapping) or not all(isinstance(got.get(k), int | float | np.number) for k in wanted):
+            out.append(f"metrics gives {repr(got)[:60]}, not a dict with a number for each floor ({', '.join(wanted)})")
     return out
