@@ -73,7 +73,8 @@ def parser() -> Parser:
                    f"{run_jobs()}); --threads N × --jobs J must fit the {procs.cpus()} CPUs here")  # fmt: skip
     r.add_argument("--device", default="cpu", help="cpu (default) or cuda, for torch and jax")
     r.add_argument("--quick", action="store_true", help="a smoke run of under a minute; its timings are not to be read")
-    r.add_argument("--timeout", type=float, help="seconds one process may take (default 600, quick 120, count 3600)")
+    r.add_argument("--timeout", type=float, help="seconds one process may take (default 600, quick 120, count "
+                   "3600) for the cases a default run gives it; one given more cases, as much longer")  # fmt: skip
     r.add_argument("--repeats", type=int, help="processes per backend, interleaved (default 3, quick 1, count 1)")
     r.add_argument("--native-blas", action="store_true",
                    help="time the main environment without OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE, so that numpy's "

@@ -14,7 +14,7 @@ from typing import Any
 import backends
 from bench.core import taskdata
 from bench.core.cases import check_names
-from bench.core.errors import BenchError, Unavailable
+from bench.core.errors import BenchError, Unanswered, Unavailable
 from bench.core.records import Nested, TrainingRun
 from bench.core.wire import decode
 from bench.host import envs, machine, procs
@@ -99,7 +99,8 @@ class Remote:
                 self.err.seek(0)
                 why = procs.ended(code, self.err.read().decode(errors="replace").splitlines(), timeout)
                 why = why.replace("the worker", f"the {self.env} worker", 1)
-                outcomes += [BenchError(why)] * (len(self.calls) - len(outcomes))
+                missing = len(self.calls) - len(outcomes)  # the first: the call it was on
+                outcomes += [Unanswered(why, on=True), *[Unanswered(why)] * (missing - 1)]
         return outcomes
 
     def answers(self) -> list[dict[str, Any]]:

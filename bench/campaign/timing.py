@@ -32,8 +32,8 @@ import backends
 from bench.campaign.progress import Progress
 from bench.campaign.remote import Remote
 from bench.core import taskdata
-from bench.core.cases import Case, Settings
-from bench.core.errors import BenchError
+from bench.core.cases import Case, Settings, time_limit
+from bench.core.errors import BenchError, Unanswered
 from bench.core.noise_model import (
     REMEASURE_AT_MOST,
     drift,
@@ -224,15 +224,19 @@ class Campaign:
         self.seconds: dict[str, float] = dict.fromkeys(SPENT, 0.0)  # worker-seconds, where several run at once
         self.building: dict[str, float] = {}  # a backend's building seconds in its last process (Turns' hint)
         self.startup: dict[str, float] = {}  # a backend's quickest process start-up (``within``)
+        self.unreached: dict[str, list[Case]] = {}  # the cases a process ended before (``measure``), by backend
         self.workers, self.lock = Workers(settings.jobs, cpus=cpu_sets(settings)), threading.Lock()
         self.trainers = Workers(procs.cpus())  # the correctness columns' workers: they time nothing
 
     def measure(self, backend: str, mine: list[Case], what: str, phase: str, turns: Turns | None = None,
-                workers: Workers | None = None, train: Sequence[Case] = ()) -> list[dict[str, Any] | None]:  # fmt: skip
+                workers: Workers | None = None, train: Sequence[Case] = (),
+                again: bool = True) -> list[dict[str, Any] | None]:  # fmt: skip
         """One fresh worker times these cases, then trains those of ``train`` for the correctness columns
         (``kept``); what it answered for each case timed (None where it failed). Its wall time is counted to
         ``phase``, the part of it its calls spent building, timing and training apart, and the part it spent
-        waiting (``turns``: it built its cases ahead, then waited for its turn) not at all."""
+        waiting (``turns``: it built its cases ahead, then waited for its turn) not at all. A worker that ends
+        early (past its time, or crashed) loses the case it was on alone: the cases it timed keep what it
+        answered, those it never reached are left to another process (``unreached``, where ``again``)."""
         with self.lock:  # the round's size, where an earlier process of the case chose it (its first call)
             sized = {c: next((p["steps_per_round"] for p in self.found[c] if "first_call_s" in p), None) for c in mine}
         visits = range(self.settings.measure_arguments["visits"])
@@ -249,16 +253,20 @@ class Campaign:
         with self.lock:
             own = time.monotonic() - started - (turns.waited[backend] if turns else 0.0)
             self.seconds[phase] += own
+            ended = [i for i, got in enumerate(answered) if isinstance(got, Unanswered)]
+            on = next((mine[i % len(mine)] for i in ended if answered[i].on), None)  # the case it was on, if any
             for c, got in zip(mine, map(joined, [answered[i :: len(mine)] for i in range(len(mine))]), strict=True):
+                if (c == on and not isinstance(got, BenchError)) or (got is None and not again):
+                    got = answered[ended[0]]
+                elif got is None:  # never reached: another process times it
+                    self.unreached.setdefault(backend, []).append(c)
                 if isinstance(got, dict):
                     self.seconds["setup and compile"] += got["setup_s"]
                     self.seconds["rounds"] += got["rounds_s"]
                     self.seconds[phase] -= got["setup_s"] + got["rounds_s"]
                 if isinstance(got, BenchError):
                     self.errors.setdefault(c, str(got))
-                    out.append(None)
-                else:
-                    out.append(got)
+                out.append(got if isinstance(got, dict) else None)
             trained_s = self.kept(train, trained)  # after the timings: a case whose timing failed says why
             self.seconds[phase] -= trained_s
             self.seconds["correctness"] += trained_s
@@ -314,6 +322,19 @@ class Campaign:
             for c, got in zip(self.by_backend[b], answers, strict=True):
                 if got is not None:
                     self.found[c].append(got)
+
+    def timed_again(self) -> None:
+        """The cases that a process never reached, for it ended first (ran past its time, or crashed on another
+        case), timed by one more process of their backend each; one that this one does not reach fails."""
+        work, self.unreached = list(self.unreached.items()), {}
+        for (_, mine), answers in zip(work, self.workers.map(self.once_more, work), strict=True):
+            with self.lock:
+                for c, got in zip(mine, answers, strict=True):
+                    if got is not None:
+                        self.found[c].append(got)
+
+    def once_more(self, b: str, mine: list[Case]) -> list[dict[str, Any] | None]:
+        return self.measure(b, mine, f"[again] {b}", "remeasuring: start-up", again=False)
 
     def remeasure_noisy(self) -> None:
         """Each process that timed a case while the machine was busy (``noisy``) is replaced by one more
@@ -372,6 +393,8 @@ class Campaign:
         """Each case's training for its correctness columns, or why it failed; the seconds they trained."""
         seconds = 0.0
         for c, out in zip(speed, answered, strict=True):
+            if isinstance(out, Unanswered):  # its process ended first: one of its own trains it (correctness)
+                continue
             if isinstance(out, BenchError):
                 self.errors.setdefault(c, str(out))
             else:
@@ -412,6 +435,7 @@ def time_cases(cases: list[Case], settings: Settings, progress: Progress | None 
             progress.skip(len(same) * settings.calls)
         campaign = Campaign(cases, settings, environ(settings, data, Path(scratch)), progress, same)
         campaign.timings()
+        campaign.timed_again()
         if not settings.quick:
             campaign.remeasure_noisy()
         campaign.correctness()
@@ -440,33 +464,41 @@ def processes(backend: str, calls: list[tuple[str, dict[str, Any]]], env: dict[s
     calls, after = list(calls), list(after or [])
     if progress is not None:
         progress.process(what, len(set(mine)))
+    limit = time_limit(settings, len(set(mine[: len(calls)])) + len(after))  # its cases, timed and trained
     where = backends.BACKENDS[backend].env
     environ = {**env, **machine.pinned_blas(where, settings.native_blas)}
     answered = None if progress is None else lambda i: progress.answered(mine[min(i + 1, len(mine) - 1)].params)
     if turns is None:
         worker = remote(where, calls + after, environ)
         try:
-            return worker.results(settings.timeout, answered)
+            return worker.results(limit, answered)
         finally:
             worker.stop()
     lead, worker = len(ahead or []) + 1, None
+
+    def timings(got: list[Any]) -> list[Any]:  # the answers to ``calls``, from all (building and settling first)
+        out, i = got[lead:], next((i for i, g in enumerate(got[: lead - 1]) if isinstance(g, Unanswered)), -1)
+        if 0 <= i < len(out) and got[i].on:  # it ended building a case: that case's first visit is the call it was on
+            out[i] = got[i]
+        return out
+
     try:
         with turns.build(backend):
             worker = remote(where, ahead, {**environ, procs.PIN: ""}, more=True)
-            worker.wait(lead - 1, settings.timeout)
+            worker.wait(lead - 1, limit)
         shifted = None if answered is None else lambda i: i >= lead and answered(i - lead)
         with turns.turn(backend):
             worker.send([("settle", {"cpus": procs.pinned(settings.threads)}), *calls], more=bool(after))
             if not after:
-                return worker.results(settings.timeout, shifted)[lead:]
-            if not worker.wait(lead + len(calls), settings.timeout, shifted):  # ended, or ran past its time:
+                return timings(worker.results(limit, shifted))
+            if not worker.wait(lead + len(calls), limit, shifted):  # ended, or ran past its time:
                 worker.send([])  # no more calls: it ends, and says how, in its turn; not trained
-                got = worker.results(settings.timeout, shifted)[lead:]
+                got = timings(worker.results(limit, shifted))
                 why = next((g for g in got if isinstance(g, BenchError)), BenchError("not timed"))
                 return got + [why] * len(after)
         with turns.train(backend):
             worker.send(after)
-            return worker.results(settings.timeout, shifted)[lead:]
+            return timings(worker.results(limit, shifted))
     finally:
         turns.leave(backend, turns.done)
         if worker is not None:

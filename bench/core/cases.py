@@ -52,6 +52,12 @@ VISITS = 4  # a process times its cases in turn this many times, a quarter of RO
 # The seconds remeasuring may take in a default run, by what the run's processes took (start-up, building,
 # rounds): the noisiest cases are timed again within it (docs/fair-timing.md)
 REMEASURE_SECONDS = 30.0
+# The work a --timeout is for: the builds of one process of a default run (a case built to time it, or to train it
+# for the correctness columns; a compiling backend compiles at each), by Settings.quick: --quick's 4 cases timed
+# (linear, digits, the sweep at 10² and 10⁴) and 2 trained; a default run's 12 timed (ten tasks, the sweep at 10⁴
+# and 10⁶: at 10² it is quadratic's own case) and 10 trained in its last round. A process given more builds (a
+# user's own tasks) may take as much longer (``time_limit``).
+BUILDS = {True: 6, False: 22}
 
 
 @dataclass(frozen=True)
@@ -101,6 +107,12 @@ class Settings:
     def budget(self) -> float:
         """Seconds of training for the correctness columns, beyond which a case trains fewer epochs."""
         return 0.5 if self.quick else 1.0
+
+
+def time_limit(settings: Settings, builds: int) -> float:
+    """Seconds one process of ``builds`` builds may take: ``settings.timeout`` for as many as a default run
+    gives one (BUILDS), in proportion beyond."""
+    return settings.timeout * max(1.0, builds / BUILDS[settings.quick])
 
 
 def jobs(quick: bool, workers: int = 1) -> int:

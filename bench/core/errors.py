@@ -19,6 +19,14 @@ class Unavailable(BenchError):
     pass
 
 
+class Unanswered(BenchError):
+    """A call a worker never answered: it ended (crashed, or ran past its time) before it, or while ``on`` it."""
+
+    def __init__(self, message: str, on: bool = False) -> None:
+        super().__init__(message)
+        self.on = on
+
+
 class Diverged(BenchError):
     def __init__(self, step: int) -> None:
         super().__init__(f"diverged at step {step}: the loss is not finite")

@@ -19,7 +19,7 @@ import numpy as np
 
 from bench.core import stats
 from bench.core.cases import Case
-from bench.core.errors import BenchError
+from bench.core.errors import BenchError, Unanswered
 from bench.host import machine
 
 # What a worker's readings of the machine say: a process is noisy where its calibration kernels ran this much
@@ -84,9 +84,12 @@ def visits_joined(visits: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def process_joined(visits: list[Any]) -> Any:
-    """A case's answers from one process, one a visit, as one answer: its first failure, or its visits
-    joined (``visits_joined``)."""
-    return next((v for v in visits if isinstance(v, BenchError)), None) or visits_joined(visits)
+    """A case's answers from one process, one a visit, as one answer: its first failure, or its visits joined
+    (``visits_joined``); the visits its process never answered (``Unanswered``: it ended first) left out, and
+    None where it answered none."""
+    failed = (v for v in visits if isinstance(v, BenchError) and not isinstance(v, Unanswered))
+    given = [v for v in visits if not isinstance(v, BenchError)]
+    return next(failed, None) or (visits_joined(given) if given else None)
 
 
 def merged(found: list[dict[str, Any]]) -> dict[str, Any]:

@@ -504,7 +504,7 @@ def test_a_divergence_names_the_task_s_own_step_in_timing_and_correctness(tmp_pa
         with pytest.raises(Diverged) as trained:
             train(name, "numpy")
         assert trained.value.step == {early: 7, late: 22}[name]
-    monkeypatch.setattr(bench_floor, "measure", lambda threads, **read: FLOOR)
+    monkeypatch.setattr(bench_floor, "bandwidth", lambda threads, **read: FLOOR)
     o = Options(out=tmp_path / "r", tasks=[early, late], backends=["numpy", "mxnet"], dtypes=["float64"],
                     threads=1, device="cpu", quick=True, timeout=120.0, repeats=1, sizes=[100])  # fmt: skip
     assert run.run(o) == 1

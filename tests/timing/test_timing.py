@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 
 import numpy as np
 import pytest
@@ -10,8 +11,9 @@ import pytest
 from bench.campaign import remote, timing
 from bench.campaign.remote import train
 from bench.campaign.timing import Turns
+from bench.core import cases as cases_module
 from bench.core import noise_model
-from bench.core.cases import VISITS, Case, Settings
+from bench.core.cases import BUILDS, VISITS, Case, Settings, time_limit
 from bench.core.errors import BenchError, Diverged
 from bench.core.stats import fit_overhead
 from bench.host import procs
@@ -347,3 +349,58 @@ def test_rounds_that_diverge_where_the_schedule_does_not_say_so(tmp_path, user_t
     said = str(timed.value)
     assert said.startswith("the loss is not finite once the schedule's first 10 steps were trained again and again")
     assert said.endswith("; the schedule itself, from its start, does not diverge in its first 20 steps")
+
+
+# A worker that answers as bench.worker does (batches that an empty line ends), but whose first process (the one that
+# finds no FLAG file) hangs on its third call, as a process given more cases than its time allows does
+HANGS = """import itertools, json, pathlib, sys, time
+from bench.core.wire import encode
+from bench.worker.serve import call_here
+flag = pathlib.Path(sys.argv[2])
+first = not flag.exists()
+flag.touch()
+done, batch = 0, []
+with open(sys.argv[1], "w") as out:
+    for line in itertools.chain(sys.stdin, [""]):
+        if line.strip():
+            batch.append(json.loads(line))
+            continue
+        for fn, kw in batch:
+            if first and done == 2:
+                time.sleep(600)
+            print(json.dumps(encode(call_here(fn, kw))), file=out, flush=True)
+            done += 1
+        batch = []
+"""
+
+
+@pytest.mark.parametrize("builders", [0, 2], ids=["quick", "built ahead"])
+def test_a_process_that_runs_out_of_time_loses_only_the_case_it_was_on(tmp_path, monkeypatch, builders):
+    """Its answers are kept: the cases it timed keep their figures and are trained in a process of their own,
+    the cases it never reached are timed by another; only the one it was on says it timed out. --quick: it hangs
+    timing its third case; a default run's, whose processes build their cases ahead (``Turns``), building it."""
+    flag = tmp_path / "hung"
+    monkeypatch.setattr(remote.Remote, "command", lambda self: [sys.executable, "-c", HANGS, self.out.name, flag])
+    monkeypatch.setattr(Settings, "builders", builders)
+    monkeypatch.setattr(cases_module, "ROUND_TIME", 0.04)  # a default run's rounds: within the test's limit
+    cases = [Case("speed", t, "numpy", "float64") for t in ("linear", "quadratic", "plane", "parabola")]
+    settings = Settings(repeats=1, quick=not builders, timeout=2.0)
+    found = timing.time_cases(cases, settings)
+    limit = time_limit(settings, len(cases) * 2)  # each case built to time it and to train it
+    assert {c.task: found[c].get("error") for c in cases} == {
+        "linear": None,
+        "quadratic": None,
+        "plane": f"the main worker timed out after {limit:g} s",
+        "parabola": None,
+    }
+    for c in (cases[0], cases[1], cases[3]):
+        assert found[c]["samples_s"] and found[c]["epochs_trained"] == found[c]["epochs"], found[c]
+
+
+def test_a_process_s_time_limit_follows_the_cases_it_builds():
+    """--timeout is what a process of a default run may take (BUILDS: its cases, timed and trained); one given
+    more cases may take as much longer."""
+    quick, default = Settings(quick=True, timeout=120.0), Settings(timeout=600.0)
+    assert time_limit(quick, BUILDS[True]) == time_limit(quick, 1) == 120.0
+    assert time_limit(quick, 2 * BUILDS[True]) == 240.0
+    assert time_limit(default, BUILDS[False] * 3) == 1800.0
