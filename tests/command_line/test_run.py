@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime
+import fnmatch
 import hashlib
 import json
 import os
@@ -179,13 +180,20 @@ def test_a_marked_folder_whose_own_names_hold_a_users_file_is_refused(tmp_path):
     refused(tmp_path, words=["results.json", "not written by autodiff-bench"])
 
 
-def test_a_plot_the_mark_does_not_list_is_refused_before_any_work(tmp_path):
+@pytest.mark.parametrize("plot", ["fit_linear.png", "summary_float64.png", "agreement_linear.png"])
+def test_a_plot_the_mark_does_not_list_is_refused_before_any_work(tmp_path, plot):
     """A file named as the tool names its plots, but not in the mark, is refused at the start, not after
     minutes of timing."""
     outdir.write_mark(tmp_path, ["README.md"])
     (tmp_path / "plots").mkdir()
-    (tmp_path / "plots" / "fit_linear.png").write_text("not the tool's")
-    refused(tmp_path, "--tasks", "linear", words=["plots/fit_linear.png", "not written by autodiff-bench"])
+    (tmp_path / "plots" / plot).write_text("not the tool's")
+    refused(tmp_path, "--tasks", "linear", words=[f"plots/{plot}", "not written by autodiff-bench"])
+
+
+def test_every_file_a_run_writes_is_one_the_tool_calls_its_own(quick):
+    """What a run writes (its mark) is what a folder without the mark may not hold (outdir.OWN)."""
+    written = outdir.read_mark(quick)
+    assert written and all(any(fnmatch.fnmatchcase(name, own) for own in outdir.OWN) for name in written), written
 
 
 def test_a_mark_that_names_a_path_outside_its_folder_is_refused(tmp_path):
