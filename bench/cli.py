@@ -20,6 +20,7 @@ import tasks
 from bench.campaign.counting import TIMEOUT
 from bench.campaign.remote import call_many, train
 from bench.commands import check, count, diff, run
+from bench.core import agreement
 from bench.core.agreement import end_error, end_tol, rel_diffs, run_diff, tol
 from bench.core.cases import DTYPES, check_names, require
 from bench.core.errors import BenchError, Failed, UsageError
@@ -192,17 +193,18 @@ def cmd_compare(a: argparse.Namespace) -> int:
     require("dtype", a.dtype, DTYPES)
     calls = [("train", {"task": t, "backend": b, "dtype": a.dtype}) for t in chosen for b in backends.BACKENDS]
     outcomes = call_many(calls)
-    refs: dict[tuple[str, str, str], TrainingRun | BenchError] = {}  # (task, lr dtype, formula) -> numpy
+    refs: dict[str, TrainingRun | BenchError] = {}  # the numpy runs, by their call (agreement.reference)
 
-    def reference(task: str, lr_dtype: str, formula: str) -> TrainingRun | BenchError:
-        if (task, lr_dtype, formula) not in refs:
-            ref_call = {"task": task, "backend": "numpy", "dtype": a.dtype, "lr_dtype": lr_dtype, "formula": formula}
-            refs[task, lr_dtype, formula] = serve.call_here("train", ref_call)
-        return refs[task, lr_dtype, formula]
+    def reference(run: TrainingRun, formula: str | None = None) -> TrainingRun | BenchError:
+        call = agreement.reference(run, formula)
+        key = json.dumps(call, sort_keys=True)
+        if key not in refs:
+            refs[key] = serve.call_here("train", call)
+        return refs[key]
 
     rows, ok = [], True
     for (_, kw), out in zip(calls, outcomes, strict=True):
-        ref = None if isinstance(out, BenchError) else reference(out.task, out.lr_dtype, out.formula)
+        ref = None if isinstance(out, BenchError) else reference(out)
         if isinstance(out, BenchError) or isinstance(ref, BenchError):
             why = str(out) if isinstance(out, BenchError) else f"the numpy reference failed: {ref}"
             rows.append((kw["task"], kw["backend"], "", "", "", "", why))
@@ -218,7 +220,7 @@ def cmd_compare(a: argparse.Namespace) -> int:
         if out.lr_dtype != "float64":
             verdict += f" (reference with its {out.lr_dtype} learning rate)"
         if out.formula != "reference":
-            verdict += " " + parting(out, reference(out.task, "float64", "reference"), limit)
+            verdict += " " + parting(out, reference(out, "reference"), limit)
         end = end_error(out, task.expected)
         reached = (
             "-" if not task.expected else f"{'yes' if end <= end_tol(task.expected_tol, a.dtype) else 'NO'} ({end:.1e})"

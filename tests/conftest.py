@@ -17,6 +17,7 @@ import pytest
 import backends
 import tasks
 from bench.campaign.remote import Remote, call_many, train
+from bench.core import agreement
 from bench.core.cases import DTYPES
 from bench.core.errors import BenchError
 from bench.core.records import TrainingRun
@@ -165,13 +166,10 @@ class Lab:
     def reference(self, run: TrainingRun, formula: str | None = None) -> TrainingRun:
         """The numpy run with the same schedule, optimiser and learning-rate precision as ``run``, following
         the same formula (``run.formula``: its framework's, where that differs; ``formula`` names another)."""
-        n = len(run.losses) // tasks.get(run.task).steps_per_epoch
-        formula = formula or run.formula
-        lr_dtype = run.lr_dtype if formula == run.formula else "float64"
-        key = ("reference", run.task, run.dtype, lr_dtype, n, json.dumps(run.optimizer, sort_keys=True), formula)
+        call = agreement.reference(run, formula)
+        key = ("reference", json.dumps(call, sort_keys=True))
         if key not in self.done:
-            self.done[key] = train(run.task, "numpy", run.dtype, epochs=n, lr_dtype=lr_dtype,
-                                           optimizer=run.optimizer, formula=formula)  # fmt: skip
+            self.done[key] = train(**call)
         return self.done[key]
 
 

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
-from bench.core.records import TrainingRun as Run
+import tasks
+from bench.core.records import TrainingRun
 from tasks import Task
 
 TOL = {"float64": 1e-9, "float32": 1e-4}  # on |a-b| / max(1, |a|+|b|)
@@ -28,14 +30,25 @@ def rel_diff(a: Sequence[float] | np.ndarray, b: Sequence[float] | np.ndarray) -
     return float(np.max(rel_diffs(a, b), initial=0.0))
 
 
-def run_diff(run: Run, ref: Run) -> float:
+def run_diff(run: TrainingRun, ref: TrainingRun) -> float:
     """The largest relative difference over the final parameters and every step's loss."""
     if run.digest != ref.digest or run.params.keys() != ref.params.keys():
         return float("inf")
     return max([rel_diff(run.losses, ref.losses), *(rel_diff(run.params[k], ref.params[k]) for k in ref.params)])
 
 
-def end_error(run: Run, expected: dict[str, float | list[float]]) -> float:
+def reference(run: TrainingRun, formula: str | None = None) -> dict[str, Any]:
+    """The one numpy run a training run is held against, as a ``train`` call's arguments: the same task, dtype,
+    epochs and optimiser, following the same update formula (``run.formula``: its framework's, where that
+    differs from the reference's by definition; ``formula`` names another, ``"reference"`` the published
+    definition) and, where it follows ``run``'s formula, rounding the learning rates as ``run`` did."""
+    formula = formula or run.formula
+    return {"task": run.task, "backend": "numpy", "dtype": run.dtype,
+            "epochs": len(run.losses) // tasks.get(run.task).steps_per_epoch, "optimizer": run.optimizer,
+            "lr_dtype": run.lr_dtype if formula == run.formula else "float64", "formula": formula}  # fmt: skip
+
+
+def end_error(run: TrainingRun, expected: dict[str, float | list[float]]) -> float:
     """The largest absolute distance of the final parameters from where the task says they end."""
     return max((float(np.max(np.abs(np.subtract(run.params[k], v)))) for k, v in expected.items()), default=0.0)
 
