@@ -20,7 +20,7 @@ from bench.campaign.remote import Remote, call_many, train
 from bench.core import agreement
 from bench.core.cases import DTYPES
 from bench.core.errors import BenchError
-from bench.core.records import TrainingRun
+from bench.core.records import ProcessTiming, TrainingRun
 from bench.host import envs
 
 # Training parabola-sgd's 80,000 single-sample steps costs eager jax about 3.5 min a dtype, so by
@@ -213,7 +213,7 @@ def stand_in_workers(monkeypatch: pytest.MonkeyPatch, answer: Callable[[dict[str
         for kw in measured:
             case = (kw["task"], kw["backend"], kw["dtype"], kw["n"])
             if case not in first:
-                first[case] = {k: v for k, v in (usual | answer(kw)).items() if v is not None}
+                first[case] = ProcessTiming.from_json({k: v for k, v in (usual | answer(kw)).items() if v is not None})
         others = {"correctness": {"correctness_s": 0.0}}  # else built ahead, settled (Turns)
         return [first[(kw["task"], kw["backend"], kw["dtype"], kw["n"])] if fn == "measure"
                 else others.get(fn, {"setup_s": 0.0}) for fn, kw in self.calls]  # fmt: skip

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import contextlib
+import dataclasses
 import functools
 import math
 import os
@@ -47,6 +48,7 @@ from bench.core.noise_model import (
     within,
 )
 from bench.core.noise_model import process_joined as joined
+from bench.core.records import ProcessTiming
 from bench.host import machine, procs
 
 
@@ -218,7 +220,7 @@ class Campaign:
         self.by_backend: dict[str, list[Case]] = {}
         for c in cases:
             self.by_backend.setdefault(c.backend, []).append(c)
-        self.found: dict[Case, list[dict[str, Any]]] = {c: [] for c in cases}
+        self.found: dict[Case, list[ProcessTiming]] = {c: [] for c in cases}
         self.errors: dict[Case, str] = {}
         self.checked: dict[Case, dict[str, Any]] = {}  # a speed case's correctness columns (``kept``)
         self.seconds: dict[str, float] = dict.fromkeys(SPENT, 0.0)  # worker-seconds, where several run at once
@@ -230,7 +232,7 @@ class Campaign:
 
     def measure(self, backend: str, mine: list[Case], what: str, phase: str, turns: Turns | None = None,
                 workers: Workers | None = None, train: Sequence[Case] = (),
-                again: bool = True) -> list[dict[str, Any] | None]:  # fmt: skip
+                again: bool = True) -> list[ProcessTiming | None]:  # fmt: skip
         """One fresh worker times these cases, then trains those of ``train`` for the correctness columns
         (``kept``); what it answered for each case timed (None where it failed). Its wall time is counted to
         ``phase``, the part of it its calls spent building, timing and training apart, and the part it spent
@@ -238,7 +240,9 @@ class Campaign:
         early (past its time, or crashed) loses the case it was on alone: the cases it timed keep what it
         answered, those it never reached are left to another process (``unreached``, where ``again``)."""
         with self.lock:  # the round's size, where an earlier process of the case chose it (its first call)
-            sized = {c: next((p["steps_per_round"] for p in self.found[c] if "first_call_s" in p), None) for c in mine}
+            sized = {
+                c: next((p.steps_per_round for p in self.found[c] if p.first_call_s is not None), None) for c in mine
+            }
         visits = range(self.settings.measure_arguments["visits"])
         called = {c: measure_call(c, self.settings, sized[c], c in self.beside) for c in mine}
         calls = [("measure", called[c] | {"visit": v}) for v in visits for c in mine]
@@ -260,17 +264,17 @@ class Campaign:
                     got = answered[ended[0]]
                 elif got is None:  # never reached: another process times it
                     self.unreached.setdefault(backend, []).append(c)
-                if isinstance(got, dict):
-                    self.seconds["setup and compile"] += got["setup_s"]
-                    self.seconds["rounds"] += got["rounds_s"]
-                    self.seconds[phase] -= got["setup_s"] + got["rounds_s"]
+                if isinstance(got, ProcessTiming):
+                    self.seconds["setup and compile"] += got.setup_s
+                    self.seconds["rounds"] += got.rounds_s
+                    self.seconds[phase] -= got.setup_s + got.rounds_s
                 if isinstance(got, BenchError):
                     self.errors.setdefault(c, str(got))
-                out.append(got if isinstance(got, dict) else None)
+                out.append(got if isinstance(got, ProcessTiming) else None)
             trained_s = self.kept(train, trained)  # after the timings: a case whose timing failed says why
             self.seconds[phase] -= trained_s
             self.seconds["correctness"] += trained_s
-            own = max(0.0, own - trained_s - sum(got["setup_s"] + got["rounds_s"] for got in out if got is not None))
+            own = max(0.0, own - trained_s - sum(got.setup_s + got.rounds_s for got in out if got is not None))
             self.startup[backend] = min(own, self.startup.get(backend, own))  # its quickest start-up
         return out
 
@@ -317,7 +321,7 @@ class Campaign:
         trains = last and self.settings.trains_where_timed
         train = [c for c in self.by_backend[b] if c.kind == "speed"] if trains else []
         answers = self.measure(b, self.by_backend[b], what, "worker start-up", turns, workers, train)
-        self.building[b] = sum(got["setup_s"] for got in answers if got is not None)
+        self.building[b] = sum(got.setup_s for got in answers if got is not None)
         with self.lock:
             for c, got in zip(self.by_backend[b], answers, strict=True):
                 if got is not None:
@@ -333,7 +337,7 @@ class Campaign:
                     if got is not None:
                         self.found[c].append(got)
 
-    def once_more(self, b: str, mine: list[Case]) -> list[dict[str, Any] | None]:
+    def once_more(self, b: str, mine: list[Case]) -> list[ProcessTiming | None]:
         return self.measure(b, mine, f"[again] {b}", "remeasuring: start-up", again=False)
 
     def remeasure_noisy(self) -> None:
@@ -352,13 +356,13 @@ class Campaign:
             quiet = quiet_levels(self.found)  # a quieter process may have come
         for c, ps in self.found.items():
             for p in ps:
-                p["noisy"] = noisy(p, quiet, c)
+                p.noisy = noisy(p, quiet, c)
 
     def cost(self, c: Case) -> float:
         """What timing a case once more costs: its quickest building (a compiling backend's later processes
         compile from the run's caches) and its median rounds."""
         ps = self.found[c]
-        return min(p.get("setup_s", 0.0) for p in ps) + statistics.median(p.get("rounds_s", 0.0) for p in ps)
+        return min(p.setup_s for p in ps) + statistics.median(p.rounds_s for p in ps)
 
     def replace(self, b: str, again: list[Case], quiet: dict[tuple[Case, str], float]) -> None:
         """One more process of backend ``b`` times these cases; each answer takes the place of the case's
@@ -367,8 +371,8 @@ class Campaign:
             worst = max(range(len(self.found[c])), key=lambda i, c=c: noise_of(self.found[c][i], quiet, c))
             replaced = self.found[c][worst]
             if got is not None and noise_of(got, quiet, c) < noise_of(replaced, quiet, c):
-                first = {k: replaced[k] for k in ("first_call_s",) if k in replaced}  # the case's cold first call
-                self.found[c][worst] = got | first | {"replaces_pid": replaced["pid"]}
+                cold = replaced.first_call_s if replaced.first_call_s is not None else got.first_call_s
+                self.found[c][worst] = dataclasses.replace(got, first_call_s=cold, replaces_pid=replaced.pid)
 
     def correctness(self) -> None:
         """The correctness columns of the cases not trained where they were timed, in a process per backend
@@ -534,10 +538,10 @@ def same_data(task: str, n: int | None) -> bool:
     return taskdata.digest(taskdata.made(task)) == taskdata.digest(taskdata.made(task, n))
 
 
-def correctness_call(c: Case, found: list[dict[str, Any]], settings: Settings) -> dict[str, Any]:
+def correctness_call(c: Case, found: list[ProcessTiming], settings: Settings) -> dict[str, Any]:
     """A case's ``correctness`` call, its training sized by its timings (``found``: none, by the timing of
     the process it is asked of)."""
-    per_step = statistics.median(statistics.median(p["step_s"]) for p in found) if found else None
+    per_step = statistics.median(statistics.median(p.step_s) for p in found) if found else None
     return {"task": c.task, "backend": c.backend, "dtype": c.dtype, "device": device(c, settings),
             "per_step": per_step, "budget": settings.budget}  # fmt: skip
 

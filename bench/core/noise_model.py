@@ -10,6 +10,7 @@ process-to-process spread pooled over like cases (``pool``) and the drift of the
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import statistics
 from collections.abc import Callable
@@ -20,6 +21,7 @@ import numpy as np
 from bench.core import stats
 from bench.core.cases import Case
 from bench.core.errors import BenchError, Unanswered
+from bench.core.records import ProcessTiming
 from bench.host import machine
 
 # What a worker's readings of the machine say: a process is noisy where its calibration kernels ran this much
@@ -46,41 +48,48 @@ def within(noise: dict[Case, float], cost: Callable[[Case], float], startup: dic
     return chosen
 
 
-def quiet_levels(found: dict[Case, list[dict[str, Any]]]) -> dict[tuple[Case, str], float]:
+def quiet_levels(found: dict[Case, list[ProcessTiming]]) -> dict[tuple[Case, str], float]:
     """Per case and calibration kernel, the quiet level: the fastest its processes ran it. Per case, for
     what a case leaves behind in its worker changes the kernels (after the sweep's 10⁷ points the loop of
     small numpy operations runs markedly slower, in every process alike): a process is judged against
     the other processes that timed the same case."""
-    return {(c, k): min(p["machine"][k] for p in ps) for c, ps in found.items() for k in KERNELS if ps}
+    return {(c, k): min(p.machine[k] for p in ps) for c, ps in found.items() for k in KERNELS if ps}
 
 
-def noise_of(p: dict[str, Any], quiet: dict[tuple[Case, str], float], case: Case) -> float:
+def noise_of(p: ProcessTiming, quiet: dict[tuple[Case, str], float], case: Case) -> float:
     """How far from quiet a process was while it timed a case: the worst of its calibration kernels'
     slowdown over the case's quiet level, its CPU time lost and the share stolen, each over its limit (≤ 1: quiet)."""
-    m = p["machine"]
+    m = p.machine
     slow = max(m[k] / quiet[(case, k)] - 1 for k in KERNELS) / CALIBRATION_SLACK
     return max(slow, (1 - m["cpu_share"]) / (1 - CPU_SHARE), m["steal"] / STEAL)
 
 
-def noisy(p: dict[str, Any], quiet: dict[tuple[Case, str], float], case: Case) -> bool:
+def noisy(p: ProcessTiming, quiet: dict[tuple[Case, str], float], case: Case) -> bool:
     return noise_of(p, quiet, case) > 1
 
 
-def visits_joined(visits: list[dict[str, Any]]) -> dict[str, Any]:
+def visits_joined(visits: list[ProcessTiming]) -> ProcessTiming:
     """One process's record of a case from its visits' answers: every round of every visit; the machine's
     reading over them all (the last visit's); the pages a step was handed (``faults_per_step``); the
     setup and the rounds' seconds summed."""
     first, last = visits[0], visits[-1]
-    out = {k: v for k, v in first.items() if k not in ("visit", "steps_timed")}
-    for k in ("step_s", "objective_s", "handwritten_s"):
-        if k in first:
-            out[k] = [x for v in visits for x in v[k]]
-    out["machine"] = last["machine"]
-    steps = sum(v["steps_timed"] for v in visits)
-    out["faults_per_step"] = sum(v["faults_per_step"] * v["steps_timed"] for v in visits) / steps
-    out["setup_s"], out["rounds_s"] = (sum(v[k] for v in visits) for k in ("setup_s", "rounds_s"))
-    out["visits"] = len(visits)
-    return out
+    steps = sum(v.steps_timed for v in visits)
+
+    def every(figure: str) -> list[float] | None:
+        return None if getattr(first, figure) is None else [x for v in visits for x in getattr(v, figure)]
+
+    return dataclasses.replace(
+        first,
+        step_s=every("step_s"),
+        objective_s=every("objective_s"),
+        handwritten_s=every("handwritten_s"),
+        machine=last.machine,
+        steps_timed=steps,
+        visits=len(visits),
+        faults_per_step=sum(v.faults_per_step * v.steps_timed for v in visits) / steps if steps else 0.0,
+        setup_s=sum(v.setup_s for v in visits),
+        rounds_s=sum(v.rounds_s for v in visits),
+    )
 
 
 def process_joined(visits: list[Any]) -> Any:
@@ -92,28 +101,27 @@ def process_joined(visits: list[Any]) -> Any:
     return next(failed, None) or (visits_joined(given) if given else None)
 
 
-def merged(found: list[dict[str, Any]]) -> dict[str, Any]:
+def merged(found: list[ProcessTiming]) -> dict[str, Any]:
     """One case's processes in one record: per process, the fastest of its rounds (``samples_s``, and
     ``objective_samples_s``, ``handwritten_samples_s`` of the figures timed beside them; its median round
     too, ``median_samples_s``); what the machine was doing (``machine``, ``noisy``); where the time went
     (``setup_s``, ``rounds_s``); the first process's first call (compiled cold)."""
-    out: dict[str, Any] = {k: found[0][k] for k in ("mode", "device", "steps_per_round")}
-    out["first_call_s"] = next((p["first_call_s"] for p in found if "first_call_s" in p), None)
-    out["rounds"] = [len(p["step_s"]) for p in found]
-    out["pids"], out["cpus"] = [p["pid"] for p in found], [p.get("cpus") for p in found]
-    out["frameworks"] = sorted({f for p in found for f in p["frameworks"]})
+    first = found[0]
+    out: dict[str, Any] = {"mode": first.mode, "device": first.device, "steps_per_round": first.steps_per_round}
+    out["first_call_s"] = next((p.first_call_s for p in found if p.first_call_s is not None), None)
+    out["rounds"] = [len(p.step_s) for p in found]
+    out["pids"], out["cpus"] = [p.pid for p in found], [p.cpus for p in found]
+    out["frameworks"] = sorted({f for p in found for f in p.frameworks})
     for key, name in (("step_s", "samples_s"), ("objective_s", "objective_samples_s"),
                       ("handwritten_s", "handwritten_samples_s")):  # fmt: skip
-        if key in found[0]:
-            out[name] = [min(p[key]) for p in found]
-    out["median_samples_s"] = [statistics.median(p["step_s"]) for p in found]
-    if all("faults_per_step" in p for p in found):
-        out["faults_per_step"] = statistics.median(p["faults_per_step"] for p in found)
-    out["machine"] = [p["machine"] for p in found]
-    out["noisy"] = [p.get("noisy", False) for p in found]
-    out["remeasured"] = sum("replaces_pid" in p for p in found)
-    for k in ("setup_s", "rounds_s"):
-        out[k] = [p.get(k, 0.0) for p in found]
+        if getattr(first, key) is not None:
+            out[name] = [min(getattr(p, key)) for p in found]
+    out["median_samples_s"] = [statistics.median(p.step_s) for p in found]
+    out["faults_per_step"] = statistics.median(p.faults_per_step for p in found)
+    out["machine"] = [p.machine for p in found]
+    out["noisy"] = [p.noisy for p in found]
+    out["remeasured"] = sum(p.replaces_pid is not None for p in found)
+    out["setup_s"], out["rounds_s"] = [p.setup_s for p in found], [p.rounds_s for p in found]
     return out
 
 

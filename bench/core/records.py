@@ -1,4 +1,5 @@
-"""What a training run reports: the typed record that crosses from a worker to its caller."""
+"""The typed records that cross from a worker to its caller: a training run (``TrainingRun``) and a timing
+process's figures for one case (``ProcessTiming``), each with its JSON."""
 
 from __future__ import annotations
 
@@ -13,6 +14,8 @@ Nested = list[Any]  # an array as nested lists (ndarray.tolist())
 
 @dataclass
 class TrainingRun:
+    """One case trained through its schedule (or its first epochs): its losses step by step and its parameters."""
+
     task: str
     backend: str
     dtype: str
@@ -26,6 +29,45 @@ class TrainingRun:
 
     def to_json(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> TrainingRun:
+        return cls(**data)
+
+
+@dataclass
+class ProcessTiming:
+    """A timing process's figures for one case, per step in seconds: one visit's (``bench.worker.timer.measure``
+    answers one), or all of a process's visits joined (``bench.core.noise_model.visits_joined``). The campaign
+    judges it afterwards (``noisy``), and marks one that took a noisy process's place (``replaces_pid``)."""
+
+    mode: str  # the backend's kind of mode: eager or compiled
+    device: str
+    steps_per_round: int  # the steps of the slice a round trains
+    step_s: list[float]  # a training step, one figure a round
+    machine: dict[str, float]  # what the calibration kernels, the CPU share and the steal time said
+    setup_s: float  # building, converting, compiling, warming up (the first visit's)
+    rounds_s: float  # the rounds' own seconds
+    pid: int
+    frameworks: list[str]  # the frameworks loaded in the process: the proof it is isolated
+    faults_per_step: float = 0.0  # the pages the kernel handed a training step
+    steps_timed: int = 0
+    objective_s: list[float] | None = None  # the objective alone over the same slice, one a round
+    handwritten_s: list[float] | None = None  # the framework's hand-written loop (the quadratic sweep)
+    first_call_s: float | None = None  # the first call, tracing and compiling included (a case's first process)
+    cpus: list[int] | None = None  # the CPUs it was pinned to
+    visit: int = 0  # which visit of the case this is (joined: the first)
+    visits: int = 1  # the visits joined in it
+    noisy: bool = False
+    replaces_pid: int | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {k: v for k, v in dataclasses.asdict(self).items() if v is not None}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> ProcessTiming:
+        known = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in known})
 
 
 def as_lists(arrays: dict[str, Any], order: dict[str, Any]) -> dict[str, Nested]:

@@ -5,18 +5,23 @@ from __future__ import annotations
 from typing import Any
 
 from bench.core.errors import ERRORS, BenchError, Diverged
-from bench.core.records import TrainingRun
+from bench.core.records import ProcessTiming, TrainingRun
+
+RECORDS = {"train": TrainingRun, "measure": ProcessTiming}  # the calls whose outcome is a typed record
 
 
 def encode(outcome: Any) -> dict[str, Any]:
+    """A call's outcome (a record, a JSON value, or the BenchError it raised) as one JSON object."""
     if isinstance(outcome, BenchError):
         return {"error": type(outcome).__name__, "message": str(outcome), "step": getattr(outcome, "step", None)}
-    return {"result": outcome.to_json() if isinstance(outcome, TrainingRun) else outcome}
+    return {"result": outcome.to_json() if isinstance(outcome, TrainingRun | ProcessTiming) else outcome}
 
 
 def decode(fn: str, reply: dict[str, Any]) -> Any:
+    """What ``encode`` wrote for a call of ``fn``, back: its record, its value, or its error."""
     if "error" in reply:
         if reply["error"] == "Diverged":
             return Diverged(reply["step"])
         return ERRORS.get(reply["error"], BenchError)(reply["message"])
-    return TrainingRun(**reply["result"]) if fn == "train" else reply["result"]
+    record = RECORDS.get(fn)
+    return record.from_json(reply["result"]) if record else reply["result"]

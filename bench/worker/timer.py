@@ -24,6 +24,7 @@ import numpy as np
 from backends._base import Backend
 from bench.core import agreement
 from bench.core.errors import BenchError, Diverged
+from bench.core.records import ProcessTiming
 from bench.host import procs
 from bench.worker import calibration, training
 from bench.worker import handwritten as loops
@@ -203,7 +204,7 @@ def measure(
     size: int | None = None,
     visit: int = 0,
     visits: int = 1,
-) -> dict[str, Any]:
+) -> ProcessTiming:
     """One visit of a case's timings in this process, per step in seconds: ``step_s`` a training step,
     one figure a round; ``objective_s`` and ``handwritten_s`` likewise, where asked. A round trains
     ``steps`` steps, or as many as take about ``unit_time`` where that is fewer; rounds go on until
@@ -234,10 +235,10 @@ def measure(
         del LIVE[key]
     MEASURED[key] = float(np.median(out["step_s"]))
     b = case.unit.backend
-    return {"mode": b.mode, "device": b.device, "steps_per_round": case.unit.steps, "visit": visit,
-            **(case.first if visit == 0 else {}), **out, "setup_s": case.setup_s if visit == 0 else 0.0,
-            "pid": os.getpid(), "cpus": procs.affinity(),
-            "frameworks": sorted(FRAMEWORKS & sys.modules.keys())}  # fmt: skip
+    return ProcessTiming(mode=b.mode, device=b.device, steps_per_round=case.unit.steps, visit=visit,
+                         **(case.first if visit == 0 else {}), **out, setup_s=case.setup_s if visit == 0 else 0.0,
+                         pid=os.getpid(), cpus=procs.affinity(),
+                         frameworks=sorted(FRAMEWORKS & sys.modules.keys()))  # fmt: skip
 
 
 def prepare(task: str, backend: str, dtype: str = "float64", device: str = "cpu", n: int | None = None,

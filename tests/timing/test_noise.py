@@ -17,11 +17,12 @@ import pytest
 from bench.campaign import timing
 from bench.core import noise_model
 from bench.core.cases import Case, Settings
+from bench.core.records import ProcessTiming
 from bench.host import envs, machine, procs
 from bench.report import timings
 from conftest import stand_in_workers
 
-MEASURE = "import json; from bench.worker.timer import measure; print(json.dumps(measure('linear', 'numpy', round_time=1.0)['machine']))"  # noqa: E501
+MEASURE = "import json; from bench.worker.timer import measure; print(json.dumps(measure('linear', 'numpy', round_time=1.0).machine))"  # noqa: E501
 SPIN = "while True: pass"
 
 
@@ -48,7 +49,8 @@ def test_a_busy_neighbour_on_the_workers_cpu_is_seen():
     assert busy["cpu_share"] < 0.8 * quiet["cpu_share"] and busy["cpu_share"] < noise_model.CPU_SHARE, (quiet, busy)
     case = Case("speed", "linear", "numpy", "float64")
     levels = {(case, k): quiet[k] for k in noise_model.KERNELS}
-    assert noise_model.noisy({"machine": busy}, levels, case)
+    timed = ProcessTiming("eager", "cpu", 10, [1e-5], busy, 0.0, 1.0, 0, [])
+    assert noise_model.noisy(timed, levels, case)
 
 
 def fake_workers(monkeypatch: pytest.MonkeyPatch, answers: dict[str, list[float]]) -> None:

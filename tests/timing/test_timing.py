@@ -60,9 +60,9 @@ def test_a_step_s_fresh_pages_are_counted():
     (32 MiB): each is mapped fresh, at least 80 MB / 4 KiB pages a step. A step of 100 points reuses memory."""
 
     eager = measure("quadratic", "torch", n=10**7, steps=1, round_time=0.0, min_rounds=2, objective=False)
-    assert eager["faults_per_step"] >= 8 * 10**7 / 4096
+    assert eager.faults_per_step >= 8 * 10**7 / 4096
     small = measure("quadratic", "numpy", n=10**2, steps=10, round_time=0.0, min_rounds=2, objective=False)
-    assert small["faults_per_step"] < 1
+    assert small.faults_per_step < 1
 
 
 def test_a_later_process_builds_the_round_at_the_size_it_is_given():
@@ -71,8 +71,8 @@ def test_a_later_process_builds_the_round_at_the_size_it_is_given():
 
     first = measure("linear", "numpy", steps=100, round_time=0.0, min_rounds=2, objective=False)
     later = measure("linear", "numpy", steps=100, round_time=0.0, min_rounds=2, objective=False, size=10)
-    assert first["first_call_s"] > 0 and first["steps_per_round"] >= 10
-    assert "first_call_s" not in later and later["steps_per_round"] == 10
+    assert first.first_call_s > 0 and first.steps_per_round >= 10
+    assert later.first_call_s is None and later.steps_per_round == 10
 
 
 def test_a_process_visits_its_cases_in_turn_each_built_once():
@@ -83,13 +83,13 @@ def test_a_process_visits_its_cases_in_turn_each_built_once():
     kw = {"steps": 100, "round_time": 0.0, "min_rounds": 2, "objective": False, "visits": 2}
     linear, plane = (timer.measure(t, "numpy", visit=0, **kw) for t in ("linear", "plane"))
     again = timer.measure("linear", "numpy", visit=1, **kw)
-    assert linear["first_call_s"] > 0 and linear["setup_s"] > 0 and len(linear["step_s"]) == 2
-    assert "first_call_s" not in again and again["setup_s"] == 0.0 and again["pid"] == linear["pid"]
+    assert linear.first_call_s > 0 and linear.setup_s > 0 and len(linear.step_s) == 2
+    assert again.first_call_s is None and again.setup_s == 0.0 and again.pid == linear.pid
     assert set(timer.LIVE) == {("plane", "numpy", "float64", "cpu", None)}  # linear let go, plane alive
     joined = noise_model.visits_joined([linear, again])
-    assert joined["step_s"] == linear["step_s"] + again["step_s"] and joined["visits"] == 2
-    assert joined["rounds_s"] == pytest.approx(linear["rounds_s"] + again["rounds_s"])
-    assert joined["first_call_s"] == linear["first_call_s"] and joined["machine"] == again["machine"]
+    assert joined.step_s == linear.step_s + again.step_s and joined.visits == 2
+    assert joined.rounds_s == pytest.approx(linear.rounds_s + again.rounds_s)
+    assert joined.first_call_s == linear.first_call_s and joined.machine == again.machine
     with pytest.raises(BenchError, match="did not build"):
         timer.measure("linear", "numpy", visit=1, **kw)
     timer.measure("plane", "numpy", visit=1, **kw)
@@ -107,7 +107,7 @@ def test_torch_compile_cases_alive_at_once_compile_once_each():
         timer.measure(t, "torch-compile", visit=0, **kw)
     compiled = counters["frames"]["ok"]
     later = [timer.measure(t, "torch-compile", visit=1, **kw) for t in ("linear", "quadratic")]
-    assert counters["frames"]["ok"] == compiled and all(r["step_s"] for r in later)
+    assert counters["frames"]["ok"] == compiled and all(r.step_s for r in later)
     alone, beside = training.build("linear", "torch-compile"), training.build("quadratic", "torch-compile")
     first = alone.run(alone.prepare(alone.task.lrs(), alone.task.orders()))
     beside.run(beside.prepare(beside.task.lrs()[:1], beside.task.orders()[:1]))
@@ -183,8 +183,8 @@ def test_a_case_built_ahead_is_timed_as_built_and_settled_onto_its_cpu():
         assert timer.settle([cpu]) == {"cpus": [cpu]}
         assert os.sched_getaffinity(thread.native_id) == {cpu}
         out = timer.measure("linear", "numpy", **kw)
-        assert out["setup_s"] == built["setup_s"] and timer.LIVE == {}
-        assert case.unit.steps == out["steps_per_round"]
+        assert out.setup_s == built["setup_s"] and timer.LIVE == {}
+        assert case.unit.steps == out.steps_per_round
     finally:
         parked.set()
         thread.join()
