@@ -196,7 +196,7 @@ def cmd_compare(a: argparse.Namespace) -> int:
     refs: dict[str, TrainingRun | BenchError] = {}  # the numpy runs, by their call (agreement.reference)
 
     def reference(run: TrainingRun, formula: str | None = None) -> TrainingRun | BenchError:
-        call = agreement.reference(run, formula)
+        call = agreement.reference(run, None, formula)  # compare trains every schedule whole
         key = json.dumps(call, sort_keys=True)
         if key not in refs:
             refs[key] = serve.call_here("train", call)

@@ -166,7 +166,7 @@ class Lab:
     def reference(self, run: TrainingRun, formula: str | None = None) -> TrainingRun:
         """The numpy run with the same schedule, optimiser and learning-rate precision as ``run``, following
         the same formula (``run.formula``: its framework's, where that differs; ``formula`` names another)."""
-        call = agreement.reference(run, formula)
+        call = agreement.reference(run, len(run.losses) // tasks.get(run.task).steps_per_epoch, formula)
         key = ("reference", json.dumps(call, sort_keys=True))
         if key not in self.done:
             self.done[key] = train(**call)

@@ -7,7 +7,6 @@ from typing import Any
 
 import numpy as np
 
-import tasks
 from bench.core.records import TrainingRun
 from tasks import Task
 
@@ -37,14 +36,14 @@ def run_diff(run: TrainingRun, ref: TrainingRun) -> float:
     return max([rel_diff(run.losses, ref.losses), *(rel_diff(run.params[k], ref.params[k]) for k in ref.params)])
 
 
-def reference(run: TrainingRun, formula: str | None = None) -> dict[str, Any]:
+def reference(run: TrainingRun, epochs: int | None, formula: str | None = None) -> dict[str, Any]:
     """The one numpy run a training run is held against, as a ``train`` call's arguments: the same task, dtype,
-    epochs and optimiser, following the same update formula (``run.formula``: its framework's, where that
-    differs from the reference's by definition; ``formula`` names another, ``"reference"`` the published
-    definition) and, where it follows ``run``'s formula, rounding the learning rates as ``run`` did."""
+    ``epochs`` (those ``run`` trained; None: the whole schedule) and optimiser, following the same update formula
+    (``run.formula``: its framework's, where that differs from the reference's by definition; ``formula`` names
+    another, ``"reference"`` the published definition) and, where it follows ``run``'s formula, rounding the
+    learning rates as ``run`` did."""
     formula = formula or run.formula
-    return {"task": run.task, "backend": "numpy", "dtype": run.dtype,
-            "epochs": len(run.losses) // tasks.get(run.task).steps_per_epoch, "optimizer": run.optimizer,
+    return {"task": run.task, "backend": "numpy", "dtype": run.dtype, "epochs": epochs, "optimizer": run.optimizer,
             "lr_dtype": run.lr_dtype if formula == run.formula else "float64", "formula": formula}  # fmt: skip
 
 

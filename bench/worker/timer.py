@@ -287,7 +287,7 @@ def correctness(
     per_epoch = per_step * t.steps_per_epoch
     epochs = t.epochs if per_epoch * t.epochs <= budget else max(1, int(budget / per_epoch))
     run = training.train_here(task, backend, dtype, device, epochs=epochs)
-    ref = training.train_here(**agreement.reference(run))
+    ref = training.train_here(**agreement.reference(run, epochs))
     return {"epochs_trained": epochs, "epochs": t.epochs, "final_loss": run.losses[-1],
             "max_rel_diff": agreement.run_diff(run, ref), "params": run.params, "lr_dtype": run.lr_dtype,
             "formula": run.formula,
