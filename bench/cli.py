@@ -11,25 +11,18 @@ import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
-
-import numpy as np
 
 import backends
 import tasks
 from bench.campaign.counting import TIMEOUT
-from bench.campaign.remote import call_many, train
-from bench.commands import check, count, diff, run
-from bench.core import agreement
-from bench.core.agreement import end_error, end_tol, rel_diffs, run_diff, tol
+from bench.campaign.remote import train
+from bench.commands import check, compare, count, diff, run
 from bench.core.cases import DTYPES, check_names, require
 from bench.core.errors import BenchError, Failed, UsageError
 from bench.core.options import JOBS, QUICK_REPEATS, REPEATS, Options, default_dtypes, default_jobs, default_tasks
-from bench.core.records import TrainingRun
 from bench.host import envs, procs
 from bench.report import outdir
-from bench.worker import serve
-from tasks import formulas, optimizers
+from bench.report.formatting import parameter, text_table
 
 
 class Parser(argparse.ArgumentParser):
@@ -171,84 +164,19 @@ def cmd_train(a: argparse.Namespace) -> int:
     if a.json:
         print(json.dumps({k: getattr(run, k) for k in ("task", "backend", "dtype", "params", "losses")}))
     else:
-        params = ", ".join(f"{k} = {fmt(v)}" for k, v in run.params.items())
+        params = ", ".join(f"{k} = {parameter(v)}" for k, v in run.params.items())
         steps = f"{run.task} on {run.backend} ({run.dtype}), {len(run.losses)} steps"
         print(f"{steps}: {params}; final loss {run.losses[-1]:.9g}")
     return 0
-
-
-def fmt(values: Any) -> str:
-    """A parameter (nested lists): a number, a short vector in full, anything larger by its shape."""
-    a = np.asarray(values, dtype="float64")
-    if a.size == 1:
-        return f"{a.item():.9g}"
-    if a.ndim == 1 and a.size <= 4:
-        return "[" + ", ".join(f"{v:.9g}" for v in a) + "]"
-    return f"<{'×'.join(map(str, a.shape))} array, largest |value| {np.max(np.abs(a)):.3g}>"
 
 
 def cmd_compare(a: argparse.Namespace) -> int:
     given = task_list(a.tasks, a.task_files)
     chosen = names(",".join(given) if given else None, list(tasks.TASKS), "task", "compare")
     require("dtype", a.dtype, DTYPES)
-    calls = [("train", {"task": t, "backend": b, "dtype": a.dtype}) for t in chosen for b in backends.BACKENDS]
-    outcomes = call_many(calls)
-    refs: dict[str, TrainingRun | BenchError] = {}  # the numpy runs, by their call (agreement.reference)
-
-    def reference(run: TrainingRun, formula: str | None = None) -> TrainingRun | BenchError:
-        call = agreement.reference(run, None, formula)  # compare trains every schedule whole
-        key = json.dumps(call, sort_keys=True)
-        if key not in refs:
-            refs[key] = serve.call_here("train", call)
-        return refs[key]
-
-    rows, ok = [], True
-    for (_, kw), out in zip(calls, outcomes, strict=True):
-        ref = None if isinstance(out, BenchError) else reference(out)
-        if isinstance(out, BenchError) or isinstance(ref, BenchError):
-            why = str(out) if isinstance(out, BenchError) else f"the numpy reference failed: {ref}"
-            rows.append((kw["task"], kw["backend"], "", "", "", "", why))
-            ok = False
-            continue
-        task, diff = tasks.get(out.task), run_diff(out, ref)
-        limit = tol(task, a.dtype)
-        agrees = diff <= limit
-        ok &= agrees
-        verdict = "agrees" if agrees else "DIFFERS"
-        if out.digest != ref.digest:
-            verdict = f"task data differ between environments ({out.digest} here, {ref.digest} in numpy's)"
-        if out.lr_dtype != "float64":
-            verdict += f" (reference with its {out.lr_dtype} learning rate)"
-        if out.formula != "reference":
-            verdict += " " + parting(out, reference(out, "reference"), limit)
-        end = end_error(out, task.expected)
-        reached = (
-            "-" if not task.expected else f"{'yes' if end <= end_tol(task.expected_tol, a.dtype) else 'NO'} ({end:.1e})"
-        )
-        if task.metrics is not None and task.metric_floors:
-            got = task.metrics({k: np.asarray(v) for k, v in out.params.items()})
-            good = all(got[k] >= floor for k, floor in task.metric_floors.items())
-            ok &= good
-            floors = ", ".join(f"{k} {got[k]:.4g} ≥ {f:g}" for k, f in task.metric_floors.items())
-            reached = f"{'yes' if good else 'NO'} ({floors})"
-        params = ", ".join(f"{k}={fmt(v)}" for k, v in out.params.items())
-        rows.append((out.task, out.backend, params, f"{out.losses[-1]:.6g}", f"{diff:.1e}", reached, verdict))
-    header = ("task", "backend", f"final parameters ({a.dtype})", "final loss", "max rel diff", "stated end", "verdict")
-    print_table(header, rows)
+    rows, ok = compare.compare(chosen, a.dtype)
+    print(text_table(compare.header(a.dtype), rows))
     return 0 if ok else 1
-
-
-def parting(run: TrainingRun, published: TrainingRun | BenchError, limit: float) -> str:
-    """Why a run is checked against its framework's formula, and how far that parts from the published
-    definition: ``(against Keras's formula: ...; 3.1e-03 from the published definition, past 1e-09 at step 3)``."""
-    why = "; ".join(formulas.differences(run.formula, optimizers.parse(run.optimizer)))
-    if isinstance(published, BenchError):
-        return f"(against {run.formula}'s formula: {why})"
-    apart = rel_diffs(run.losses, published.losses)
-    past = np.flatnonzero(apart > limit)
-    where = f"past {limit:g} at step {past[0] + 1}" if past.size else f"within {limit:g}"
-    apart_by = run_diff(run, published)
-    return f"(against {run.formula}'s formula: {why}; {apart_by:.1e} from the published definition, {where})"
 
 
 def cmd_check(a: argparse.Namespace) -> int:
@@ -330,12 +258,6 @@ def cmd_diff(a: argparse.Namespace) -> int:
     if err:
         print("\n".join(err), file=sys.stderr)
     return status
-
-
-def print_table(header: Sequence[str], rows: list[Sequence[str]]) -> None:
-    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
-    for r in [header, ["-" * w for w in widths], *rows]:
-        print("  ".join(str(c).ljust(w) for c, w in zip(r, widths, strict=True)).rstrip())
 
 
 def interrupt(signum: int, frame: object) -> None:

@@ -20,7 +20,6 @@ from __future__ import annotations
 import json
 import math
 import statistics
-from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,7 +27,7 @@ from typing import Any
 from bench.core import cases, noise_model, stats
 from bench.core.errors import UsageError
 from bench.host import envs, machine
-from bench.report.formatting import duration, instructions, power
+from bench.report.formatting import aligned_table, duration, instructions, power
 from bench.report.timings import levels
 
 ALPHA = 0.05
@@ -284,15 +283,6 @@ def ratio_text(row: Row) -> str:
     return f"{row.ratio:.3f} [{row.low:.3f}, {row.high:.3f}]"
 
 
-def aligned(header: Sequence[str], rows: Iterable[Sequence[str]]) -> list[str]:
-    """A Markdown table padded into columns: readable as plain text and as Markdown."""
-    body = [list(header), *(list(r) for r in rows)]
-    widths = [max(len(r[i]) for r in body) for i in range(len(header))]
-    lines = ["| " + " | ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) + " |" for r in body]
-    lines.insert(1, "|" + "|".join("-" * (w + 2) for w in widths) + "|")
-    return lines
-
-
 def power_lines(old: Results, new: Results) -> list[str]:
     """What the verdicts can see: for the typical case (the median spread and process count of each run),
     how often a true 5 % and 10 % slowdown would be called slower."""
@@ -429,12 +419,12 @@ def diff(old_path: str, new_path: str, fail_above: float | None = None) -> tuple
     header = ["case", "OLD median", "NEW median", f"NEW/OLD [{level} CI]", "verdict"]
     table = [[r.name, duration(r.old), duration(r.new), ratio_text(r), r.verdict] for r in rows]
     if rows or not counted:
-        out += ["## Cases", "", *(aligned(header, table) if rows else ["no case is in both runs"]), ""]
+        out += ["## Cases", "", *(aligned_table(header, table) if rows else ["no case is in both runs"]), ""]
     if counted:
         header = ["case", "OLD instructions/step", "NEW instructions/step", "NEW/OLD",
                   f"verdict (beyond ±{100 * COUNT_THRESHOLD:g} %)"]  # fmt: skip
         table = [[r.name, instructions(r.old), instructions(r.new), f"{r.ratio:.4f}", r.verdict] for r in counted]
-        out += ["## Instruction counts", "", *aligned(header, table), ""]
+        out += ["## Instruction counts", "", *aligned_table(header, table), ""]
     for title, names in (("Only in OLD", only_old), ("Only in NEW", only_new)):
         if names:
             out += [f"## {title}", "", *(f"- {name}" for name in names), ""]

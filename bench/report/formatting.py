@@ -6,8 +6,11 @@ from __future__ import annotations
 import csv
 import math
 import os
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 SCALES = (("s", 1.0), ("ms", 1e-3), ("µs", 1e-6), ("ns", 1e-9))
 
@@ -100,3 +103,29 @@ def write_csv(path: Path, rows: list[dict[str, Any]], columns: list[str]) -> Non
         writer = csv.DictWriter(f, columns, extrasaction="ignore")
         writer.writeheader()
         writer.writerows(rows)
+
+
+def parameter(values: Any) -> str:
+    """A parameter (nested lists): a number, a short vector in full, anything larger by its shape."""
+    a = np.asarray(values, dtype="float64")
+    if a.size == 1:
+        return f"{a.item():.9g}"
+    if a.ndim == 1 and a.size <= 4:
+        return "[" + ", ".join(f"{v:.9g}" for v in a) + "]"
+    return f"<{'×'.join(map(str, a.shape))} array, largest |value| {np.max(np.abs(a)):.3g}>"
+
+
+def text_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    """Plain columns, the header underlined: what ``bench compare`` prints."""
+    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
+    lines = [header, ["-" * w for w in widths], *rows]
+    return "\n".join("  ".join(str(c).ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in lines)
+
+
+def aligned_table(header: Sequence[str], rows: Iterable[Sequence[str]]) -> list[str]:
+    """A Markdown table padded into columns: readable as plain text and as Markdown (``bench diff``)."""
+    body = [list(header), *(list(r) for r in rows)]
+    widths = [max(len(r[i]) for r in body) for i in range(len(header))]
+    lines = ["| " + " | ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) + " |" for r in body]
+    lines.insert(1, "|" + "|".join("-" * (w + 2) for w in widths) + "|")
+    return lines

@@ -1,0 +1,84 @@
+"""``python -m bench compare``: every backend trained through each task's whole schedule, against the numpy
+reference, with how far each is from it and whether it reaches the task's stated end."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+
+import backends
+import tasks
+from bench.campaign.remote import call_many
+from bench.core import agreement
+from bench.core.agreement import end_error, end_tol, rel_diffs, run_diff, tol
+from bench.core.errors import BenchError
+from bench.core.records import TrainingRun
+from bench.report.formatting import parameter, scientific
+from bench.worker import serve
+from tasks import formulas, optimizers
+
+
+def header(dtype: str) -> tuple[str, ...]:
+    """The table's header, which names the dtype."""
+    return ("task", "backend", f"final parameters ({dtype})", "final loss", "max rel diff", "stated end", "verdict")
+
+
+def compare(chosen: list[str], dtype: str) -> tuple[list[tuple[str, ...]], bool]:
+    """Every backend trained through each task's whole schedule, against the numpy reference
+    (``agreement.reference``): a row each, and whether every one agrees and reaches its task's stated end."""
+    calls = [("train", {"task": t, "backend": b, "dtype": dtype}) for t in chosen for b in backends.BACKENDS]
+    outcomes = call_many(calls)
+    refs: dict[str, TrainingRun | BenchError] = {}  # the numpy runs, by their call (agreement.reference)
+
+    def reference(run: TrainingRun, formula: str | None = None) -> TrainingRun | BenchError:
+        call = agreement.reference(run, None, formula)  # compare trains every schedule whole
+        key = json.dumps(call, sort_keys=True)
+        if key not in refs:
+            refs[key] = serve.call_here("train", call)
+        return refs[key]
+
+    rows, ok = [], True
+    for (_, kw), out in zip(calls, outcomes, strict=True):
+        ref = None if isinstance(out, BenchError) else reference(out)
+        if isinstance(out, BenchError) or isinstance(ref, BenchError):
+            why = str(out) if isinstance(out, BenchError) else f"the numpy reference failed: {ref}"
+            rows.append((kw["task"], kw["backend"], "", "", "", "", why))
+            ok = False
+            continue
+        task, diff = tasks.get(out.task), run_diff(out, ref)
+        limit = tol(task, dtype)
+        agrees = diff <= limit
+        ok &= agrees
+        verdict = "agrees" if agrees else "DIFFERS"
+        if out.digest != ref.digest:
+            verdict = f"task data differ between environments ({out.digest} here, {ref.digest} in numpy's)"
+        if out.lr_dtype != "float64":
+            verdict += f" (reference with its {out.lr_dtype} learning rate)"
+        if out.formula != "reference":
+            verdict += " " + parting(out, reference(out, "reference"), limit)
+        end = end_error(out, task.expected)
+        near = end <= end_tol(task.expected_tol, dtype)
+        reached = f"{'yes' if near else 'NO'} ({scientific(end)})" if task.expected else "-"
+        if task.metrics is not None and task.metric_floors:
+            got = task.metrics({k: np.asarray(v) for k, v in out.params.items()})
+            good = all(got[k] >= floor for k, floor in task.metric_floors.items())
+            ok &= good
+            floors = ", ".join(f"{k} {got[k]:.4g} ≥ {f:g}" for k, f in task.metric_floors.items())
+            reached = f"{'yes' if good else 'NO'} ({floors})"
+        params = ", ".join(f"{k}={parameter(v)}" for k, v in out.params.items())
+        rows.append((out.task, out.backend, params, f"{out.losses[-1]:.6g}", scientific(diff), reached, verdict))
+    return rows, ok
+
+
+def parting(run: TrainingRun, published: TrainingRun | BenchError, limit: float) -> str:
+    """Why a run is checked against its framework's formula, and how far that parts from the published
+    definition: ``(against Keras's formula: ...; 3.1e-03 from the published definition, past 1e-09 at step 3)``."""
+    why = "; ".join(formulas.differences(run.formula, optimizers.parse(run.optimizer)))
+    if isinstance(published, BenchError):
+        return f"(against {run.formula}'s formula: {why})"
+    apart = rel_diffs(run.losses, published.losses)
+    past = np.flatnonzero(apart > limit)
+    where = f"past {scientific(limit, 1)} at step {past[0] + 1}" if past.size else f"within {scientific(limit, 1)}"
+    apart_by = run_diff(run, published)
+    return f"(against {run.formula}'s formula: {why}; {scientific(apart_by)} from the published definition, {where})"
