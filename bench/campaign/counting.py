@@ -27,6 +27,7 @@ from bench.campaign import progress, remote, timing
 from bench.core import taskdata
 from bench.core.cases import Case, Settings
 from bench.core.errors import BenchError, Missing
+from bench.core.records import ProcessCount
 from bench.host import envs, machine, procs
 from bench.worker.counter import ALLOCATOR, LOOKUP, MAX_CALLS, OUT_VARIABLE, POOL, SHIM_VARIABLE, WARMUPS, WINDOW
 
@@ -164,7 +165,7 @@ def count_cases(cases: list[Case], settings: Settings, progress: progress.Progre
     for c in cases:
         if c not in same:
             by_backend.setdefault(c.backend, []).append(c)
-    found: dict[Case, list[dict[str, Any]]] = {c: [] for b in by_backend.values() for c in b}
+    found: dict[Case, list[ProcessCount]] = {c: [] for b in by_backend.values() for c in b}
     errors: dict[Case, str] = {}
     with tempfile.TemporaryDirectory(prefix="autodiff-bench-count-") as scratch:
         shim = build_shim(Path(scratch))
@@ -189,18 +190,27 @@ def count_cases(cases: list[Case], settings: Settings, progress: progress.Progre
     return {c: counted[same.get(c, c)] for c in cases}
 
 
-def merged_counts(found: list[dict[str, Any]]) -> dict[str, Any]:
-    counts = sorted(p["instructions_per_step"] for p in found)
-    out = {k: found[0][k] for k in ("mode", "device", "steps_counted", "calls_counted", "window_instructions")}
+def merged_counts(found: list[ProcessCount]) -> dict[str, Any]:
+    """One case's counting processes in one row: the median count a step and each process's, their spread, and
+    the medians of what is counted apart."""
+    counts = sorted(p.instructions_per_step for p in found)
+    first = found[0]
+    out: dict[str, Any] = {
+        "mode": first.mode,
+        "device": first.device,
+        "steps_counted": first.steps_counted,
+        "calls_counted": first.calls_counted,
+        "window_instructions": first.window_instructions,
+    }
     out["instructions_per_step"] = statistics.median(counts)
-    out["counts_per_step"] = [p["instructions_per_step"] for p in found]
+    out["counts_per_step"] = [p.instructions_per_step for p in found]
     out["spread"] = (counts[-1] - counts[0]) / counts[0]
     for k in ("allocator_per_step", "allocations_per_step", "pool_per_step", "lookup_per_step", "lookups_per_step"):
-        out[k] = statistics.median(p[k] for p in found)
-    out["allocator_counts_per_step"] = [p["allocator_per_step"] for p in found]
-    out["pids"] = [p["pid"] for p in found]
-    out["cpus"] = [p["cpus"] for p in found]
-    out["frameworks"] = sorted({f for p in found for f in p["frameworks"]})
+        out[k] = statistics.median(getattr(p, k) for p in found)
+    out["allocator_counts_per_step"] = [p.allocator_per_step for p in found]
+    out["pids"] = [p.pid for p in found]
+    out["cpus"] = [p.cpus for p in found]
+    out["frameworks"] = sorted({f for p in found for f in p.frameworks})
     return out
 
 

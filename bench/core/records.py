@@ -1,5 +1,6 @@
-"""The typed records that cross from a worker to its caller: a training run (``TrainingRun``) and a timing
-process's figures for one case (``ProcessTiming``), each with its JSON."""
+"""The typed records that cross from a worker to its caller: a training run (``TrainingRun``), a timing
+process's figures for one case (``ProcessTiming``) and a counting process's (``ProcessCount``), each with its
+JSON."""
 
 from __future__ import annotations
 
@@ -66,6 +67,38 @@ class ProcessTiming:
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> ProcessTiming:
+        known = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+
+@dataclass
+class ProcessCount:
+    """A counting process's instructions for one case (``bench.worker.counter.count`` answers one), per training
+    step, with what is counted apart: the allocators (``allocator_per_step``, ``allocations_per_step`` calls
+    into them), the thread pools' search for work (``pool_per_step``) and CPython's type-cache lookups
+    (``lookup_per_step``, ``lookups_per_step`` calls)."""
+
+    mode: str
+    device: str
+    steps_counted: int  # the steps of the slice a counted call trains
+    calls_counted: int  # the slice's calls in the counted window
+    instructions: float  # in the window, less what is counted apart and less an empty window's
+    instructions_per_step: float
+    allocator_per_step: float
+    allocations_per_step: float
+    pool_per_step: float
+    lookup_per_step: float
+    lookups_per_step: float
+    window_instructions: float  # an empty window's own
+    pid: int
+    frameworks: list[str]
+    cpus: list[int] | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> ProcessCount:
         known = {f.name for f in dataclasses.fields(cls)}
         return cls(**{k: v for k, v in data.items() if k in known})
 

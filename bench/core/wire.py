@@ -5,16 +5,16 @@ from __future__ import annotations
 from typing import Any
 
 from bench.core.errors import ERRORS, BenchError, Diverged
-from bench.core.records import ProcessTiming, TrainingRun
+from bench.core.records import ProcessCount, ProcessTiming, TrainingRun
 
-RECORDS = {"train": TrainingRun, "measure": ProcessTiming}  # the calls whose outcome is a typed record
+RECORDS = {"train": TrainingRun, "measure": ProcessTiming, "count": ProcessCount}  # calls answered by a record
 
 
 def encode(outcome: Any) -> dict[str, Any]:
     """A call's outcome (a record, a JSON value, or the BenchError it raised) as one JSON object."""
     if isinstance(outcome, BenchError):
         return {"error": type(outcome).__name__, "message": str(outcome), "step": getattr(outcome, "step", None)}
-    return {"result": outcome.to_json() if isinstance(outcome, TrainingRun | ProcessTiming) else outcome}
+    return {"result": outcome.to_json() if isinstance(outcome, TrainingRun | ProcessTiming | ProcessCount) else outcome}
 
 
 def decode(fn: str, reply: dict[str, Any]) -> Any:

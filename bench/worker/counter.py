@@ -30,6 +30,7 @@ from typing import Any, NamedTuple
 
 import backends
 from bench.core.errors import BenchError
+from bench.core.records import ProcessCount
 from bench.host import procs
 from bench.worker import timer, training
 
@@ -201,10 +202,10 @@ def count(task: str, backend: str, dtype: str = "float64", device: str = "cpu", 
         raise timer.divergence((task, backend, dtype, device, n), unit, (warmups + 1 + calls) * unit.steps)
     steps = calls * unit.steps
     exact = counted.total - counted.allocator - counted.pool - counted.lookup
-    return {"mode": b.mode, "device": b.device, "steps_counted": unit.steps, "calls_counted": calls,
-            "instructions": exact, "instructions_per_step": exact / steps,
-            "allocator_per_step": counted.allocator / steps, "allocations_per_step": counted.allocations / steps,
-            "pool_per_step": counted.pool / steps, "lookup_per_step": counted.lookup / steps,
-            "lookups_per_step": counted.lookups / steps,
-            "window_instructions": empty.total, "cpus": procs.affinity(),
-            "pid": os.getpid(), "frameworks": sorted(timer.FRAMEWORKS & sys.modules.keys())}  # fmt: skip
+    return ProcessCount(mode=b.mode, device=b.device, steps_counted=unit.steps, calls_counted=calls,
+                        instructions=exact, instructions_per_step=exact / steps,
+                        allocator_per_step=counted.allocator / steps,
+                        allocations_per_step=counted.allocations / steps, pool_per_step=counted.pool / steps,
+                        lookup_per_step=counted.lookup / steps, lookups_per_step=counted.lookups / steps,
+                        window_instructions=empty.total, cpus=procs.affinity(), pid=os.getpid(),
+                        frameworks=sorted(timer.FRAMEWORKS & sys.modules.keys()))  # fmt: skip
