@@ -160,13 +160,13 @@ def cmd_train(a: argparse.Namespace) -> int:
     check_names(a.task, a.backend, a.dtype)
     if a.lr is not None:
         positive("--lr", a.lr)
-    run = train(a.task, a.backend, a.dtype, lr=a.lr)
+    trained = train(a.task, a.backend, a.dtype, lr=a.lr)
     if a.json:
-        print(json.dumps({k: getattr(run, k) for k in ("task", "backend", "dtype", "params", "losses")}))
+        print(json.dumps({k: getattr(trained, k) for k in ("task", "backend", "dtype", "params", "losses")}))
     else:
-        params = ", ".join(f"{k} = {parameter(v)}" for k, v in run.params.items())
-        steps = f"{run.task} on {run.backend} ({run.dtype}), {len(run.losses)} steps"
-        print(f"{steps}: {params}; final loss {run.losses[-1]:.9g}")
+        params = ", ".join(f"{k} = {parameter(v)}" for k, v in trained.params.items())
+        steps = f"{trained.task} on {trained.backend} ({trained.dtype}), {len(trained.losses)} steps"
+        print(f"{steps}: {params}; final loss {trained.losses[-1]:.9g}")
     return 0
 
 

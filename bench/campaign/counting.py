@@ -23,7 +23,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from bench.campaign import progress, remote, timing
+from bench.campaign import remote, timing
+from bench.campaign.progress import Progress
 from bench.core import taskdata
 from bench.core.cases import Case, Settings
 from bench.core.errors import BenchError, Missing
@@ -147,7 +148,7 @@ def environ(settings: Settings, data: dict[str, str], scratch: Path, shim: Path)
             "PYTHONSAFEPATH": "1"}  # fmt: skip
 
 
-def count_cases(cases: list[Case], settings: Settings, progress: progress.Progress | None = None,
+def count_cases(cases: list[Case], settings: Settings, progress: Progress | None = None,
         jobs: int = 1) -> dict[Case, dict[str, Any]]:  # fmt: skip
     """Count every case: ``settings.repeats`` processes per backend (counts are exact: one suffices),
     ``jobs`` processes at a time, each held to one CPU of its own. A thread pool sized by the CPUs a process

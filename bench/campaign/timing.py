@@ -43,11 +43,11 @@ from bench.core.noise_model import (
     noise_of,
     noisy,
     pool,
+    process_joined,
     quiet_levels,
     with_intervals,
     within,
 )
-from bench.core.noise_model import process_joined as joined
 from bench.core.records import ProcessTiming
 from bench.host import machine, procs
 
@@ -115,16 +115,16 @@ class Workers:
         work = list(work)
         if self.jobs == 1:
             return [self.on_a_cpu(fn, *w) for w in work]
-        pool = concurrent.futures.ThreadPoolExecutor(self.jobs)
+        threads = concurrent.futures.ThreadPoolExecutor(self.jobs)
         try:
-            answers = [f.result() for f in [pool.submit(self.on_a_cpu, fn, *w) for w in work]]
+            answers = [f.result() for f in [threads.submit(self.on_a_cpu, fn, *w) for w in work]]
         except BaseException:
             self.stopping = True
-            pool.shutdown(wait=False, cancel_futures=True)
+            threads.shutdown(wait=False, cancel_futures=True)
             for w in self.live:
                 w.stop()
             raise
-        pool.shutdown()
+        threads.shutdown()
         return answers
 
 
@@ -259,7 +259,9 @@ class Campaign:
             self.seconds[phase] += own
             ended = [i for i, got in enumerate(answered) if isinstance(got, Unanswered)]
             on = next((mine[i % len(mine)] for i in ended if answered[i].on), None)  # the case it was on, if any
-            for c, got in zip(mine, map(joined, [answered[i :: len(mine)] for i in range(len(mine))]), strict=True):
+            for c, got in zip(
+                mine, map(process_joined, [answered[i :: len(mine)] for i in range(len(mine))]), strict=True
+            ):
                 if (c == on and not isinstance(got, BenchError)) or (got is None and not again):
                     got = answered[ended[0]]
                 elif got is None:  # never reached: another process times it
