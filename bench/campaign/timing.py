@@ -259,9 +259,8 @@ class Campaign:
             self.seconds[phase] += own
             ended = [i for i, got in enumerate(answered) if isinstance(got, Unanswered)]
             on = next((mine[i % len(mine)] for i in ended if answered[i].on), None)  # the case it was on, if any
-            for c, got in zip(
-                mine, map(process_joined, [answered[i :: len(mine)] for i in range(len(mine))]), strict=True
-            ):
+            by_case = [answered[i :: len(mine)] for i in range(len(mine))]  # a case's visits, in order
+            for c, got in zip(mine, map(process_joined, by_case), strict=True):
                 if (c == on and not isinstance(got, BenchError)) or (got is None and not again):
                     got = answered[ended[0]]
                 elif got is None:  # never reached: another process times it
