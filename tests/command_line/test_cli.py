@@ -17,7 +17,7 @@ from bench import cli
 from bench.campaign.remote import Remote, call_many
 from bench.core.errors import BenchError
 from bench.host import envs
-from conftest import bench, one_line_error
+from conftest import CUBIC, bench, one_line_error
 
 
 def test_list_names_every_task_and_backend():
@@ -126,28 +126,7 @@ def test_a_worker_that_dies_keeps_its_answers_and_names_its_end(monkeypatch):
 
 
 # -- a user's task file that is wrong: one line in the user's words, whichever command is given it -------------------
-GOOD = """import numpy as np
-from tasks import Task
-
-
-def model(p, x, xp):
-    return p["a"] * x**3 + p["b"]
-
-
-def loss(pred, y, xp):
-    return xp.mean((pred - y) ** 2)
-
-
-def loss_and_grad(p, x, y):
-    r = model(p, x, np) - y
-    return np.mean(r * r), {"a": 2 * np.mean(r * x**3, keepdims=True), "b": 2 * np.mean(r, keepdims=True)}
-
-
-def make():
-    x = np.linspace(-1, 1, 64)
-    y, init = 2 * x**3 - 1, {"a": np.zeros(1), "b": np.zeros(1)}
-    return Task("cubic", "a test", x, y, init, model, loss, loss_and_grad, lr=lambda e: 0.5, epochs=30)
-"""
+GOOD = CUBIC.format(name="cubic", lr="0.5", epochs=30)  # the README's example, as conftest writes it
 # (what is changed in GOOD, what it becomes, what the one line says); {path}: the file, {line}: the line changed
 BROKEN = {
     "syntax error": ("def model(p, x, xp):", "def model(p, x, xp)", ["SyntaxError", "{path}, line {line}"]),
