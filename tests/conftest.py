@@ -30,9 +30,7 @@ from bench.host import envs
 SHORT_EPOCHS = {"parabola-sgd": 10}
 CHECKPOINTS = {"linear": tuple(range(1, 20, 2))}  # the epochs the published log shows
 # Trained by a worker process each from the start of the session, beside this one: the slowest of this
-# environment's, so that the two cores share the training (TensorFlow eager took 39 % of the session's own
-# training, 431 of 1115 s beside two count runs, when this process trained it). torch.compile stays here:
-# in a third worker it made the suite no faster (968 s against 939, the host slower by then).
+# environment's (eager jax and TensorFlow dispatch every operation), so that the two cores share the training.
 BACKGROUND = {"jax", "tensorflow"}
 
 # MXNet's SGD kernels take the learning rate as a C float: quadratic's 0.001 becomes 0.0010000000475,

@@ -98,8 +98,7 @@ def no_aslr() -> list[str]:
 def project(scratch: Path) -> Path:
     """Where a counting worker sees the project: a link in the run's temporary folder, a path as long in
     every run wherever the clone is. A module's file name follows the path it was imported by, and the
-    heap's layout after importing follows those names: a clone at a path 5 characters longer moved
-    numpy's counts by up to 0.32 %, where two clones at paths as long agreed within 0.011 % (issue 13)."""
+    heap's layout after importing follows those names: two clones count alike where their paths are as long."""
     return scratch / "project"
 
 
@@ -153,9 +152,8 @@ def count_cases(cases: list[Case], settings: Settings, progress: Progress | None
     """Count every case: ``settings.repeats`` processes per backend (counts are exact: one suffices),
     ``jobs`` processes at a time, each held to one CPU of its own. A thread pool sized by the CPUs a process
     may use (XLA's intra-op pool, which jax's large elementwise loops were split over) then has one
-    thread, and the work runs on the caller: unpinned, its idle worker spun in Eigen's steal loop for as
-    long as the scheduler let it, 10 % of eager jax's count at N = 10⁶ and 8 % between two runs (issue 13).
-    A count does not depend on what else the machine does. Each case's
+    thread, and the work runs on the caller (an idle worker of that pool would spin in Eigen's steal loop for as
+    long as the scheduler let it). A count does not depend on what else the machine does. Each case's
     record: ``instructions_per_step`` (the median over its processes) and every process's count, or
     ``{"error": why}``. A sweep's case that is a task case as well (``timing.twins``) is counted once, as
     the task case: the same computation, one figure."""

@@ -67,27 +67,24 @@ class Shim:
 # The allocators: glibc's, and CPython's own for small objects (pymalloc, which takes most of an eager step's
 # allocations). What one call costs depends on how the heap is laid out, and that differs between processes
 # that run the same code: a thread that allocated a little earlier, a compile worker, an address that hashes
-# otherwise. Between two processes of one case, every function but glibc's agreed to a few instructions, and
-# glibc's moved by 0.2-2 % of jax-jit's count (issue 13); with glibc's apart, two runs still differed by up
-# to 0.3 % (torch, torch-compile), and there pymalloc's _PyObject_Malloc and _PyObject_Free came first. So
-# they are counted apart: a count is the rest, the allocators' instructions and the calls into them beside it.
+# otherwise. Between two processes of one case the allocators' functions (glibc's, then pymalloc's
+# _PyObject_Malloc and _PyObject_Free) are what moves while every other function agrees to a few instructions.
+# So they are counted apart: a count is the rest, the allocators' instructions and the calls into them beside it.
 ALLOCATOR = frozenset({"malloc", "free", "calloc", "realloc", "reallocarray", "memalign", "posix_memalign",
                        "aligned_alloc", "valloc", "pvalloc", "cfree",
                        "_PyObject_Malloc", "_PyObject_Calloc", "_PyObject_Realloc", "_PyObject_Free"})  # fmt: skip
 # CPython's type attribute cache (``_PyType_Lookup``): 4096 entries indexed by a type's version tag and the
 # name's hash. Version tags are handed out from one counter, in the order the process first looks a type up
 # after it was made or modified, so which lookups of a step collide and fall through to the type's MRO
-# (find_name_in_mro, its dict lookups) is a matter of the process's history. Two processes of one run counted
-# torch-nn's quadratic (float32) 0.106 % apart, all of it in these functions; with the inclusive cost of the
-# calls into _PyType_Lookup apart, 0.002 % (issue 13). Counted apart as the allocators are: the calls beside.
+# (find_name_in_mro, its dict lookups) is a matter of the process's history, and two processes of one run part
+# there and almost nowhere else. Counted apart as the allocators are: the calls beside.
 LOOKUP = frozenset({"_PyType_Lookup"})
 # The thread pools' own code: Eigen's, which XLA (jax, TensorFlow) runs its intra-op pool on. XLA's CPU runtime
 # hands the independent parts of a compiled step to that pool (ThunkExecutor, by sizes fixed in its code, read
 # from no flag), and a worker that finds no more work spins in MaybeGetTask before it sleeps, for as many rounds
-# as valgrind's scheduler leaves it before the caller posts the next part: four processes of jax-jit's
-# mlp-momentum spun 301 k, 601 k, 801 k and 801 k instructions in one window (2.9 % of the count), where every
-# other function agreed to a few hundred (issue 13). So the pool's code is counted apart as the allocators are,
-# by its own (self) cost: the work the pool runs is still counted, in the functions that do it.
+# as valgrind's scheduler leaves it before the caller posts the next part: a count of a few percent that differs
+# from process to process. So the pool's code is counted apart as the allocators are, by its own (self) cost:
+# the work the pool runs is still counted, in the functions that do it.
 POOL = ("Eigen::ThreadPoolTempl<", "Eigen::RunQueue<", "Eigen::EventCount::")
 
 
@@ -160,7 +157,7 @@ def inline_jax() -> None:
     (``jax_cpu_enable_async_dispatch``, a flag jax reads from no environment variable: set here before the
     client is made; no effect once it is). Dispatched to the pool, a computation's worker went on to spin in
     Eigen's steal loop for as long as the scheduler let it, and its allocations interleaved with the
-    caller's: 1-14 % between processes (issue 13)."""
+    caller's: a count that differed from process to process."""
     import jax
 
     jax.config.update("jax_cpu_enable_async_dispatch", False)
@@ -170,9 +167,8 @@ def inline_jax() -> None:
 def cold_caches() -> None:
     """This process's compile caches of its own, empty (torch.compile's, which Inductor finds by
     TORCHINDUCTOR_CACHE_DIR when it first compiles: the run's timing workers share one, bench.campaign.environ):
-    every counting process then compiles cold. A process that found its graphs compiled by an earlier one
-    went on to count 0.2-0.9 % fewer instructions a step in torch.compile's cases than the process that
-    compiled them (issue 13)."""
+    every counting process then compiles cold: a process that finds its graphs compiled by an earlier one counts
+    fewer instructions a step in torch.compile's cases than the process that compiled them."""
     shared = Path(os.environ.get("TORCHINDUCTOR_CACHE_DIR") or tempfile.gettempdir())
     shared.mkdir(parents=True, exist_ok=True)
     os.environ["TORCHINDUCTOR_CACHE_DIR"] = tempfile.mkdtemp(prefix="torchinductor-", dir=shared)

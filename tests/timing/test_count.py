@@ -91,17 +91,12 @@ def test_a_count_run_counts_every_case(counted):
     assert (counted / "counts.csv").is_file()
 
 
-# How far two processes' counts of one case may differ: numpy's agree to 0.01 %; torch's moved by up to
-# 0.12 % between processes (malloc's paths differ with the heap a process starts with), under the
-# threshold that bench diff calls a change by (issue 13: 0.1 % is the goal, not yet met for torch).
-# jax's and jax-jit's moved by 1-14 % until the computation ran on the calling thread (counter.inline_jax),
-# without the persistent compilation cache and without address-space randomisation: eager jax now agrees
-# within 0.1 % in a full run, and to 0.14 % in this quick one (N = 10⁴ in a fresh clone's CI); jax-jit's
-# small steps (a few thousand instructions, a third of them glibc's malloc and memalign, whose paths
-# depend on the heap compiling left) still move by up to 0.5 % in a full run, and by 1.4-1.9 % in this
-# quick one (10 steps a call, so a call's dispatch weighs more): not fixed (issue 13). Eager jax is not
-# counted here, for the suite's time (an eager step dispatches every operation through XLA, slow under
-# valgrind); jax-jit takes the framework's way through the worker (counter.inline_jax).
+# How far two processes' counts of one case may differ here: numpy's to 0.1 %; torch's under half the threshold
+# bench diff calls a change by (malloc's paths differ with the heap a process starts with); jax-jit's small steps
+# (a few thousand instructions, a third of them glibc's malloc and memalign, whose paths depend on the heap
+# compiling left; 10 steps a call, so a call's dispatch weighs more) by up to 3 %. Eager jax is not counted
+# here, for the suite's time (an eager step dispatches every operation through XLA, slow under valgrind);
+# jax-jit takes the framework's way through the worker (counter.inline_jax).
 AGREE = {"numpy": 0.001, "torch": diff.COUNT_THRESHOLD / 2, "jax-jit": 0.03}
 COUNTED = list(AGREE)
 
