@@ -111,6 +111,7 @@ def test_numpy_is_the_reference_namespace():
 
 GLUON_GRAPH = """
 import json, sys
+from bench.worker import handwritten, training
 
 def ops(net, x, y):
     net(x, y)  # the first call hybridizes

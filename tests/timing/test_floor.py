@@ -43,8 +43,8 @@ def test_a_kernel_that_fails_is_its_error_and_the_others_go_on(monkeypatch):
 
     monkeypatch.setitem(floor.KERNELS, "torch-sum", missing)
     r = floor.floor(2, nbytes=16 * 2**20, repeats=1, kernels=["numpy-dot", "torch-sum"])
-    assert r["kernels"]["torch-sum float64"] == "error: ModuleNotFoundError: No module named 'torch'"
-    assert r["kernels"]["torch-sum float32"] == "error: ModuleNotFoundError: No module named 'torch'"
+    assert r["kernels"]["torch-sum float64"].startswith("error: ModuleNotFoundError: No module named 'torch'")
+    assert r["kernels"]["torch-sum float32"].startswith("error: ModuleNotFoundError: No module named 'torch'")
     numbers = {k: v for k, v in r["kernels"].items() if not isinstance(v, str)}
     assert set(numbers) == {f"numpy-dot {d} t={t}" for d in DTYPES for t in (1, 2)}
     assert r["kernel"] == max(numbers, key=numbers.__getitem__) and r["bytes_per_s"] == numbers[r["kernel"]]

@@ -139,7 +139,7 @@ def test_a_timing_worker_holds_glibcs_allocator_and_a_users_own_setting_is_kept(
     assert env["MALLOC_MMAP_THRESHOLD_"] == str(32 * 2**20) and env["MALLOC_TRIM_THRESHOLD_"] == str(2**30)
     probe = ("from bench.worker.timer import measure; "
              "f = [measure('quadratic', 'numpy', n=10**6, steps=10, round_time=0.0, min_rounds=5, objective=False,"
-             " visit=v, visits=2)['faults_per_step'] for v in range(2)]; print(f[-1])")  # fmt: skip
+             " visit=v, visits=2).faults_per_step for v in range(2)]; print(f[-1])")  # fmt: skip
 
     def pages(variables: dict[str, str | None]) -> float:
         out = subprocess.run([envs.python("main"), "-c", probe], cwd=envs.ROOT, capture_output=True, text=True,
