@@ -27,7 +27,7 @@ from bench.host import envs
 from bench.host.machine import environment
 
 TESTS = {"test_speed": "speed", "test_scaling": "scaling"}  # the timing tests, by the kind of case each times
-SPENT: dict[str, float] = {}  # where the timing session's time went (bench.campaign.timing.time_cases)
+SPENT = pytest.StashKey[dict[str, float]]()  # where the session's timings spent their time (timing.time_cases)
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -110,7 +110,7 @@ def measured(request: pytest.FixtureRequest) -> Callable[[Case], dict[str, Any]]
     quiet = capture.global_and_fixture_disabled if capture is not None else contextlib.nullcontext
     bar = Progress(len(cases) * settings.calls + sum(c.kind == "speed" for c in cases), quiet)
     try:
-        found = timing.time_cases(cases, settings, bar, SPENT)
+        found = timing.time_cases(cases, settings, bar, request.config.stash.setdefault(SPENT, {}))
     finally:
         bar.close()
 
@@ -131,4 +131,5 @@ def pytest_report_header(config: pytest.Config) -> str | None:
 
 
 def pytest_benchmark_update_machine_info(config: pytest.Config, machine_info: dict[str, Any]) -> None:
-    machine_info["autodiff_bench"] = environment(options(config).device) | {"seconds": SPENT}
+    spent = config.stash.setdefault(SPENT, {})  # filled by the ``measured`` fixture
+    machine_info["autodiff_bench"] = environment(options(config).device) | {"seconds": spent}

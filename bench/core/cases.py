@@ -42,10 +42,6 @@ class Case:
         """The pytest id's parameters, which also name the case in the results: ``quadratic-100-numpy-float64``."""
         return "-".join(str(p) for p in (self.task, self.n, self.backend, self.dtype) if p is not None)
 
-    @property
-    def id(self) -> str:
-        return f"test_{self.kind}[{self.params}]"
-
 
 ROUND_TIME = 1.0  # seconds of rounds per case per process (docs/fair-timing.md, "Rounds in visits")
 VISITS = 4  # a process times its cases in turn this many times, a quarter of ROUND_TIME each (same place)
