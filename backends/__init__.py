@@ -14,13 +14,20 @@ if TYPE_CHECKING:
     from backends._base import Backend
 
 
+# The kinds of mode, by what the framework compiles: nothing (each operation dispatched as the Python code reaches
+# it), one training step (one compiled call a step, in a Python loop: how each framework's docs teach it), or a
+# chunk of steps (the loop itself inside one compiled program: the best a framework can do, and another thing).
+EAGER, STEP, LOOP = "eager", "compiled step", "compiled loop"
+MODES = (EAGER, STEP, LOOP)
+
+
 @dataclass(frozen=True)
 class Spec:
     name: str
     framework: str  # the module it imports
     env: str  # the environment that framework lives in (see bench.host.envs)
     target: str  # "module:Class"
-    mode: str = "eager"  # its class's mode (Backend.mode), read here without importing it: "eager", "compiled", …
+    mode: str = "eager"  # its class's kind of mode (Backend.mode), read here without importing it: one of MODES
 
     @property
     def compiles(self) -> bool:
@@ -34,14 +41,14 @@ BACKENDS: dict[str, Spec] = {
         Spec("numpy", "numpy", "main", "backends.numpy:Numpy"),
         Spec("torch", "torch", "main", "backends.torch:Torch"),
         Spec("torch-nn", "torch", "main", "backends.torch_nn:TorchNN"),
-        Spec("torch-compile", "torch", "main", "backends.torch_compile:TorchCompile", mode="compiled"),
+        Spec("torch-compile", "torch", "main", "backends.torch_compile:TorchCompile", mode=STEP),
         Spec("jax", "jax", "main", "backends.jax:Jax"),
-        Spec("jax-jit", "jax", "main", "backends.jax_jit:JaxJit", mode="compiled"),
+        Spec("jax-jit", "jax", "main", "backends.jax_jit:JaxJit", mode=LOOP),
         Spec("tensorflow", "tensorflow", "main", "backends.tensorflow:Tensorflow"),
-        Spec("tensorflow-xla", "tensorflow", "main", "backends.tensorflow_xla:TensorflowXla", mode="compiled"),
+        Spec("tensorflow-xla", "tensorflow", "main", "backends.tensorflow_xla:TensorflowXla", mode=LOOP),
         Spec("autograd", "autograd", "main", "backends.autograd:Autograd"),
         Spec("mxnet", "mxnet", "mxnet", "backends.mxnet:Mxnet"),
-        Spec("mxnet-gluon", "mxnet", "mxnet", "backends.mxnet_gluon:MxnetGluon", mode="compiled"),
+        Spec("mxnet-gluon", "mxnet", "mxnet", "backends.mxnet_gluon:MxnetGluon", mode=STEP),
     ]
 }
 

@@ -27,7 +27,7 @@ from tasks import Task, formulas, optimizers
 
 class Backend:
     name: ClassVar[str]
-    mode: ClassVar[str] = "eager"  # or "compiled"
+    mode: ClassVar[str] = "eager"  # or "compiled step", "compiled loop" (backends.MODES)
     is_async: ClassVar[bool] = False  # run() may return before its work is done
     has_autodiff: ClassVar[bool] = True  # False: uses the task's hand-derived gradient
     lr_dtype: ClassVar[str] = "float64"  # precision the optimiser holds the learning rate in

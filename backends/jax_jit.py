@@ -13,7 +13,7 @@ from backends.jax import Jax
 
 class JaxJit(Jax):
     name = "jax-jit"
-    mode = "compiled"
+    mode = "compiled loop"
 
     def __init__(self, task, dtype="float64", device="cpu"):
         super().__init__(task, dtype, device)

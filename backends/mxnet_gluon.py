@@ -28,7 +28,7 @@ class Objective(gluon.HybridBlock):
 
 class MxnetGluon(Mxnet):
     name = "mxnet-gluon"
-    mode = "compiled"
+    mode = "compiled step"
     lr_dtype = "float32"  # MXNet's SGD kernels take the learning rate as a C float
     xp = Namespace(mx.sym)  # what the model sees once hybridized (Namespace(mx.nd) before)
 

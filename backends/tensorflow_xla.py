@@ -16,7 +16,7 @@ from backends.tensorflow import Tensorflow, tf  # TensorFlow as that module impo
 
 class TensorflowXla(Tensorflow):
     name = "tensorflow-xla"
-    mode = "compiled"
+    mode = "compiled loop"
 
     def __init__(self, task, dtype="float64", device="cpu"):
         super().__init__(task, dtype, device)

@@ -19,7 +19,7 @@ from backends.torch import Torch
 
 class TorchCompile(Torch):
     name = "torch-compile"
-    mode = "compiled"
+    mode = "compiled step"
 
     def __init__(self, task, dtype="float64", device="cpu"):
         super().__init__(task, dtype, device)

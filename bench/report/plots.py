@@ -2,8 +2,8 @@
 backend's fit, its loss curve and every backend's distance from numpy step by step, scaling.
 
 Every plot draws a backend alike, from one style table (``STYLES``, made from the backend registry): a
-colour per framework, a marker per kind of mode (eager, compiled, …: ``backends.Spec.mode``), a line style
-per backend within its framework. Nothing here knows a tolerance or how a time is written: the report
+colour per framework, a marker per kind of mode (``backends.MODES``: eager, compiled step, compiled loop), a
+line style per backend within its framework. Nothing here knows a tolerance or how a time is written: the report
 passes them in."""
 
 from __future__ import annotations
@@ -37,8 +37,9 @@ EXACT = 1e-18  # where a difference of 0 (the same loss to the last bit) is draw
 # in registry order (numpy blue, torch orange, jax green, tensorflow red, autograd purple, mxnet brown)
 PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#bcbd22",
            "#7f7f7f")  # fmt: skip
-MARKERS = {"eager": "o", "compiled": "s"}  # a kind of mode not named here takes the next of SPARE_MARKERS
-SPARE_MARKERS = ("D", "^", "v", "P", "X", "*", "<", ">")
+# a marker per kind of mode (backends.MODES); a kind not named here takes the next of SPARE_MARKERS
+MARKERS = {"eager": "o", "compiled step": "s", "compiled loop": "D"}
+SPARE_MARKERS = ("^", "v", "P", "X", "*", "<", ">")
 LINES = ("-", "--", ":", "-.")  # the first, second, … backend of a framework, in registry order
 UNKNOWN = "#7f7f7f"  # a backend the registry does not name (an older run's): grey, its own kind's marker
 
@@ -50,7 +51,7 @@ class Style:
     colour: str  # its framework's
     marker: str  # its kind of mode's
     linestyle: str  # its place among its framework's backends
-    kind: str  # the kind of mode: "eager", "compiled", …
+    kind: str  # the kind of mode: one of backends.MODES
 
     def line(self) -> dict[str, Any]:
         return {"color": self.colour, "marker": self.marker, "linestyle": self.linestyle}

@@ -557,9 +557,12 @@ def sources(here: dict[str, Any], out: Path) -> str:
 
 # What the top-level README shows ---------------------------------------------------------------------------------
 
-KINDS = {"eager": "*eager* modes run each operation as Python reaches it",
-         "compiled": "*compiled* ones ({}) trace the step once and run what they built, the build timed apart "
-                     "(*first call*)"}  # fmt: skip
+KINDS = {
+    "eager": "*eager* modes run each operation as Python reaches it",
+    "compiled step": "*compiled step* ones ({}) trace one training step once and call what they built once a "
+    "step, the build timed apart (*first call*)",
+    "compiled loop": "*compiled loop* ones ({}) compile a chunk of steps, the loop included, into one program",
+}
 
 
 def readme_block(rows: list[dict[str, Any]], names: list[str], o: Any, here: dict[str, Any],

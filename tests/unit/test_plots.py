@@ -62,13 +62,13 @@ def test_one_style_per_backend_keyed_by_the_registry():
     assert {x.marker for n, x in s.items() if backends.BACKENDS[n].mode == "eager"} == {"o"}
 
 
-def test_a_third_kind_of_mode_gets_a_marker_of_its_own(monkeypatch):
-    """A registry with a third kind of mode (a "compiled loop") draws three markers."""
-    spec = backends.Spec("jax-loop", "jax", "main", "backends.jax_loop:JaxLoop", mode="compiled loop")
+def test_a_fourth_kind_of_mode_gets_a_marker_of_its_own(monkeypatch):
+    """A registry with a kind of mode the style table does not name draws a marker of its own for it."""
+    spec = backends.Spec("jax-loop", "jax", "main", "backends.jax_loop:JaxLoop", mode="compiled epoch")
     monkeypatch.setattr(backends, "BACKENDS", {**backends.BACKENDS, spec.name: spec})
     table = plots.styles()
-    markers = {k: {x.marker for x in table.values() if x.kind == k} for k in ("eager", "compiled", "compiled loop")}
-    assert all(len(m) == 1 for m in markers.values()) and len(set.union(*markers.values())) == 3
+    markers = {k: {x.marker for x in table.values() if x.kind == k} for k in (*backends.MODES, "compiled epoch")}
+    assert all(len(m) == 1 for m in markers.values()) and len(set.union(*markers.values())) == 4
     assert spec.compiles and table["jax-loop"].colour == table["jax"].colour
     assert table["jax-loop"].linestyle not in {table["jax"].linestyle, table["jax-jit"].linestyle}
 
@@ -88,7 +88,9 @@ def test_the_summary_is_a_heat_map_of_times_the_fastest(figures):
     assert cells == ["6.0", "1.5", "1.3k", "—", "1.0", "1.0"]
     assert [t.get_text() for t in ax.get_yticklabels()] == ["numpy", "jax", "jax-jit"]
     assert [t.get_color() for t in ax.get_yticklabels()] == [plots.colour(b) for b in ("numpy", "jax", "jax-jit")]
-    assert [line.get_marker() for line in ax.lines if line.get_marker() != "None"] == ["o", "o", "s"]
+    assert [line.get_marker() for line in ax.lines if line.get_marker() != "None"] == [
+        plots.STYLES[b].marker for b in ("numpy", "jax", "jax-jit")
+    ]
     assert [t.get_text() for t in ax.get_xticklabels()] == names
     (under,) = ax.child_axes  # the secondary x axis below the map
     assert [t.get_text() for t in under.get_xticklabels()] == ["500 ns", "20000 ns"]  # the fastest's time
