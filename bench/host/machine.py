@@ -192,14 +192,29 @@ def git_commit() -> str:
     return commit + ("+changes" if git("status", "--porcelain", "--untracked-files=no") else "")
 
 
-def l2_bytes(default: int = 2 << 20) -> int:
-    """The size of one core's level-2 cache, from sysfs (``default`` where the kernel does not say)."""
+def caches() -> dict[int, int]:
+    """The data caches CPU 0 has, level -> bytes, from sysfs (empty where the kernel does not say)."""
+    found = {}
     for index in Path("/sys/devices/system/cpu/cpu0/cache").glob("index*"):
-        with contextlib.suppress(OSError, ValueError):
-            if (index / "level").read_text().strip() == "2" and (index / "type").read_text().strip() != "Instruction":
+        with contextlib.suppress(OSError, ValueError, KeyError):
+            if (index / "type").read_text().strip() != "Instruction":
                 size = (index / "size").read_text().strip()
-                return int(size[:-1]) * {"K": 1 << 10, "M": 1 << 20}[size[-1]] if size[-1] in "KM" else int(size)
-    return default
+                found[int((index / "level").read_text())] = (
+                    int(size[:-1]) * {"K": 1 << 10, "M": 1 << 20}[size[-1]] if size[-1] in "KM" else int(size)
+                )
+    return found
+
+
+def l2_bytes(default: int = 2 << 20) -> int:
+    """The size of one core's level-2 cache (``default`` where the kernel does not say)."""
+    return caches().get(2, default)
+
+
+def llc_bytes() -> int | None:
+    """The size of the last-level cache CPU 0 reads through (None where the kernel does not say): arrays that
+    fit in it may be read faster than the memory floor (bench.worker.floor), which reads from memory."""
+    found = caches()
+    return found[max(found)] if found else None
 
 
 def allocator_settings() -> dict[str, str]:
@@ -246,6 +261,7 @@ def environment(device: str = "cpu", load: tuple[str, ...] = ()) -> dict[str, An
         "platform": platform.platform(),
         "commit": git_commit(),
         "cpu_flags": cpu_flags(),
+        "llc_bytes": llc_bytes(),
         "blas": blas,
         "blas_variables": blas_variables(),
     }

@@ -59,7 +59,7 @@ over the final parameters and every step's loss) come from training the schedule
 last timing process, once every process of its round has timed (with `--jobs`, in one more process).
 The memory floor is the time to read x and y once at the best read bandwidth measured in the run (several
 kernels and thread counts); a figure that beats it by more than 5 % is a measurement error, and is flagged
-rather than printed."""
+rather than printed, unless x and y fit in the last-level cache (*in cache*), which may be read faster."""
 
 
 README_START, README_END = "<!-- results:start -->", "<!-- results:end -->"
@@ -185,9 +185,10 @@ def handwritten_table(rows: list[dict[str, Any]], backends: list[str], dtype: st
     return ["backend", *map(size, sizes)], table
 
 
-def scaling_fits(rows: list[dict[str, Any]], bandwidth: float | None) -> list[dict[str, Any]]:
+def scaling_fits(rows: list[dict[str, Any]], bandwidth: float | None, llc: int | None = None) -> list[dict[str, Any]]:
     """quadratic's t(N) = a + b·N per backend and dtype, and at the largest N × the memory floor (none
-    where the floor was not measured)."""
+    where the floor was not measured); ``in_cache`` where that N's arrays fit in the last-level cache of
+    ``llc`` bytes, which may be read faster than memory: there the floor bounds nothing."""
     fits = []
     points: dict[tuple[str, str], list[dict[str, Any]]] = {}
     for r in rows:
@@ -203,6 +204,7 @@ def scaling_fits(rows: list[dict[str, Any]], bandwidth: float | None) -> list[di
         fit["floor_n"], fit["faults_per_step"] = biggest["n"], biggest.get("faults_per_step")
         if bandwidth:
             fit["floor_ratio"] = biggest["median_s"] / (biggest["bytes_per_step"] / bandwidth)
+            fit["in_cache"] = llc is not None and biggest["bytes_per_step"] <= llc
         fits.append(fit)
     return fits
 
@@ -278,6 +280,8 @@ def floor_cell(f: dict[str, Any]) -> str:
     """× the memory floor at the largest N; a figure that beats the floor is flagged, not printed."""
     if "floor_ratio" not in f:
         return "memory floor not measured"
+    if f.get("in_cache"):  # read from the cache, not from memory: the floor bounds nothing
+        return f"{number(f['floor_ratio'])} at {size(f['floor_n'])} (in cache)"
     if f["floor_ratio"] < FLOOR_SLACK:
         return f"beats the floor at {size(f['floor_n'])}: a measurement error"
     return f"{number(f['floor_ratio'])} at {size(f['floor_n'])}"
@@ -289,7 +293,7 @@ def write(out: Path, o: Any, rows: list[dict[str, Any]], spent: dict[str, float]
     (one that fails is a line in the README), then the README. Returns the summary."""
     out.mkdir(parents=True)
     bandwidth = floor.get("bytes_per_s")  # None where the floor was not measured: floor["error"] says why
-    fits = scaling_fits(rows, bandwidth)
+    fits = scaling_fits(rows, bandwidth, env.get("llc_bytes"))
     names = list(o.tasks)
     result = {"command": o.command(), "date": started(wall), "wall_s": wall, "environment": env,
               "read_bandwidth_bytes_per_s": bandwidth, "floor": floor, "threads": o.threads, "device": o.device,

@@ -53,6 +53,16 @@ def test_the_task_table_writes_numbers_as_a_reader_does():
     for line in table.values():  # no padded exponent, no e+, no run of zeros in any column
         assert not re.search(r"e[+-]0|e\+|0\.0000", " | ".join(line)), line
     assert timings.floor_cell({"floor_ratio": 19.0, "floor_n": 10**6}) == "19.0 at N = 10⁶"
+    assert timings.floor_cell({"floor_ratio": 0.5, "floor_n": 10**6}).startswith("beats the floor")
+    assert timings.floor_cell({"floor_ratio": 0.5, "floor_n": 10**6, "in_cache": True}) == "0.500 at N = 10⁶ (in cache)"
+
+
+def test_the_floor_judges_only_arrays_that_outgrow_the_last_level_cache():
+    rows = [{"kind": "scaling", "backend": "numpy", "mode": "eager", "dtype": "float64", "n": n, "median_s": 1e-3,
+             "bytes_per_step": 16 * n} for n in (100, 10**6)]  # fmt: skip
+    assert timings.scaling_fits(rows, 1e10, llc=32 << 20)[0]["in_cache"]  # 16 MB in 32 MiB
+    assert not timings.scaling_fits(rows, 1e10, llc=8 << 20)[0]["in_cache"]
+    assert not timings.scaling_fits(rows, 1e10)[0]["in_cache"]  # a cache not known: judged
 
 
 def test_the_results_page_names_the_host_commit_and_date_of_its_timings_and_of_the_count_beside(tmp_path):
