@@ -265,3 +265,12 @@ def user_task(monkeypatch: pytest.MonkeyPatch) -> Callable[[Path], str]:
     monkeypatch.setattr(tasks, "TASKS", dict(tasks.TASKS))
     monkeypatch.setenv(tasks.USER_TASKS, os.environ.get(tasks.USER_TASKS, ""))
     return lambda path: tasks.add(str(path))
+
+
+def timed(task: str, backend: str, median: float, **extra: Any) -> dict[str, Any]:
+    """A timed case as the report reads it: three processes' figures around ``median``."""
+    samples = [median * 0.98, median, median * 1.03]
+    mode = backends.BACKENDS[backend].mode
+    return {"kind": "speed", "task": task, "backend": backend, "dtype": "float64", "mode": mode, "median_s": median,
+            "ci_low_s": median * 0.9, "ci_high_s": median * 1.1, "samples_s": samples,
+            "first_call_s": 1e-3, "epochs_trained": 1, "epochs": 1} | extra  # fmt: skip

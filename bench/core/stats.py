@@ -317,3 +317,20 @@ def fit_overhead(n: Sequence[float], t: Sequence[float]) -> tuple[float, float]:
     design = np.stack([np.ones_like(n), n], axis=1) / t[:, None]
     (a, b), *_ = np.linalg.lstsq(design, np.ones_like(t), rcond=None)
     return float(a), float(b)
+
+
+def break_even(
+    extra_s: float, eager: tuple[float, float, float], compiled: tuple[float, float, float]
+) -> tuple[float, float, float] | None:
+    """After how many steps a compiled mode has paid for its first call: ``extra_s`` (its first call's
+    seconds over the eager mode's) over what it saves a step (the eager step's time less its own), each
+    step a (median, low, high) interval. The interval is that of the step times alone, the first calls
+    being one measurement each; its high end is infinite where the step intervals overlap. None where
+    the compiled step is not faster (it never pays); 0 where its first call is not the slower."""
+    gain = eager[0] - compiled[0]
+    if gain <= 0:
+        return None
+    if extra_s <= 0:
+        return 0.0, 0.0, 0.0
+    most, least = eager[2] - compiled[1], eager[1] - compiled[2]
+    return extra_s / gain, extra_s / most, extra_s / least if least > 0 else math.inf

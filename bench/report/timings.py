@@ -22,6 +22,7 @@ from bench.core.cases import jobs
 from bench.core.errors import Failed
 from bench.core.stats import fit_overhead
 from bench.host import envs, machine
+from bench.report import kinds
 from bench.report.formatting import (
     SCALES,
     duration,
@@ -295,12 +296,13 @@ def write(out: Path, o: Any, rows: list[dict[str, Any]], spent: dict[str, float]
     bandwidth = floor.get("bytes_per_s")  # None where the floor was not measured: floor["error"] says why
     fits = scaling_fits(rows, bandwidth, env.get("llc_bytes"))
     names = list(o.tasks)
+    paid = kinds.payoffs(rows, names, o.dtypes)
     result = {"command": o.command(), "date": started(wall), "wall_s": wall, "environment": env,
               "read_bandwidth_bytes_per_s": bandwidth, "floor": floor, "threads": o.threads, "device": o.device,
               "quick": o.quick, "repeats": o.repeats, "jobs": jobs(o.quick, o.jobs),
               "native_blas": getattr(o, "native_blas", False),
               "noise": noise(rows), "time_s": time_spent(spent, floor.get("wall_s", 0.0), wall),
-              "cases": rows, "scaling": fits, "workers": workers}  # fmt: skip
+              "cases": rows, "scaling": fits, "break_even": [p.record() for p in paid], "workers": workers}  # fmt: skip
     (out / "results.json").write_text(json.dumps(result, indent=1))
     columns = ["task", "backend", "dtype", "mode", "device", "first_call_s", "median_s", "ci_low_s", "ci_high_s",
                "samples_s", "objective_samples_s", "rounds", "steps_per_round", "final_loss", "max_rel_diff",
@@ -312,6 +314,7 @@ def write(out: Path, o: Any, rows: list[dict[str, Any]], spent: dict[str, float]
         ["n", "backend", "dtype", "mode", "first_call_s", "median_s", "ci_low_s", "ci_high_s", "samples_s",
          "handwritten_samples_s", "bytes_per_step", "faults_per_step", "error"],
     )  # fmt: skip
+    write_csv(out / "break_even.csv", [p.record() for p in paid], list(kinds.Payoff.__dataclass_fields__))
     pictures, not_drawn = draw_plots(out / "plots", rows, fits, bandwidth, names)
 
     try:
@@ -381,36 +384,12 @@ def failure_list(failed: list[dict[str, Any]]) -> str:
 
 
 def headline(rows: list[dict[str, Any]], names: list[str], dtypes: list[str], pictures: list[Path]) -> str:
-    """The short answer: per dtype and task, the fastest mode and how many times faster it is than the fastest
-    mode of another framework, with the interval (within noise where it includes 1); then the summary charts."""
-    parts = []
-    for d in dtypes:
-        lines = []
-        for t in names:
-            timed = sorted((r for r in rows if r["kind"] == "speed" and r["task"] == t and r["dtype"] == d
-                            and r.get("samples_s")), key=lambda r: r["median_s"])  # fmt: skip
-            if not timed:
-                continue
-            best = timed[0]
-            other = next((r for r in timed if framework(r) != framework(best)), None)
-            if other is None:
-                lines.append(f"- **{t}**: {best['backend']}, {duration(best['median_s'])} (one framework timed)")
-                continue
-            r, low, high = stats.ratio_ci(other["samples_s"], best["samples_s"])
-            times = f"{number(r)}× ({number(low)}–{number(high)})"
-            said = (f"within noise of {other['backend']} ({duration(other['median_s'])}, {times})" if low <= 1
-                    else f"{times} faster than the fastest of another framework, {other['backend']}"
-                    f" ({duration(other['median_s'])})")  # fmt: skip
-            lines.append(f"- **{t}**: {best['backend']}, {duration(best['median_s'])}, {said}")
-        if lines:
-            parts.append(f"**Fastest per task ({d})**, per step:\n\n" + "\n".join(lines))
+    """The short answer: per dtype and task, the fastest mode of each kind (bench.report.kinds), then the
+    summary charts."""
+    parts = kinds.headline(rows, names, dtypes)
     charts = [p for p in pictures if p.stem.startswith("summary_")]
     parts += [f"![{p.stem}](plots/{p.name})" for p in charts]
     return "\n\n".join(parts)
-
-
-def framework(r: dict[str, Any]) -> str:
-    return backends.BACKENDS[r["backend"]].framework
 
 
 def summary_markdown(rows: list[dict[str, Any]], names: list[str], o: Any, env: dict[str, Any],
@@ -434,6 +413,12 @@ def summary_markdown(rows: list[dict[str, Any]], names: list[str], o: Any, env: 
     parts.append(
         f"### Training step ÷ objective alone ({o.dtypes[0]})\n\n" + markdown_table(["backend", *names], table)
     )
+    paid = kinds.payoffs(rows, names, o.dtypes)
+    for d in o.dtypes:
+        table = kinds.payoff_table(paid, names, o.backends, d)
+        if table:
+            parts.append(f"### When compiling pays ({d}): steps after which a compiled mode's first call is paid back"
+                         f"\n\n{PAYS}\n\n" + markdown_table(["mode", "eager mode", *names], table))  # fmt: skip
     for d in o.dtypes:
         header, table = handwritten_table(rows, o.backends, d)
         if len(header) > 1:
@@ -448,6 +433,13 @@ def summary_markdown(rows: list[dict[str, Any]], names: list[str], o: Any, env: 
         parts.append("### Overhead and throughput (quadratic, t(N) = a + b·N)\n\n" + markdown_table(header, body))
     parts.append("Plots: " + ", ".join(picture_link(p) for p in sorted(pictures, key=lambda p: p.stem != "scaling")))
     return "\n\n".join(parts)
+
+
+PAYS = (
+    "Against its framework's eager mode (and the task's fastest eager mode, where that is another): (its first "
+    "call − the eager first call) ÷ (the eager step − its step); the interval is the step times', the first calls "
+    "one cold measurement each; *never* where its step is not the faster."
+)
 
 
 def pages(fit: dict[str, Any]) -> str:

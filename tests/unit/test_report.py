@@ -16,20 +16,12 @@ import tasks
 from bench.core.options import Options
 from bench.host import envs
 from bench.report import counts, timings
+from conftest import timed
 
 HERE = {"cpu": "Intel(R) Xeon(R) Processor", "cores": 2, "commit": "68b4c43de8709f4c7e55d1ccd5c60b87ce19c8a8",
         "versions": {"numpy": "2.4.6"}}  # fmt: skip
 ELSEWHERE = {"cpu": "AMD EPYC", "cores": 2, "commit": "7a0f66b149cdf7a94ed256b95b2222576dc5e34f",
              "versions": {"numpy": "2.4.6"}}  # fmt: skip
-
-
-def timed(task: str, backend: str, median: float, **extra: Any) -> dict[str, Any]:
-    """A timed case as the report reads it: three processes' figures around ``median``."""
-    samples = [median * 0.98, median, median * 1.03]
-    mode = backends.BACKENDS[backend].mode
-    return {"kind": "speed", "task": task, "backend": backend, "dtype": "float64", "mode": mode, "median_s": median,
-            "ci_low_s": median * 0.9, "ci_high_s": median * 1.1, "samples_s": samples,
-            "first_call_s": 1e-3, "epochs_trained": 1, "epochs": 1} | extra  # fmt: skip
 
 
 def options(out: Path, **kw: Any) -> Options:
