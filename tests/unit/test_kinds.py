@@ -35,7 +35,7 @@ def test_break_even_is_never_where_the_compiled_step_is_slower_and_at_once_where
 
 @pytest.fixture
 def rows():
-    """quadratic: numpy the fastest eager mode, jax's compiled loop the fastest of all (a loop), torch-compile slower than
+    """quadratic: numpy the fastest eager mode, jax's compiled loop the fastest of all, torch-compile slower than
     numpy a step but faster than torch."""
     return [
         timed("quadratic", "numpy", 4e-6, first_call_s=2e-4),
