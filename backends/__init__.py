@@ -56,3 +56,10 @@ BACKENDS: dict[str, Spec] = {
 def load(name: str) -> type[Backend]:
     module, cls = BACKENDS[name].target.split(":")
     return getattr(importlib.import_module(module), cls)
+
+
+# Names that measured another mode before the modes had kinds (results whose rows say mode "compiled", or no
+# mode): then ``jax-jit`` and ``tensorflow-xla`` compiled a chunk of steps into one program, which ``jax-scan`` and
+# ``tensorflow-xla-loop`` do now; ``bench diff`` compares such a row with the mode of its new name.
+RENAMED: dict[str, str] = {"jax-jit": "jax-scan", "tensorflow-xla": "tensorflow-xla-loop"}
+OLD_MODES = (None, "compiled")  # the mode a row from before the kinds says

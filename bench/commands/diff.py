@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import backends
 from bench.core import cases, noise_model, stats
 from bench.core.errors import UsageError
 from bench.host import envs, machine
@@ -52,11 +53,13 @@ class Figures:
 
 @dataclass
 class Results:
-    """One results.json, read and checked."""
+    """One results.json, read and checked; ``renamed``, the backends of its rows that measured what another
+    name measures now (``backends.RENAMED``), each by the name it has now."""
 
     path: Path
     data: dict[str, Any]
     cases: dict[tuple[Any, ...], Figures] = field(default_factory=dict)
+    renamed: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -94,6 +97,9 @@ def load(given: str, which: str) -> Results:
         raise UsageError(f"{which}: {path} has no cases (not the results.json of `python -m bench run`)")
     results = Results(path, data)
     for i, raw in enumerate(data["cases"]):
+        if isinstance(raw, dict) and raw.get("backend") in backends.RENAMED and raw.get("mode") in backends.OLD_MODES:
+            results.renamed[raw["backend"]] = now = backends.RENAMED[raw["backend"]]
+            raw = {**raw, "backend": now}
         case = read_case(raw, f"{which}: {path}: case {i + 1}")
         if case.key in results.cases:
             raise UsageError(f"{which}: {path}: case {case.name} appears twice")
@@ -396,6 +402,11 @@ def diff(old_path: str, new_path: str, fail_above: float | None = None) -> tuple
     if quick:
         out.append(f"{' and '.join(quick)}: a --quick run, whose timings are not to be read")
     out += ["", "## Environment", "", *environment_lines(old, new), ""]
+    renamed = [f"- {which}'s {then} measured a compiled loop, which is {now} now: its cases are compared as {now}'s; "
+               f"{then} is now one compiled call a step, another measurement"
+               for which, r in (("OLD", old), ("NEW", new)) for then, now in r.renamed.items()]  # fmt: skip
+    if renamed:
+        out += ["## Renamed", "", *renamed, ""]
 
     rows, counted, failed, apart = [], [], [], []
     for key, o in old.cases.items():

@@ -254,3 +254,18 @@ def test_bad_input_is_one_line_and_status_2(tmp_path, make, words):
 )
 def test_bad_usage_is_one_line_and_status_2(args, words):
     one_line_error(bench(*args), 2, *words)
+
+
+def test_a_name_that_measured_a_compiled_loop_before_the_kinds_is_compared_as_the_loop_it_is_now(tmp_path):
+    """OLD's jax-jit (mode "compiled": a chunk of steps in one XLA program) is NEW's jax-scan: its case is
+    compared with jax-scan's, said so, and NEW's jax-jit (one jitted call a step) is only in NEW."""
+    loop, step = TIGHT, [20 * t for t in TIGHT]  # a step-wise mode 20 times slower: never compared with the loop
+    old = write(tmp_path / "old", [case("linear", "jax-jit", samples=loop, mode="compiled")])
+    new = write(tmp_path / "new", [case("linear", "jax-jit", samples=step, mode="compiled step"),
+                                   case("linear", "jax-scan", samples=loop, mode="compiled loop")])  # fmt: skip
+    out = bench("diff", str(old), str(new))
+    assert out.returncode == 0, out.stderr
+    assert "- OLD's jax-jit measured a compiled loop, which is jax-scan now" in out.stdout
+    assert row(out.stdout, "linear jax-scan float64")[-1] == "within noise"
+    assert "## Only in NEW\n\n- linear jax-jit float64" in out.stdout
+    assert "slower" not in count_line(out.stdout).replace("0 slower", "")
