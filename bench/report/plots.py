@@ -292,7 +292,9 @@ def agreement_plot(path: Path, task: str, rows: list[dict[str, Any]], tols: dict
 
 
 def times(x: float) -> str:
-    """A ratio as a cell prints it: ``1.0``, ``3.5``, ``210``, ``4.8k``, ``20k``."""
+    """A ratio as a cell prints it: ``0.17``, ``1.0``, ``3.5``, ``210``, ``4.8k``, ``20k``."""
+    if x < 0.995:
+        return f"{x:.2g}"
     if x < 9.95:
         return f"{x:.1f}"
     if x < 999.5:
@@ -302,24 +304,31 @@ def times(x: float) -> str:
 
 def summary_plot(path: Path, rows: list[dict[str, Any]], dtype: str, names: list[str],
                  duration: Callable[[float], str] | None = None) -> None:  # fmt: skip
-    """A heat map, task × mode: each mode's time per step (the median) over the fastest mode's of the task, on
-    a log colour scale, the figure printed in each cell; rows the modes grouped by framework (registry order),
-    labelled in the framework's colour with the mode's marker; a case without a figure grey, with "—" (the
-    results' failure list says why); under each column, the fastest mode's time (``duration`` writes it)."""
+    """A heat map, task × mode: each mode's time per step (the median) over the task's fastest step-wise mode's
+    (eager or compiled step: a compiled loop is another thing, and beats it below 1), on a log colour scale, the
+    figure printed in each cell; rows the modes grouped by kind (eager, compiled step, compiled loop, each named
+    on the right), within a kind by framework (registry order), labelled in the framework's colour with the
+    kind's marker; a case without a figure grey, with "—" (the results' failure list says why); under each
+    column, the reference's time (``duration`` writes it)."""
     found = {(r["task"], r["backend"]): r for r in rows if r["kind"] == "speed" and r["dtype"] == dtype}
     names = [n for n in names if any(t == n for t, _ in found)]
-    order = list(backends.BACKENDS)
-    modes = sorted({b for _, b in found}, key=lambda b: (order.index(b) if b in order else len(order), b))
+    order, kinds_here = list(backends.BACKENDS), kinds()
+    mode_kind = {b: kind_of(r) for (_, b), r in found.items()}
+    modes = sorted({b for _, b in found}, key=lambda b: (kinds_here.index(mode_kind[b]) if mode_kind[b] in kinds_here
+                                                         else len(kinds_here), order.index(b) if b in order
+                                                         else len(order), b))  # fmt: skip
     ratios = np.full((len(modes), len(names)), np.nan)
     fastest: list[float | None] = []
     for j, t in enumerate(names):
         timed = {b: found[(t, b)]["median_s"] for b in modes if found.get((t, b), {}).get("median_s")}
-        fastest.append(min(timed.values()) if timed else None)
+        stepwise = [v for b, v in timed.items() if mode_kind[b] != backends.LOOP] or list(timed.values())
+        fastest.append(min(stepwise) if stepwise else None)
         for i, b in enumerate(modes):
             if b in timed:
-                ratios[i, j] = timed[b] / min(timed.values())
-    top = max(10.0, float(np.nanmax(ratios)) if np.isfinite(ratios).any() else 10.0)
-    norm = LogNorm(vmin=1.0, vmax=top)
+                ratios[i, j] = timed[b] / min(stepwise)
+    finite = np.isfinite(ratios).any()
+    top = max(10.0, float(np.nanmax(ratios)) if finite else 10.0)
+    norm = LogNorm(vmin=min(1.0, float(np.nanmin(ratios)) if finite else 1.0), vmax=top)
     cmap = plt.get_cmap("YlOrRd").with_extremes(bad="0.88")
     wide = max(6.4, 2.9 + 0.62 * len(names))  # inches: a few tasks still leave the title its room
     fig, ax = plt.subplots(figsize=(wide, 1.9 + 0.3 * len(modes)))
@@ -328,12 +337,18 @@ def summary_plot(path: Path, rows: list[dict[str, Any]], dtype: str, names: list
         if np.isfinite(v):
             dark = norm(v) > 0.62
             ax.text(j, i, times(v), ha="center", va="center", fontsize=7.5, color="w" if dark else "k",
-                    weight="bold" if v < 1.0005 else "normal")  # fmt: skip
+                    weight="bold" if abs(v - 1) < 5e-4 else "normal")  # fmt: skip
         else:
             ax.text(j, i, "—", ha="center", va="center", fontsize=8, color="0.35")
-    for i, (a, b) in enumerate(zip(modes, modes[1:], strict=False)):  # a white rule between frameworks
-        if look(a).colour != look(b).colour or backends.BACKENDS.get(a) is None:
+    for i, (a, b) in enumerate(zip(modes, modes[1:], strict=False)):  # a white rule between frameworks, a black
+        if mode_kind[a] != mode_kind[b]:  # one between kinds
+            ax.axhline(i + 0.5, color="k", linewidth=1.5)
+        elif look(a).colour != look(b).colour or backends.BACKENDS.get(a) is None:
             ax.axhline(i + 0.5, color="w", linewidth=3)
+    for k in dict.fromkeys(mode_kind[b] for b in modes):  # the kind's name beside its rows, on the right
+        rows_of_kind = [i for i, b in enumerate(modes) if mode_kind[b] == k]
+        ax.text(len(names) - 0.5 + 0.08, (rows_of_kind[0] + rows_of_kind[-1]) / 2, k.replace(" ", "\n"), ha="left",
+                va="center", fontsize=7.5, clip_on=False)  # fmt: skip
     ax.set_yticks(range(len(modes)), modes, fontsize=8)
     for tick, b in zip(ax.get_yticklabels(), modes, strict=True):
         tick.set_color(look(b).colour)
@@ -352,18 +367,19 @@ def summary_plot(path: Path, rows: list[dict[str, Any]], dtype: str, names: list
     under.set_xticks(range(len(names)), ["—" if t is None else say(t) for t in fastest], fontsize=7,
                      rotation=30 if crowded else 0, ha="right" if crowded else "center")  # fmt: skip
     under.tick_params(length=0)
-    under.set_xlabel("1.0: the task's fastest time per step", fontsize=8)
-    bar = fig.colorbar(image, ax=ax, fraction=0.035, pad=0.02)
-    bar.set_label("× the task's fastest (log scale)", fontsize=8)
+    under.set_xlabel("1.0: the task's fastest step-wise time per step", fontsize=8)
+    bar = fig.colorbar(image, ax=ax, fraction=0.035, pad=0.1)
+    bar.set_label("× the task's fastest step-wise mode (log scale)", fontsize=8)
     bar.ax.tick_params(labelsize=7)
     bar.ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}" if v < 1000 else f"{v / 1e3:g}k"))
     handles = [Line2D([], [], color="0.3", marker=marker(k), linestyle="none", label=k)
                for k in kinds() if any(look(b).kind == k for b in modes)]  # fmt: skip
     fig.legend(handles=handles, loc="lower left", fontsize=8, frameon=False, ncols=len(handles),
                handletextpad=0.2, borderaxespad=0.3)  # fmt: skip
-    title = [f"Time per training step ({dtype}): × the fastest mode of each task, median of each mode's processes",
-             "1.0 (bold): the task's fastest, its time under the column; —: no figure (the results' Failed cases "
-             "say why)"]  # fmt: skip
+    title = [f"Time per training step ({dtype}): × the fastest step-wise mode (eager or compiled step) of each task, "
+             "median of each mode's processes, the modes by kind",
+             "1.0 (bold): the task's fastest step-wise mode, its time under the column; a compiled loop under 1 beats "
+             "it; —: no figure (the results' Failed cases say why)"]  # fmt: skip
     fig.suptitle("\n".join(textwrap.fill(t, int(13 * wide)) for t in title), fontsize=8.5)
     fig.tight_layout(rect=(0, 0.04, 1, 1))  # the legend of the markers below
     save(fig, path)

@@ -73,27 +73,35 @@ def test_a_fourth_kind_of_mode_gets_a_marker_of_its_own(monkeypatch):
     assert table["jax-loop"].linestyle not in {table["jax"].linestyle, table["jax-jit"].linestyle}
 
 
-def test_the_summary_is_a_heat_map_of_times_the_fastest(figures):
+def test_the_summary_is_a_heat_map_by_kind_of_times_the_fastest_step_wise_mode(figures):
+    """Rows by kind of mode (eager, compiled step, compiled loop); each cell × the task's fastest step-wise mode,
+    so that a compiled loop faster than every step-wise mode reads under 1."""
+    loop = next(n for n, s in backends.BACKENDS.items() if s.mode == backends.LOOP)
     names = ["linear", "digits"]
-    rows = [speed_row("linear", b, t) for b, t in (("numpy", 3e-6), ("jax", 6.3e-4), ("jax-jit", 5e-7))]
-    rows += [speed_row("digits", "numpy", 3e-5), speed_row("digits", "jax", None), speed_row("digits", "jax-jit", 2e-5)]
+    rows = [speed_row("linear", b, t) for b, t in (("numpy", 3e-6), ("torch-compile", 3e-5), (loop, 5e-7),
+                                                    ("jax", 6.3e-4))]  # fmt: skip
+    rows += [speed_row("digits", "numpy", 3e-5), speed_row("digits", "jax", None),
+             speed_row("digits", "torch-compile", 2e-5), speed_row("digits", loop, 4e-5)]  # fmt: skip
     plots.summary_plot(Path("unused.png"), rows, "float64", names, lambda s: f"{s * 1e9:.0f} ns")
     (fig,) = figures
     ax = fig.axes[0]
     shown = np.ma.filled(ax.images[0].get_array(), np.nan)
-    expect = np.array([[6.0, 1.5], [1260.0, np.nan], [1.0, 1.0]])  # rows numpy, jax, jax-jit; columns the tasks
+    mine = ["numpy", "jax", "torch-compile", loop]  # eager first (registry order), then a step, then a loop
+    expect = np.array([[1.0, 1.5], [210.0, np.nan], [10.0, 1.0], [1 / 6, 2.0]])  # columns the tasks
     np.testing.assert_allclose(shown, expect, rtol=1e-12)
-    assert type(ax.images[0].norm).__name__ == "LogNorm" and ax.images[0].norm.vmin == 1.0
-    cells = [t.get_text() for t in ax.texts]
-    assert cells == ["6.0", "1.5", "1.3k", "—", "1.0", "1.0"]
-    assert [t.get_text() for t in ax.get_yticklabels()] == ["numpy", "jax", "jax-jit"]
-    assert [t.get_color() for t in ax.get_yticklabels()] == [plots.colour(b) for b in ("numpy", "jax", "jax-jit")]
+    assert type(ax.images[0].norm).__name__ == "LogNorm" and ax.images[0].norm.vmin == 1 / 6
+    labels = [k.replace(" ", "\n") for k in backends.MODES]  # each kind named beside its rows
+    assert [t.get_text() for t in ax.texts if t.get_text() in labels] == labels
+    cells = [t.get_text() for t in ax.texts if t.get_text() not in labels]
+    assert cells == ["1.0", "1.5", "210", "—", "10", "1.0", "0.17", "2.0"]
+    assert [t.get_text() for t in ax.get_yticklabels()] == mine
+    assert [t.get_color() for t in ax.get_yticklabels()] == [plots.colour(b) for b in mine]
     assert [line.get_marker() for line in ax.lines if line.get_marker() != "None"] == [
-        plots.STYLES[b].marker for b in ("numpy", "jax", "jax-jit")
+        plots.marker(backends.BACKENDS[b].mode) for b in mine
     ]
     assert [t.get_text() for t in ax.get_xticklabels()] == names
     (under,) = ax.child_axes  # the secondary x axis below the map
-    assert [t.get_text() for t in under.get_xticklabels()] == ["500 ns", "20000 ns"]  # the fastest's time
+    assert [t.get_text() for t in under.get_xticklabels()] == ["3000 ns", "20000 ns"]  # the reference's time
 
 
 def test_agreement_is_a_panel_per_backend_with_the_tolerance_and_step_ticks_that_never_collide(figures):
