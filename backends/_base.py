@@ -77,6 +77,11 @@ class Backend:
         """Gradient of the task's loss over the whole data set at the current parameters."""
         raise NotImplementedError
 
+    def compile_seconds(self) -> float | None:
+        """The seconds this process has spent tracing and compiling so far, by the framework's own tally;
+        None where it keeps none. The first call's share of it is its compile time."""
+        return None
+
     # -- the training loop, shared by the eager backends --------------------------------
     def prepare(self, lrs: np.ndarray, orders: list[np.ndarray | None]) -> Any:
         return [(float(lr), None if o is None else self.asindex(o)) for lr, o in zip(lrs, orders, strict=True)]

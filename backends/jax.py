@@ -16,6 +16,20 @@ from tasks.optimizers import Optimizer
 
 jax.config.update("jax_enable_x64", True)  # JAX is float32-only unless asked; float32 runs pass float32 arrays
 
+# JAX's own account of its compilations (tracing to a jaxpr, lowering it, XLA compiling it), which it reports to
+# listeners of jax.monitoring: also for the one-operation programs eager jax compiles as it first meets each
+COMPILE_EVENTS = ("/jax/core/compile/jaxpr_trace_duration", "/jax/core/compile/jaxpr_to_mlir_module_duration",
+                  "/jax/core/compile/backend_compile_duration")  # fmt: skip
+COMPILING = {"seconds": 0.0}
+
+
+def compiled_for(event: str, duration: float, **_: Any) -> None:
+    if event in COMPILE_EVENTS:
+        COMPILING["seconds"] += duration
+
+
+jax.monitoring.register_event_duration_secs_listener(compiled_for)
+
 
 def sgd_l2(learning_rate: Any, momentum: float, nesterov: bool, weight_decay: float) -> optax.GradientTransformation:
     """optax's SGD (momentum as ``optax.trace``), L2 decay added to the gradient first, as PyTorch's SGD does."""
@@ -104,3 +118,6 @@ class Jax(Backend):
 
     def gradient(self) -> dict[str, np.ndarray]:
         return {k: np.asarray(g) for k, g in jax.grad(self.objective)(self.p, self.x, self.y).items()}
+
+    def compile_seconds(self) -> float:
+        return COMPILING["seconds"]

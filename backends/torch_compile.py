@@ -11,6 +11,7 @@ from functools import cached_property
 
 import numpy as np
 import torch
+from torch._dynamo.utils import compilation_time_metrics
 from torch.optim.adam import adam
 from torch.optim.sgd import sgd
 
@@ -63,6 +64,10 @@ class TorchCompile(Torch):
     def gradient(self) -> dict[str, np.ndarray]:
         grads = torch.compile(torch.func.grad(self.functional))(self.p, self.x, self.y)
         return {k: self.to_numpy(g) for k, g in grads.items()}
+
+    def compile_seconds(self) -> float:
+        """Dynamo's own tally of its compilations (tracing, AOT autograd, Inductor's code generation)."""
+        return sum(compilation_time_metrics.get("_compile.compile_inner", ()))
 
     def step(self, x: torch.Tensor, y: torch.Tensor, lr: float) -> torch.Tensor:
         # a tensor learning rate: a Python float would be specialised on, one compilation per value

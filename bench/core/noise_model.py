@@ -108,7 +108,10 @@ def merged(found: list[ProcessTiming]) -> dict[str, Any]:
     (``setup_s``, ``rounds_s``); the first process's first call (compiled cold)."""
     first = found[0]
     out: dict[str, Any] = {"mode": first.mode, "device": first.device, "steps_per_round": first.steps_per_round}
-    out["first_call_s"] = next((p.first_call_s for p in found if p.first_call_s is not None), None)
+    cold = next((p for p in found if p.first_call_s is not None), None)
+    out["first_call_s"] = None if cold is None else cold.first_call_s
+    if cold is not None and cold.compile_s is not None:
+        out["compile_s"] = cold.compile_s
     out["rounds"] = [len(p.step_s) for p in found]
     out["pids"], out["cpus"] = [p.pid for p in found], [p.cpus for p in found]
     out["frameworks"] = sorted({f for p in found for f in p.frameworks})

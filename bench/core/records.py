@@ -42,7 +42,7 @@ class ProcessTiming:
     answers one), or all of a process's visits joined (``bench.core.noise_model.visits_joined``). The campaign
     judges it afterwards (``noisy``), and marks one that took a noisy process's place (``replaces_pid``)."""
 
-    mode: str  # the backend's kind of mode: eager or compiled
+    mode: str  # the backend's kind of mode: one of backends.MODES
     device: str
     steps_per_round: int  # the steps of the slice a round trains
     step_s: list[float]  # a training step, one figure a round
@@ -56,6 +56,7 @@ class ProcessTiming:
     objective_s: list[float] | None = None  # the objective alone over the same slice, one a round
     handwritten_s: list[float] | None = None  # the framework's hand-written loop (the quadratic sweep)
     first_call_s: float | None = None  # the first call, tracing and compiling included (a case's first process)
+    compile_s: float | None = None  # of which the framework says it spent compiling (where it says)
     cpus: list[int] | None = None  # the CPUs it was pinned to
     visit: int = 0  # which visit of the case this is (joined: the first)
     visits: int = 1  # the visits joined in it

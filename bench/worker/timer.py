@@ -94,7 +94,10 @@ class Timed:
         if size is None:
             least = min(steps, MIN_STEPS)
             probe = Unit(b, least)  # its first call includes tracing, compiling or hybridizing
+            compiled = b.compile_seconds()
             self.first["first_call_s"] = seconds(probe)
+            if compiled is not None:  # of which the framework's own tally says it compiled
+                self.first["compile_s"] = b.compile_seconds() - compiled
             on_schedule(probe)  # from the initial parameters: the schedule's own first steps
             per_step = seconds(probe) / probe.steps
             calls = 2

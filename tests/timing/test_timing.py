@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import os
+import subprocess
 import sys
 
 import numpy as np
@@ -16,7 +18,7 @@ from bench.core import noise_model
 from bench.core.cases import BUILDS, VISITS, Case, Settings, time_limit
 from bench.core.errors import BenchError, Diverged
 from bench.core.stats import fit_overhead
-from bench.host import procs
+from bench.host import envs, procs
 from bench.worker import timer, training
 from bench.worker.timer import Unit, measure, seconds
 from conftest import QUIET, cubic_task, stand_in_workers
@@ -404,3 +406,22 @@ def test_a_process_s_time_limit_follows_the_cases_it_builds():
     assert time_limit(quick, BUILDS[True]) == time_limit(quick, 1) == 120.0
     assert time_limit(quick, 2 * BUILDS[True]) == 240.0
     assert time_limit(default, BUILDS[False] * 3) == 1800.0
+
+
+def test_the_first_call_says_what_the_framework_says_it_spent_compiling():
+    """torch.compile's Dynamo and JAX keep their own tally of compiling: a first call's share of it is part of
+    the first call, and more than nothing; numpy compiles nothing and says nothing. (Each in a process of
+    its own: the frameworks are not loaded together.)"""
+    code = (
+        "from bench.worker.timer import measure; import json, sys; "
+        "r = measure('linear', sys.argv[1], steps=20, round_time=0.0, min_rounds=1, objective=False); "
+        "print(json.dumps([r.first_call_s, r.compile_s]))"
+    )
+    for backend in ("torch-compile", "jax", "numpy"):
+        out = subprocess.run([sys.executable, "-c", code, backend], capture_output=True, text=True, cwd=envs.ROOT)
+        assert out.returncode == 0, out.stderr
+        first, compiled = json.loads(out.stdout.splitlines()[-1])
+        if backend == "numpy":
+            assert compiled is None
+        else:
+            assert 0 < compiled <= first, backend
