@@ -146,9 +146,11 @@ def cmd_list() -> int:
         t = tasks.get(name)
         print(f"  {name:<14} {t.steps:>6} steps  {t.source}")
     print("backends:")
+    width = max(map(len, backends.BACKENDS)) + 1
     for name, spec in backends.BACKENDS.items():
         reason = envs.missing(spec.framework, spec.env)
-        print(f"  {name:<14} {envs.ENVS[spec.env] + '/':<14} {'available' if reason is None else reason}")
+        print(f"  {name:<{width}} {spec.mode:<14} {envs.ENVS[spec.env] + '/':<14} "
+              f"{'available' if reason is None else reason}")  # fmt: skip
     return 0
 
 

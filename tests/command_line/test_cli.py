@@ -26,6 +26,9 @@ def test_list_names_every_task_and_backend():
     for name in [*tasks.TASKS, "numpy", "torch-nn", "jax-jit", "mxnet-gluon"]:
         assert name in out.stdout
     assert out.stdout.count("available") == len(backends.BACKENDS)
+    for name, spec in backends.BACKENDS.items():  # each backend's kind of mode beside its name
+        line = next(line for line in out.stdout.splitlines() if line.split()[:1] == [name])
+        assert line.split()[1 : 1 + len(spec.mode.split())] == spec.mode.split(), line
 
 
 def test_train_json_from_the_main_environment_runs_mxnet_in_its_own():
