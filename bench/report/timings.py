@@ -101,7 +101,8 @@ def with_interval(r: dict[str, Any]) -> str:
 def ratio(a: list[float], b: list[float], flag_above: float | None = None, paired: bool = False) -> str:
     """The ratio of medians a / b with its interval (a bootstrap; ``paired``: a and b were timed side by
     side in the same processes, and the interval is that of the median of their ratios); *within noise*
-    where the interval includes 1, and in bold with a note where it is above ``flag_above``."""
+    where the interval includes 1, and in bold with a note where it is above ``flag_above`` or below its
+    inverse."""
     if a is b:
         return "1"
     if paired:
@@ -113,6 +114,8 @@ def ratio(a: list[float], b: list[float], flag_above: float | None = None, paire
         return text + " within noise"
     if flag_above is not None and r > flag_above:
         return f"**{text}** over {flag_above:g}"
+    if flag_above is not None and r < 1 / flag_above:
+        return f"**{text}** under 1/{flag_above:g}"
     return text
 
 
@@ -160,7 +163,9 @@ def task_table(rows: list[dict[str, Any]], task: str, dtype: str) -> list[list[s
 TASK_HEADER = ["backend", "mode", "first call", "per step: median (CI)", "steps/s", "× numpy", "× fastest",
                "step ÷ objective", "final loss", "max rel diff from numpy"]  # fmt: skip
 FLOOR_SLACK = 0.95  # a figure under 0.95 × the memory floor is a measurement error, not a speed
-HANDWRITTEN_LIMIT = 1.5  # an adapter slower than this × a hand-written loop of its framework is flagged
+# an adapter slower than this × a hand-written loop of its framework and kind is flagged, and one faster than its
+# inverse: a yardstick that slow is of another kind (a loop held against step-wise code)
+HANDWRITTEN_LIMIT = 1.5
 
 
 def summary_table(rows: list[dict[str, Any]], names: list[str], backends: list[str], dtype: str,
@@ -177,8 +182,8 @@ def summary_table(rows: list[dict[str, Any]], names: list[str], backends: list[s
 
 
 def handwritten_table(rows: list[dict[str, Any]], backends: list[str], dtype: str) -> tuple[list[str], list[list[str]]]:
-    """Each mode's time per step over a hand-written loop of its framework (quadratic, by N), timed in the
-    same processes, interleaved."""
+    """Each mode's time per step over a hand-written loop of its framework and kind of mode (quadratic, by N),
+    timed in the same processes, interleaved."""
     found = {(r["backend"], r["n"]): r for r in rows if r["kind"] == "scaling" and r["dtype"] == dtype}
     sizes = sorted({n for _, n in found})
     table = []
@@ -428,7 +433,7 @@ def summary_markdown(rows: list[dict[str, Any]], names: list[str], o: Any, env: 
     for d in o.dtypes:
         header, table = handwritten_table(rows, o.backends, d)
         if len(header) > 1:
-            parts.append(f"### × a hand-written loop of the same framework (quadratic, {d})\n\n"
+            parts.append(f"### × a hand-written loop of the same framework and kind (quadratic, {d})\n\n"
                          + markdown_table(header, table))  # fmt: skip
     if fits:
         body = [[f["backend"], f["mode"], f["dtype"], duration(f.get("overhead_s")),

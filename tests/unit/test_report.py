@@ -142,3 +142,11 @@ def test_links_are_moved_from_the_results_folder_to_the_root():
     assert timings.rebased(text, "results") == (
         "![a](results/plots/a.png) [t](docs/trust.md#why) [r](results/README.md) [w](https://example.org/x) [s](#top)"
     )
+
+
+def test_a_mode_far_from_its_yardstick_either_way_is_flagged():
+    """Over 1.5 × its hand-written loop, or under 1/1.5 of it (a yardstick of another kind), in bold."""
+    base = [1.0, 1.0, 1.0]
+    assert timings.ratio([2.0, 2.0, 2.0], base, 1.5, paired=True).endswith("over 1.5")
+    assert timings.ratio([0.5, 0.5, 0.5], base, 1.5, paired=True).endswith("under 1/1.5")
+    assert "**" not in timings.ratio([1.2, 1.2, 1.2], base, 1.5, paired=True)
