@@ -57,7 +57,9 @@ def parser() -> Parser:
     r.add_argument("--backends", help="comma-separated backends (default: all)")
     r.add_argument("--dtype", help="float64 (default), float32 or both")
     r.add_argument("--sizes", help="comma-separated N of the quadratic sweep, as 10000 or 1e4 (default 1e2,1e4,1e6; "
-                   "with --quick 1e2,1e4; with --count 1e2,1e4,1e6,1e7)")  # fmt: skip
+                   "with --quick 1e2,1e4; with --count 1e2,1e4,1e6,1e7); none: no quadratic sweep")  # fmt: skip
+    r.add_argument("--widths", help="comma-separated hidden widths of the wide-mlp sweep (default 16,64,256,1024; with "
+                   "--quick 16,64; with --count none); none: no width sweep")  # fmt: skip
     r.add_argument(
         "--threads",
         type=int,
@@ -116,10 +118,13 @@ def task_list(given: Sequence[str], files: Sequence[str], checked: bool = True) 
     return out or None
 
 
-def sizes(value: str | None) -> list[int] | None:
-    """--sizes: whole numbers of points, 1 or more, none twice; None (the defaults) when not given."""
+def sizes(value: str | None, flag: str = "--sizes", what: str = "points") -> list[int] | None:
+    """--sizes (or --widths): whole numbers of ``what``, 1 or more, none twice; ``none``: no sweep (an empty list);
+    None (the defaults) when not given."""
     if value is None:
         return None
+    if value.strip() == "none":
+        return []
     out = []
     for word in value.split(","):
         try:
@@ -127,9 +132,9 @@ def sizes(value: str | None) -> list[int] | None:
         except ValueError:
             n = math.nan
         if not (math.isfinite(n) and n >= 1 and n == int(n)):
-            raise UsageError(f"--sizes: {word.strip()!r} is not a whole number of points, 1 or more")
+            raise UsageError(f"{flag}: {word.strip()!r} is not a whole number of {what}, 1 or more (or none)")
         if int(n) in out:
-            raise UsageError(f"--sizes: {word.strip()!r} is named twice")
+            raise UsageError(f"{flag}: {word.strip()!r} is named twice")
         out.append(int(n))
     return out
 
@@ -228,6 +233,7 @@ def cmd_run(a: argparse.Namespace) -> int:
         sweep_dtypes=list(DTYPES) if count_default else None,
         jobs=default_jobs(a.quick, a.count) if a.jobs is None else a.jobs,
         sizes=sizes(a.sizes),
+        widths=sizes(a.widths, "--widths", "hidden units"),
     )
     if o.repeats < 1:
         raise UsageError(f"--repeats must be 1 or more, not {o.repeats}")

@@ -33,7 +33,19 @@ import backends
 from bench.campaign.progress import Progress
 from bench.campaign.remote import Remote
 from bench.core import taskdata
-from bench.core.cases import Case, Settings, time_limit
+from bench.core.cases import (
+    SCALING,
+    SPEED,
+    TRAINED,
+    WIDTH,
+    WIDTH_BUDGET,
+    WIDTH_FLOPS,
+    WIDTH_ROUNDS,
+    Case,
+    Settings,
+    flops,
+    time_limit,
+)
 from bench.core.errors import BenchError, Unanswered
 from bench.core.noise_model import (
     REMEASURE_AT_MOST,
@@ -215,7 +227,8 @@ class Campaign:
                  twins: dict[Case, Case] | None = None):  # fmt: skip
         self.settings, self.env, self.progress = settings, env, progress
         self.twins = twins or {}  # a sweep's case: the task case measured for it (``twins``)
-        self.beside = set(self.twins.values())  # task cases that are also a sweep's: the hand-written loop too
+        # task cases that are also the quadratic sweep's: the hand-written loop timed beside them too
+        self.beside = {task for sweep, task in self.twins.items() if sweep.kind == SCALING}
         cases = [c for c in cases if c not in self.twins]
         self.by_backend: dict[str, list[Case]] = {}
         for c in cases:
@@ -320,7 +333,7 @@ class Campaign:
         """One process's timings, kept as it answers: a later process of the backend sizes its rounds by them.
         The backend's ``last``, where the timing processes train (``Settings.trains_where_timed``), trains too."""
         trains = last and self.settings.trains_where_timed
-        train = [c for c in self.by_backend[b] if c.kind == "speed"] if trains else []
+        train = [c for c in self.by_backend[b] if c.kind in TRAINED] if trains else []
         answers = self.measure(b, self.by_backend[b], what, "worker start-up", turns, workers, train)
         self.building[b] = sum(got.setup_s for got in answers if got is not None)
         with self.lock:
@@ -378,7 +391,7 @@ class Campaign:
     def correctness(self) -> None:
         """The correctness columns of the cases not trained where they were timed, in a process per backend
         that times nothing: one per CPU at once, unpinned."""
-        left = {b: [c for c in mine if c.kind == "speed" and c not in self.errors and c not in self.checked]
+        left = {b: [c for c in mine if c.kind in TRAINED and c not in self.errors and c not in self.checked]
                 for b, mine in self.by_backend.items()}  # fmt: skip
         work = [(b, speed) for b, speed in left.items() if speed]
         for (_, speed), answered in zip(work, self.trainers.map(self.trained, work), strict=True):
@@ -415,6 +428,9 @@ class Campaign:
             elif task in records:
                 view = merged(self.found[task])
                 records[sweep] = {k: v for k, v in view.items() if k != "objective_samples_s"}
+                if sweep.kind == WIDTH:  # the width table's correctness columns: the task case's training
+                    checked = self.checked.get(task, {})
+                    records[sweep] |= {k: checked[k] for k in AGREEMENT if k in checked}
         pools: dict[tuple[Any, ...], list[Case]] = {}
         for c in records:
             pools.setdefault(pool(c), []).append(c)
@@ -425,6 +441,7 @@ class Campaign:
         return {c: {"error": self.errors[c]} if c in self.errors else records[c] for c in every}
 
 
+AGREEMENT = ("final_loss", "max_rel_diff", "epochs_trained", "epochs", "lr_dtype", "formula")  # a width twin's
 SPENT = ("worker start-up", "setup and compile", "rounds", "remeasuring: start-up", "correctness")
 
 
@@ -436,8 +453,8 @@ def time_cases(cases: list[Case], settings: Settings, progress: Progress | None 
     with tempfile.TemporaryDirectory(prefix="autodiff-bench-") as scratch:
         data = taskdata.ship(Path(scratch), {(c.task, c.n) for c in cases})
         same = twins(cases)
-        if progress is not None:
-            progress.skip(len(same) * settings.calls)
+        if progress is not None:  # a twin is timed, and trained, as its task case
+            progress.skip(len(same) * settings.calls + sum(c.kind in TRAINED for c in same))
         campaign = Campaign(cases, settings, environ(settings, data, Path(scratch)), progress, same)
         campaign.timings()
         campaign.timed_again()
@@ -512,25 +529,29 @@ def processes(backend: str, calls: list[tuple[str, dict[str, Any]]], env: dict[s
 
 def measure_call(c: Case, settings: Settings, size: int | None = None, sweep: bool = False) -> dict[str, Any]:
     """A case's ``measure`` call; ``size``, the steps of a round where an earlier process chose it; ``sweep``,
-    a task case that is also a sweep's (``twins``): the hand-written loop timed beside it too."""
-    speed = c.kind == "speed"
-    steps = (
-        settings.measure_arguments["steps"]
-        if speed
-        else max(1, min(settings.measure_arguments["steps"], 10**7 // (c.n or 1)))
-    )
+    a task case that is also a sweep's (``twins``): the hand-written loop timed beside it too. A quadratic sweep
+    case trains at most 10⁷ / N steps a round; a width case at most WIDTH_FLOPS of work (a step at least), for a
+    quarter of the seconds of rounds (WIDTH_ROUNDS), without the objective beside it."""
+    arguments = settings.measure_arguments
+    steps = arguments["steps"]
+    if c.kind == SCALING:
+        steps = max(1, min(steps, 10**7 // (c.n or 1)))
+    elif c.kind == WIDTH:
+        steps = max(1, min(steps, WIDTH_FLOPS // (flops(c.task, c.n) or 1)))
+        arguments = arguments | {"round_time": arguments["round_time"] * WIDTH_ROUNDS}
     return {"task": c.task, "backend": c.backend, "dtype": c.dtype, "device": device(c, settings), "n": c.n,
-            **settings.measure_arguments, "steps": steps, "objective": speed, "handwritten": sweep or not speed,
+            **arguments, "steps": steps, "objective": c.kind == SPEED, "handwritten": sweep or c.kind == SCALING,
             "size": size}  # fmt: skip
 
 
 def twins(cases: list[Case]) -> dict[Case, Case]:
     """Each sweep case that is a task case of the run as well: quadratic at its own size (N = 10², the
-    tutorial's), the same arrays, schedule, backend and dtype. It is measured once, as the task case with
-    the sweep's hand-written loop beside it, and its timings are the sweep's row too."""
-    speed = {(c.task, c.backend, c.dtype): c for c in cases if c.kind == "speed"}
+    tutorial's), wide-mlp at its own width (16), the same arrays, schedule, backend and dtype. It is measured
+    once, as the task case (quadratic's with the sweep's hand-written loop beside it), and its timings are the
+    sweep's row too (a width case's, with the task case's correctness columns)."""
+    speed = {(c.task, c.backend, c.dtype): c for c in cases if c.kind == SPEED}
     return {c: speed[(c.task, c.backend, c.dtype)] for c in cases
-            if c.kind == "scaling" and (c.task, c.backend, c.dtype) in speed and same_data(c.task, c.n)}  # fmt: skip
+            if c.kind != SPEED and (c.task, c.backend, c.dtype) in speed and same_data(c.task, c.n)}  # fmt: skip
 
 
 @functools.cache
@@ -541,10 +562,13 @@ def same_data(task: str, n: int | None) -> bool:
 
 def correctness_call(c: Case, found: list[ProcessTiming], settings: Settings) -> dict[str, Any]:
     """A case's ``correctness`` call, its training sized by its timings (``found``: none, by the timing of
-    the process it is asked of)."""
+    the process it is asked of); a width case's on a quarter of the budget (WIDTH_BUDGET), its parameters
+    (n × n at width n) not sent back."""
     per_step = statistics.median(statistics.median(p.step_s) for p in found) if found else None
+    width = c.kind == WIDTH
     return {"task": c.task, "backend": c.backend, "dtype": c.dtype, "device": device(c, settings),
-            "per_step": per_step, "budget": settings.budget}  # fmt: skip
+            "per_step": per_step, "budget": settings.budget * (WIDTH_BUDGET if width else 1.0), "n": c.n,
+            "params": not width}  # fmt: skip
 
 
 def device(c: Case, settings: Settings) -> str:

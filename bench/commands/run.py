@@ -14,7 +14,7 @@ from typing import Any
 from bench.campaign import timing
 from bench.campaign.environments import worker_environments
 from bench.campaign.progress import Progress
-from bench.core.cases import Case, rows_of
+from bench.core.cases import TRAINED, Case, rows_of
 from bench.core.errors import BenchError, Interrupted
 from bench.core.options import QUICK_FLOOR_BYTES, Options, asked_cases
 from bench.host import envs, machine
@@ -42,6 +42,9 @@ def run(o: Options) -> int:
             read = {"nbytes": QUICK_FLOOR_BYTES, "repeats": 2} if o.quick else {}
             floor_started = time.time()  # once, after the timings: paging its 800 MiB in takes seconds
             floor = bench_floor.best(bench_floor.attempt(o.threads, **read))  # a failure is a line, not a lost run
+            if o.widths:  # the compute floor of the width sweep, read as the memory floor is (--quick: numpy's, small)
+                products = {"kernels": ["numpy-matmul"], "sizes": (256,), "repeats": 2} if o.quick else {}
+                floor["compute"] = bench_floor.compute_attempt(o.threads, o.dtypes, o.native_blas, **products)
             floor["wall_s"] = time.time() - floor_started
             rows = timings.with_metrics(rows_of(asked_cases(o), found))
             failed = [r for r in rows if "error" in r]
@@ -71,7 +74,7 @@ def timed(o: Options, scratch: Path, spent: dict[str, float]) -> dict[Case, dict
     ``scratch`` (staged beside the results, then gone); ``spent`` is filled with where the time went."""
     cases = asked_cases(o)
     settings = o.settings
-    bar = Progress(len(cases) * settings.calls + sum(c.kind == "speed" for c in cases))
+    bar = Progress(len(cases) * settings.calls + sum(c.kind in TRAINED for c in cases))
     temporary, tempfile.tempdir = tempfile.tempdir, str(scratch)
     try:
         return timing.time_cases(cases, settings, bar, spent)

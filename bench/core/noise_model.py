@@ -127,10 +127,11 @@ def merged(found: list[ProcessTiming]) -> dict[str, Any]:
 
 def pool(c: Case) -> tuple[Any, ...]:
     """The cases whose process-to-process spread is pooled with this one's: a backend's task cases (each
-    step a few calls of its framework, cache-resident), and the sweep's cases of one size and dtype across
+    step a few calls of its framework, cache-resident), and a sweep's cases of one size and dtype across
     backends (at 10⁶ and 10⁷ points a step streams memory, and where its pages land moves every backend
-    alike, and further between processes than a backend's small cases move)."""
-    return ("speed", c.backend) if c.kind == "speed" else ("scaling", c.n, c.dtype)
+    alike, and further between processes than a backend's small cases move; at the width sweep's large widths
+    a step is the same matrix products in every backend)."""
+    return ("speed", c.backend) if c.kind == "speed" else (c.kind, c.n, c.dtype)
 
 
 # What moves a whole run: the sd of log time between back-to-back default runs, beyond what the processes of

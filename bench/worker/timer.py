@@ -272,25 +272,25 @@ def kernels() -> Any:
     return calibration.Kernels()
 
 
-def correctness(
-    task: str, backend: str, dtype: str, device: str, per_step: float | None, budget: float
-) -> dict[str, Any]:
+def correctness(task: str, backend: str, dtype: str, device: str, per_step: float | None, budget: float,
+                n: int | None = None, params: bool = True) -> dict[str, Any]:  # fmt: skip
     """Train the whole schedule where it fits the budget, else the whole epochs that do; the final loss,
-    parameters and loss curve, and how far they are from numpy's over the same epochs. ``per_step`` None:
-    the step as this process measured the case (``MEASURED``). ``correctness_s``: the seconds it took."""
+    parameters (where ``params``: not a width case's, n × n at width n) and loss curve, and how far they are
+    from numpy's over the same epochs. ``per_step`` None: the step as this process measured the case
+    (``MEASURED``). ``n``: the sweep's size or width. ``correctness_s``: the seconds it took."""
     started = time.monotonic()
     if per_step is None:
-        per_step = MEASURED.get((task, backend, dtype, device, None))
+        per_step = MEASURED.get((task, backend, dtype, device, n))
         if per_step is None:
             raise BenchError(f"{task} {backend} {dtype}: not timed in this process, so not trained in it")
-    t = training.make_task(task)
+    t = training.make_task(task, n=n)
     per_epoch = per_step * t.steps_per_epoch
     epochs = t.epochs if per_epoch * t.epochs <= budget else max(1, int(budget / per_epoch))
-    run = training.train_here(task, backend, dtype, device, epochs=epochs)
-    ref = training.train_here(**agreement.reference(run, epochs))
+    run = training.train_here(task, backend, dtype, device, epochs=epochs, n=n)
+    ref = training.train_here(**agreement.reference(run, epochs), n=n)
     return {"epochs_trained": epochs, "epochs": t.epochs, "final_loss": run.losses[-1],
-            "max_rel_diff": agreement.run_diff(run, ref), "params": run.params, "lr_dtype": run.lr_dtype,
-            "formula": run.formula,
+            "max_rel_diff": agreement.run_diff(run, ref), **({"params": run.params} if params else {}),
+            "lr_dtype": run.lr_dtype, "formula": run.formula,
             "losses": sample(run.losses), "loss_diffs": sample(list(agreement.rel_diffs(run.losses, ref.losses))),
             "correctness_s": time.monotonic() - started}  # fmt: skip
 
