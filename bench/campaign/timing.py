@@ -36,14 +36,14 @@ from bench.core import taskdata
 from bench.core.cases import (
     SCALING,
     SPEED,
-    TRAINED,
     WIDTH,
-    WIDTH_BUDGET,
     WIDTH_FLOPS,
     WIDTH_ROUNDS,
+    WIDTH_UNIT,
     Case,
     Settings,
     flops,
+    rounds_of,
     time_limit,
 )
 from bench.core.errors import BenchError, Unanswered
@@ -244,8 +244,8 @@ class Campaign:
         self.trainers = Workers(procs.cpus())  # the correctness columns' workers: they time nothing
 
     def measure(self, backend: str, mine: list[Case], what: str, phase: str, turns: Turns | None = None,
-                workers: Workers | None = None, train: Sequence[Case] = (),
-                again: bool = True) -> list[ProcessTiming | None]:  # fmt: skip
+                workers: Workers | None = None, train: Sequence[Case] = (), again: bool = True,
+                check: bool = False) -> list[ProcessTiming | None]:  # fmt: skip
         """One fresh worker times these cases, then trains those of ``train`` for the correctness columns
         (``kept``); what it answered for each case timed (None where it failed). Its wall time is counted to
         ``phase``, the part of it its calls spent building, timing and training apart, and the part it spent
@@ -257,7 +257,7 @@ class Campaign:
                 c: next((p.steps_per_round for p in self.found[c] if p.first_call_s is not None), None) for c in mine
             }
         visits = range(self.settings.measure_arguments["visits"])
-        called = {c: measure_call(c, self.settings, sized[c], c in self.beside) for c in mine}
+        called = {c: measure_call(c, self.settings, sized[c], c in self.beside, check) for c in mine}
         calls = [("measure", called[c] | {"visit": v}) for v in visits for c in mine]
         ahead = [("prepare", called[c]) for c in mine] if turns else []
         trains = [("correctness", correctness_call(c, [], self.settings)) for c in train]  # sized where timed
@@ -297,20 +297,20 @@ class Campaign:
         (``Settings.builders``), a round of them at a time (``Turns``)."""
         rounds, n = range(self.settings.repeats), self.settings.repeats
         if not self.settings.builders:  # several at a time, each building as it goes: the longest first
-            work = [(b, f"[{r + 1}/{n}] {b}", r == n - 1) for r in rounds for b in slowest_first(self.by_backend)]
-            self.workers.map(lambda b, what, last: self.timed(b, what, last=last), work)
+            work = [(b, f"[{r + 1}/{n}] {b}", r) for r in rounds for b in slowest_first(self.by_backend)]
+            self.workers.map(lambda b, what, r: self.timed(b, what, r=r), work)
             return
         for r in rounds:
-            self.round([(b, f"[{r + 1}/{n}] {b}") for b in self.by_backend], last=r == n - 1)
+            self.round([(b, f"[{r + 1}/{n}] {b}") for b in self.by_backend], r)
 
-    def round(self, work: list[tuple[str, str]], last: bool = False) -> None:
-        """One process per backend, building ahead together, then timing in turn (``Turns``); the ``last``
-        round's then train (``Settings.trains_where_timed``)."""
+    def round(self, work: list[tuple[str, str]], r: int = 0) -> None:
+        """One process per backend, building ahead together, then timing in turn (``Turns``); the last round's
+        then train (``Settings.trains_where_timed``)."""
         turns = Turns([b for b, _ in work], self.settings.builders, self.building)
         workers = Workers(len(work))
         before, started = dict(self.seconds), time.monotonic()
         try:
-            workers.map(lambda b, what: self.timed(b, what, turns, workers, last), work)
+            workers.map(lambda b, what: self.timed(b, what, turns, workers, r), work)
         except BaseException:
             turns.stop()
             raise
@@ -329,15 +329,18 @@ class Campaign:
                 self.seconds[k] = before[k] + spent[k] * scale
 
     def timed(self, b: str, what: str, turns: Turns | None = None, workers: Workers | None = None,
-              last: bool = False) -> None:  # fmt: skip
-        """One process's timings, kept as it answers: a later process of the backend sizes its rounds by them.
-        The backend's ``last``, where the timing processes train (``Settings.trains_where_timed``), trains too."""
+              r: int = 0) -> None:  # fmt: skip
+        """One process's timings, of the cases timed in round ``r`` (``rounds_of``), kept as it answers: a later
+        process of the backend sizes its rounds by them. The backend's last, where the timing processes train
+        (``Settings.trains_where_timed``), trains too; it checks its width cases' agreement with numpy."""
+        last = r == self.settings.repeats - 1
+        mine = [c for c in self.by_backend[b] if r in rounds_of(c, self.settings.repeats)]
         trains = last and self.settings.trains_where_timed
-        train = [c for c in self.by_backend[b] if c.kind in TRAINED] if trains else []
-        answers = self.measure(b, self.by_backend[b], what, "worker start-up", turns, workers, train)
+        train = [c for c in mine if c.kind == SPEED] if trains else []
+        answers = self.measure(b, mine, what, "worker start-up", turns, workers, train, check=last)
         self.building[b] = sum(got.setup_s for got in answers if got is not None)
         with self.lock:
-            for c, got in zip(self.by_backend[b], answers, strict=True):
+            for c, got in zip(mine, answers, strict=True):
                 if got is not None:
                     self.found[c].append(got)
 
@@ -386,12 +389,14 @@ class Campaign:
             replaced = self.found[c][worst]
             if got is not None and noise_of(got, quiet, c) < noise_of(replaced, quiet, c):
                 cold = replaced.first_call_s if replaced.first_call_s is not None else got.first_call_s
-                self.found[c][worst] = dataclasses.replace(got, first_call_s=cold, replaces_pid=replaced.pid)
+                checked = replaced.agreement or got.agreement  # a width case's, from its last process
+                self.found[c][worst] = dataclasses.replace(got, first_call_s=cold, agreement=checked,
+                                                           replaces_pid=replaced.pid)  # fmt: skip
 
     def correctness(self) -> None:
         """The correctness columns of the cases not trained where they were timed, in a process per backend
         that times nothing: one per CPU at once, unpinned."""
-        left = {b: [c for c in mine if c.kind in TRAINED and c not in self.errors and c not in self.checked]
+        left = {b: [c for c in mine if c.kind == SPEED and c not in self.errors and c not in self.checked]
                 for b, mine in self.by_backend.items()}  # fmt: skip
         work = [(b, speed) for b, speed in left.items() if speed]
         for (_, speed), answered in zip(work, self.trainers.map(self.trained, work), strict=True):
@@ -453,8 +458,9 @@ def time_cases(cases: list[Case], settings: Settings, progress: Progress | None 
     with tempfile.TemporaryDirectory(prefix="autodiff-bench-") as scratch:
         data = taskdata.ship(Path(scratch), {(c.task, c.n) for c in cases})
         same = twins(cases)
-        if progress is not None:  # a twin is timed, and trained, as its task case
-            progress.skip(len(same) * settings.calls + sum(c.kind in TRAINED for c in same))
+        if progress is not None:  # a twin is timed as its task case; a width case in fewer processes (``rounds_of``)
+            untimed = sum(settings.repeats - len(rounds_of(c, settings.repeats)) for c in cases if c not in same)
+            progress.skip((len(same) * settings.repeats + untimed) * settings.measure_arguments["visits"])
         campaign = Campaign(cases, settings, environ(settings, data, Path(scratch)), progress, same)
         campaign.timings()
         campaign.timed_again()
@@ -527,21 +533,23 @@ def processes(backend: str, calls: list[tuple[str, dict[str, Any]]], env: dict[s
             worker.stop()
 
 
-def measure_call(c: Case, settings: Settings, size: int | None = None, sweep: bool = False) -> dict[str, Any]:
+def measure_call(c: Case, settings: Settings, size: int | None = None, sweep: bool = False,
+                 check: bool = False) -> dict[str, Any]:  # fmt: skip
     """A case's ``measure`` call; ``size``, the steps of a round where an earlier process chose it; ``sweep``,
     a task case that is also a sweep's (``twins``): the hand-written loop timed beside it too. A quadratic sweep
-    case trains at most 10⁷ / N steps a round; a width case at most WIDTH_FLOPS of work (a step at least), for a
-    quarter of the seconds of rounds (WIDTH_ROUNDS), without the objective beside it."""
+    case trains at most 10⁷ / N steps a round; a width case about WIDTH_UNIT seconds, at most WIDTH_FLOPS of work
+    (a step at least), for an eighth of the seconds of rounds (WIDTH_ROUNDS), without the objective beside it;
+    where ``check`` (its last process), its first call is held against numpy's (``bench.worker.timer.agreement``)."""
     arguments = settings.measure_arguments
     steps = arguments["steps"]
     if c.kind == SCALING:
         steps = max(1, min(steps, 10**7 // (c.n or 1)))
     elif c.kind == WIDTH:
         steps = max(1, min(steps, WIDTH_FLOPS // (flops(c.task, c.n) or 1)))
-        arguments = arguments | {"round_time": arguments["round_time"] * WIDTH_ROUNDS}
+        arguments = arguments | {"round_time": arguments["round_time"] * WIDTH_ROUNDS, "unit_time": WIDTH_UNIT}
     return {"task": c.task, "backend": c.backend, "dtype": c.dtype, "device": device(c, settings), "n": c.n,
             **arguments, "steps": steps, "objective": c.kind == SPEED, "handwritten": sweep or c.kind == SCALING,
-            "size": size}  # fmt: skip
+            "size": size, "check": check and c.kind == WIDTH}  # fmt: skip
 
 
 def twins(cases: list[Case]) -> dict[Case, Case]:
@@ -562,13 +570,10 @@ def same_data(task: str, n: int | None) -> bool:
 
 def correctness_call(c: Case, found: list[ProcessTiming], settings: Settings) -> dict[str, Any]:
     """A case's ``correctness`` call, its training sized by its timings (``found``: none, by the timing of
-    the process it is asked of); a width case's on a quarter of the budget (WIDTH_BUDGET), its parameters
-    (n × n at width n) not sent back."""
+    the process it is asked of)."""
     per_step = statistics.median(statistics.median(p.step_s) for p in found) if found else None
-    width = c.kind == WIDTH
     return {"task": c.task, "backend": c.backend, "dtype": c.dtype, "device": device(c, settings),
-            "per_step": per_step, "budget": settings.budget * (WIDTH_BUDGET if width else 1.0), "n": c.n,
-            "params": not width}  # fmt: skip
+            "per_step": per_step, "budget": settings.budget}  # fmt: skip
 
 
 def device(c: Case, settings: Settings) -> str:

@@ -14,7 +14,7 @@ from typing import Any
 from bench.campaign import timing
 from bench.campaign.environments import worker_environments
 from bench.campaign.progress import Progress
-from bench.core.cases import TRAINED, Case, rows_of
+from bench.core.cases import Case, rows_of
 from bench.core.errors import BenchError, Interrupted
 from bench.core.options import QUICK_FLOOR_BYTES, Options, asked_cases
 from bench.host import envs, machine
@@ -74,7 +74,7 @@ def timed(o: Options, scratch: Path, spent: dict[str, float]) -> dict[Case, dict
     ``scratch`` (staged beside the results, then gone); ``spent`` is filled with where the time went."""
     cases = asked_cases(o)
     settings = o.settings
-    bar = Progress(len(cases) * settings.calls + sum(c.kind in TRAINED for c in cases))
+    bar = Progress(len(cases) * settings.calls + sum(c.kind == "speed" for c in cases))
     temporary, tempfile.tempdir = tempfile.tempdir, str(scratch)
     try:
         return timing.time_cases(cases, settings, bar, spent)

@@ -29,10 +29,9 @@ def check_names(task: str, backend: str, dtype: str = "float64") -> None:
 
 
 # The kinds of case: a task's own ("speed"), the quadratic sweep's at N points ("scaling"), and the width sweep's,
-# wide-mlp at a hidden width n ("width"). A task's case and a width case are trained for the correctness columns too.
+# wide-mlp at a hidden width n ("width")
 SPEED, SCALING, WIDTH = "speed", "scaling", "width"
 KINDS = (SPEED, SCALING, WIDTH)
-TRAINED = (SPEED, WIDTH)
 
 
 @dataclass(frozen=True)
@@ -58,20 +57,22 @@ VISITS = 4  # a process times its cases in turn this many times, a quarter of RO
 # rounds): the noisiest cases are timed again within it (docs/fair-timing.md)
 REMEASURE_SECONDS = 30.0
 # The work a --timeout is for: the builds of one process of a default run (a case built to time it, or to train it
-# for the correctness columns; a compiling backend compiles at each), by Settings.quick: --quick's 6 cases timed
-# (linear, digits, the sweep at 10² and 10⁴, the width sweep at 16 and 64) and 4 trained; a default run's 16 timed
+# for the correctness columns; a compiling backend compiles at each), by Settings.quick: --quick's 4 cases timed
+# (linear, digits, the sweep at 10² and 10⁴) and 2 trained; a default run's 16 timed
 # (ten tasks, the sweep at 10⁴ and 10⁶: at 10² it is quadratic's own case; the width sweep's four widths) and 14
 # trained in its last round. A process given more builds (a user's own tasks) may take as much longer
 # (``time_limit``).
-BUILDS = {True: 10, False: 30}
+BUILDS = {True: 6, False: 30}
 # The width sweep's cells (wide-mlp at width n: a step of 0.1 to 50 ms, the more of it matrix products the wider;
-# at its own width, where the run times the task too, the task's case serves: ``twins``) get a quarter of a task
-# case's seconds of rounds (WIDTH_ROUNDS × ROUND_TIME, in VISITS visits, at least a round each: docs/fair-timing.md,
-# "The width sweep"), a round of at most WIDTH_FLOPS floating-point operations (but a step at least), and a quarter
-# of its training budget for the correctness columns.
-WIDTH_ROUNDS = 0.25
-WIDTH_FLOPS = 2 * 10**9
-WIDTH_BUDGET = 0.25
+# at its own width, where the run times the task too, the task's case serves: ``twins``) are timed on less than a
+# task case (docs/fair-timing.md, "The width sweep"): an eighth of its seconds of rounds (WIDTH_ROUNDS × ROUND_TIME,
+# in VISITS visits, at least a round each), rounds of about WIDTH_UNIT seconds (a task's: bench.worker.timer's 0.05)
+# and of at most WIDTH_FLOPS floating-point operations (but a step at least), in two of the R processes, the first
+# (which compiles cold) and the last (``rounds_of``). Its agreement with numpy is checked in its last process, on
+# the first call of its slice (``bench.worker.timer.agreement``), not by training it again (a second compile).
+WIDTH_ROUNDS = 0.125
+WIDTH_UNIT = 0.0125
+WIDTH_FLOPS = 5 * 10**8
 
 
 @dataclass(frozen=True)
@@ -133,6 +134,12 @@ def jobs(quick: bool, workers: int = 1) -> int:
     """Workers at a time: ``workers``, each on pinned CPUs of its own, for timings a reader reads; a --quick
     run, whose timings are not to be read, runs one per CPU, unpinned."""
     return procs.cpus() if quick else workers
+
+
+def rounds_of(c: Case, repeats: int) -> list[int]:
+    """The rounds of processes (0-based, of ``repeats``) that time a case: all of them; a width case the first and
+    the last alone."""
+    return sorted({0, repeats - 1}) if c.kind == WIDTH else list(range(repeats))
 
 
 @functools.cache

@@ -105,7 +105,8 @@ def merged(found: list[ProcessTiming]) -> dict[str, Any]:
     """One case's processes in one record: per process, the fastest of its rounds (``samples_s``, and
     ``objective_samples_s``, ``handwritten_samples_s`` of the figures timed beside them; its median round
     too, ``median_samples_s``); what the machine was doing (``machine``, ``noisy``); where the time went
-    (``setup_s``, ``rounds_s``); the first process's first call (compiled cold)."""
+    (``setup_s``, ``rounds_s``); the first process's first call (compiled cold); a width case's agreement with
+    numpy (``final_loss``, ``max_rel_diff`` over ``steps_checked`` steps), from its last process that checked it."""
     first = found[0]
     out: dict[str, Any] = {"mode": first.mode, "device": first.device, "steps_per_round": first.steps_per_round}
     out["first_call_s"] = next((p.first_call_s for p in found if p.first_call_s is not None), None)
@@ -122,6 +123,10 @@ def merged(found: list[ProcessTiming]) -> dict[str, Any]:
     out["noisy"] = [p.noisy for p in found]
     out["remeasured"] = sum(p.replaces_pid is not None for p in found)
     out["setup_s"], out["rounds_s"] = [p.setup_s for p in found], [p.rounds_s for p in found]
+    checked = next((p.agreement for p in reversed(found) if p.agreement is not None), None)
+    if checked is not None:  # a width case's correctness columns, from its last process
+        out |= {"final_loss": checked.final_loss, "max_rel_diff": checked.max_rel_diff,
+                "steps_checked": checked.steps, "lr_dtype": checked.lr_dtype, "formula": checked.formula}  # fmt: skip
     return out
 
 

@@ -23,10 +23,10 @@ QUICK_SIZES = [10**2, 10**4]
 # of the largest width takes seconds, and its instructions are the BLAS's.
 WIDTH_TASK = "wide-mlp"
 WIDTHS = [16, 64, 256, 1024]
-QUICK_WIDTHS = [16, 64]
+QUICK_WIDTHS: list[int] = []  # a smoke run is near its minute already: a width costs a compile per compiled mode
 COUNT_WIDTHS: list[int] = []
 # Tasks a default run times through their sweep alone: wide-mlp's own case is the width sweep's first cell, which
-# the sweep times on a quarter of a task case's rounds (``--tasks wide-mlp`` times it as a task too, once for both)
+# the sweep times on an eighth of a task case's rounds (``--tasks wide-mlp`` times it as a task too, once for both)
 SWEPT_TASKS = [WIDTH_TASK]
 QUICK_TASKS = ["linear", "digits"]  # --quick's smoke run: a vector task and a matrix task with its own figures
 QUICK_REPEATS = 1

@@ -188,8 +188,10 @@ def table(rows: list[dict[str, Any]], dtype: str, floor: dict[str, Any],
 
 
 def agreement_table(rows: list[dict[str, Any]], dtype: str, order: list[str]) -> tuple[list[str], list[list[str]]]:
-    """Rows = modes, columns = widths: the largest relative difference from numpy over the epochs trained (final
-    parameters and every step's loss), ``DIFFERS`` past the suite's tolerance; with the epochs trained."""
+    """Rows = modes, columns = widths: the largest relative difference from numpy (every step's loss and the
+    parameters the steps end at), ``DIFFERS`` past the suite's tolerance; over the steps its last process checked
+    (the first call of its slice, ``steps_checked``) or, where the cell is the task's own case, the epochs it
+    trained."""
     mine = width_rows(rows, dtype)
     widths = sorted({r["n"] for r in mine})
     found = {(r["backend"], r["n"]): r for r in mine}
@@ -202,7 +204,9 @@ def agreement_table(rows: list[dict[str, Any]], dtype: str, order: list[str]) ->
         if "max_rel_diff" not in r:
             return "failed" if "error" in r else "—"
         text = scientific(r["max_rel_diff"]) + ("" if r["max_rel_diff"] <= limits[r["task"]] else " DIFFERS")
-        return text + f" ({r['epochs_trained']} of {r['epochs']} epochs)"
+        if "steps_checked" in r:
+            return text + f" ({r['steps_checked']} step{'s' if r['steps_checked'] != 1 else ''})"
+        return text + f" ({r['epochs_trained']} of {r['epochs']} epochs)" if "epochs" in r else text
 
     body = [[b, *(said(found.get((b, n))) for n in widths)] for b in modes]
     return ["backend", *(f"n = {n:,}" for n in widths)], body
@@ -239,7 +243,7 @@ def sections(rows: list[dict[str, Any]], dtypes: list[str], floor: dict[str, Any
                "(counted from the shapes). A cell: the median time per step (rerun interval); the FLOP/s reached "
                "(those operations over that time); × the compute floor (the time over the least the compute floor "
                f"allows). The crossover: the smallest width at which an eager mode's median is within {CROSSOVER:g}× "
-               "of the fastest mode's there. Each cell is timed on a quarter of a task case's rounds (where the run "
+               "of the fastest mode's there. Each cell is timed on an eighth of a task case's rounds (where the run "
                "times wide-mlp as a task too, its own width is that case: "
                "[docs/fair-timing.md](../docs/fair-timing.md#the-width-sweep))"
                + (f"; the process-to-process spread per width: {sigma}." if sigma else "."))  # fmt: skip
@@ -247,7 +251,9 @@ def sections(rows: list[dict[str, Any]], dtypes: list[str], floor: dict[str, Any
         out.append("\n\n".join([
             f"## The width sweep ({dtype})", how, ComputeFloor.of(floor, dtype).line(dtype),
             markdown_table(header, body), f"**Crossover** ({dtype}): {crossed or 'no eager mode timed'}.",
-            f"**Max rel diff from numpy** ({dtype}), over the epochs each trained:",
+            f"**Max rel diff from numpy** ({dtype}), `|a-b| / max(1, |a|+|b|)` over every step's loss and the "
+            "parameters the steps end at: the first call of each cell's slice in its last process, from the initial "
+            "parameters, against numpy's over the same batches (the task's own case: its training):",
             markdown_table(a_header, a_body)]))  # fmt: skip
     return out
 
