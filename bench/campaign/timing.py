@@ -439,7 +439,7 @@ class Campaign:
         pools: dict[tuple[Any, ...], list[Case]] = {}
         for c in records:
             pools.setdefault(pool(c), []).append(c)
-        run = moved(list(records.values()))  # as the Noise line reads it (bench.report.timings.noise)
+        run = moved([r for c, r in records.items() if c.kind != WIDTH])  # as the Noise line reads it (timings.noise)
         for mine in pools.values():
             with_intervals([records[c] for c in mine], math.hypot(drift(mine[0]), run))
         every = [*self.found, *self.twins]

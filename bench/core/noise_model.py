@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from bench.core import stats
-from bench.core.cases import Case
+from bench.core.cases import WIDTH, Case
 from bench.core.errors import BenchError, Unanswered
 from bench.core.records import ProcessTiming
 from bench.host import machine
@@ -159,8 +159,10 @@ def by_round(rows: list[dict[str, Any]]) -> list[float]:
     starts the r-th process of every backend after the (r-1)-th), the median over the cases of that
     round's figure against the first's, as a fraction (0.02: 2 % slower). Cases with a process replaced
     are left out (their processes are no longer in round order). A level that keeps climbing is a host
-    slowing down, which a rerun meets further on; ``moved`` adds it to the drift between runs."""
-    rounds = [r["samples_s"] for r in rows if not r.get("remeasured") and len(r.get("samples_s", ())) > 1]
+    slowing down, which a rerun meets further on; ``moved`` adds it to the drift between runs. The width sweep's
+    cases, timed in the first and last rounds alone (``bench.core.cases.rounds_of``), are left out too."""
+    rounds = [r["samples_s"] for r in rows if not r.get("remeasured") and len(r.get("samples_s", ())) > 1
+              and r.get("kind") != WIDTH]  # fmt: skip
     most = max(map(len, rounds), default=0)
     mine = [s for s in rounds if len(s) == most]
     return [math.expm1(statistics.median(math.log(s[i] / s[0]) for s in mine)) for i in range(1, most)]

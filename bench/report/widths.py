@@ -281,13 +281,18 @@ def plans(folder: Path, rows: list[dict[str, Any]], floor: dict[str, Any]) -> li
     return [(folder / PLOT, partial(plot, folder / PLOT, rows, floor))]
 
 
+def leading(y: float) -> int:
+    """The first significant digit of ``y`` (a log axis labels its minor ticks at 2 and 5)."""
+    return int(f"{y:.0e}"[0]) if y > 0 else 0
+
+
 def plot(path: Path, rows: list[dict[str, Any]], floor: dict[str, Any]) -> None:
     """Per dtype, time per step against width (log-log) with the least the compute floor allows, and the FLOP/s
     reached with the compute floor, every mode drawn in its style (bench.report.plots.look)."""
     from bench.report import plots  # matplotlib: only where a run draws (bench.report.timings.draw_plots)
 
     dtypes = sorted({r["dtype"] for r in rows if r["kind"] == WIDTH and "median_s" in r}, reverse=True)
-    fig, axes = plots.plt.subplots(len(dtypes), 2, figsize=(13, 4.8 * len(dtypes)), squeeze=False)
+    fig, axes = plots.plt.subplots(len(dtypes), 2, figsize=(15, 4.8 * len(dtypes)), squeeze=False)
     for (left, right), dtype in zip(axes, dtypes, strict=True):
         found = cells(rows, dtype, floor)
         for b in dict.fromkeys(b for b, _ in found):
@@ -310,12 +315,12 @@ def plot(path: Path, rows: list[dict[str, Any]], floor: dict[str, Any]) -> None:
         right.set(xscale="log", yscale="log", xlabel="hidden width n", ylabel="GFLOP/s (a step's matrix products)",
                   title=f"wide-mlp, FLOP/s reached ({dtype}); dotted: the compute floor")  # fmt: skip
         right.yaxis.set_major_formatter(plots.FuncFormatter(lambda y, _: f"{y:g}"))
-        right.yaxis.set_minor_formatter(plots.FuncFormatter(lambda y, _: f"{y:g}" if f"{y:g}"[0] in "25" else ""))
+        right.yaxis.set_minor_formatter(plots.FuncFormatter(lambda y, _: f"{y:g}" if leading(y) in (2, 5) else ""))
         for ax in (left, right):
             ticks = sorted({n for _, n in found})
             ax.xaxis.set_major_locator(plots.FixedLocator(ticks))
             ax.xaxis.set_major_formatter(plots.FuncFormatter(lambda x, _: f"{x:,.0f}"))
             ax.xaxis.set_minor_locator(plots.FixedLocator([]))
-        left.legend(fontsize=7, loc="upper left")
+        right.legend(*left.get_legend_handles_labels(), fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1.0))
     fig.tight_layout()
     plots.save(fig, path)
