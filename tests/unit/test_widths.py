@@ -211,3 +211,14 @@ def test_a_run_with_a_width_sweep_writes_its_section_csv_and_plot(tmp_path):
     assert (out / "plots" / "widths.png").stat().st_size > 10_000 and "not drawn" not in summary
     written = [p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file()]
     assert all(any(fnmatch.fnmatchcase(f, own) for own in outdir.OWN) for f in written), written
+
+
+def test_a_count_run_s_width_cases_have_their_own_table():
+    from bench.report import counts
+
+    rows = [{"kind": "width", "task": WIDTH_TASK, "backend": "numpy", "dtype": "float64", "n": n, "mode": "eager",
+             "instructions_per_step": 1e6 * n, "allocations_per_step": 40.0} for n in (16, 1024)]  # fmt: skip
+    parts = counts.tables(rows, options(backends=["numpy", "torch"], count=True, widths=[16, 1024]))
+    assert parts[0].startswith("### Instructions per step, the allocators apart, wide-mlp by width (float64)")
+    assert "| backend | n = 16 | n = 1,024 |" in parts[0]
+    assert "| numpy | 16.0 M | 1.02 G |" in parts[0] and "| torch | — | — |" in parts[0]
