@@ -68,8 +68,8 @@ def parser() -> Parser:
     r.add_argument("--dtype", help="float64 (default), float32 or both")
     r.add_argument("--sizes", help="comma-separated N of the quadratic sweep, as 10000 or 1e4 (default 1e2,1e4,1e6; "
                    "with --quick 1e2,1e4; with --count 1e2,1e4,1e6,1e7); none: no quadratic sweep")  # fmt: skip
-    r.add_argument("--widths", help="comma-separated hidden widths of the wide-mlp sweep (default 16,64,256,1024; with "
-                   "--quick 16,64; with --count none); none: no width sweep")  # fmt: skip
+    r.add_argument("--widths", help="comma-separated hidden widths of the wide-mlp sweep (default 16,64,256,1024; "
+                   "with --quick or --count none); none: no width sweep")  # fmt: skip
     r.add_argument(
         "--threads",
         type=int,
