@@ -19,7 +19,16 @@ from bench.campaign.remote import train
 from bench.commands import check, compare, count, diff, run
 from bench.core.cases import DTYPES, check_names, require
 from bench.core.errors import BenchError, Failed, UsageError
-from bench.core.options import JOBS, QUICK_REPEATS, REPEATS, Options, default_dtypes, default_jobs, default_tasks
+from bench.core.options import (
+    JOBS,
+    QUICK_REPEATS,
+    REPEATS,
+    Options,
+    asked_cases,
+    default_dtypes,
+    default_jobs,
+    default_tasks,
+)
 from bench.host import envs, procs
 from bench.report import outdir
 from bench.report.formatting import parameter, text_table
@@ -52,12 +61,15 @@ def parser() -> Parser:
     k.add_argument("--backends", help="comma-separated backends whose gradient is checked (default: all)")
     r = sub.add_parser("run", help="time every backend, each in its own process, and write results/")
     r.add_argument("--out", type=Path, default=envs.ROOT / "results", help="results folder (default: results/)")
-    r.add_argument("--tasks", help="comma-separated tasks (default: all; with --quick, linear and digits)")
+    r.add_argument("--tasks", help="comma-separated tasks (default: all but wide-mlp, which the width sweep times; "
+                   "with --quick, linear and digits); none: the sweeps alone")  # fmt: skip
     r.add_argument("--task", dest="task_files", action="append", default=[], metavar="FILE_OR_MODULE", help=own)
     r.add_argument("--backends", help="comma-separated backends (default: all)")
     r.add_argument("--dtype", help="float64 (default), float32 or both")
     r.add_argument("--sizes", help="comma-separated N of the quadratic sweep, as 10000 or 1e4 (default 1e2,1e4,1e6; "
-                   "with --quick 1e2,1e4; with --count 1e2,1e4,1e6,1e7)")  # fmt: skip
+                   "with --quick 1e2,1e4; with --count 1e2,1e4,1e6,1e7); none: no quadratic sweep")  # fmt: skip
+    r.add_argument("--widths", help="comma-separated hidden widths of the wide-mlp sweep (default 16,64,256,1024; "
+                   "with --quick or --count none); none: no width sweep")  # fmt: skip
     r.add_argument(
         "--threads",
         type=int,
@@ -116,10 +128,13 @@ def task_list(given: Sequence[str], files: Sequence[str], checked: bool = True) 
     return out or None
 
 
-def sizes(value: str | None) -> list[int] | None:
-    """--sizes: whole numbers of points, 1 or more, none twice; None (the defaults) when not given."""
+def sizes(value: str | None, flag: str = "--sizes", what: str = "points") -> list[int] | None:
+    """--sizes (or --widths): whole numbers of ``what``, 1 or more, none twice; ``none``: no sweep (an empty list);
+    None (the defaults) when not given."""
     if value is None:
         return None
+    if none(value):
+        return []
     out = []
     for word in value.split(","):
         try:
@@ -127,9 +142,9 @@ def sizes(value: str | None) -> list[int] | None:
         except ValueError:
             n = math.nan
         if not (math.isfinite(n) and n >= 1 and n == int(n)):
-            raise UsageError(f"--sizes: {word.strip()!r} is not a whole number of points, 1 or more")
+            raise UsageError(f"{flag}: {word.strip()!r} is not a whole number of {what}, 1 or more (or none)")
         if int(n) in out:
-            raise UsageError(f"--sizes: {word.strip()!r} is named twice")
+            raise UsageError(f"{flag}: {word.strip()!r} is named twice")
         out.append(int(n))
     return out
 
@@ -196,6 +211,11 @@ def cmd_check(a: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
+def none(value: str | None, files: Sequence[str] = ()) -> bool:
+    """``--tasks none`` (and no --task): no task case, the sweeps alone."""
+    return value is not None and value.strip() == "none" and not files
+
+
 def run_tasks(a: argparse.Namespace) -> str | None:
     """--tasks and --task together, comma-separated; None (the defaults) when neither is given."""
     if a.tasks is None and not a.task_files:
@@ -211,13 +231,15 @@ def cmd_run(a: argparse.Namespace) -> int:
         raise UsageError(f"--threads must be between 1 and {procs.cpus()} (the CPUs here), not {threads}")
     if a.count and (a.threads not in (None, 1) or a.device != "cpu"):
         raise UsageError("--count counts on the CPU, one thread per framework: no --threads or --device")
+    chosen = [] if none(a.tasks, a.task_files) else names(run_tasks(a), list(tasks.TASKS), "task", "--tasks",
+                                                          default_tasks(a.quick))  # fmt: skip
     both = a.dtype == "both"
     default = default_dtypes(a.quick)
     dtypes = list(DTYPES) if both else names(a.dtype, DTYPES, "dtype", "--dtype", default)
     count_default = a.count and not a.quick and a.dtype is None  # float64, and the sweep in both dtypes
     o = Options(
         out=outdir.check(a.out),
-        tasks=names(run_tasks(a), list(tasks.TASKS), "task", "--tasks", default_tasks(a.quick)),
+        tasks=chosen,
         backends=names(a.backends, list(backends.BACKENDS), "backend", "--backends"),
         dtypes=dtypes,
         threads=1 if a.count else threads,
@@ -230,9 +252,12 @@ def cmd_run(a: argparse.Namespace) -> int:
         sweep_dtypes=list(DTYPES) if count_default else None,
         jobs=default_jobs(a.quick, a.count) if a.jobs is None else a.jobs,
         sizes=sizes(a.sizes),
+        widths=sizes(a.widths, "--widths", "hidden units"),
     )
     if o.repeats < 1:
         raise UsageError(f"--repeats must be 1 or more, not {o.repeats}")
+    if not asked_cases(o):
+        raise UsageError("nothing to time: no task (--tasks none), no quadratic sweep (--sizes none), no width sweep")
     if a.jobs is not None and not 1 <= a.jobs * threads <= procs.cpus():
         raise UsageError(f"--jobs {a.jobs} × --threads {threads} must be between 1 and {procs.cpus()} "
                                  "(the CPUs here): each timing worker has CPUs of its own")  # fmt: skip

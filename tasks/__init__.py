@@ -56,6 +56,7 @@ TASKS: dict[str, str] = {
     "digits": "tasks.digits",
     "mlp-momentum": "tasks.mlp_momentum",
     "digits-adamw": "tasks.digits_adamw",
+    "wide-mlp": "tasks.wide_mlp",
 }
 
 
@@ -90,6 +91,9 @@ class Task:
     # SGD(...), Adam(...), AdamW(...) (tasks.optimizers), a name ("adam") or {"name": "adam", "b2": 0.99};
     # the learning rate is ``lr``'s. One that does not parse is kept as given, for ``bench check`` to name.
     optimizer: Spec = SGD()
+    # one training step's floating-point operations, counted from the model's shapes where the task knows them
+    # (its matrix products: tasks/wide_mlp.py); the results then say the FLOP/s a backend reached
+    flops: int | None = None
 
     def __post_init__(self) -> None:
         if self.batch_size is not None and (not isinstance(self.batch_size, int) or self.batch_size < 1):
@@ -334,6 +338,9 @@ def setting_problems(task: Task) -> list[str]:
         out.append(f"expected_tol is {tol!r}, not a finite number of 0 or more")
     if f32 is not None and not (isinstance(f32, int | float) and np.isfinite(f32) and f32 > 0):
         out.append(f"float32_tol is {f32!r}, not a finite number above 0 (or None)")
+    flops = task.flops
+    if flops is not None and (not isinstance(flops, int) or isinstance(flops, bool) or flops < 1):
+        out.append(f"flops is {flops!r}, not a whole number of 1 or more (or None)")
     for k, v in dict(task.expected).items():
         if k not in task.init:
             out.append(f"expected names {k!r}, which is no parameter (they are {', '.join(task.init)})")

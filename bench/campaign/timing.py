@@ -33,7 +33,19 @@ import backends
 from bench.campaign.progress import Progress
 from bench.campaign.remote import Remote
 from bench.core import taskdata
-from bench.core.cases import Case, Settings, time_limit
+from bench.core.cases import (
+    SCALING,
+    SPEED,
+    WIDTH,
+    WIDTH_FLOPS,
+    WIDTH_ROUNDS,
+    WIDTH_UNIT,
+    Case,
+    Settings,
+    flops,
+    rounds_of,
+    time_limit,
+)
 from bench.core.errors import BenchError, Unanswered
 from bench.core.noise_model import (
     REMEASURE_AT_MOST,
@@ -215,7 +227,8 @@ class Campaign:
                  twins: dict[Case, Case] | None = None):  # fmt: skip
         self.settings, self.env, self.progress = settings, env, progress
         self.twins = twins or {}  # a sweep's case: the task case measured for it (``twins``)
-        self.beside = set(self.twins.values())  # task cases that are also a sweep's: the hand-written loop too
+        # task cases that are also the quadratic sweep's: the hand-written loop timed beside them too
+        self.beside = {task for sweep, task in self.twins.items() if sweep.kind == SCALING}
         cases = [c for c in cases if c not in self.twins]
         self.by_backend: dict[str, list[Case]] = {}
         for c in cases:
@@ -231,8 +244,8 @@ class Campaign:
         self.trainers = Workers(procs.cpus())  # the correctness columns' workers: they time nothing
 
     def measure(self, backend: str, mine: list[Case], what: str, phase: str, turns: Turns | None = None,
-                workers: Workers | None = None, train: Sequence[Case] = (),
-                again: bool = True) -> list[ProcessTiming | None]:  # fmt: skip
+                workers: Workers | None = None, train: Sequence[Case] = (), again: bool = True,
+                check: bool = False) -> list[ProcessTiming | None]:  # fmt: skip
         """One fresh worker times these cases, then trains those of ``train`` for the correctness columns
         (``kept``); what it answered for each case timed (None where it failed). Its wall time is counted to
         ``phase``, the part of it its calls spent building, timing and training apart, and the part it spent
@@ -244,7 +257,7 @@ class Campaign:
                 c: next((p.steps_per_round for p in self.found[c] if p.first_call_s is not None), None) for c in mine
             }
         visits = range(self.settings.measure_arguments["visits"])
-        called = {c: measure_call(c, self.settings, sized[c], c in self.beside) for c in mine}
+        called = {c: measure_call(c, self.settings, sized[c], c in self.beside, check) for c in mine}
         calls = [("measure", called[c] | {"visit": v}) for v in visits for c in mine]
         ahead = [("prepare", called[c]) for c in mine] if turns else []
         trains = [("correctness", correctness_call(c, [], self.settings)) for c in train]  # sized where timed
@@ -284,20 +297,20 @@ class Campaign:
         (``Settings.builders``), a round of them at a time (``Turns``)."""
         rounds, n = range(self.settings.repeats), self.settings.repeats
         if not self.settings.builders:  # several at a time, each building as it goes: the longest first
-            work = [(b, f"[{r + 1}/{n}] {b}", r == n - 1) for r in rounds for b in slowest_first(self.by_backend)]
-            self.workers.map(lambda b, what, last: self.timed(b, what, last=last), work)
+            work = [(b, f"[{r + 1}/{n}] {b}", r) for r in rounds for b in slowest_first(self.by_backend)]
+            self.workers.map(lambda b, what, r: self.timed(b, what, r=r), work)
             return
         for r in rounds:
-            self.round([(b, f"[{r + 1}/{n}] {b}") for b in self.by_backend], last=r == n - 1)
+            self.round([(b, f"[{r + 1}/{n}] {b}") for b in self.by_backend], r)
 
-    def round(self, work: list[tuple[str, str]], last: bool = False) -> None:
-        """One process per backend, building ahead together, then timing in turn (``Turns``); the ``last``
-        round's then train (``Settings.trains_where_timed``)."""
+    def round(self, work: list[tuple[str, str]], r: int = 0) -> None:
+        """One process per backend, building ahead together, then timing in turn (``Turns``); the last round's
+        then train (``Settings.trains_where_timed``)."""
         turns = Turns([b for b, _ in work], self.settings.builders, self.building)
         workers = Workers(len(work))
         before, started = dict(self.seconds), time.monotonic()
         try:
-            workers.map(lambda b, what: self.timed(b, what, turns, workers, last), work)
+            workers.map(lambda b, what: self.timed(b, what, turns, workers, r), work)
         except BaseException:
             turns.stop()
             raise
@@ -316,15 +329,18 @@ class Campaign:
                 self.seconds[k] = before[k] + spent[k] * scale
 
     def timed(self, b: str, what: str, turns: Turns | None = None, workers: Workers | None = None,
-              last: bool = False) -> None:  # fmt: skip
-        """One process's timings, kept as it answers: a later process of the backend sizes its rounds by them.
-        The backend's ``last``, where the timing processes train (``Settings.trains_where_timed``), trains too."""
+              r: int = 0) -> None:  # fmt: skip
+        """One process's timings, of the cases timed in round ``r`` (``rounds_of``), kept as it answers: a later
+        process of the backend sizes its rounds by them. The backend's last, where the timing processes train
+        (``Settings.trains_where_timed``), trains too; it checks its width cases' agreement with numpy."""
+        last = r == self.settings.repeats - 1
+        mine = [c for c in self.by_backend[b] if r in rounds_of(c, self.settings.repeats)]
         trains = last and self.settings.trains_where_timed
-        train = [c for c in self.by_backend[b] if c.kind == "speed"] if trains else []
-        answers = self.measure(b, self.by_backend[b], what, "worker start-up", turns, workers, train)
+        train = [c for c in mine if c.kind == SPEED] if trains else []
+        answers = self.measure(b, mine, what, "worker start-up", turns, workers, train, check=last)
         self.building[b] = sum(got.setup_s for got in answers if got is not None)
         with self.lock:
-            for c, got in zip(self.by_backend[b], answers, strict=True):
+            for c, got in zip(mine, answers, strict=True):
                 if got is not None:
                     self.found[c].append(got)
 
@@ -373,12 +389,14 @@ class Campaign:
             replaced = self.found[c][worst]
             if got is not None and noise_of(got, quiet, c) < noise_of(replaced, quiet, c):
                 cold = replaced.first_call_s if replaced.first_call_s is not None else got.first_call_s
-                self.found[c][worst] = dataclasses.replace(got, first_call_s=cold, replaces_pid=replaced.pid)
+                checked = replaced.agreement or got.agreement  # a width case's, from its last process
+                self.found[c][worst] = dataclasses.replace(got, first_call_s=cold, agreement=checked,
+                                                           replaces_pid=replaced.pid)  # fmt: skip
 
     def correctness(self) -> None:
         """The correctness columns of the cases not trained where they were timed, in a process per backend
         that times nothing: one per CPU at once, unpinned."""
-        left = {b: [c for c in mine if c.kind == "speed" and c not in self.errors and c not in self.checked]
+        left = {b: [c for c in mine if c.kind == SPEED and c not in self.errors and c not in self.checked]
                 for b, mine in self.by_backend.items()}  # fmt: skip
         work = [(b, speed) for b, speed in left.items() if speed]
         for (_, speed), answered in zip(work, self.trainers.map(self.trained, work), strict=True):
@@ -415,16 +433,20 @@ class Campaign:
             elif task in records:
                 view = merged(self.found[task])
                 records[sweep] = {k: v for k, v in view.items() if k != "objective_samples_s"}
+                if sweep.kind == WIDTH:  # the width table's correctness columns: the task case's training
+                    checked = self.checked.get(task, {})
+                    records[sweep] |= {k: checked[k] for k in AGREEMENT if k in checked}
         pools: dict[tuple[Any, ...], list[Case]] = {}
         for c in records:
             pools.setdefault(pool(c), []).append(c)
-        run = moved(list(records.values()))  # as the Noise line reads it (bench.report.timings.noise)
+        run = moved([r for c, r in records.items() if c.kind != WIDTH])  # as the Noise line reads it (timings.noise)
         for mine in pools.values():
             with_intervals([records[c] for c in mine], math.hypot(drift(mine[0]), run))
         every = [*self.found, *self.twins]
         return {c: {"error": self.errors[c]} if c in self.errors else records[c] for c in every}
 
 
+AGREEMENT = ("final_loss", "max_rel_diff", "epochs_trained", "epochs", "lr_dtype", "formula")  # a width twin's
 SPENT = ("worker start-up", "setup and compile", "rounds", "remeasuring: start-up", "correctness")
 
 
@@ -436,8 +458,9 @@ def time_cases(cases: list[Case], settings: Settings, progress: Progress | None 
     with tempfile.TemporaryDirectory(prefix="autodiff-bench-") as scratch:
         data = taskdata.ship(Path(scratch), {(c.task, c.n) for c in cases})
         same = twins(cases)
-        if progress is not None:
-            progress.skip(len(same) * settings.calls)
+        if progress is not None:  # a twin is timed as its task case; a width case in fewer processes (``rounds_of``)
+            untimed = sum(settings.repeats - len(rounds_of(c, settings.repeats)) for c in cases if c not in same)
+            progress.skip((len(same) * settings.repeats + untimed) * settings.measure_arguments["visits"])
         campaign = Campaign(cases, settings, environ(settings, data, Path(scratch)), progress, same)
         campaign.timings()
         campaign.timed_again()
@@ -510,27 +533,33 @@ def processes(backend: str, calls: list[tuple[str, dict[str, Any]]], env: dict[s
             worker.stop()
 
 
-def measure_call(c: Case, settings: Settings, size: int | None = None, sweep: bool = False) -> dict[str, Any]:
+def measure_call(c: Case, settings: Settings, size: int | None = None, sweep: bool = False,
+                 check: bool = False) -> dict[str, Any]:  # fmt: skip
     """A case's ``measure`` call; ``size``, the steps of a round where an earlier process chose it; ``sweep``,
-    a task case that is also a sweep's (``twins``): the hand-written loop timed beside it too."""
-    speed = c.kind == "speed"
-    steps = (
-        settings.measure_arguments["steps"]
-        if speed
-        else max(1, min(settings.measure_arguments["steps"], 10**7 // (c.n or 1)))
-    )
+    a task case that is also a sweep's (``twins``): the hand-written loop timed beside it too. A quadratic sweep
+    case trains at most 10⁷ / N steps a round; a width case about WIDTH_UNIT seconds, at most WIDTH_FLOPS of work
+    (a step at least), for an eighth of the seconds of rounds (WIDTH_ROUNDS), without the objective beside it;
+    where ``check`` (its last process), its first call is held against numpy's (``bench.worker.timer.agreement``)."""
+    arguments = settings.measure_arguments
+    steps = arguments["steps"]
+    if c.kind == SCALING:
+        steps = max(1, min(steps, 10**7 // (c.n or 1)))
+    elif c.kind == WIDTH:
+        steps = max(1, min(steps, WIDTH_FLOPS // (flops(c.task, c.n) or 1)))
+        arguments = arguments | {"round_time": arguments["round_time"] * WIDTH_ROUNDS, "unit_time": WIDTH_UNIT}
     return {"task": c.task, "backend": c.backend, "dtype": c.dtype, "device": device(c, settings), "n": c.n,
-            **settings.measure_arguments, "steps": steps, "objective": speed, "handwritten": sweep or not speed,
-            "size": size}  # fmt: skip
+            **arguments, "steps": steps, "objective": c.kind == SPEED, "handwritten": sweep or c.kind == SCALING,
+            "size": size, "check": check and c.kind == WIDTH}  # fmt: skip
 
 
 def twins(cases: list[Case]) -> dict[Case, Case]:
     """Each sweep case that is a task case of the run as well: quadratic at its own size (N = 10², the
-    tutorial's), the same arrays, schedule, backend and dtype. It is measured once, as the task case with
-    the sweep's hand-written loop beside it, and its timings are the sweep's row too."""
-    speed = {(c.task, c.backend, c.dtype): c for c in cases if c.kind == "speed"}
+    tutorial's), wide-mlp at its own width (16), the same arrays, schedule, backend and dtype. It is measured
+    once, as the task case (quadratic's with the sweep's hand-written loop beside it), and its timings are the
+    sweep's row too (a width case's, with the task case's correctness columns)."""
+    speed = {(c.task, c.backend, c.dtype): c for c in cases if c.kind == SPEED}
     return {c: speed[(c.task, c.backend, c.dtype)] for c in cases
-            if c.kind == "scaling" and (c.task, c.backend, c.dtype) in speed and same_data(c.task, c.n)}  # fmt: skip
+            if c.kind != SPEED and (c.task, c.backend, c.dtype) in speed and same_data(c.task, c.n)}  # fmt: skip
 
 
 @functools.cache

@@ -111,18 +111,20 @@ def read_case(raw: Any, where: str) -> Figures:
     if not isinstance(raw, dict):
         raise UsageError(f"{where} is not an object")
     kind = raw.get("kind")
-    needed = {"speed": ("task", "backend", "dtype"), "scaling": ("task", "n", "backend", "dtype")}.get(kind)
+    needed = {"speed": ("task", "backend", "dtype"), "scaling": ("task", "n", "backend", "dtype"),
+              "width": ("task", "n", "backend", "dtype")}.get(kind)  # fmt: skip
     if needed is None:
-        raise UsageError(f"{where} has kind {kind!r}, neither 'speed' nor 'scaling'")
+        raise UsageError(f"{where} has kind {kind!r}, neither 'speed', 'scaling' nor 'width'")
     missing = [k for k in needed if k not in raw]
     if missing:
         raise UsageError(f"{where} has no {', '.join(repr(k) for k in missing)}")
     key = (kind, *(raw[k] for k in needed))
     name = f"{raw['task']} {raw['backend']} {raw['dtype']}"
-    if kind == "scaling":
+    if kind in ("scaling", "width"):
         if not number(raw["n"]):
             raise UsageError(f"{where} has n {raw['n']!r}, not a number")
-        name = f"{raw['task']} N={power(int(raw['n']))} {raw['backend']} {raw['dtype']}"
+        size = f"N={power(int(raw['n']))}" if kind == "scaling" else f"width {int(raw['n']):,}"
+        name = f"{raw['task']} {size} {raw['backend']} {raw['dtype']}"
     case = Figures(tuple(str(k) if not isinstance(k, int | float) else k for k in key), name, str(raw["backend"]))
     if "error" in raw:
         case.error = str(raw["error"])
@@ -314,7 +316,7 @@ def drift_of(key: tuple[Any, ...]) -> float:
     """bench.core.noise_model.drift of the case a results key names: (kind, task, backend, dtype) or (kind, task,
     n, backend, dtype)."""
     kind, task, *rest = key
-    return noise_model.drift(cases.Case(kind, task, *rest[-2:], rest[0] if kind == "scaling" else None))
+    return noise_model.drift(cases.Case(kind, task, *rest[-2:], rest[0] if kind != "speed" else None))
 
 
 def rerun_lines(old: Results, new: Results) -> list[str]:

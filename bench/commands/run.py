@@ -42,6 +42,9 @@ def run(o: Options) -> int:
             read = {"nbytes": QUICK_FLOOR_BYTES, "repeats": 2} if o.quick else {}
             floor_started = time.time()  # once, after the timings: paging its 800 MiB in takes seconds
             floor = bench_floor.best(bench_floor.attempt(o.threads, **read))  # a failure is a line, not a lost run
+            if o.widths:  # the compute floor of the width sweep, read as the memory floor is (--quick: numpy's, small)
+                products = {"kernels": ["numpy-matmul"], "sizes": (256,), "repeats": 2} if o.quick else {}
+                floor["compute"] = bench_floor.compute_attempt(o.threads, o.dtypes, o.native_blas, **products)
             floor["wall_s"] = time.time() - floor_started
             rows = timings.with_metrics(rows_of(asked_cases(o), found))
             failed = [r for r in rows if "error" in r]

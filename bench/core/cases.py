@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any
@@ -27,11 +28,18 @@ def check_names(task: str, backend: str, dtype: str = "float64") -> None:
     require("dtype", dtype, DTYPES)
 
 
+# The kinds of case: a task's own ("speed"), the quadratic sweep's at N points ("scaling"), and the width sweep's,
+# wide-mlp at a hidden width n ("width")
+SPEED, SCALING, WIDTH = "speed", "scaling", "width"
+KINDS = (SPEED, SCALING, WIDTH)
+
+
 @dataclass(frozen=True)
 class Case:
-    """One timing: a task on a backend in a dtype, or the quadratic sweep at ``n`` points."""
+    """One timing: a task on a backend in a dtype, the quadratic sweep at ``n`` points, or the width sweep's task
+    at hidden width ``n``."""
 
-    kind: str  # "speed" or "scaling"
+    kind: str  # one of KINDS
     task: str
     backend: str
     dtype: str
@@ -50,10 +58,21 @@ VISITS = 4  # a process times its cases in turn this many times, a quarter of RO
 REMEASURE_SECONDS = 30.0
 # The work a --timeout is for: the builds of one process of a default run (a case built to time it, or to train it
 # for the correctness columns; a compiling backend compiles at each), by Settings.quick: --quick's 4 cases timed
-# (linear, digits, the sweep at 10² and 10⁴) and 2 trained; a default run's 12 timed (ten tasks, the sweep at 10⁴
-# and 10⁶: at 10² it is quadratic's own case) and 10 trained in its last round. A process given more builds (a
-# user's own tasks) may take as much longer (``time_limit``).
-BUILDS = {True: 6, False: 22}
+# (linear, digits, the sweep at 10² and 10⁴) and 2 trained; a default run's 16 timed
+# (ten tasks, the sweep at 10⁴ and 10⁶: at 10² it is quadratic's own case; the width sweep's four widths) and 14
+# trained in its last round. A process given more builds (a user's own tasks) may take as much longer
+# (``time_limit``).
+BUILDS = {True: 6, False: 30}
+# The width sweep's cells (wide-mlp at width n: a step of 0.1 to 50 ms, the more of it matrix products the wider;
+# at its own width, where the run times the task too, the task's case serves: ``twins``) are timed on less than a
+# task case (docs/fair-timing.md, "The width sweep"): an eighth of its seconds of rounds (WIDTH_ROUNDS × ROUND_TIME,
+# in VISITS visits, at least a round each), rounds of about WIDTH_UNIT seconds (a task's: bench.worker.timer's 0.05)
+# and of at most WIDTH_FLOPS floating-point operations (but a step at least), in two of the R processes, the first
+# (which compiles cold) and the last (``rounds_of``). Its agreement with numpy is checked in its last process, on
+# the first call of its slice (``bench.worker.timer.agreement``), not by training it again (a second compile).
+WIDTH_ROUNDS = 0.125
+WIDTH_UNIT = 0.0125
+WIDTH_FLOPS = 5 * 10**8
 
 
 @dataclass(frozen=True)
@@ -117,13 +136,28 @@ def jobs(quick: bool, workers: int = 1) -> int:
     return procs.cpus() if quick else workers
 
 
+def rounds_of(c: Case, repeats: int) -> list[int]:
+    """The rounds of processes (0-based, of ``repeats``) that time a case: all of them; a width case the first and
+    the last alone."""
+    return sorted({0, repeats - 1}) if c.kind == WIDTH else list(range(repeats))
+
+
+@functools.cache
+def flops(task: str, n: int | None = None) -> int | None:
+    """A training step's floating-point operations, as the task counts them from its shapes (``Task.flops``);
+    None where it does not."""
+    return tasks.get(task).flops if n is None else tasks.get(task, n=n).flops
+
+
 def rows_of(cases: list[Case], found: dict[Case, dict[str, Any]]) -> list[dict[str, Any]]:
-    """One row per case asked for, in their order: what names it (and a sweep case's bytes a step: x and y
-    read once), then its figures or ``{"error": why}``."""
+    """One row per case asked for, in their order: what names it (and a quadratic sweep case's bytes a step: x
+    and y read once; a width case's floating-point operations a step), then its figures or ``{"error": why}``."""
     rows = []
     for c in cases:
         row: dict[str, Any] = {"kind": c.kind, "task": c.task, "backend": c.backend, "dtype": c.dtype}
-        if c.n is not None:
+        if c.kind == SCALING and c.n is not None:
             row |= {"n": c.n, "bytes_per_step": 2 * c.n * np.dtype(c.dtype).itemsize}
+        elif c.n is not None:
+            row |= {"n": c.n, "flops_per_step": flops(c.task, c.n)}
         rows.append(row | found.get(c, {"error": "never measured"}))
     return rows

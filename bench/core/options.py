@@ -7,7 +7,7 @@ from pathlib import Path
 
 import backends
 import tasks
-from bench.core.cases import Case, Settings
+from bench.core.cases import SCALING, SPEED, WIDTH, Case, Settings
 from bench.host import envs, procs
 
 # The quadratic sweep of a timing run: from a core's cache to beyond it. 10⁷ is left to --sizes: there a step
@@ -18,6 +18,16 @@ COUNT_SIZES = [*SIZES, 10**7]  # a count does not depend on how fast the host ha
 REPEATS = 3  # timing processes per backend in a default run (docs/fair-timing.md)
 JOBS = 1  # timing workers at a time, each pinned to a CPU of its own (docs/fair-timing.md)
 QUICK_SIZES = [10**2, 10**4]
+# The width sweep of a timing run: wide-mlp's hidden width, from a step that is per-call overhead to one of 1.7
+# GFLOP, mostly matrix products (docs/results.md, "The width sweep"). A count leaves it out: under valgrind a step
+# of the largest width takes seconds, and its instructions are the BLAS's.
+WIDTH_TASK = "wide-mlp"
+WIDTHS = [16, 64, 256, 1024]
+QUICK_WIDTHS: list[int] = []  # a smoke run is near its minute already: a width costs a compile per compiled mode
+COUNT_WIDTHS: list[int] = []
+# Tasks a default run times through their sweep alone: wide-mlp's own case is the width sweep's first cell, which
+# the sweep times on an eighth of a task case's rounds (``--tasks wide-mlp`` times it as a task too, once for both)
+SWEPT_TASKS = [WIDTH_TASK]
 QUICK_TASKS = ["linear", "digits"]  # --quick's smoke run: a vector task and a matrix task with its own figures
 QUICK_REPEATS = 1
 QUICK_FLOOR_BYTES = 64 * 2**20  # --quick reads a smaller array, once: its floor is not to be read either
@@ -27,7 +37,7 @@ DEFAULT_DTYPES = ["float64"]
 
 
 def default_tasks(quick: bool) -> list[str]:
-    return [t for t in tasks.TASKS if not quick or t in QUICK_TASKS]
+    return [t for t in tasks.TASKS if (t in QUICK_TASKS if quick else t not in SWEPT_TASKS)]
 
 
 def default_dtypes(quick: bool) -> list[str]:
@@ -42,6 +52,10 @@ def default_jobs(quick: bool, count: bool) -> int:
 
 def default_sizes(quick: bool, count: bool) -> list[int]:
     return QUICK_SIZES if quick else COUNT_SIZES if count else SIZES
+
+
+def default_widths(quick: bool, count: bool) -> list[int]:
+    return COUNT_WIDTHS if count else QUICK_WIDTHS if quick else WIDTHS
 
 
 @dataclass
@@ -60,10 +74,13 @@ class Options:
     sweep_dtypes: list[str] | None = None  # the quadratic sweep's dtypes, where they differ from ``dtypes``
     jobs: int = 1  # workers at a time, each on CPUs of its own (a count's: one per CPU; --quick's: unpinned)
     sizes: list[int] | None = None  # the quadratic sweep's N; None: default_sizes
+    widths: list[int] | None = None  # the width sweep's hidden widths (WIDTH_TASK); None: default_widths
 
     def __post_init__(self) -> None:
         if self.sizes is None:
             self.sizes = default_sizes(self.quick, self.count)
+        if self.widths is None:
+            self.widths = default_widths(self.quick, self.count)
 
     @property
     def settings(self) -> Settings:
@@ -89,8 +106,9 @@ class Options:
             ("--backends", self.backends, list(backends.BACKENDS)),
             ("--dtype", self.dtypes, dtypes),
             ("--sizes", list(map(str, self.sizes)), list(map(str, default_sizes(self.quick, self.count)))),
+            ("--widths", list(map(str, self.widths)), list(map(str, default_widths(self.quick, self.count)))),
         ]:
-            words += [] if value == default else [flag, ",".join(value)]
+            words += [] if value == default else [flag, ",".join(value) or "none"]
         words += [] if self.threads == 1 or self.count else ["--threads", str(self.threads)]
         words += [] if self.jobs == default_jobs(self.quick, self.count) else ["--jobs", str(self.jobs)]
         words += [] if self.device == "cpu" else ["--device", self.device]
@@ -103,6 +121,8 @@ class Options:
 
 def asked_cases(o: Options) -> list[Case]:
     """Every case the run asks for, in the order of its tables."""
-    speed = [Case("speed", t, b, d) for t in o.tasks for b in o.backends for d in o.dtypes]
+    speed = [Case(SPEED, t, b, d) for t in o.tasks for b in o.backends for d in o.dtypes]
     sweep = o.dtypes if o.sweep_dtypes is None else o.sweep_dtypes
-    return speed + [Case("scaling", "quadratic", b, d, n) for n in o.sizes for b in o.backends for d in sweep]
+    scaling = [Case(SCALING, "quadratic", b, d, n) for n in o.sizes or [] for b in o.backends for d in sweep]
+    return speed + scaling + [Case(WIDTH, WIDTH_TASK, b, d, n) for n in o.widths or [] for b in o.backends
+                              for d in o.dtypes]  # fmt: skip

@@ -36,6 +36,18 @@ class TrainingRun:
         return cls(**data)
 
 
+@dataclass(frozen=True)
+class Agreement:
+    """A case's first call from the initial parameters held against numpy's over the same steps, in the process
+    that timed it (a width case's correctness columns: ``bench.worker.timer.agreement``)."""
+
+    final_loss: float  # the backend's loss at the last step compared
+    max_rel_diff: float  # |a-b| / max(1, |a|+|b|) over every step's loss and the parameters the steps end at
+    steps: int  # the steps compared
+    lr_dtype: str = "float64"  # the precision numpy's learning rates were rounded to, as the backend's are
+    formula: str = "reference"  # whose update numpy followed (tasks.formulas)
+
+
 @dataclass
 class ProcessTiming:
     """A timing process's figures for one case, per step in seconds: one visit's (``bench.worker.timer.measure``
@@ -62,6 +74,7 @@ class ProcessTiming:
     visits: int = 1  # the visits joined in it
     noisy: bool = False
     replaces_pid: int | None = None
+    agreement: Agreement | None = None  # where asked (a width case's last process): its first call against numpy's
 
     def to_json(self) -> dict[str, Any]:
         return {k: v for k, v in dataclasses.asdict(self).items() if v is not None}
@@ -69,7 +82,10 @@ class ProcessTiming:
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> ProcessTiming:
         known = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in known})
+        given = {k: v for k, v in data.items() if k in known}
+        if isinstance(given.get("agreement"), dict):
+            given["agreement"] = Agreement(**given["agreement"])
+        return cls(**given)
 
 
 @dataclass

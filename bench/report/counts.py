@@ -14,14 +14,14 @@ TABLES = {"instructions_per_step": "Instructions per step, the allocators apart"
 
 def tables(rows: list[dict[str, Any]], o: Any) -> list[str]:
     """The Markdown tables, for each of TABLES: per dtype, backend × task; per dtype, backend × N of the
-    quadratic sweep."""
+    quadratic sweep; per dtype, backend × width of the width sweep (where asked for: ``--widths``)."""
     parts = []
     for value, what in TABLES.items():
-        for kind in ("speed", "scaling"):
+        for kind in ("speed", "scaling", "width"):
             mine = [r for r in rows if r["kind"] == kind]
             for d in [d for d in ("float64", "float32") if any(r["dtype"] == d for r in mine)]:
                 here = [r for r in mine if r["dtype"] == d]
-                key = "n" if kind == "scaling" else "task"
+                key = "task" if kind == "speed" else "n"
                 columns = list(dict.fromkeys(r[key] for r in here))
                 found = {(r["backend"], r[key]): r for r in here}
 
@@ -31,6 +31,9 @@ def tables(rows: list[dict[str, Any]], o: Any) -> list[str]:
                 body = [[b, *(cell(found.get((b, col))) for col in columns)] for b in o.backends]
                 if kind == "speed":
                     title, header = f"### {what} ({d})", ["backend", *columns]
+                elif kind == "width":
+                    title = f"### {what}, wide-mlp by width ({d})"
+                    header = ["backend", *(f"n = {n:,}" for n in columns)]
                 else:
                     title, header = (
                         f"### {what}, quadratic by N ({d})",

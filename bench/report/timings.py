@@ -22,7 +22,7 @@ from bench.core.cases import jobs
 from bench.core.errors import Failed
 from bench.core.stats import fit_overhead
 from bench.host import envs, machine
-from bench.report import kinds
+from bench.report import kinds, widths
 from bench.report.formatting import (
     SCALES,
     duration,
@@ -313,7 +313,8 @@ def write(out: Path, o: Any, rows: list[dict[str, Any]], spent: dict[str, float]
               "quick": o.quick, "repeats": o.repeats, "jobs": jobs(o.quick, o.jobs),
               "native_blas": getattr(o, "native_blas", False),
               "noise": noise(rows), "time_s": time_spent(spent, floor.get("wall_s", 0.0), wall),
-              "cases": rows, "scaling": fits, "break_even": [p.record() for p in paid], "workers": workers}  # fmt: skip
+              "cases": rows, "scaling": fits, "widths": widths.summary(rows, floor),
+              "break_even": [p.record() for p in paid], "workers": workers}  # fmt: skip
     (out / "results.json").write_text(json.dumps(result, indent=1))
     columns = ["task", "backend", "dtype", "mode", "device", "first_call_s", "compile_s", "median_s", "ci_low_s",
                "ci_high_s", "samples_s", "objective_samples_s", "rounds", "steps_per_round", "final_loss",
@@ -326,7 +327,8 @@ def write(out: Path, o: Any, rows: list[dict[str, Any]], spent: dict[str, float]
          "handwritten_samples_s", "bytes_per_step", "faults_per_step", "error"],
     )  # fmt: skip
     write_csv(out / "break_even.csv", [p.record() for p in paid], list(kinds.Payoff.__dataclass_fields__))
-    pictures, not_drawn = draw_plots(out / "plots", rows, fits, bandwidth, names)
+    widths.write(out, rows, floor)
+    pictures, not_drawn = draw_plots(out / "plots", rows, fits, bandwidth, names, floor)
 
     try:
         summary, readme = readme_text(rows, names, o, env, floor, fits, pictures, result["time_s"], workers,
@@ -356,6 +358,7 @@ def readme_text(rows: list[dict[str, Any]], names: list[str], o: Any, env: dict[
     for t in names:
         for d in o.dtypes:
             sections.append(f"## {t} ({d})\n\n" + markdown_table(TASK_HEADER, task_table(rows, t, d)))
+    sections += widths.sections(rows, o.dtypes, floor, list(o.backends))
     sections.append("## Plots\n\n" + "\n\n".join(f"![{p.stem}](plots/{p.name})" for p in pictures))
     failed = [r for r in rows if "error" in r]
     if failed:
@@ -364,7 +367,7 @@ def readme_text(rows: list[dict[str, Any]], names: list[str], o: Any, env: dict[
 
 
 def draw_plots(folder: Path, rows: list[dict[str, Any]], fits: list[dict[str, Any]], bandwidth: float | None,
-               names: list[str]) -> tuple[list[Path], list[str]]:  # fmt: skip
+               names: list[str], floor: dict[str, Any] | None = None) -> tuple[list[Path], list[str]]:  # fmt: skip
     """The plots drawn, and a line for each that could not be: why."""
     try:  # here, not at the top: matplotlib takes half a second to import, and only a run that draws needs it
         from bench.report import plots
@@ -374,7 +377,8 @@ def draw_plots(folder: Path, rows: list[dict[str, Any]], fits: list[dict[str, An
     drawn, not_drawn = [], []
     dtypes = {r["dtype"] for r in rows if r["kind"] == "speed"}
     tols = {(t, d): tol(tasks.get(t), d) for t in names for d in dtypes}  # the suite's, drawn in agreement_*.png
-    for path, draw in plots.plans(folder, rows, fits, bandwidth, names, tols, duration):
+    plans = plots.plans(folder, rows, fits, bandwidth, names, tols, duration) + widths.plans(folder, rows, floor or {})
+    for path, draw in plans:
         try:
             draw()
             drawn.append(path)
@@ -389,6 +393,7 @@ def failure_list(failed: list[dict[str, Any]]) -> str:
 
     def case(r: dict[str, Any]) -> str:
         what = r["task"] if r["kind"] == "speed" else f"{r['task']} N={power(r['n'])}"
+        what = f"{r['task']} width {r['n']:,}" if r["kind"] == widths.WIDTH else what
         return f"{what} {r['backend']} {r['dtype']}"
 
     return "\n".join(f"- {case(r)}: {r['error']}" for r in failed)

@@ -18,6 +18,14 @@ It runs as its own process of the main environment, so that torch and jax load t
 stays free of them: ``python -m bench.worker.floor --threads T`` prints one JSON line,
 ``{"bytes_per_s": best, "kernel": winner, "kernels": {name: bytes_per_s or "error: ..."}, ...}``, and
 ``bandwidth(T)`` runs that with the thread settings of a timing worker and returns the dict.
+
+The compute floor, beside it: the best floating-point operations a second a square matrix product reaches here
+in a dtype, at a timing worker's threads and on its CPUs (``procs.pinned``), of ``a @ b`` at n = 256, 512 and
+1,024 (the sizes of the width sweep's products), each the best of a few, with numpy (its BLAS, whose kernel the
+record names), torch and ``jax.jit``: ``python -m bench.worker.floor --compute --threads T --dtypes float64``
+prints ``{"by_dtype": {dtype: {"flop_per_s": best, "kernel": winner, "kernels": {...}}}, "blas": ..., ...}``, and
+``compute_floor(T, dtypes)`` runs that (as the timing workers run: ``--native-blas`` without the BLAS variables).
+A step of n·n·k multiply-adds takes at least 2·n·n·k / flop_per_s.
 """
 
 from __future__ import annotations
@@ -35,7 +43,7 @@ from typing import TYPE_CHECKING, Any
 
 from bench.core.cases import DTYPES
 from bench.core.errors import BenchError, Failed
-from bench.host import envs
+from bench.host import envs, machine, procs
 from bench.host.machine import thread_settings
 
 if TYPE_CHECKING:
@@ -165,19 +173,163 @@ def floor(threads: int, nbytes: int = NBYTES, repeats: int = REPEATS, kernels: l
     }
 
 
+MATMUL_SIZES = (256, 512, 1024)
+MATMUL_REPEATS = 5
+Product = Callable[["np.ndarray", "np.ndarray", int], Read]  # (a, b, threads) -> a call computing a @ b
+
+
+def numpy_matmul(a: np.ndarray, b: np.ndarray, threads: int) -> Read:
+    """numpy's BLAS, held to ``threads`` threads by ``compute`` (numpy is loaded before this module's ``main`` sets
+    the variables)."""
+    import numpy as np
+
+    out = np.empty_like(a)
+    return lambda: np.matmul(a, b, out=out)
+
+
+def torch_matmul(a: np.ndarray, b: np.ndarray, threads: int) -> Read:
+    import torch
+
+    torch.set_num_threads(threads)
+    x, y = torch.from_numpy(a), torch.from_numpy(b)
+    out = torch.empty_like(x)
+    return lambda: torch.mm(x, y, out=out)
+
+
+def jax_jit_matmul(a: np.ndarray, b: np.ndarray, threads: int) -> Read:
+    import jax
+
+    jax.config.update("jax_enable_x64", True)  # else float64 would be multiplied as float32
+    import jax.numpy as jnp
+
+    x, y = jnp.asarray(a), jnp.asarray(b)
+    product = jax.jit(jnp.matmul)
+    product(x, y).block_until_ready()  # compiles
+    return lambda: product(x, y).block_until_ready()
+
+
+PRODUCTS: dict[str, Product] = {"numpy-matmul": numpy_matmul, "torch-matmul": torch_matmul,
+                                "jax-jit-matmul": jax_jit_matmul}  # fmt: skip
+
+
+def best_product(product: Read, n: int, repeats: int) -> float:
+    """FLOP/s of the fastest of ``repeats`` products of two n × n matrices (2·n³ operations), after one untimed."""
+    product()
+    fastest = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        product()
+        fastest = min(fastest, time.perf_counter() - start)
+    return 2 * n**3 / fastest
+
+
+def compute(threads: int, dtypes: list[str], sizes: tuple[int, ...] = MATMUL_SIZES, repeats: int = MATMUL_REPEATS,
+            kernels: list[str] | None = None) -> dict:  # fmt: skip
+    """Every product kernel at every size in every dtype, in this process, on the CPUs a timing worker of
+    ``threads`` threads is pinned to; the best per dtype is its compute floor. A kernel whose framework is
+    missing or fails is an ``"error: ..."`` entry and the others go on. ``blas``: numpy's BLAS and the kernel it
+    ran, as threadpoolctl says (with OPENBLAS_CORETYPE, where set)."""
+    import numpy as np
+    from threadpoolctl import threadpool_limits
+
+    started = time.perf_counter()
+    procs.pin(procs.pinned(threads))
+    rng = np.random.default_rng(0)
+    found: dict[str, dict] = {}
+    with threadpool_limits(threads, user_api="blas"):
+        for dtype in dtypes:
+            found[dtype] = products(rng, dtype, threads, sizes, repeats, kernels)
+    return {"by_dtype": found, "blas": numpy_blas(), "threads": threads, "cpus": procs.affinity(),
+            "seconds": time.perf_counter() - started}  # fmt: skip
+
+
+def products(rng: np.random.Generator, dtype: str, threads: int, sizes: tuple[int, ...], repeats: int,
+             kernels: list[str] | None) -> dict:  # fmt: skip
+    """One dtype's compute floor: every kernel at every size; the best, its kernel, and every figure."""
+    figures: dict[str, float | str] = {}
+    for n in sizes:
+        a, b = (rng.standard_normal((n, n)).astype(dtype) for _ in range(2))
+        for name in kernels or PRODUCTS:
+            if isinstance(figures.get(name), str):  # failed at a smaller size already
+                continue
+            try:
+                figures[f"{name} n={n}"] = best_product(PRODUCTS[name](a, b, threads), n, repeats)
+            except Exception as e:
+                figures[name] = f"error: {Failed.of(e)}"
+    measured = {k: v for k, v in figures.items() if isinstance(v, float)}
+    winner = max(measured, key=measured.__getitem__) if measured else None
+    return {"flop_per_s": measured[winner] if winner else None, "kernel": winner, "kernels": figures}
+
+
+def numpy_blas() -> str:
+    """numpy's BLAS as threadpoolctl sees it: ``OpenBLAS 0.3.31, SkylakeX kernel (OPENBLAS_CORETYPE unset)``."""
+    try:
+        from threadpoolctl import threadpool_info
+
+        libs = [lib for lib in threadpool_info() if lib.get("user_api") == "blas"]
+    except Exception as e:
+        return f"not read: {Failed.of(e)}"
+    if not libs:
+        return "no BLAS library found"
+    lib = libs[0]
+    name = {"openblas": "OpenBLAS", "mkl": "MKL", "blis": "BLIS"}.get(lib.get("internal_api"), lib.get("internal_api"))
+    kernel = f", {lib['architecture']} kernel" if lib.get("architecture") else ""
+    core = os.environ.get("OPENBLAS_CORETYPE")
+    variable = f" (OPENBLAS_CORETYPE={core} set)" if core else " (OPENBLAS_CORETYPE unset)"
+    return f"{name} {lib.get('version')}{kernel}{variable if name == 'OpenBLAS' else ''}"
+
+
+def compute_command(threads: int, dtypes: list[str], kernels: list[str] | None = None,
+                    sizes: tuple[int, ...] = MATMUL_SIZES, repeats: int = MATMUL_REPEATS) -> list[str]:  # fmt: skip
+    return [str(envs.python("main")), "-m", "bench.worker.floor", "--compute", "--threads", str(threads),
+            "--dtypes", ",".join(dtypes), "--sizes", ",".join(map(str, sizes)), "--repeats", str(repeats),
+            *(["--kernels", ",".join(kernels)] if kernels else [])]  # fmt: skip
+
+
+def compute_floor(threads: int, dtypes: list[str], native_blas: bool = False, timeout: float = 120,
+                  **read: Any) -> dict:  # fmt: skip
+    """The compute floor (``compute``) in a fresh process of the main environment, with a timing worker's thread
+    settings and BLAS variables (``--native-blas``: without OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE); ``read``:
+    kernels, sizes and repeats other than all of them (``compute_command``). Raises BenchError where it printed no
+    figure, or measured none in a dtype."""
+    env = machine.environ_with(machine.pinned_blas("main", native_blas), {**os.environ, **thread_settings(threads)})
+    try:
+        done = subprocess.run(compute_command(threads, dtypes, **read), cwd=envs.ROOT, env=env, capture_output=True,
+                              text=True, timeout=timeout)  # fmt: skip
+    except subprocess.TimeoutExpired:
+        raise BenchError(f"bench.worker.floor --compute took over {timeout:g} s") from None
+    result = printed(done.stdout, "by_dtype")
+    if result is None:
+        last = (done.stderr.strip().splitlines() or [""])[-1].strip()
+        raise BenchError(f"bench.worker.floor --compute failed: {last or how_it_ended(done.returncode)}")
+    missing = [d for d, f in result["by_dtype"].items() if not f["flop_per_s"]]
+    if missing:
+        raise BenchError(f"bench.worker.floor --compute measured nothing in {missing[0]}: "
+                         f"{result['by_dtype'][missing[0]]['kernels']}")  # fmt: skip
+    return result
+
+
+def compute_attempt(threads: int, dtypes: list[str], native_blas: bool = False, **read: Any) -> dict:
+    """``compute_floor``, or ``{"error": why}``: a floor that cannot be measured never stops a run."""
+    try:
+        return compute_floor(threads, dtypes, native_blas, **read)
+    except BenchError as e:
+        return {"error": str(e)}
+
+
 def command(threads: int, nbytes: int = NBYTES, repeats: int = REPEATS) -> list[str]:
     return [str(envs.python("main")), "-m", "bench.worker.floor", "--threads", str(threads), "--bytes", str(nbytes),
             "--repeats", str(repeats)]  # fmt: skip
 
 
-def printed(stdout: str) -> dict | None:
-    """The figure bench.worker.floor printed: its last line that is a JSON object with a ``bytes_per_s``."""
+def printed(stdout: str, key: str = "bytes_per_s") -> dict | None:
+    """The figure bench.worker.floor printed: its last line that is a JSON object with ``key``."""
     for line in reversed(stdout.strip().splitlines()):
         try:
             result = json.loads(line)
         except ValueError:
             continue
-        if isinstance(result, dict) and "bytes_per_s" in result:
+        if isinstance(result, dict) and key in result:
             return result
     return None
 
@@ -232,16 +384,37 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.worker.floor", description=__doc__.split("\n\n")[0])
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--bytes", type=int, default=NBYTES, help="size of the array read (default 800 MiB)")
-    parser.add_argument("--repeats", type=int, default=REPEATS, help="reads of each kernel, the best kept")
-    parser.add_argument("--kernels", help=f"comma-separated, of {', '.join(KERNELS)} (default: all)")
+    parser.add_argument("--repeats", type=int, help=f"reads of each kernel, the best kept (default {REPEATS}; "
+                        f"with --compute, products of each, {MATMUL_REPEATS})")  # fmt: skip
+    parser.add_argument("--kernels", help=f"comma-separated, of {', '.join(KERNELS)} (default: all); with "
+                        f"--compute, of {', '.join(PRODUCTS)}")  # fmt: skip
+    parser.add_argument("--compute", action="store_true", help="the compute floor instead: the best FLOP/s of a "
+                        "square matrix product, on the CPUs a timing worker is pinned to")  # fmt: skip
+    parser.add_argument("--dtypes", default="float64", help="with --compute: comma-separated, of float64, float32")
+    parser.add_argument("--sizes", default=",".join(map(str, MATMUL_SIZES)),
+                        help="with --compute: the square products' sizes, comma-separated")  # fmt: skip
     a = parser.parse_args(argv)
     if not 1 <= a.threads <= (os.cpu_count() or 1):
         parser.error(f"--threads must be 1 to {os.cpu_count()}")
-    unknown = set(a.kernels.split(",")) - set(KERNELS) if a.kernels else set()
+    known = PRODUCTS if a.compute else KERNELS
+    unknown = set(a.kernels.split(",")) - set(known) if a.kernels else set()
     if unknown:
         parser.error(f"unknown kernels: {', '.join(sorted(unknown))}")
-    os.environ.update(thread_settings(a.threads))  # before numpy, torch or jax loads
-    result = floor(a.threads, a.bytes, a.repeats, a.kernels.split(",") if a.kernels else None)
+    dtypes = a.dtypes.split(",")
+    if set(dtypes) - set(DTYPES):
+        parser.error(f"--dtypes: comma-separated, of {', '.join(DTYPES)}, not {a.dtypes!r}")
+    sizes = tuple(int(n) for n in a.sizes.split(",") if n.isdigit() and int(n) > 0)
+    if len(sizes) != len(a.sizes.split(",")):
+        parser.error(f"--sizes: comma-separated whole numbers above 0, not {a.sizes!r}")
+    if a.repeats is not None and a.repeats < 1:
+        parser.error("--repeats must be 1 or more")
+    os.environ.update(thread_settings(a.threads))  # before torch or jax loads (numpy's BLAS is held by threadpoolctl)
+    kernels = a.kernels.split(",") if a.kernels else None
+    if a.compute:
+        result = compute(a.threads, dtypes, sizes, a.repeats or MATMUL_REPEATS, kernels)
+        print(json.dumps(result), flush=True)
+        return 0 if all(f["flop_per_s"] for f in result["by_dtype"].values()) else 1
+    result = floor(a.threads, a.bytes, a.repeats or REPEATS, kernels)
     print(json.dumps(result), flush=True)
     return 0 if result["bytes_per_s"] else 1
 

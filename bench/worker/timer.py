@@ -22,9 +22,9 @@ from typing import Any
 import numpy as np
 
 from backends._base import Backend
-from bench.core import agreement
+from bench.core import agreement as agreement_rule
 from bench.core.errors import BenchError, Diverged
-from bench.core.records import ProcessTiming
+from bench.core.records import Agreement, ProcessTiming
 from bench.host import procs
 from bench.worker import calibration, training
 from bench.worker import handwritten as loops
@@ -50,7 +50,7 @@ class Unit:
         else:
             epochs = min(task.epochs, -(-steps // task.steps_per_epoch))
             self.steps, lrs, orders = epochs * task.steps_per_epoch, lrs[:epochs], orders[:epochs]
-        self.backend = backend
+        self.backend, self.lrs, self.orders = backend, lrs, orders
         self.chunk = backend.prepare(lrs, orders)
         self.out: Any = None
 
@@ -82,7 +82,8 @@ class Timed:
     over one or more visits (``visit``). Between its visits the process times its other cases."""
 
     def __init__(self, task: str, backend: str, dtype: str, device: str, n: int | None, steps: int,
-                 unit_time: float, objective: bool, handwritten: bool, size: int | None) -> None:  # fmt: skip
+                 unit_time: float, objective: bool, handwritten: bool, size: int | None,
+                 check: bool = False) -> None:  # fmt: skip
 
         started = time.perf_counter()
         self.case = (task, backend, dtype, device, n)
@@ -90,7 +91,7 @@ class Timed:
         timed: dict[str, Callable[[], Any]] = {}
         if handwritten:
             loop = loops.make(backend, b.task, dtype, b.device)
-        self.first: dict[str, float] = {}
+        self.first: dict[str, Any] = {}  # the first visit's own figures: first_call_s, agreement
         if size is None:
             least = min(steps, MIN_STEPS)
             probe = Unit(b, least)  # its first call includes tracing, compiling or hybridizing
@@ -99,6 +100,8 @@ class Timed:
             if compiled is not None:  # of which the framework's own tally says it compiled
                 self.first["compile_s"] = b.compile_seconds() - compiled
             on_schedule(probe)  # from the initial parameters: the schedule's own first steps
+            if check:
+                self.first["agreement"] = agreement(probe, self.case)
             per_step = seconds(probe) / probe.steps
             calls = 2
             if per_step * probe.steps < unit_time:  # a quick slice: the fastest of three calls sizes the unit
@@ -111,6 +114,8 @@ class Timed:
             unit, warm_ups = Unit(b, size), 1  # its first call compiles, the second is the warm-up
             unit()
             on_schedule(unit)
+            if check:
+                self.first["agreement"] = agreement(unit, self.case)
             self.trained = 2 * unit.steps
         for _ in range(warm_ups):
             unit()
@@ -166,6 +171,25 @@ def on_schedule(unit: Unit) -> None:
         raise Diverged(int(bad[0]) + 1)
 
 
+def agreement(unit: Unit, case: tuple[Any, ...]) -> Agreement:
+    """A slice's first call from the initial parameters held against numpy's over the same batches and learning
+    rates (rounded as the backend rounds them, its optimiser's formula followed: ``agreement.reference``): the
+    largest relative difference over every step's loss and the parameters the slice ends at. What a width case's
+    correctness columns say, checked in the process that timed it, on the slice it had built (no second build, and
+    no second compile). ``case``: (task, backend, dtype, device, n)."""
+    task, _, dtype, _, n = case
+    b = unit.backend
+    losses, params = unit.losses(), {k: np.asarray(v, dtype="float64") for k, v in b.params().items()}
+    lr_dtype = b.lr_dtype if b.formula == "reference" else "float64"
+    ref = training.build(task, "numpy", dtype, "cpu", n=n, formula=b.formula)
+    out = ref.run(ref.prepare(unit.lrs.astype(lr_dtype).astype("float64"), unit.orders))
+    ref_losses = ref.to_numpy(out).astype("float64").ravel()
+    ends = [agreement_rule.rel_diff(params[k], np.asarray(v, dtype="float64")) for k, v in ref.params().items()]
+    diff = max([agreement_rule.rel_diff(losses, ref_losses), *ends])
+    return Agreement(final_loss=float(losses[-1]), max_rel_diff=diff, steps=unit.steps, lr_dtype=lr_dtype,
+                     formula=b.formula)  # fmt: skip
+
+
 def divergence(case: tuple[Any, ...], unit: Unit, trained: int) -> Exception:
     """Why a slice called over and over (its rounds, each from where the last left off) came to a loss that is
     not finite, where its first call did not: the step of the task's own schedule, trained from its start
@@ -207,6 +231,7 @@ def measure(
     size: int | None = None,
     visit: int = 0,
     visits: int = 1,
+    check: bool = False,
 ) -> ProcessTiming:
     """One visit of a case's timings in this process, per step in seconds: ``step_s`` a training step,
     one figure a round; ``objective_s`` and ``handwritten_s`` likewise, where asked. A round trains
@@ -221,10 +246,11 @@ def measure(
     ``machine`` what the calibration kernels, the CPU share and the steal time said (bench.worker.calibration);
     ``faults_per_step``, the pages the kernel handed a training step (``minor_faults``), over the
     visit's ``steps_timed``; ``setup_s`` the seconds before the rounds (building, converting, compiling,
-    warming up), ``rounds_s`` the rounds'. ``joined`` makes one process's record of a case's visits."""
+    warming up), ``rounds_s`` the rounds'; ``agreement``, where ``check``, the first call against numpy's
+    (``agreement``). ``joined`` makes one process's record of a case's visits."""
     key = (task, backend, dtype, device, n)
     if visit == 0 and key not in LIVE:  # not built ahead
-        prepare(task, backend, dtype, device, n, steps, unit_time, objective, handwritten, size)
+        prepare(task, backend, dtype, device, n, steps, unit_time, objective, handwritten, size, check)
     elif key not in LIVE:
         raise BenchError(f"{task} {backend} {dtype}: visit {visit + 1} of a case this process did not build")
     case = LIVE[key]
@@ -246,11 +272,11 @@ def measure(
 
 def prepare(task: str, backend: str, dtype: str = "float64", device: str = "cpu", n: int | None = None,
             steps: int = 100, unit_time: float = 0.05, objective: bool = True, handwritten: bool = False,
-            size: int | None = None, **visits: Any) -> dict[str, float]:  # fmt: skip
+            size: int | None = None, check: bool = False, **visits: Any) -> dict[str, float]:  # fmt: skip
     """A case built ahead of its visits (``measure``'s first builds it otherwise), while another process
     builds its own beside this one (bench.campaign.timing); its seconds."""
     key = (task, backend, dtype, device, n)
-    LIVE[key] = Timed(task, backend, dtype, device, n, steps, unit_time, objective, handwritten, size)
+    LIVE[key] = Timed(task, backend, dtype, device, n, steps, unit_time, objective, handwritten, size, check)
     return {"setup_s": LIVE[key].setup_s}
 
 
@@ -290,11 +316,11 @@ def correctness(
     per_epoch = per_step * t.steps_per_epoch
     epochs = t.epochs if per_epoch * t.epochs <= budget else max(1, int(budget / per_epoch))
     run = training.train_here(task, backend, dtype, device, epochs=epochs)
-    ref = training.train_here(**agreement.reference(run, epochs))
+    ref = training.train_here(**agreement_rule.reference(run, epochs))
     return {"epochs_trained": epochs, "epochs": t.epochs, "final_loss": run.losses[-1],
-            "max_rel_diff": agreement.run_diff(run, ref), "params": run.params, "lr_dtype": run.lr_dtype,
+            "max_rel_diff": agreement_rule.run_diff(run, ref), "params": run.params, "lr_dtype": run.lr_dtype,
             "formula": run.formula,
-            "losses": sample(run.losses), "loss_diffs": sample(list(agreement.rel_diffs(run.losses, ref.losses))),
+            "losses": sample(run.losses), "loss_diffs": sample(list(agreement_rule.rel_diffs(run.losses, ref.losses))),
             "correctness_s": time.monotonic() - started}  # fmt: skip
 
 

@@ -154,6 +154,18 @@ def test_old_results_without_samples_compare_medians_only_and_never_fail(tmp_pat
     assert count_line(out.stdout) == "0 faster, 0 slower, 0 within noise, 2 without samples"
 
 
+def test_a_width_case_is_compared_by_its_width(tmp_path):
+    width = {"kind": "width", "task": "wide-mlp", "n": 1024, "backend": "jax", "dtype": "float64"}
+    small = width | {"n": 16, "samples_s": TIGHT}
+    old = write(tmp_path / "old", [width | {"samples_s": TIGHT}, small])
+    new = write(tmp_path / "new", [width | {"samples_s": [2 * t for t in TIGHT]}, small])
+    out = bench("diff", str(old), str(new), "--fail-above", "0")
+    assert out.returncode == 1, out.stderr
+    assert out.stderr.strip().splitlines()[0].startswith("slower by 100.0 %: wide-mlp width 1,024 jax float64")
+    assert row(out.stdout, "wide-mlp width 1,024 jax float64")[4] == "slower"
+    assert row(out.stdout, "wide-mlp width 16 jax float64")[4] == "within noise"
+
+
 def test_failed_cases_are_listed_not_compared_and_so_are_cases_in_one_run_only(tmp_path):
     scaling = {"kind": "scaling", "task": "quadratic", "n": 1000000, "backend": "jax", "dtype": "float32"}
     old = write(tmp_path / "old", [case("linear", samples=TIGHT), case("plane", samples=TIGHT),
@@ -226,7 +238,7 @@ def test_a_quick_run_is_flagged(tmp_path):
         (lambda d: (d / "results.json").write_text("[1, 2]") and d, ["has no cases"]),
         (lambda d: (d / "results.json").write_bytes(b"\xff\xfe\x00") and d, ["is not JSON", "UTF-8"]),
         (lambda d: write(d, [{"kind": "speed", "task": "linear"}]), ["case 1", "'backend'"]),
-        (lambda d: write(d, [{"kind": "other"}]), ["case 1", "neither 'speed' nor 'scaling'"]),
+        (lambda d: write(d, [{"kind": "other"}]), ["case 1", "neither 'speed', 'scaling' nor 'width'"]),
         (lambda d: write(d, [case("linear", samples_s=[1e-4, "x"])]), ["linear numpy float64", "samples_s"]),
         (lambda d: write(d, [case("linear", samples_s=[])]), ["samples_s"]),
         (lambda d: write(d, [case("linear", samples_s=[1e-4, -1.0])]), ["samples_s"]),

@@ -28,6 +28,7 @@ CONFTEST = {
 PLUGIN = "--benchmark-"  # pytest-benchmark's own
 QUOTED = {"--tool", "--instr-atstart", "--xla"}  # valgrind's options and XLA_FLAGS=--xla_..., quoted as used
 SETUP = {"--upgrade"}  # python3 -m bench.setup
+FLOOR = set(re.findall(r'add_argument\("(--[a-z-]+)"', (ROOT / "bench/worker/floor.py").read_text()))  # its own
 # The files other documents link to by name: each must be there.
 REQUIRED = ["installing", "commands", "results", "fair-timing", "trust", "counts", "tasks", "backends", "optimisers",
             "equivalence"]  # fmt: skip
@@ -79,7 +80,7 @@ def test_every_module_run_is_one(where, module):
 
 @pytest.mark.parametrize("where", TEXTS)
 def test_every_option_named_is_one(where):
-    known = set().union(*subcommands().values()) | CONFTEST | QUOTED | SETUP
+    known = set().union(*subcommands().values()) | CONFTEST | QUOTED | SETUP | FLOOR
     named = set(re.findall(r"(?<![\w-])(--[a-z][a-z-]*)", TEXTS[where]))
     unknown = sorted(o for o in named if o not in known and not o.startswith(PLUGIN))
     assert not unknown, f"{where} names options nothing takes: {unknown}"

@@ -239,6 +239,10 @@ def test_a_file_the_root_or_the_checkout_is_refused(tmp_path, where, words):
         (["--sizes", "1.5"], ["--sizes", "'1.5'"]),
         (["--sizes", "1e4,10000"], ["--sizes", "'10000' is named twice"]),
         (["--sizes", ""], ["--sizes", "''"]),
+        (["--widths", "0"], ["--widths: '0' is not a whole number of hidden units, 1 or more"]),
+        (["--widths", "abc"], ["--widths: 'abc' is not a whole number"]),
+        (["--widths", "16,64,16"], ["--widths", "'16' is named twice"]),
+        (["--tasks", "none", "--sizes", "none", "--widths", "none"], ["nothing to time"]),
         (["--jobs", "0"], ["--jobs 0", "must be between 1 and"]),
         (["--jobs", "1000"], ["--jobs 1000", "must be between 1 and"]),
         (["--jobs", "1000", "--threads", "1"], ["--jobs 1000 × --threads 1"]),
@@ -405,8 +409,10 @@ def test_the_sweep_s_sizes_reach_the_cases_and_the_command(tmp_path):
     assert options().sizes == [10**2, 10**4, 10**6] and "--sizes" not in options().command()
     assert options(count=True).sizes[-1] == 10**7 and "--sizes" not in options(count=True).command()
     o = options(sizes=[10**3, 10**7])
-    assert [c.n for c in asked_cases(o)] == [10**3, 10**7]
+    assert [c.n for c in asked_cases(o) if c.kind == "scaling"] == [10**3, 10**7]
     assert "--sizes 1000,10000000" in o.command()
+    assert not [c for c in asked_cases(options(sizes=[])) if c.kind == "scaling"]
+    assert "--sizes none" in options(sizes=[]).command()
 
 
 @pytest.mark.skipif(procs.cpus() < 2, reason="two workers at a time need two CPUs")

@@ -1,17 +1,19 @@
-"""The memory-read floor (bench/worker/floor.py): the best of several kernels, measured in its own process."""
+"""The memory-read floor and the compute floor (bench/worker/floor.py): each the best of several kernels, measured
+in its own process."""
 
 from __future__ import annotations
 
 import json
 import subprocess
 import sys
+import time
 
 import pytest
 
 from bench.core.cases import DTYPES
 from bench.core.errors import BenchError
 from bench.core.options import Options
-from bench.host import envs
+from bench.host import envs, procs
 from bench.report import timings
 from bench.worker import floor
 
@@ -119,3 +121,64 @@ def test_a_run_without_a_floor_says_so_in_its_summary_and_its_floor_column():
     assert "Memory floor not measured: bench.worker.floor failed: no memory." in text
     assert "Machine: a CPU, 2 cores, 1 threads, device cpu; numpy 2.4.6. Memory floor not measured: " in text
     assert "| numpy | eager | float64 |" in text and "| 0 ns | 1.00 ns | memory floor not measured |" in text
+
+
+# -- the compute floor: the best FLOP/s of a square matrix product --------------------------------------------
+
+
+def test_the_compute_floor_runs_in_its_own_process_on_a_timing_worker_s_cpus_and_keeps_the_best():
+    r = floor.compute_floor(1, ["float64", "float32"], sizes=(128, 256), repeats=2)
+    assert r["cpus"] == procs.pinned(1) and r["threads"] == 1
+    for dtype in DTYPES:
+        mine = r["by_dtype"][dtype]
+        measured = {k: v for k, v in mine["kernels"].items() if isinstance(v, float)}
+        # the main environment has torch and jax: every kernel ran at every size
+        assert set(mine["kernels"]) == set(measured) == {f"{k} n={n}" for k in floor.PRODUCTS for n in (128, 256)}
+        assert mine["flop_per_s"] == max(measured.values()) == measured[mine["kernel"]]
+        assert 1e8 < mine["flop_per_s"] < 1e13  # 0.1 GFLOP/s to 10 TFLOP/s on one core: a product, not a clock error
+    assert r["blas"].startswith(("OpenBLAS", "MKL", "BLIS"))
+
+
+def test_a_product_s_figure_is_its_fastest_call():
+    calls = iter([0.05, 0.02, 0.03, 0.2])  # the untimed first call, then the timed ones
+    r = floor.best_product(lambda: time.sleep(next(calls)), n=100, repeats=3)
+    assert 2 * 100**3 / 0.03 < r <= 2 * 100**3 / 0.02  # the 0.02 s call: sleep only ever runs late
+
+
+def test_a_product_kernel_that_fails_is_its_error_and_the_others_go_on(monkeypatch):
+    def missing(a, b, threads):
+        raise ModuleNotFoundError("No module named 'torch'")
+
+    monkeypatch.setitem(floor.PRODUCTS, "torch-matmul", missing)
+    r = floor.compute(1, ["float64"], sizes=(64, 128), repeats=1, kernels=["numpy-matmul", "torch-matmul"])
+    mine = r["by_dtype"]["float64"]
+    assert mine["kernels"]["torch-matmul"].startswith("error: ModuleNotFoundError: No module named 'torch'")
+    assert set(mine["kernels"]) == {"numpy-matmul n=64", "numpy-matmul n=128", "torch-matmul"}
+    assert mine["kernel"].startswith("numpy-matmul") and mine["flop_per_s"] == mine["kernels"][mine["kernel"]]
+
+
+@pytest.mark.parametrize(
+    ("code", "why"),
+    [("import sys; sys.exit(3)", "bench.worker.floor --compute failed: exited with status 3"),
+     ("print('{\"by_dtype\": {\"float64\": {\"flop_per_s\": null, \"kernels\": {}}}}')",
+      "bench.worker.floor --compute measured nothing in float64: {}")],
+)  # fmt: skip
+def test_a_compute_floor_that_fails_is_a_reason_never_a_raise_in_attempt(monkeypatch, code, why):
+    monkeypatch.setattr(floor, "compute_command", lambda *a, **k: [sys.executable, "-c", code])
+    with pytest.raises(BenchError, match="^bench.worker.floor --compute"):
+        floor.compute_floor(1, ["float64"])
+    assert floor.compute_attempt(1, ["float64"]) == {"error": why}
+
+
+@pytest.mark.parametrize(
+    ("args", "why"),
+    [(["--compute", "--dtypes", "float16"], "--dtypes: comma-separated, of float64, float32"),
+     (["--compute", "--sizes", "0,abc"], "--sizes: comma-separated whole numbers above 0"),
+     (["--compute", "--kernels", "numpy-dot"], "unknown kernels: numpy-dot"),
+     (["--compute", "--repeats", "0"], "--repeats must be 1 or more")],
+)  # fmt: skip
+def test_bad_compute_arguments_are_refused_before_any_work(args, why, capsys):
+    with pytest.raises(SystemExit) as e:
+        floor.main(args)
+    assert e.value.code == 2
+    assert why in capsys.readouterr().err

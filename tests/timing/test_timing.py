@@ -168,6 +168,44 @@ def test_the_sweeps_case_that_is_a_task_case_is_measured_once_as_that_task_case(
     assert found[cases[2]]["samples_s"] == pytest.approx([2e-5, 4e-5])
 
 
+def test_a_width_case_is_timed_in_the_first_and_last_processes_and_checked_in_the_last(monkeypatch):
+    """The width sweep's cells go to the first and the last round of processes alone; the last is asked to hold
+    each cell's first call against numpy's, and what it says is the cell's row; a task case goes to every round
+    and is never asked."""
+
+    asked: list[tuple[str, int | None, bool]] = []
+
+    def answer(kw):
+        asked.append((kw["task"], kw["n"], kw["check"]))
+        said = {"final_loss": 0.25, "max_rel_diff": 2e-16, "steps": 4} if kw["check"] else None
+        return {"step_s": [1e-4 * len(asked)], "pid": len(asked), "agreement": said}
+
+    stand_in_workers(monkeypatch, answer)
+    cases = [Case("speed", "linear", "numpy", "float64"),
+             *(Case("width", "wide-mlp", "numpy", "float64", n) for n in (16, 1024))]  # fmt: skip
+    c = timing.Campaign(cases, Settings(repeats=3), {}, None)
+    c.timings()
+    assert asked == [("linear", None, False), ("wide-mlp", 16, False), ("wide-mlp", 1024, False),
+                     ("linear", None, False),
+                     ("linear", None, False), ("wide-mlp", 16, True), ("wide-mlp", 1024, True)]  # fmt: skip
+    found = c.results()
+    assert len(found[cases[0]]["samples_s"]) == 3 and "max_rel_diff" not in found[cases[0]]
+    for w in cases[1:]:
+        assert len(found[w]["samples_s"]) == 2
+        assert (found[w]["max_rel_diff"], found[w]["final_loss"], found[w]["steps_checked"]) == (2e-16, 0.25, 4)
+
+
+def test_the_width_sweep_s_own_width_is_the_task_case_with_its_training(monkeypatch):
+    stand_in_workers(monkeypatch, lambda kw: {"step_s": [2e-4]})
+    task, cell = Case("speed", "wide-mlp", "numpy", "float64"), Case("width", "wide-mlp", "numpy", "float64", 16)
+    c = timing.Campaign([task, cell], Settings(repeats=2), {}, None, timing.twins([task, cell]))
+    c.timings()
+    c.checked[task] = {"final_loss": 0.4, "max_rel_diff": 0.0, "epochs_trained": 10, "epochs": 10, "params": {}}
+    found = c.results()
+    assert found[cell]["samples_s"] == found[task]["samples_s"] and "objective_samples_s" not in found[cell]
+    assert found[cell]["epochs_trained"] == 10 and found[cell]["max_rel_diff"] == 0.0 and "params" not in found[cell]
+
+
 def test_a_case_built_ahead_is_timed_as_built_and_settled_onto_its_cpu():
     """``prepare`` builds a case ahead of its visits; the first visit times that case instead of building it
     again (its setup seconds are the prepared one's), and ``settle`` pins the process and every thread it
