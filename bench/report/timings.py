@@ -349,12 +349,12 @@ def readme_text(rows: list[dict[str, Any]], names: list[str], o: Any, env: dict[
                 workers: dict[str, Any] | None = None, date: str | None = None) -> tuple[str, str]:  # fmt: skip
     """The summary (:func:`readme_block`), and the whole README: where its figures come from, the short answer,
     how to read, the machine and noise, a table per task and dtype, plots, failures."""
-    top, rest = headline(rows, names, o.dtypes, pictures), summary_markdown(rows, names, o, env, floor, fits,
-                                                                            pictures, workers)  # fmt: skip
+    top = headline(rows, names, o.dtypes, pictures, floor)
+    rest = summary_markdown(rows, names, o, env, floor, fits, pictures, workers)
     made = f"Made by `{o.command()}`. Do not edit: rerun it. {time_line(spent, jobs(o.quick, o.jobs))}"
     here = {"environment": env, "date": date}
     sections = [f"# autodiff-bench results\n\n{made}", sources(here, o.out), top, HOW_TO_READ, rest]
-    summary = readme_block(rows, names, o, here, pictures)
+    summary = readme_block(rows, names, o, here, pictures, floor)
     for t in names:
         for d in o.dtypes:
             sections.append(f"## {t} ({d})\n\n" + markdown_table(TASK_HEADER, task_table(rows, t, d)))
@@ -399,10 +399,11 @@ def failure_list(failed: list[dict[str, Any]]) -> str:
     return "\n".join(f"- {case(r)}: {r['error']}" for r in failed)
 
 
-def headline(rows: list[dict[str, Any]], names: list[str], dtypes: list[str], pictures: list[Path]) -> str:
-    """The short answer: per dtype and task, the fastest mode of each kind (bench.report.kinds), then the
-    summary charts."""
-    parts = kinds.headline(rows, names, dtypes)
+def headline(rows: list[dict[str, Any]], names: list[str], dtypes: list[str], pictures: list[Path],
+             floor: dict[str, Any] | None = None, short: bool = False) -> str:  # fmt: skip
+    """The short answer: per dtype and task, the fastest mode of each kind (bench.report.kinds); by model size
+    (bench.report.widths, ``short``: its smallest and largest width); then the summary charts."""
+    parts = kinds.headline(rows, names, dtypes) + widths.headline(rows, dtypes, floor or {}, short)
     charts = [p for p in pictures if p.stem.startswith("summary_")]
     parts += [f"![{p.stem}](plots/{p.name})" for p in charts]
     return "\n\n".join(parts)
@@ -578,12 +579,13 @@ KINDS = {
 
 
 def readme_block(rows: list[dict[str, Any]], names: list[str], o: Any, here: dict[str, Any],
-                 pictures: list[Path]) -> str:  # fmt: skip
-    """What the top-level README shows between its markers (at most 25 lines): the fastest mode per task and
-    the summary chart of the first dtype, what a figure is in four lines, and where the full tables are. Links
-    are relative to the results folder (:func:`update_readme` moves them)."""
+                 pictures: list[Path], floor: dict[str, Any] | None = None) -> str:  # fmt: skip
+    """What the top-level README shows between its markers (at most 30 lines): the fastest mode of each kind
+    per task, by model size at the sweep's ends, and the summary chart of the first dtype, what a figure is in
+    four lines, and where the full tables are. Links are relative to the results folder (:func:`update_readme`
+    moves them)."""
     first = o.dtypes[0]
-    top = headline(rows, names, [first], [p for p in pictures if p.stem == f"summary_{first}"])
+    top = headline(rows, names, [first], [p for p in pictures if p.stem == f"summary_{first}"], floor, short=True)
     present = list(dict.fromkeys(backends.BACKENDS[b].mode for b in o.backends if b in backends.BACKENDS))
     modes = []
     for k in present:

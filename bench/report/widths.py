@@ -20,6 +20,7 @@ import backends
 import tasks
 from bench.core.agreement import tol
 from bench.core.cases import WIDTH
+from bench.report import kinds
 from bench.report.formatting import SCALES, markdown_table, number, scaled, scientific, write_csv
 
 CROSSOVER = 1.2  # an eager mode within this many times the fastest mode's time per step has crossed over
@@ -324,3 +325,40 @@ def plot(path: Path, rows: list[dict[str, Any]], floor: dict[str, Any]) -> None:
         right.legend(*left.get_legend_handles_labels(), fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1.0))
     fig.tight_layout()
     plots.save(fig, path)
+
+
+def headline(rows: list[dict[str, Any]], dtypes: list[str], floor: dict[str, Any], short: bool = False) -> list[str]:
+    """The answer by model size, per dtype: at each width the fastest mode of each kind (bench.report.kinds),
+    the fastest's FLOP/s and × the compute floor; then each eager mode's crossover. ``short``: one sentence, the
+    smallest and the largest width and the crossovers (the top-level README's)."""
+    out = []
+    for dtype in dtypes:
+        found = cells(rows, dtype, floor)
+        widths = sorted({n for _, n in found})
+        if not widths:
+            continue
+        lines = []
+        for n in widths if not short else [widths[0], widths[-1]]:
+            timed = sorted((c.row for (_, w), c in found.items() if w == n and c.timed), key=lambda r: r["median_s"])
+            if not timed:
+                continue
+            best = found[(timed[0]["backend"], n)]
+            rate = f"{number(best.flop_per_s / 1e9)} GFLOP/s" if best.flop_per_s else ""
+            rate += f", {number(best.floor_ratio)}× the compute floor" if best.floor_ratio else ""
+            each = " · ".join(f"{k} **{r['backend']}** {interval(r).split(' (')[0]}"
+                              for k, r in kinds.fastest_by_kind(timed).items())  # fmt: skip
+            flops = best.flops
+            work = f" ({operations(flops)} a step)" if flops else ""
+            lines.append(f"- **n = {n:,}**{work}: {each}" + (f"; the fastest at {rate}" if rate else ""))
+        cross = summary(rows, floor)[dtype]["crossover"]
+        by: dict[int | None, list[str]] = {}
+        for b, n in cross.items():
+            by.setdefault(n, []).append(b)
+        said = "; ".join(f"{', '.join(bs)} from n = {n:,}" for n, bs in sorted((k, v) for k, v in by.items()
+                                                                                 if k is not None))  # fmt: skip
+        if None in by:
+            said += ("; " if said else "") + f"{', '.join(by[None])} at no width of the sweep"
+        lines.append(f"- Eager modes within {CROSSOVER:g}× of the fastest: {said or 'none timed'}.")
+        title = f"**By model size** (wide-mlp, hidden width n, {dtype}), the fastest of each kind of mode per step:"
+        out.append(title + "\n\n" + "\n".join(lines))
+    return out

@@ -111,13 +111,19 @@ def every_case(names: list[str]) -> list[dict[str, Any]]:
 
 @pytest.mark.parametrize("dtypes", [["float64"], ["float64", "float32"]])
 def test_the_readme_block_is_short_and_its_links_work_from_the_top(tmp_path, monkeypatch, dtypes):
-    """At most 25 lines between the markers: the fastest per task, the chart, four lines on what a figure is,
-    the link to the full tables; every link relative to the checkout's root; the README around it untouched."""
+    """At most 30 lines between the markers: the fastest of each kind per task, by model size, the chart, four
+    lines on what a figure is, the link to the full tables; every link relative to the checkout's root; the
+    README around it untouched."""
     names = list(tasks.TASKS)
     o = options(tmp_path / "results", dtypes=dtypes)
     rows = every_case(names)
     pictures = [tmp_path / "results" / "plots" / f"summary_{d}.png" for d in dtypes]
-    block = timings.readme_block(rows, names, o, {"environment": HERE, "date": "2026-05-10T14:03:12+00:00"}, pictures)
+    widths = [16, 1024]  # the sweep's ends: the README says both, and where each eager mode crosses over
+    rows += [timed("wide-mlp", b, 1e-5 * (1 + j) * (1 if n == 16 else 100), kind="width", n=n, flops_per_step=n * 1e6)
+             for n in widths for j, b in enumerate(backends.BACKENDS)]  # fmt: skip
+    floor = {"compute": {"by_dtype": {d: {"flop_per_s": 5e10, "kernel": "numpy"} for d in dtypes}}}
+    block = timings.readme_block(rows, names, o, {"environment": HERE, "date": "2026-05-10T14:03:12+00:00"}, pictures,
+                                 floor)  # fmt: skip
     readme = tmp_path / "README.md"
     before, after = "# autodiff-bench\n\nIntro [docs](docs/results.md).\n\n", "\n\n## More\n\nkept\n"
     readme.write_text(f"{before}{timings.README_START}\nold\n{timings.README_END}{after}")
@@ -126,8 +132,11 @@ def test_the_readme_block_is_short_and_its_links_work_from_the_top(tmp_path, mon
     text = readme.read_text()
     assert text.startswith(before + timings.README_START) and text.endswith(timings.README_END + after)
     inside = text.split(timings.README_START)[1].split(timings.README_END)[0].strip("\n")
-    assert len(inside.splitlines()) <= 25, inside
-    assert sum(line.startswith("- **") for line in inside.splitlines()) == len(names)
+    assert len(inside.splitlines()) <= 30, inside
+    assert sum(line.startswith("- **") for line in inside.splitlines()) == len(names) + len(widths)
+    assert "- **n = 1,024** (1.02 GFLOP a step): eager **numpy** 1.00 ms" in inside  # 1.02e9 / 1 ms: 1,024 GFLOP/s
+    assert "the fastest at 1,020 GFLOP/s, 0.0488× the compute floor" in inside
+    assert "- Eager modes within 1.2× of the fastest: numpy from n = 16" in inside
     assert "![summary_float64](results/plots/summary_float64.png)" in inside and "summary_float32" not in inside
     for link in ("docs/trust.md", "docs/results.md", "results/README.md"):
         assert f"]({link})" in inside, link
