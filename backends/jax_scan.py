@@ -11,8 +11,8 @@ import numpy as np
 from backends.jax import Jax
 
 
-class JaxJit(Jax):
-    name = "jax-jit"
+class JaxScan(Jax):
+    name = "jax-scan"
     mode = "compiled loop"
 
     def __init__(self, task, dtype="float64", device="cpu"):

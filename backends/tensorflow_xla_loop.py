@@ -1,6 +1,6 @@
-"""TensorFlow's compiled mode: ``tf.function(jit_compile=True)`` over a whole chunk of epochs, the loop
+"""TensorFlow's compiled loop: ``tf.function(jit_compile=True)`` over a whole chunk of epochs, the loop
 inside the graph (``tf.while_loop`` over epochs and, within each, over batches), compiled by XLA, as
-``jax-jit`` scans. The parameters are tensors carried through the loop; the chunk's losses come back in
+``jax-scan`` scans. The parameters are tensors carried through the loop; the chunk's losses come back in
 one ``tf.TensorArray``. A task's optimiser other than plain SGD is Keras's, as in ``tensorflow``: its
 ``apply_gradients`` on the ``tf.Variable``s inside the compiled loop (Keras's TensorFlow backend has no
 stateless form), the loop carrying no parameters."""
@@ -14,8 +14,8 @@ import numpy as np
 from backends.tensorflow import Tensorflow, tf  # TensorFlow as that module imports it: quietly, without jax
 
 
-class TensorflowXla(Tensorflow):
-    name = "tensorflow-xla"
+class TensorflowXlaLoop(Tensorflow):
+    name = "tensorflow-xla-loop"
     mode = "compiled loop"
 
     def __init__(self, task, dtype="float64", device="cpu"):
