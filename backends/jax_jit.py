@@ -24,11 +24,13 @@ class JaxJit(Jax):
         self.loss_jit = jax.jit(self.objective)
         self.stack_jit = jax.jit(jnp.stack)  # one call for the chunk's losses, not an eager op for each
 
-    def sgd_step(self, p, x, y, lr):
+    def sgd_step(self, p: dict[str, jax.Array], x: jax.Array, y: jax.Array, lr: jax.Array) -> tuple[Any, jax.Array]:
         loss, grads = jax.value_and_grad(self.objective)(p, x, y)
         return jax.tree.map(lambda p, g: p - lr * g, p, grads), loss
 
-    def optax_step(self, p, state, x, y, lr):
+    def optax_step(
+        self, p: dict[str, jax.Array], state: Any, x: jax.Array, y: jax.Array, lr: jax.Array
+    ) -> tuple[Any, jax.Array]:
         loss, grads = jax.value_and_grad(self.objective)(p, x, y)
         return self.optax_update(p, state, grads, lr), loss
 

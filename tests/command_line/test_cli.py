@@ -23,7 +23,7 @@ from conftest import CUBIC, bench, one_line_error
 def test_list_names_every_task_and_backend():
     out = bench("list")
     assert out.returncode == 0
-    for name in [*tasks.TASKS, "numpy", "torch-nn", "jax-scan", "mxnet-gluon"]:
+    for name in [*tasks.TASKS, "numpy", "torch-nn", "jax-jit", "mxnet-gluon"]:
         assert name in out.stdout
     assert out.stdout.count("available") == len(backends.BACKENDS)
 
@@ -65,7 +65,7 @@ def test_bad_input_is_one_line_and_status_2(args, words):
     one_line_error(bench(*args), 2, *words)
 
 
-@pytest.mark.parametrize("backend", ["numpy", "torch", "jax-scan", "mxnet"])
+@pytest.mark.parametrize("backend", ["numpy", "torch", "jax-jit", "mxnet"])
 def test_divergence_stops_with_the_step(backend):
     out = bench("train", "quadratic", "--backend", backend, "--lr", "1", "--json")
     one_line_error(out, 1, "diverged at step")

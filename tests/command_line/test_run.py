@@ -315,7 +315,7 @@ def test_workers_run_several_at_once_and_answer_in_order():
 
 
 # --quick runs its workers one per CPU at once (bench.campaign.Workers): each is ended, the others too
-@pytest.mark.parametrize("args", [[], ["--quick", "--backends", "jax,jax-scan,torch-compile"]], ids=["run", "quick"])
+@pytest.mark.parametrize("args", [[], ["--quick", "--backends", "jax,jax-jit,torch-compile"]], ids=["run", "quick"])
 def test_ctrl_c_leaves_the_folder_byte_for_byte_and_ends_the_worker(tmp_path, args):
     out = tmp_path / "r"
     earlier_results(out)

@@ -51,7 +51,7 @@ def test_train_json_and_text_from_a_task_with_matrices():
     def bench(*args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run([sys.executable, "-m", "bench", *args], cwd=envs.ROOT, capture_output=True, text=True)
 
-    out = bench("train", "mlp", "--backend", "jax-scan", "--json")
+    out = bench("train", "mlp", "--backend", "jax-jit", "--json")
     assert out.returncode == 0, out.stderr
     params = json.loads(out.stdout)["params"]
     assert {k: np.shape(v) for k, v in params.items()} == {"W1": (1, 16), "b1": (16,), "W2": (16, 1), "b2": (1,)}

@@ -70,30 +70,26 @@ def test_a_fourth_kind_of_mode_gets_a_marker_of_its_own(monkeypatch):
     markers = {k: {x.marker for x in table.values() if x.kind == k} for k in (*backends.MODES, "compiled epoch")}
     assert all(len(m) == 1 for m in markers.values()) and len(set.union(*markers.values())) == 4
     assert spec.compiles and table["jax-loop"].colour == table["jax"].colour
-    assert table["jax-loop"].linestyle not in {table["jax"].linestyle, table["jax-scan"].linestyle}
+    assert table["jax-loop"].linestyle not in {table["jax"].linestyle, table["jax-jit"].linestyle}
 
 
 def test_the_summary_is_a_heat_map_of_times_the_fastest(figures):
     names = ["linear", "digits"]
-    rows = [speed_row("linear", b, t) for b, t in (("numpy", 3e-6), ("jax", 6.3e-4), ("jax-scan", 5e-7))]
-    rows += [
-        speed_row("digits", "numpy", 3e-5),
-        speed_row("digits", "jax", None),
-        speed_row("digits", "jax-scan", 2e-5),
-    ]
+    rows = [speed_row("linear", b, t) for b, t in (("numpy", 3e-6), ("jax", 6.3e-4), ("jax-jit", 5e-7))]
+    rows += [speed_row("digits", "numpy", 3e-5), speed_row("digits", "jax", None), speed_row("digits", "jax-jit", 2e-5)]
     plots.summary_plot(Path("unused.png"), rows, "float64", names, lambda s: f"{s * 1e9:.0f} ns")
     (fig,) = figures
     ax = fig.axes[0]
     shown = np.ma.filled(ax.images[0].get_array(), np.nan)
-    expect = np.array([[6.0, 1.5], [1260.0, np.nan], [1.0, 1.0]])  # rows numpy, jax, jax-scan; columns the tasks
+    expect = np.array([[6.0, 1.5], [1260.0, np.nan], [1.0, 1.0]])  # rows numpy, jax, jax-jit; columns the tasks
     np.testing.assert_allclose(shown, expect, rtol=1e-12)
     assert type(ax.images[0].norm).__name__ == "LogNorm" and ax.images[0].norm.vmin == 1.0
     cells = [t.get_text() for t in ax.texts]
     assert cells == ["6.0", "1.5", "1.3k", "—", "1.0", "1.0"]
-    assert [t.get_text() for t in ax.get_yticklabels()] == ["numpy", "jax", "jax-scan"]
-    assert [t.get_color() for t in ax.get_yticklabels()] == [plots.colour(b) for b in ("numpy", "jax", "jax-scan")]
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["numpy", "jax", "jax-jit"]
+    assert [t.get_color() for t in ax.get_yticklabels()] == [plots.colour(b) for b in ("numpy", "jax", "jax-jit")]
     assert [line.get_marker() for line in ax.lines if line.get_marker() != "None"] == [
-        plots.STYLES[b].marker for b in ("numpy", "jax", "jax-scan")
+        plots.STYLES[b].marker for b in ("numpy", "jax", "jax-jit")
     ]
     assert [t.get_text() for t in ax.get_xticklabels()] == names
     (under,) = ax.child_axes  # the secondary x axis below the map
@@ -103,7 +99,7 @@ def test_the_summary_is_a_heat_map_of_times_the_fastest(figures):
 def test_agreement_is_a_panel_per_backend_with_the_tolerance_and_step_ticks_that_never_collide(figures):
     """parabola-sgd's 80,000 steps: ticks written 0, 25k, …, apart from each other; each backend in a panel of
     its own, in its style, the suite's tolerance drawn in each, the y axis said in words."""
-    mine = ["numpy", "torch", "torch-compile", "jax-scan", "mxnet-gluon"]
+    mine = ["numpy", "torch", "torch-compile", "jax-jit", "mxnet-gluon"]
     rows = [speed_row("parabola-sgd", b, 1e-6, steps=80_000, epochs=100) for b in mine]
     rows[1] |= {"epochs_trained": 14}  # cut short: its panel says so
     plots.agreement_plot(Path("unused.png"), "parabola-sgd", rows, {"float64": 1e-9})
@@ -141,7 +137,7 @@ def test_every_plot_draws_a_backend_in_the_same_colour_and_marker(figures):
     """scaling, fit and loss: a backend's line has its framework's colour and its kind's marker, whatever
     else the plot draws (the matplotlib cycle would give torch-compile another colour in each)."""
     t = tasks.get("mlp")
-    mine = ["numpy", "torch-compile", "jax-scan", "mxnet-gluon"]
+    mine = ["numpy", "torch-compile", "jax-jit", "mxnet-gluon"]
     params = {k: v.tolist() for k, v in t.init.items()}
     rows = [speed_row("mlp", b, 1e-6) | {"params": params} for b in mine]
     fits = [{"backend": b, "mode": backends.BACKENDS[b].mode, "dtype": "float64", "n": [100, 10_000],
