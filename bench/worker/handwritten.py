@@ -1,13 +1,15 @@
 """Hand-written training loops for quadratic, one per backend name: the yardsticks the adapters in
 ``backends/`` are measured against (``python -m bench run``: × hand-written).
 
-Each is the loop that framework's own documentation or tutorials would write for full-batch gradient
-descent on ``w·x² + b`` with the loss ``0.5·sum((pred − y)²)``: data, initial values and learning rate
-from the task, every step's loss kept as a framework scalar (as the adapters keep it), ``x²`` computed
-every step (the adapters compute the model every step), and ``run`` ending in the framework's blocking
-read. numpy's loop holds its parameters as Python floats, where the adapter keeps them in the task's
-(1,) arrays, so that its × hand-written is what the adapter costs over a numpy user's loop. Each
-framework is imported inside its class: importing this module imports none.
+Each is the loop that framework's own documentation or tutorials would write for full-batch gradient descent
+on ``w·x² + b`` with the loss ``0.5·sum((pred − y)²)``, of its mode's kind (``backends.MODES``: a compiled
+step's loop calls one compiled step a step from Python, a compiled loop's runs every step in one compiled
+call): data, initial values and learning rate from the task, every step's loss kept (a framework scalar a
+step, or a compiled loop's one array of them, as the adapters keep them), ``x²`` computed every step (the
+adapters compute the model every step), and ``run`` ending in the framework's blocking read. numpy's loop
+holds its parameters as Python floats, where the adapter keeps them in the task's (1,) arrays, so that its ×
+hand-written is what the adapter costs over a numpy user's loop. Each framework is imported inside its
+class: importing this module imports none.
 """
 
 from __future__ import annotations
