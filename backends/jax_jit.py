@@ -1,11 +1,14 @@
-"""jax.jit over a whole chunk of epochs: ``lax.scan`` over epochs, and within each over batches; a task's
-optimiser other than plain SGD is optax's, as in ``jax``, its state carried through the scan."""
+"""``jax.jit`` over one training step, called once a step from Python, as JAX's docs teach it ("Training a
+simple neural network", optax's "Getting started"): the parameters (and optax's state) in, the new ones and
+the loss out, the learning rate an array argument (one trace for every rate). A task's optimiser other than
+plain SGD is optax's, as in ``jax``. The objective alone is jitted likewise."""
 
 from __future__ import annotations
 
 from typing import Any
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 from backends.jax import Jax
@@ -13,53 +16,44 @@ from backends.jax import Jax
 
 class JaxJit(Jax):
     name = "jax-jit"
-    mode = "compiled loop"
+    mode = "compiled step"
 
     def __init__(self, task, dtype="float64", device="cpu"):
         super().__init__(task, dtype, device)
-        self.run_jit, self.evaluate_jit = jax.jit(self.epochs), jax.jit(self.losses)
+        self.update = jax.jit(self.sgd_step if self.optimizer.plain else self.optax_step)
+        self.loss_jit = jax.jit(self.objective)
+        self.stack_jit = jax.jit(jnp.stack)  # one call for the chunk's losses, not an eager op for each
 
-    def epochs(self, p, x, y, lrs, orders):
-        def sgd_step(p, batch, lr):
-            loss, grads = jax.value_and_grad(self.objective)(p, *batch)
-            return jax.tree.map(lambda p, g: p - lr * g, p, grads), loss
+    def sgd_step(self, p: dict[str, jax.Array], x: jax.Array, y: jax.Array, lr: jax.Array) -> tuple[Any, jax.Array]:
+        loss, grads = jax.value_and_grad(self.objective)(p, x, y)
+        return jax.tree.map(lambda p, g: p - lr * g, p, grads), loss
 
-        def optax_step(carry, batch, lr):  # carry: (parameters, optax's state)
-            loss, grads = jax.value_and_grad(self.objective)(carry[0], *batch)
-            return self.optax_update(*carry, grads, lr), loss
-
-        return self.scan(sgd_step if self.optimizer.plain else optax_step, p, x, y, lrs, orders)
-
-    def losses(self, p, x, y, lrs, orders):
-        return self.scan(lambda p, batch, lr: (p, self.objective(p, *batch)), p, x, y, lrs, orders)[1]
-
-    def scan(self, step, p, x, y, lrs, orders):
-        """``step(p, batch, lr) -> (p, loss)`` over every batch of every epoch: (final p, every loss)."""
-        bs = self.task.batch
-
-        def epoch(p, lr_order):
-            lr, order = lr_order
-            xs, ys = (x, y) if order is None else (x[order], y[order])  # an order may be part of an epoch
-            nb = xs.shape[0] // bs
-            batches = (xs.reshape(nb, bs, *x.shape[1:]), ys.reshape(nb, bs, *y.shape[1:]))
-            return jax.lax.scan(lambda p, b: step(p, b, lr), p, batches)
-
-        p, losses = jax.lax.scan(epoch, p, (lrs, orders))
-        return p, losses.reshape(-1)
+    def optax_step(
+        self, p: dict[str, jax.Array], state: Any, x: jax.Array, y: jax.Array, lr: jax.Array
+    ) -> tuple[Any, jax.Array]:
+        loss, grads = jax.value_and_grad(self.objective)(p, x, y)
+        return self.optax_update(p, state, grads, lr), loss
 
     def prepare(self, lrs: np.ndarray, orders: list[np.ndarray | None]) -> Any:
-        stacked = None if orders[0] is None else self.asindex(np.stack(orders))
-        return self.asarray(lrs), stacked
+        """Each epoch's rate as a 0-d array of the run's dtype (a Python float would be a weak-typed scalar
+        converted at every call), its order as an index array."""
+        return [
+            (self.asarray(np.asarray(lr)), None if o is None else self.asindex(o))
+            for lr, o in zip(lrs, orders, strict=True)
+        ]
 
-    def run(self, chunk: Any) -> jax.Array:
+    def step(self, x: jax.Array, y: jax.Array, lr: jax.Array) -> jax.Array:
         if self.optimizer.plain:
-            self.p, losses = self.run_jit(self.p, self.x, self.y, *chunk)
+            self.p, loss = self.update(self.p, x, y, lr)
         else:
-            (self.p, self.state), losses = self.run_jit((self.p, self.state), self.x, self.y, *chunk)
-        return losses
+            (self.p, self.state), loss = self.update(self.p, self.state, x, y, lr)
+        return loss
 
-    def evaluate(self, chunk: Any) -> jax.Array:
-        return self.evaluate_jit(self.p, self.x, self.y, *chunk)
+    def loss(self, x: jax.Array, y: jax.Array) -> jax.Array:
+        return self.loss_jit(self.p, x, y)
+
+    def stack(self, losses: list[jax.Array]) -> jax.Array:
+        return self.stack_jit(losses)
 
     def gradient(self) -> dict[str, np.ndarray]:
         grads = jax.jit(jax.grad(self.objective))(self.p, self.x, self.y)

@@ -1,13 +1,15 @@
 """Hand-written training loops for quadratic, one per backend name: the yardsticks the adapters in
 ``backends/`` are measured against (``python -m bench run``: × hand-written).
 
-Each is the loop that framework's own documentation or tutorials would write for full-batch gradient
-descent on ``w·x² + b`` with the loss ``0.5·sum((pred − y)²)``: data, initial values and learning rate
-from the task, every step's loss kept as a framework scalar (as the adapters keep it), ``x²`` computed
-every step (the adapters compute the model every step), and ``run`` ending in the framework's blocking
-read. numpy's loop holds its parameters as Python floats, where the adapter keeps them in the task's
-(1,) arrays, so that its × hand-written is what the adapter costs over a numpy user's loop. Each
-framework is imported inside its class: importing this module imports none.
+Each is the loop that framework's own documentation or tutorials would write for full-batch gradient descent
+on ``w·x² + b`` with the loss ``0.5·sum((pred − y)²)``, of its mode's kind (``backends.MODES``: a compiled
+step's loop calls one compiled step a step from Python, a compiled loop's runs every step in one compiled
+call): data, initial values and learning rate from the task, every step's loss kept (a framework scalar a
+step, or a compiled loop's one array of them, as the adapters keep them), ``x²`` computed every step (the
+adapters compute the model every step), and ``run`` ending in the framework's blocking read. numpy's loop
+holds its parameters as Python floats, where the adapter keeps them in the task's (1,) arrays, so that its ×
+hand-written is what the adapter costs over a numpy user's loop. Each framework is imported inside its
+class: importing this module imports none.
 """
 
 from __future__ import annotations
@@ -190,9 +192,34 @@ class JaxJit(Jax):
         return loss
 
 
+class JaxScan(Jax):
+    """The steps as a ``jax.lax.scan`` inside one ``jax.jit`` (the docs of ``jax.lax.scan`` and JAX's "Control
+    flow and logical operators with JIT"): the parameters carried, every step's loss stacked by the scan."""
+
+    def __init__(self, task: Task, dtype: str, device: str = "cpu") -> None:
+        super().__init__(task, dtype, device)
+        jax, lr, value_and_grad = self.jax, self.lr, self.value_and_grad
+
+        @functools.partial(jax.jit, static_argnames="steps")
+        def train(w: Any, b: Any, x: Any, y: Any, steps: int) -> Any:
+            def step(wb: Any, _: None) -> Any:
+                loss, (gw, gb) = value_and_grad(*wb, x, y)
+                return (wb[0] - lr * gw, wb[1] - lr * gb), loss
+
+            (w, b), losses = jax.lax.scan(step, (w, b), length=steps)
+            return w, b, losses
+
+        self.train = train
+
+    def run(self, steps: int) -> None:
+        self.w, self.b, self.losses = self.train(self.w, self.b, self.x, self.y, steps=steps)
+        self.jax.block_until_ready((self.losses, self.w, self.b))
+
+
 class Tensorflow:
     """``tf.Variable``s, ``tf.GradientTape``, ``assign_sub`` (TensorFlow's "Introduction to gradients and
-    automatic differentiation" and its custom training loop)."""
+    automatic differentiation" and its custom training loop), the step given the batch, ``step(x, y)``, as
+    that loop gives it each batch."""
 
     def __init__(self, task: Task, dtype: str, device: str = "cpu") -> None:
         from backends.tensorflow import tf  # with the project's TensorFlow settings (NumPy behaviour, quiet logs)
@@ -201,33 +228,65 @@ class Tensorflow:
         self.x, self.y = (tf.constant(a.astype(dtype)) for a in (task.x, task.y))
         self.w, self.b = (tf.Variable(task.init[k].astype(dtype)) for k in "wb")
 
-    def step(self) -> Any:
+    def step(self, x: Any, y: Any) -> Any:
         with self.tf.GradientTape() as tape:
-            loss = 0.5 * self.tf.reduce_sum((self.w * self.x**2 + self.b - self.y) ** 2)
+            loss = 0.5 * self.tf.reduce_sum((self.w * x**2 + self.b - y) ** 2)
         gw, gb = tape.gradient(loss, [self.w, self.b])
         self.w.assign_sub(self.lr * gw)
         self.b.assign_sub(self.lr * gb)
         return loss
 
     def run(self, steps: int) -> None:
-        self.losses = [self.step() for _ in range(steps)]  # eager on the CPU: each op is done when it returns
+        # eager, or a tf.function, on the CPU: each op, or call, is done when it returns
+        self.losses = [self.step(self.x, self.y) for _ in range(steps)]
 
     def params(self) -> dict[str, np.ndarray]:
         return {"w": self.w.numpy(), "b": self.b.numpy()}
 
 
-class TensorflowXla(Tensorflow):
-    """The training step as ``@tf.function(jit_compile=True)``, called in a Python loop, as TensorFlow's
-    XLA guide and custom-training-loop guide write it; compiled by its first call here, after which the
+class TensorflowFunction(Tensorflow):
+    """The training step as ``@tf.function``, called in a Python loop with the batch as its arguments, as
+    TensorFlow's guides write it ("Better performance with tf.function"; "Writing a training loop from
+    scratch": ``train_step(x, y)`` as a ``tf.function``); traced by its first call here, after which the
     parameters are set back."""
+
+    jit_compile = False
 
     def __init__(self, task: Task, dtype: str, device: str = "cpu") -> None:
         super().__init__(task, dtype, device)
-        self.step = self.tf.function(self.step, jit_compile=True)
+        self.step = self.tf.function(self.step, jit_compile=self.jit_compile)
         start = self.params()
         self.run(1)
         self.w.assign(start["w"])
         self.b.assign(start["b"])
+
+
+class TensorflowXla(TensorflowFunction):
+    """The same step as ``@tf.function(jit_compile=True)``, compiled by XLA, as TensorFlow's XLA guide
+    ("XLA: Optimizing Compiler for Machine Learning", explicit compilation) writes it."""
+
+    jit_compile = True
+
+
+class TensorflowXlaLoop(Tensorflow):
+    """The loop inside one ``tf.function(jit_compile=True)``: a Python ``for`` over ``tf.range``, which
+    AutoGraph makes a ``tf.while_loop``, the same step on the ``tf.Variable``s in its body and every step's
+    loss written to a ``tf.TensorArray`` (TensorFlow's "Better performance with tf.function": AutoGraph's
+    loops, accumulating values in a loop; its XLA guide for ``jit_compile``), the data its arguments as the
+    guide's ``train(dataset)`` takes its data."""
+
+    def __init__(self, task: Task, dtype: str, device: str = "cpu") -> None:
+        super().__init__(task, dtype, device)
+        self.train = self.tf.function(self.steps, jit_compile=True)
+
+    def steps(self, x: Any, y: Any, steps: int) -> Any:
+        losses = self.tf.TensorArray(x.dtype, size=steps)
+        for i in self.tf.range(steps):
+            losses = losses.write(i, self.step(x, y))
+        return losses.stack()
+
+    def run(self, steps: int) -> None:
+        self.losses = self.train(self.x, self.y, steps)  # one trace, and one XLA program, per number of steps
 
 
 class Autograd:
@@ -336,8 +395,11 @@ LOOPS: dict[str, type] = {
     "torch-compile": TorchCompile,
     "jax": Jax,
     "jax-jit": JaxJit,
+    "jax-scan": JaxScan,
     "tensorflow": Tensorflow,
+    "tensorflow-function": TensorflowFunction,
     "tensorflow-xla": TensorflowXla,
+    "tensorflow-xla-loop": TensorflowXlaLoop,
     "autograd": Autograd,
     "mxnet": Mxnet,
     "mxnet-gluon": MxnetGluon,

@@ -13,11 +13,15 @@ from bench.campaign.remote import call_many, train
 from bench.core.agreement import TOL, rel_diff
 from bench.core.cases import DTYPES
 from bench.core.errors import BenchError
-from bench.worker import handwritten
+from bench.host import envs
+from bench.worker import handwritten, training
 
 STEPS = 50
 CASES = [(b, d) for b in backends.BACKENDS for d in DTYPES]
 LR_DTYPE = {"mxnet-gluon": "float32"}
+# the modes of the frameworks that have a compiled step and a compiled loop, each to be held against its own kind
+LOOPED = {s.framework for s in backends.BACKENDS.values() if s.mode == backends.LOOP}
+BOTH_KINDS = [b for b, s in backends.BACKENDS.items() if s.framework in LOOPED and s.mode != backends.EAGER]
 
 
 @pytest.fixture(scope="session")
@@ -51,3 +55,17 @@ def test_only_quadratic_has_handwritten_loops():
     with pytest.raises(ValueError, match="quadratic only"):
         handwritten.make("numpy", tasks.get("linear"), "float64")
     assert list(handwritten.LOOPS) == list(backends.BACKENDS)
+
+
+@pytest.mark.parametrize("backend", BOTH_KINDS)
+def test_a_compiled_modes_loop_is_of_its_kind(backend):
+    """A compiled step's hand-written loop calls its compiled step once a step from Python and keeps each call's
+    loss; a compiled loop's runs every step in one call, which returns all their losses as one array."""
+    if backends.BACKENDS[backend].env != envs.current():
+        pytest.skip(f"{backend} runs in another environment")
+    loop = handwritten.make(backend, training.make_task("quadratic"), "float64")
+    loop.run(5)
+    if backends.BACKENDS[backend].mode == backends.STEP:
+        assert isinstance(loop.losses, list) and len(loop.losses) == 5
+    else:
+        assert not isinstance(loop.losses, list) and tuple(loop.losses.shape) == (5,)

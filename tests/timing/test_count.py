@@ -60,8 +60,8 @@ def cases(folder: Path) -> dict[str, dict]:
 
 @pytest.fixture(scope="module")
 def counted(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """quadratic on numpy, torch and jax-jit, float64, each backend counted in two processes, two at a time,
-    the slowest under valgrind first (jax-jit's process about 50 s here, torch's 27, numpy's 7): 79 s in
+    """quadratic on numpy, torch and jax-scan, float64, each backend counted in two processes, two at a time,
+    the slowest under valgrind first (jax-scan's process about 50 s here, torch's 27, numpy's 7): 79 s in
     all (89 s with a backend's two processes side by side)."""
     out = tmp_path_factory.mktemp("count") / "results"
     slowest_first = ",".join(reversed(COUNTED))
@@ -92,12 +92,12 @@ def test_a_count_run_counts_every_case(counted):
 
 
 # How far two processes' counts of one case may differ here: numpy's to 0.1 %; torch's under half the threshold
-# bench diff calls a change by (malloc's paths differ with the heap a process starts with); jax-jit's small steps
+# bench diff calls a change by (malloc's paths differ with the heap a process starts with); jax-scan's small steps
 # (a few thousand instructions, a third of them glibc's malloc and memalign, whose paths depend on the heap
 # compiling left; 10 steps a call, so a call's dispatch weighs more) by up to 3 %. Eager jax is not counted
 # here, for the suite's time (an eager step dispatches every operation through XLA, slow under valgrind);
-# jax-jit takes the framework's way through the worker (counter.inline_jax).
-AGREE = {"numpy": 0.001, "torch": diff.COUNT_THRESHOLD / 2, "jax-jit": 0.03}
+# jax-scan takes the framework's way through the worker (counter.inline_jax).
+AGREE = {"numpy": 0.001, "torch": diff.COUNT_THRESHOLD / 2, "jax-scan": 0.03}
 COUNTED = list(AGREE)
 
 

@@ -26,8 +26,8 @@ from conftest import QUIET, cubic_task, stand_in_workers
 
 @pytest.mark.quiet
 def test_the_harness_waits_for_asynchronous_work():
-    """jax-jit returns before its work is done; the harness's figure must be the blocking one."""
-    b = training.build("quadratic", "jax-jit", "float64", n=10**6)
+    """jax-scan returns before its work is done; the harness's figure must be the blocking one."""
+    b = training.build("quadratic", "jax-scan", "float64", n=10**6)
     assert b.is_async
     unit = Unit(b, 100)
     unit()  # compile

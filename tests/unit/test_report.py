@@ -141,7 +141,7 @@ def test_the_readme_block_is_short_and_its_links_work_from_the_top(tmp_path, mon
     for link in ("docs/trust.md", "docs/results.md", "results/README.md"):
         assert f"]({link})" in inside, link
     assert "CPU, one thread, float64" in inside and "commit 68b4c43de870" in inside and "*compiled loop*" in inside
-    assert "jax-jit" in inside.split("*compiled loop*")[1].splitlines()[0]  # what compiled means: which modes
+    assert "jax-scan" in inside.split("*compiled loop*")[1].splitlines()[0]  # what compiled means: which modes
     assert ("float32 too" in inside) == ("float32" in dtypes)
     assert "| numpy |" not in inside and "Noise:" not in inside  # the tables stay in results/README.md
 
