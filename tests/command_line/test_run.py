@@ -70,16 +70,15 @@ def quick(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def test_quick_run_writes_every_result(quick):
     names = {p.name for p in quick.iterdir()}
-    assert {"README.md", "results.json", "results.csv", "scaling.csv", "plots", outdir.MARK} <= names
+    assert {"README.md", "results.json", "results.csv", "scaling.csv", "break_even.csv", "plots", outdir.MARK} <= names
     drawn = {"scaling.png", "summary_float64.png"} | {
         f"{kind}_{t}.png" for kind in ("fit", "loss", "agreement") for t in ("linear", "plane", "digits")
     }
     assert {p.name for p in (quick / "plots").iterdir()} == drawn | {"mine.png"}
     assert not [p for p in quick.iterdir() if p.name.startswith(outdir.STAGING)], "a staging folder was left"
     assert not [p for p in quick.parent.iterdir() if p.name.startswith(".")], "a temporary folder was left"
-    assert set(outdir.read_mark(quick)) == {"README.md", "results.json", "results.csv", "scaling.csv"} | {
-        f"plots/{p}" for p in drawn
-    }
+    written = {"README.md", "results.json", "results.csv", "scaling.csv", "break_even.csv"}
+    assert set(outdir.read_mark(quick)) == written | {f"plots/{p}" for p in drawn}
 
 
 def test_a_rerun_keeps_everything_it_did_not_write(quick):
@@ -116,10 +115,13 @@ def test_the_short_answer_and_the_chart_come_first(quick):
     assert "![summary_float64](plots/summary_float64.png)" in top
     for t in ("linear", "plane", "digits"):
         timed = [c for c in result["cases"] if c["kind"] == "speed" and c["task"] == t]
-        fastest = min(timed, key=lambda c: c["median_s"])
         line = next(x for x in top.splitlines() if x.startswith(f"- **{t}**: "))
-        assert line.startswith(f"- **{t}**: {fastest['backend']}, "), line
-        assert "faster than the fastest of another framework" in line or "within noise of" in line
+        parts = line.removeprefix(f"- **{t}**: ").split(" · ")
+        assert [p.split(" **")[0] for p in parts] == list(backends.MODES)  # the fastest of each kind, in order
+        for kind, part in zip(backends.MODES, parts, strict=True):
+            fastest = min((c for c in timed if c["mode"] == kind), key=lambda c: c["median_s"])
+            assert part.startswith(f"{kind} **{fastest['backend']}** "), part
+            assert " faster than " in part or "within noise of" in part
 
 
 def test_the_results_page_says_where_its_figures_come_from(quick):
