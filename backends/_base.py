@@ -46,6 +46,13 @@ class Backend:
         for the task's optimiser by definition (``tasks.formulas.differences``); else ``reference``."""
         return self.optimizer_formula if formulas.differences(self.optimizer_formula, self.optimizer) else "reference"
 
+    @property
+    def rate_dtype(self) -> str:
+        """The precision numpy's learning rates are rounded to when numpy is held against this run: ``lr_dtype``
+        where its updates follow the reference formula; float64 where they follow the framework's own formula
+        (``formula``), which rounds its settings, the rate among them, where it does."""
+        return self.lr_dtype if self.formula == "reference" else "float64"
+
     # -- what each framework provides -------------------------------------------------
     def asarray(self, a: np.ndarray) -> Any:
         raise NotImplementedError

@@ -43,6 +43,15 @@ def duration(seconds: float | None) -> str:
     return f"{number(seconds / scale)} {unit}"
 
 
+def with_interval(r: dict[str, Any]) -> str:
+    """``16.3 µs (15.9–16.8)``: a case's median per step and its rerun interval, in the median's unit; † where a
+    process stayed noisy."""
+    unit, scale = scaled(r["median_s"], SCALES)
+    mark = " †" if any(r.get("noisy", ())) else ""
+    low, high = number(r["ci_low_s"] / scale), number(r["ci_high_s"] / scale)
+    return f"{number(r['median_s'] / scale)} {unit} ({low}–{high}){mark}"
+
+
 def instructions(value: float | None) -> str:
     """A count: ``71.8 k``, ``1.07 M``, ``2.34 G``, three significant digits."""
     if value is None or not math.isfinite(value):

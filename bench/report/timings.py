@@ -24,15 +24,14 @@ from bench.core.stats import fit_overhead
 from bench.host import envs, machine
 from bench.report import kinds, widths
 from bench.report.formatting import (
-    SCALES,
     duration,
     general,
     markdown_table,
     number,
     power,
-    scaled,
     scientific,
     size,
+    with_interval,
     write_csv,
     write_text,
 )
@@ -87,15 +86,6 @@ def figures(metrics: dict[str, Any]) -> str:
     parts = [f"{k.replace('_', ' ')} {general(v, 4)}" if isinstance(v, float) else f"{k}: {v}"
              for k, v in metrics.items()]  # fmt: skip
     return ", ".join(parts)
-
-
-def with_interval(r: dict[str, Any]) -> str:
-    """``16.3 µs (15.9–16.8)``: the median per step and its rerun interval, in the median's unit; † where a
-    process stayed noisy."""
-    unit, scale = scaled(r["median_s"], SCALES)
-    mark = " †" if any(r.get("noisy", ())) else ""
-    low, high = number(r["ci_low_s"] / scale), number(r["ci_high_s"] / scale)
-    return f"{number(r['median_s'] / scale)} {unit} ({low}–{high}){mark}"
 
 
 def ratio(a: list[float], b: list[float], flag_above: float | None = None, paired: bool = False) -> str:

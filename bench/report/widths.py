@@ -21,7 +21,7 @@ import tasks
 from bench.core.agreement import tol
 from bench.core.cases import WIDTH
 from bench.report import kinds
-from bench.report.formatting import SCALES, markdown_table, number, scaled, scientific, write_csv
+from bench.report.formatting import duration, markdown_table, number, scientific, with_interval, write_csv
 
 CROSSOVER = 1.2  # an eager mode within this many times the fastest mode's time per step has crossed over
 CSV = "widths.csv"
@@ -138,21 +138,13 @@ def mode(found: dict[tuple[str, int], Cell], backend: str) -> str | None:
     return next((c.row.get("mode") for (b, _), c in found.items() if b == backend and c.row.get("mode")), None)
 
 
-def interval(r: dict[str, Any]) -> str:
-    """``35.1 ms (34.2–36.0)``: the median per step and its rerun interval; † where a process stayed noisy."""
-    unit, scale = scaled(r["median_s"], SCALES)
-    mark = " †" if any(r.get("noisy", ())) else ""
-    low, high = number(r["ci_low_s"] / scale), number(r["ci_high_s"] / scale)
-    return f"{number(r['median_s'] / scale)} {unit} ({low}–{high}){mark}"
-
-
 def cell_text(c: Cell | None) -> str:
     """``35.1 ms (34.2–36.0); 48.2 GFLOP/s; 1.10×``; ``failed`` or ``—``."""
     if c is None:
         return "—"
     if not c.timed:
         return "failed"
-    parts = [interval(c.row)]
+    parts = [with_interval(c.row)]
     if c.flop_per_s is not None:
         parts.append(f"{number(c.flop_per_s / 1e9)} GFLOP/s")
     if c.floor_ratio is not None:
@@ -345,7 +337,7 @@ def headline(rows: list[dict[str, Any]], dtypes: list[str], floor: dict[str, Any
             best = found[(timed[0]["backend"], n)]
             rate = f"{number(best.flop_per_s / 1e9)} GFLOP/s" if best.flop_per_s else ""
             rate += f", {number(best.floor_ratio)}× the compute floor" if best.floor_ratio else ""
-            each = " · ".join(f"{k} **{r['backend']}** {interval(r).split(' (')[0]}"
+            each = " · ".join(f"{k} **{r['backend']}** {duration(r['median_s'])}"
                               for k, r in kinds.fastest_by_kind(timed).items())  # fmt: skip
             flops = best.flops
             work = f" ({operations(flops)} a step)" if flops else ""

@@ -180,13 +180,12 @@ def agreement(unit: Unit, case: tuple[Any, ...]) -> Agreement:
     task, _, dtype, _, n = case
     b = unit.backend
     losses, params = unit.losses(), {k: np.asarray(v, dtype="float64") for k, v in b.params().items()}
-    lr_dtype = b.lr_dtype if b.formula == "reference" else "float64"
     ref = training.build(task, "numpy", dtype, "cpu", n=n, formula=b.formula)
-    out = ref.run(ref.prepare(unit.lrs.astype(lr_dtype).astype("float64"), unit.orders))
+    out = ref.run(ref.prepare(unit.lrs.astype(b.rate_dtype).astype("float64"), unit.orders))
     ref_losses = ref.to_numpy(out).astype("float64").ravel()
     ends = [agreement_rule.rel_diff(params[k], np.asarray(v, dtype="float64")) for k, v in ref.params().items()]
     diff = max([agreement_rule.rel_diff(losses, ref_losses), *ends])
-    return Agreement(final_loss=float(losses[-1]), max_rel_diff=diff, steps=unit.steps, lr_dtype=lr_dtype,
+    return Agreement(final_loss=float(losses[-1]), max_rel_diff=diff, steps=unit.steps, lr_dtype=b.rate_dtype,
                      formula=b.formula)  # fmt: skip
 
 

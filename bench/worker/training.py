@@ -117,8 +117,7 @@ def train_here(
         dtype,
         as_lists(b.params(), t.init),
         np.concatenate(losses).tolist(),
-        # a framework's formula (tasks.formulas) rounds its settings, the rate among them, where it does
-        lr_dtype=lr_dtype or (b.lr_dtype if b.formula == "reference" else "float64"),
+        lr_dtype=lr_dtype or b.rate_dtype,
         formula=b.formula,
         optimizer=optimizers.to_json(b.optimizer),
         digest=taskdata.digest(t),
