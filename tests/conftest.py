@@ -12,6 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 
 import backends
@@ -274,3 +275,18 @@ def timed(task: str, backend: str, median: float, **extra: Any) -> dict[str, Any
     return {"kind": "speed", "task": task, "backend": backend, "dtype": "float64", "mode": mode, "median_s": median,
             "ci_low_s": median * 0.9, "ci_high_s": median * 1.1, "samples_s": samples,
             "first_call_s": 1e-3, "epochs_trained": 1, "epochs": 1} | extra  # fmt: skip
+
+
+def assert_gradient_by_central_differences(t: tasks.Task) -> None:
+    """A task's hand-derived gradient at its initial parameters is its loss's central differences, entry by entry
+    (a step of 1e-6 relative, agreement to 1e-6 relative), and has each parameter's shape."""
+    _, hand = t.loss_and_grad(t.init, t.x, t.y)
+    for k, v in t.init.items():
+        assert np.shape(hand[k]) == v.shape, k
+        for i in np.ndindex(v.shape):
+            h = 1e-6 * max(1.0, abs(v[i]))
+            up, down = {**t.init, k: v.copy()}, {**t.init, k: v.copy()}
+            up[k][i] += h
+            down[k][i] -= h
+            fd = (t.full_loss(up) - t.full_loss(down)) / (2 * h)
+            assert abs(fd - hand[k][i]) <= 1e-6 * max(1.0, abs(fd)), (k, i, fd, hand[k][i])

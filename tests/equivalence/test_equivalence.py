@@ -11,7 +11,7 @@ import backends
 import tasks
 from bench.core.agreement import TOL, end_error, end_tol, rel_diff, run_diff, tol
 from bench.core.records import TrainingRun as Run
-from conftest import OPTIMIZERS
+from conftest import OPTIMIZERS, assert_gradient_by_central_differences
 from tasks import formulas, optimizers
 
 
@@ -58,17 +58,7 @@ def test_gradient_matches_hand_derived(lab, case):
 
 @pytest.mark.parametrize("task", tasks.TASKS)
 def test_hand_derived_gradient_matches_finite_differences(task):
-    t = tasks.get(task)
-    _, hand = t.loss_and_grad(t.init, t.x, t.y)
-    for k, v in t.init.items():
-        assert np.shape(hand[k]) == v.shape, k
-        for i in np.ndindex(v.shape):
-            h = 1e-6 * max(1.0, abs(v[i]))
-            up, down = {**t.init, k: v.copy()}, {**t.init, k: v.copy()}
-            up[k][i] += h
-            down[k][i] -= h
-            fd = (t.full_loss(up) - t.full_loss(down)) / (2 * h)
-            assert abs(fd - hand[k][i]) <= 1e-6 * max(1.0, abs(fd)), (k, i, fd, hand[k][i])
+    assert_gradient_by_central_differences(tasks.get(task))
 
 
 def test_hand_derived_loss_is_the_task_loss():

@@ -18,6 +18,7 @@ from bench.campaign.timing import measure_call, twins
 from bench.core.cases import WIDTH_FLOPS, WIDTH_ROUNDS, WIDTH_UNIT, Case, Settings, rounds_of, rows_of
 from bench.core.options import WIDTH_TASK, WIDTHS, Options, asked_cases, default_tasks
 from bench.report import outdir, timings, widths
+from conftest import assert_gradient_by_central_differences
 from tasks import wide_mlp
 
 BATCH = 256
@@ -55,16 +56,7 @@ def test_a_step_s_count_is_the_matrix_products_its_gradient_makes(n):
 
 def test_the_gradient_at_another_width_is_the_loss_s_by_central_differences():
     """The equivalence suite checks the default width entry by entry; here a width of 5, at every entry."""
-    t = tasks.get(WIDTH_TASK, n=5)
-    _, hand = t.loss_and_grad(t.init, t.x, t.y)
-    for k, v in t.init.items():
-        for i in np.ndindex(v.shape):
-            h = 1e-6 * max(1.0, abs(v[i]))
-            up, down = {**t.init, k: v.copy()}, {**t.init, k: v.copy()}
-            up[k][i] += h
-            down[k][i] -= h
-            fd = (t.full_loss(up) - t.full_loss(down)) / (2 * h)
-            assert abs(fd - hand[k][i]) <= 1e-6 * max(1.0, abs(fd)), (k, i, fd, hand[k][i])
+    assert_gradient_by_central_differences(tasks.get(WIDTH_TASK, n=5))
 
 
 def test_a_width_that_is_no_whole_number_is_refused():
