@@ -60,7 +60,7 @@ class ComputeFloor:
             return f"Compute floor ({dtype}) not measured: {self.error}."
         threads = "one thread" if self.threads in (None, 1) else f"{self.threads} threads"
         return (f"Compute floor ({dtype}): {number(self.flop_per_s / 1e9)} GFLOP/s, the best square matrix product "
-                f"measured in this run on {threads}, on a timing worker's CPU ({self.kernel}; numpy's BLAS "
+                f"measured in this run on {threads}, on a timing worker's CPU ({self.kernel}; "
                 f"{self.blas}).")  # fmt: skip
 
 

@@ -227,8 +227,8 @@ def compute(threads: int, dtypes: list[str], sizes: tuple[int, ...] = MATMUL_SIZ
             kernels: list[str] | None = None) -> dict:  # fmt: skip
     """Every product kernel at every size in every dtype, in this process, on the CPUs a timing worker of
     ``threads`` threads is pinned to; the best per dtype is its compute floor. A kernel whose framework is
-    missing or fails is an ``"error: ..."`` entry and the others go on. ``blas``: numpy's BLAS and the kernel it
-    ran, as threadpoolctl says (with OPENBLAS_CORETYPE, where set)."""
+    missing or fails is an ``"error: ..."`` entry and the others go on. ``blas``: numpy and the BLAS and kernel it
+    ran (``numpy_blas``)."""
     import numpy as np
     from threadpoolctl import threadpool_limits
 
@@ -262,21 +262,16 @@ def products(rng: np.random.Generator, dtype: str, threads: int, sizes: tuple[in
 
 
 def numpy_blas() -> str:
-    """numpy's BLAS as threadpoolctl sees it: ``OpenBLAS 0.3.31, SkylakeX kernel (OPENBLAS_CORETYPE unset)``."""
-    try:
-        from threadpoolctl import threadpool_info
+    """numpy and the BLAS it ran here, as the results' machine line says it (``machine.blas_summary``): ``numpy 2.4.6
+    with OpenBLAS 0.3.31 (SkylakeX kernel: OPENBLAS_CORETYPE unset)``."""
+    import numpy as np
 
-        libs = [lib for lib in threadpool_info() if lib.get("user_api") == "blas"]
+    try:
+        libs: list[dict[str, Any]] | str = machine.blas_libraries()
     except Exception as e:
-        return f"not read: {Failed.of(e)}"
-    if not libs:
-        return "no BLAS library found"
-    lib = libs[0]
-    name = {"openblas": "OpenBLAS", "mkl": "MKL", "blis": "BLIS"}.get(lib.get("internal_api"), lib.get("internal_api"))
-    kernel = f", {lib['architecture']} kernel" if lib.get("architecture") else ""
-    core = os.environ.get("OPENBLAS_CORETYPE")
-    variable = f" (OPENBLAS_CORETYPE={core} set)" if core else " (OPENBLAS_CORETYPE unset)"
-    return f"{name} {lib.get('version')}{kernel}{variable if name == 'OpenBLAS' else ''}"
+        libs = Failed.of(e)
+    return machine.blas_summary({"versions": {"numpy": np.__version__}, "blas": libs,
+                                 "blas_variables": machine.blas_variables()})  # fmt: skip
 
 
 def compute_command(threads: int, dtypes: list[str], kernels: list[str] | None = None,

@@ -143,7 +143,7 @@ def width_row(backend: str, n: int, **extra: Any) -> dict[str, Any]:
 
 ROWS = [width_row(b, n) for n in (16, 256, 1024) for b in TIMES]
 COMPUTE = {"flop_per_s": FLOOR, "kernel": "numpy-matmul n=512", "kernels": {}}
-BLAS = "OpenBLAS 0.3.31, SkylakeX kernel (OPENBLAS_CORETYPE unset)"
+BLAS = "numpy 2.4.6 with OpenBLAS 0.3.31 (SkylakeX kernel: OPENBLAS_CORETYPE unset)"
 RUN_FLOOR = {"bytes_per_s": 4e10, "compute": {"by_dtype": {"float64": COMPUTE}, "threads": 1, "blas": BLAS}}
 
 
