@@ -62,13 +62,14 @@ def eager_of(backend: str) -> str | None:
     spec = backends.BACKENDS.get(backend)
     if spec is None:
         return None
-    return next((n for n, s in backends.BACKENDS.items() if s.framework == spec.framework and s.mode == "eager"), None)
+    mine = (n for n, s in backends.BACKENDS.items() if s.framework == spec.framework and s.mode == backends.EAGER)
+    return next(mine, None)
 
 
 def mode_of(r: dict[str, Any]) -> str:
     """A row's kind of mode: the registry's, else what the row says."""
     spec = backends.BACKENDS.get(r["backend"])
-    return spec.mode if spec else r.get("mode", "eager")
+    return spec.mode if spec else r.get("mode", backends.EAGER)
 
 
 def timed(rows: list[dict[str, Any]], task: str, dtype: str) -> list[dict[str, Any]]:
@@ -101,9 +102,9 @@ def payoffs(rows: list[dict[str, Any]], names: list[str], dtypes: list[str]) -> 
         for t in names:
             found = timed(rows, t, d)
             by_name = {r["backend"]: r for r in found}
-            fastest_eager = next((r for r in found if mode_of(r) == "eager"), None)
+            fastest_eager = next((r for r in found if mode_of(r) == backends.EAGER), None)
             for r in found:
-                if mode_of(r) == "eager":
+                if mode_of(r) == backends.EAGER:
                     continue
                 own = by_name.get(eager_of(r["backend"]) or "")
                 for e in dict.fromkeys(x["backend"] for x in (own, fastest_eager) if x is not None):
@@ -122,7 +123,7 @@ def payoff_table(found: list[Payoff], names: list[str], modes: list[str], dtype:
             cells.setdefault((p.backend, p.task), []).append(p)
     table = []
     for b in modes:
-        if b not in backends.BACKENDS or backends.BACKENDS[b].mode == "eager":
+        if b not in backends.BACKENDS or backends.BACKENDS[b].mode == backends.EAGER:
             continue
         line = [b, eager_of(b) or "—"]
         for t in names:
@@ -165,11 +166,11 @@ def task_line(rows: list[dict[str, Any]], task: str, dtype: str, found_payoffs: 
     if not found:
         return None
     kinds = fastest_by_kind(found)
-    eager = kinds.get("eager")
+    eager = kinds.get(backends.EAGER)
     parts = []
     for kind, best in kinds.items():
         said = f"{kind} **{best['backend']}** {duration(best['median_s'])}{against_others(best, found)}"
-        if eager is not None and kind != "eager":
+        if eager is not None and kind != backends.EAGER:
             p = next((p for p in found_payoffs if (p.task, p.dtype, p.backend, p.against)
                       == (task, dtype, best["backend"], eager["backend"])), None)  # fmt: skip
             if p is not None:
