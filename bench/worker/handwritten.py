@@ -126,9 +126,41 @@ class TorchNN:
         return {k: v.detach().cpu().numpy() for k, v in self.model.named_parameters()}
 
 
-class TorchCompile(TorchNN):
-    """torch-nn's training step, ``torch.compile``d as the torch.compile tutorial compiles its ``train``
-    function; compiled by two warm-up steps here, after which the parameters are set back."""
+class TorchCompile(Torch):
+    """``torch.compile`` over a function that calls ``torch.func.grad_and_value`` of the loss and returns the
+    updated parameters and the loss, the compile outside the transform as PyTorch's "torch.func interaction with
+    torch.compile" writes it, called once a step from a Python loop."""
+
+    def __init__(self, task: Task, dtype: str, device: str = "cpu") -> None:
+        super().__init__(task, dtype, device)
+        from backends.torch_compile import own  # a function of this loop's own, as the adapter compiles
+
+        self.w, self.b = self.w.detach(), self.b.detach()
+        self.grad_and_value = self.torch.func.grad_and_value(torch_quadratic_loss, argnums=(0, 1))
+        self.update = self.torch.compile(own(self.update))
+
+    def update(self, w: Any, b: Any, x: Any, y: Any) -> Any:
+        (gw, gb), loss = self.grad_and_value(w, b, x, y)
+        return w - self.lr * gw, b - self.lr * gb, loss
+
+    def run(self, steps: int) -> None:
+        losses = []
+        for _ in range(steps):
+            self.w, self.b, loss = self.update(self.w, self.b, self.x, self.y)
+            losses.append(loss)
+        self.losses = losses
+        synchronize(self.torch, self.device)
+
+
+def torch_quadratic_loss(w: Any, b: Any, x: Any, y: Any) -> Any:
+    return 0.5 * ((w * x**2 + b - y) ** 2).sum()
+
+
+class TorchNNCompile(TorchNN):
+    """torch-nn's training step under ``torch.compile``, as PyTorch's "Where to apply torch.compile?" compiles
+    a train step: ``opt.zero_grad()`` (to None, as its ``zero_grad(True)``), the module's forward, the loss,
+    ``loss.backward()``, ``opt.step()``; compiled by two warm-up steps here, after which the parameters are
+    set back."""
 
     def __init__(self, task: Task, dtype: str, device: str = "cpu") -> None:
         super().__init__(task, dtype, device)
@@ -393,6 +425,7 @@ LOOPS: dict[str, type] = {
     "torch": Torch,
     "torch-nn": TorchNN,
     "torch-compile": TorchCompile,
+    "torch-nn-compile": TorchNNCompile,
     "jax": Jax,
     "jax-jit": JaxJit,
     "jax-scan": JaxScan,

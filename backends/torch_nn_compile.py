@@ -1,0 +1,70 @@
+"""torch-nn's training step under ``torch.compile``, as PyTorch's "Where to apply torch.compile?" writes a
+compiled train step: ``opt.zero_grad(True)``, the ``nn.Module``'s forward, the loss, ``loss.backward()``,
+``opt.step()``, one compiled function called once a step. The optimiser is torch-nn's ``torch.optim`` one
+(SGD, or the task's) with its learning rate a tensor, as PyTorch's "Compiled optimizer with a LR scheduler"
+tutorial makes it, so that a new rate is a new value in the same tensor and not a new compilation."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import cached_property
+
+import numpy as np
+import torch
+from torch._dynamo.utils import compilation_time_metrics
+
+from backends.torch import torch_optimizer
+from backends.torch_compile import own
+from backends.torch_nn import TorchNN
+from tasks import Task
+
+
+class TorchNNCompile(TorchNN):
+    name = "torch-nn-compile"
+    mode = "compiled step"
+
+    def __init__(self, task: Task, dtype: str = "float64", device: str = "cpu") -> None:
+        super().__init__(task, dtype, device)
+        # the rate a 0-d tensor (the tutorial's torch.tensor(0.01)), in the run's dtype: torch.optim reads a
+        # float rate as a double, which a float32 tensor would not hold in a float64 run
+        self.rate, self.set_to = torch.tensor(task.lr(0), dtype=getattr(torch, dtype), device=device), task.lr(0)
+        self.opt = torch_optimizer(self.optimizer, list(self.net.parameters()), self.rate)
+        if self.optimizer.name != "sgd":
+            # Adam's step counts in the run's dtype: compiled, torch.optim computes its bias corrections from the
+            # count tensor, which it would make in the default dtype (float32) where eager reads it as a double
+            for p in self.net.parameters():
+                self.opt.state[p] = {"step": torch.zeros((), dtype=p.dtype), "exp_avg": torch.zeros_like(p),
+                                     "exp_avg_sq": torch.zeros_like(p)}  # fmt: skip
+        self.compiled = torch.compile(own(self.train))
+
+    def train(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """The docs' compiled train step, returning its loss."""
+        self.opt.zero_grad(True)
+        loss = self.objective(x, y)
+        loss.backward()
+        self.opt.step()
+        return loss.detach()
+
+    def step(self, x: torch.Tensor, y: torch.Tensor, lr: float) -> torch.Tensor:
+        if lr != self.set_to:  # a new epoch's rate, into the optimiser's tensor (as an LR scheduler sets it)
+            self.rate.fill_(lr)
+            self.set_to = lr
+        return self.compiled(x, y)
+
+    @cached_property
+    def compiled_objective(self) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+        return torch.compile(own(self.objective))
+
+    def loss(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        with torch.no_grad():
+            return self.compiled_objective(x, y)
+
+    def gradient(self) -> dict[str, np.ndarray]:
+        """The compiled objective's gradient: its forward and the backward AOT autograd compiled for it."""
+        grads = torch.autograd.grad(self.compiled_objective(self.x, self.y), list(self.p.values()),
+                                    allow_unused=True, materialize_grads=True)  # fmt: skip
+        return {k: self.to_numpy(g) for k, g in zip(self.p, grads, strict=True)}
+
+    def compile_seconds(self) -> float:
+        """Dynamo's own tally of its compilations (tracing, AOT autograd, Inductor's code generation)."""
+        return sum(compilation_time_metrics.get("_compile.compile_inner", ()))
