@@ -38,12 +38,15 @@ class TorchNNCompile(TorchNN):
         self.compiled = torch.compile(own(self.train))
 
     def train(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        """The docs' compiled train step, returning its loss."""
+        """The docs' compiled train step, returning its loss: read before ``backward()``, where Dynamo breaks
+        the graph, so that no tensor with a tape lives across the break (Dynamo, wrapping one there, reads its
+        ``.grad`` and warns, which it hides from the default warning filters but not from the suite's)."""
         self.opt.zero_grad(True)
         loss = self.objective(x, y)
+        value = loss.detach()
         loss.backward()
         self.opt.step()
-        return loss.detach()
+        return value
 
     def step(self, x: torch.Tensor, y: torch.Tensor, lr: float) -> torch.Tensor:
         if lr != self.set_to:  # a new epoch's rate, into the optimiser's tensor (as an LR scheduler sets it)

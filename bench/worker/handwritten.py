@@ -157,21 +157,34 @@ def torch_quadratic_loss(w: Any, b: Any, x: Any, y: Any) -> Any:
 
 
 class TorchNNCompile(TorchNN):
-    """torch-nn's training step under ``torch.compile``, as PyTorch's "Where to apply torch.compile?" compiles
-    a train step: ``opt.zero_grad()`` (to None, as its ``zero_grad(True)``), the module's forward, the loss,
-    ``loss.backward()``, ``opt.step()``; compiled by two warm-up steps here, after which the parameters are
-    set back."""
+    """torch-nn's training step under ``torch.compile``, as PyTorch's "Where to apply torch.compile?" writes a
+    compiled train step: ``train(mod, data)`` with ``opt.zero_grad(True)``, the module's forward, the loss,
+    ``loss.backward()``, ``opt.step()``, here returning the loss; the batch its arguments, as the docs give it
+    (Dynamo leaves a frame that holds no tensor to run eagerly, and the code after a graph break, here the whole
+    loss, is such a frame where the batch is an attribute). Compiled by two warm-up steps here, after which
+    the parameters are set back."""
 
     def __init__(self, task: Task, dtype: str, device: str = "cpu") -> None:
         super().__init__(task, dtype, device)
         from backends.torch_compile import own  # a function of this loop's own, as the adapter compiles
 
-        self.step = self.torch.compile(own(self.step))
+        self.train = self.torch.compile(own(self.train))
         start = {k: v.detach().clone() for k, v in self.model.named_parameters()}
         self.run(2)
         with self.torch.no_grad():
             for k, v in self.model.named_parameters():
                 v.copy_(start[k])
+
+    def train(self, mod: Any, x: Any, y: Any) -> Any:
+        self.opt.zero_grad(True)
+        loss = 0.5 * ((mod(x) - y) ** 2).sum()
+        value = loss.detach()  # read before the graph break at backward(), as the adapter reads it
+        loss.backward()
+        self.opt.step()
+        return value
+
+    def step(self) -> Any:
+        return self.train(self.model, self.x, self.y)
 
 
 class Jax:
