@@ -159,10 +159,10 @@ def torch_quadratic_loss(w: Any, b: Any, x: Any, y: Any) -> Any:
 class TorchNNCompile(TorchNN):
     """torch-nn's training step under ``torch.compile``, as PyTorch's "Where to apply torch.compile?" writes a
     compiled train step: ``train(mod, data)`` with ``opt.zero_grad(True)``, the module's forward, the loss,
-    ``loss.backward()``, ``opt.step()``, here returning the loss; the batch its arguments, as the docs give it
-    (Dynamo leaves a frame that holds no tensor to run eagerly, and the code after a graph break, here the whole
-    loss, is such a frame where the batch is an attribute). Compiled by two warm-up steps here, after which
-    the parameters are set back."""
+    ``loss.backward()``, ``opt.step()``, here also returning the loss. The batch is its argument, as there: the
+    code after a graph break is a frame of its own, which Dynamo leaves eager where it holds no tensor (the loss
+    would be, with the batch read from ``self``). Compiled by two warm-up steps here, after which the
+    parameters are set back."""
 
     def __init__(self, task: Task, dtype: str, device: str = "cpu") -> None:
         super().__init__(task, dtype, device)
