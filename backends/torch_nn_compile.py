@@ -6,15 +6,17 @@ tutorial makes it, so that a new rate is a new value in the same tensor and not 
 
 from __future__ import annotations
 
+import types
 from collections.abc import Callable
 from functools import cached_property
+from typing import Any
 
 import numpy as np
 import torch
 from torch._dynamo.utils import compilation_time_metrics
 
 from backends.torch import torch_optimizer
-from backends.torch_compile import own
+from backends.torch_compile import COMPILED, own
 from backends.torch_nn import TorchNN
 from tasks import Task
 
@@ -35,6 +37,7 @@ class TorchNNCompile(TorchNN):
             for p in self.net.parameters():
                 self.opt.state[p] = {"step": torch.zeros((), dtype=p.dtype), "exp_avg": torch.zeros_like(p),
                                      "exp_avg_sq": torch.zeros_like(p)}  # fmt: skip
+        self.opt.step = own_step(self.opt)
         self.compiled = torch.compile(own(self.train))
 
     def train(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -71,3 +74,28 @@ class TorchNNCompile(TorchNN):
     def compile_seconds(self) -> float:
         """Dynamo's own tally of its compilations (tracing, AOT autograd, Inductor's code generation)."""
         return sum(compilation_time_metrics.get("_compile.compile_inner", ()))
+
+
+def own_step(opt: torch.optim.Optimizer) -> Callable[..., Any]:
+    """``opt.step`` as functions of this optimiser's own. ``torch.optim`` breaks the graph inside its step (its
+    ``_use_grad_for_differentiable``), so Dynamo compiles the step's frames apart from the train step that calls
+    it, as frames of their own (the profiling hook's ``wrapper``, ``_use_grad``, the class's ``step``), keyed by
+    their code, which every optimiser of the class shares: with several cases alive in a process, a later case's
+    step would be compiled for shapes seen before as dynamic, and the ninth case's run eager (Dynamo's recompile
+    limit). Each level here is a copy with code of its own (``own``), as a program timing one case compiles."""
+    n = next(COMPILED)
+
+    def copy(f: Any, **cells: Any) -> Any:
+        code = f.__code__.replace(co_name=f"{f.__code__.co_name}_{n}")
+        closure = tuple(types.CellType(cells[v]) if v in cells else c
+                        for v, c in zip(code.co_freevars, f.__closure__ or (), strict=True))  # fmt: skip
+        g = types.FunctionType(code, f.__globals__, f.__name__, f.__defaults__, closure or None)
+        g.__kwdefaults__, g.__qualname__ = f.__kwdefaults__, f.__qualname__
+        return g
+
+    wrapper = type(opt).step  # Optimizer.profile_hook_step's wrapper of _use_grad, of the class's step
+    use_grad = wrapper.__wrapped__
+    step = use_grad.__wrapped__
+    if not {"func"} == set(wrapper.__code__.co_freevars) == set(use_grad.__code__.co_freevars):
+        raise RuntimeError("torch.optim's step is no longer wrapper(_use_grad(step)): see own_step")
+    return types.MethodType(copy(wrapper, func=copy(use_grad, func=copy(step))), opt)

@@ -166,8 +166,10 @@ class TorchNNCompile(TorchNN):
 
     def __init__(self, task: Task, dtype: str, device: str = "cpu") -> None:
         super().__init__(task, dtype, device)
-        from backends.torch_compile import own  # a function of this loop's own, as the adapter compiles
+        from backends.torch_compile import own  # functions of this loop's own, as the adapter compiles
+        from backends.torch_nn_compile import own_step
 
+        self.opt.step = own_step(self.opt)
         self.train = self.torch.compile(own(self.train))
         start = {k: v.detach().clone() for k, v in self.model.named_parameters()}
         self.run(2)
