@@ -42,6 +42,7 @@ BACKENDS: dict[str, Spec] = {
         Spec("torch", "torch", "main", "backends.torch:Torch"),
         Spec("torch-nn", "torch", "main", "backends.torch_nn:TorchNN"),
         Spec("torch-compile", "torch", "main", "backends.torch_compile:TorchCompile", mode=STEP),
+        Spec("torch-nn-compile", "torch", "main", "backends.torch_nn_compile:TorchNNCompile", mode=STEP),
         Spec("jax", "jax", "main", "backends.jax:Jax"),
         Spec("jax-jit", "jax", "main", "backends.jax_jit:JaxJit", mode=STEP),
         Spec("jax-scan", "jax", "main", "backends.jax_scan:JaxScan", mode=LOOP),

@@ -8,6 +8,7 @@ from __future__ import annotations
 import itertools
 import types
 from functools import cached_property
+from typing import Any
 
 import numpy as np
 import torch
@@ -69,13 +70,17 @@ class TorchCompile(Torch):
         """Dynamo's own tally of its compilations (tracing, AOT autograd, Inductor's code generation)."""
         return sum(compilation_time_metrics.get("_compile.compile_inner", ()))
 
-    def step(self, x: torch.Tensor, y: torch.Tensor, lr: float) -> torch.Tensor:
-        # a tensor learning rate: a Python float would be specialised on, one compilation per value
-        rate = torch.tensor(lr, dtype=x.dtype, device=x.device)
+    def prepare(self, lrs: np.ndarray, orders: list[np.ndarray | None]) -> list[tuple[torch.Tensor, Any]]:
+        """Each epoch's rate as a 0-d tensor of the run's dtype, made here (untimed) as jax-jit makes its
+        arrays: a Python float would be specialised on, one compilation per value."""
+        return [(self.asarray(np.asarray(lr)), None if o is None else self.asindex(o))
+                for lr, o in zip(lrs, orders, strict=True)]  # fmt: skip
+
+    def step(self, x: torch.Tensor, y: torch.Tensor, lr: torch.Tensor) -> torch.Tensor:
         if self.optimizer.plain:
-            self.p, loss = self.compiled(self.p, x, y, rate)
+            self.p, loss = self.compiled(self.p, x, y, lr)
         else:
-            self.p, loss = self.compiled(self.p, self.state, x, y, rate)
+            self.p, loss = self.compiled(self.p, self.state, x, y, lr)
         return loss
 
     @cached_property

@@ -126,20 +126,67 @@ class TorchNN:
         return {k: v.detach().cpu().numpy() for k, v in self.model.named_parameters()}
 
 
-class TorchCompile(TorchNN):
-    """torch-nn's training step, ``torch.compile``d as the torch.compile tutorial compiles its ``train``
-    function; compiled by two warm-up steps here, after which the parameters are set back."""
+class TorchCompile(Torch):
+    """``torch.compile`` over a function that calls ``torch.func.grad_and_value`` of the loss and returns the
+    updated parameters and the loss, the compile outside the transform as PyTorch's "torch.func interaction with
+    torch.compile" writes it, called once a step from a Python loop."""
 
     def __init__(self, task: Task, dtype: str, device: str = "cpu") -> None:
         super().__init__(task, dtype, device)
         from backends.torch_compile import own  # a function of this loop's own, as the adapter compiles
 
-        self.step = self.torch.compile(own(self.step))
+        self.w, self.b = self.w.detach(), self.b.detach()
+        self.grad_and_value = self.torch.func.grad_and_value(torch_quadratic_loss, argnums=(0, 1))
+        self.update = self.torch.compile(own(self.update))
+
+    def update(self, w: Any, b: Any, x: Any, y: Any) -> Any:
+        (gw, gb), loss = self.grad_and_value(w, b, x, y)
+        return w - self.lr * gw, b - self.lr * gb, loss
+
+    def run(self, steps: int) -> None:
+        losses = []
+        for _ in range(steps):
+            self.w, self.b, loss = self.update(self.w, self.b, self.x, self.y)
+            losses.append(loss)
+        self.losses = losses
+        synchronize(self.torch, self.device)
+
+
+def torch_quadratic_loss(w: Any, b: Any, x: Any, y: Any) -> Any:
+    return 0.5 * ((w * x**2 + b - y) ** 2).sum()
+
+
+class TorchNNCompile(TorchNN):
+    """torch-nn's training step under ``torch.compile``, as PyTorch's "Where to apply torch.compile?" writes a
+    compiled train step: ``train(mod, data)`` with ``opt.zero_grad(True)``, the module's forward, the loss,
+    ``loss.backward()``, ``opt.step()``, here also returning the loss. The batch is its argument, as there: the
+    code after a graph break is a frame of its own, which Dynamo leaves eager where it holds no tensor (the loss
+    would be, with the batch read from ``self``). Compiled by two warm-up steps here, after which the
+    parameters are set back."""
+
+    def __init__(self, task: Task, dtype: str, device: str = "cpu") -> None:
+        super().__init__(task, dtype, device)
+        from backends.torch_compile import own  # functions of this loop's own, as the adapter compiles
+        from backends.torch_nn_compile import own_step
+
+        self.opt.step = own_step(self.opt)
+        self.train = self.torch.compile(own(self.train))
         start = {k: v.detach().clone() for k, v in self.model.named_parameters()}
         self.run(2)
         with self.torch.no_grad():
             for k, v in self.model.named_parameters():
                 v.copy_(start[k])
+
+    def train(self, mod: Any, x: Any, y: Any) -> Any:
+        self.opt.zero_grad(True)
+        loss = 0.5 * ((mod(x) - y) ** 2).sum()
+        value = loss.detach()  # read before the graph break at backward(), as the adapter reads it
+        loss.backward()
+        self.opt.step()
+        return value
+
+    def step(self) -> Any:
+        return self.train(self.model, self.x, self.y)
 
 
 class Jax:
@@ -393,6 +440,7 @@ LOOPS: dict[str, type] = {
     "torch": Torch,
     "torch-nn": TorchNN,
     "torch-compile": TorchCompile,
+    "torch-nn-compile": TorchNNCompile,
     "jax": Jax,
     "jax-jit": JaxJit,
     "jax-scan": JaxScan,

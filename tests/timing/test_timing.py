@@ -98,24 +98,48 @@ def test_a_process_visits_its_cases_in_turn_each_built_once():
     assert not timer.LIVE
 
 
-def test_torch_compile_cases_alive_at_once_compile_once_each():
-    """Two torch-compile cases built in one process and visited in turn: neither compiles again (Dynamo
-    keeps graphs by a function's code, which the adapter gives each instance of its own), and each
-    trains as the same case built alone does."""
+@pytest.mark.parametrize("backend", ["torch-compile", "torch-nn-compile"])
+def test_torch_compile_cases_alive_at_once_compile_once_each(backend):
+    """Two cases of a torch.compile mode built in one process and visited in turn: neither compiles again (Dynamo
+    keeps graphs by a function's code, which the adapter gives each instance of its own, torch.optim's step
+    included), and each trains as the same case built alone does."""
     from torch._dynamo.utils import counters
 
     kw = {"steps": 100, "round_time": 0.0, "min_rounds": 2, "objective": True, "visits": 2}
     for t in ("linear", "quadratic"):
-        timer.measure(t, "torch-compile", visit=0, **kw)
+        timer.measure(t, backend, visit=0, **kw)
     compiled = counters["frames"]["ok"]
-    later = [timer.measure(t, "torch-compile", visit=1, **kw) for t in ("linear", "quadratic")]
+    later = [timer.measure(t, backend, visit=1, **kw) for t in ("linear", "quadratic")]
     assert counters["frames"]["ok"] == compiled and all(r.step_s for r in later)
-    alone, beside = training.build("linear", "torch-compile"), training.build("quadratic", "torch-compile")
+    alone, beside = training.build("linear", backend), training.build("quadratic", backend)
     first = alone.run(alone.prepare(alone.task.lrs(), alone.task.orders()))
     beside.run(beside.prepare(beside.task.lrs()[:1], beside.task.orders()[:1]))
-    again = training.build("linear", "torch-compile")
+    again = training.build("linear", backend)
     second = again.run(again.prepare(again.task.lrs(), again.task.orders()))
     assert np.array_equal(alone.to_numpy(first), again.to_numpy(second))
+
+
+def test_torch_nn_compile_cases_past_dynamos_recompile_limit_compile_their_optimizer():
+    """Nine torch-nn-compile cases alive in one process, of two parameter shapes: every one's ``torch.optim`` step
+    is compiled, as a code of its own (``own_step``), where the class's shared step code would have run the ninth
+    eager (Dynamo's recompile limit, eight), and a later shape dynamic; revisited, none compiles again."""
+    from torch._dynamo.eval_frame import _debug_get_cache_entry_list
+    from torch._dynamo.utils import counters
+
+    built = [training.build(t, "torch-nn-compile") for t in ("quadratic", "plane") * 4 + ("quadratic",)]
+    for b in built:
+        b.run(b.prepare(b.task.lrs()[:1], b.task.orders()[:1]))
+    before = dict(counters["frames"])
+    for b in built:
+        b.run(b.prepare(b.task.lrs()[:1], b.task.orders()[:1]))
+    assert dict(counters["frames"]) == before
+    steps = []  # each case's optimiser's own step: torch.optim's wrapper(_use_grad(step)), innermost
+    for b in built:
+        f = b.opt.step.__func__
+        while "func" in f.__code__.co_freevars:
+            f = f.__closure__[f.__code__.co_freevars.index("func")].cell_contents
+        steps.append(f.__code__)
+    assert len(set(steps)) == len(built) and all(len(_debug_get_cache_entry_list(c)) == 1 for c in steps)
 
 
 def test_a_campaigns_later_processes_are_given_the_size_its_first_chose(monkeypatch):
