@@ -388,9 +388,10 @@ class Campaign:
             worst = max(range(len(self.found[c])), key=lambda i, c=c: noise_of(self.found[c][i], quiet, c))
             replaced = self.found[c][worst]
             if got is not None and noise_of(got, quiet, c) < noise_of(replaced, quiet, c):
-                cold = replaced.first_call_s if replaced.first_call_s is not None else got.first_call_s
+                cold = replaced if replaced.first_call_s is not None else got  # its first call and compile
                 checked = replaced.agreement or got.agreement  # a width case's, from its last process
-                self.found[c][worst] = dataclasses.replace(got, first_call_s=cold, agreement=checked,
+                self.found[c][worst] = dataclasses.replace(got, first_call_s=cold.first_call_s,
+                                                           compile_s=cold.compile_s, agreement=checked,
                                                            replaces_pid=replaced.pid)  # fmt: skip
 
     def correctness(self) -> None:

@@ -56,21 +56,24 @@ def test_a_busy_neighbour_on_the_workers_cpu_is_seen():
 def fake_workers(monkeypatch: pytest.MonkeyPatch, answers: dict[str, list[float]]) -> None:
     """Stand-in workers: each answer's calibration kernel takes the next of its task's figures (1.0 is
     quiet, 3.0 busy, with half the CPU; 3.0 once they run out), and its step as long, in units of 10 µs."""
-    pids = itertools.count(1)
+    pids, cold = itertools.count(1), set()
 
     def answer(kw: dict[str, Any]) -> dict[str, Any]:
         slow = answers[kw["task"]].pop(0) if answers[kw["task"]] else 3.0
         m = {"calibration_cpu_s": slow, "calibration_memory_s": 1.0, "cpu_share": 1.5 / (slow + 0.5), "steal": 0.0}
-        return {"step_s": [slow * 1e-5], "machine": m, "pid": next(pids)}
+        first = {} if kw["task"] in cold else {"first_call_s": 0.5, "compile_s": 0.25}  # its first process's
+        cold.add(kw["task"])
+        return {"step_s": [slow * 1e-5], "machine": m, "pid": next(pids)} | first
 
     stand_in_workers(monkeypatch, answer)
 
 
 def test_a_noisy_process_is_replaced_by_a_quiet_one_and_what_stays_noisy_is_marked(monkeypatch):
-    """The second process of linear reports a busy machine; the campaign times it once more and keeps
-    the quiet figure in its place. plane's every process is busy: it stays marked. (Three of twelve
+    """The first process of linear reports a busy machine; the campaign times it once more and keeps
+    the quiet figure in its place, with the first process's first call and compile time (the later ones
+    compile from the run's caches). plane's every process is busy: it stays marked. (Three of twelve
     processes noisy: few enough to time again.)"""
-    answers = {"linear": [1.0, 3.0, 1.0], "plane": [3.0, 3.0, 3.0]}
+    answers = {"linear": [3.0, 1.0, 1.0], "plane": [3.0, 3.0, 3.0]}
     answers |= {t: [1.0, 1.0] for t in ("quadratic", "mlp", "logistic", "digits")}
     fake_workers(monkeypatch, answers)
     cases = [Case("speed", t, "numpy", "float64") for t in answers]
@@ -80,6 +83,7 @@ def test_a_noisy_process_is_replaced_by_a_quiet_one_and_what_stays_noisy_is_mark
     linear, plane = (noise_model.merged(c.found[case]) for case in cases[:2])
     assert linear["samples_s"] == pytest.approx([1e-5, 1e-5]) and linear["remeasured"] == 1
     assert linear["noisy"] == [False, False] and plane["noisy"] == [True, True]
+    assert (linear["first_call_s"], linear["compile_s"]) == (0.5, 0.25)
 
 
 def test_remeasuring_takes_the_noisiest_cases_that_fit_in_its_seconds(monkeypatch):
