@@ -9,6 +9,14 @@ training (the objective alone: no gradient, no update), ``wait`` blocks until ei
 ``to_numpy`` reads an array back. Eager backends only write ``step`` and ``loss``; a compiled backend
 overrides ``run`` and ``evaluate`` as a whole.
 
+Beyond the gradient (``tasks.operators``): ``operator(name, at)`` makes a call that computes one operator
+(jvp, vjp, the two HVPs, the Hessian, the two Jacobians) of the task's loss or model as functions of the flat
+parameter vector, its arrays converted once; each call computes it anew and returns a framework array. A
+backend writes one method per operator it has (``jvp(f, theta, v)``, ``hvp_fwd_rev(f, theta, v)``, …, named
+as the operator with ``_`` for ``-``) and names, in ``operators``, the framework call each is. What it cannot
+do, an operator or an optimiser (``newton``), it names in ``lacks`` with the reason; asked for it, it raises
+``Lacks``.
+
 The task's optimiser (``tasks.optimizers``) is ``self.optimizer``. Plain SGD is each mode's own
 update (``p - lr * g`` by hand, or the framework's SGD where the mode is its optimiser API); any other
 is the framework's own optimiser, whose formula (``optimizer_formula``, one of
@@ -22,7 +30,11 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from tasks import Task, formulas, optimizers
+from tasks import Task, formulas, operators, optimizers
+
+
+class Lacks(NotImplementedError):
+    """What a backend cannot do (an operator, an optimiser), and why: one line, from its ``lacks``."""
 
 
 class Backend:
@@ -34,10 +46,16 @@ class Backend:
     optimizer_formula: ClassVar[str] = "reference"  # whose update the framework's optimisers compute
     devices: ClassVar[tuple[str, ...]] = ("cpu",)
     xp: ClassVar[Any]  # the array namespace the task's model and loss see: the whole of tasks.contract
+    # operator (tasks.operators.OPERATORS) -> the framework's call that computes it, as its docs name it
+    operators: ClassVar[dict[str, str]] = {}
+    # what it cannot do -> why: an operator, or an optimiser by name (``newton``)
+    lacks: ClassVar[dict[str, str]] = {}
 
     def __init__(self, task: Task, dtype: str = "float64", device: str = "cpu") -> None:
         self.task, self.dtype, self.device = task, dtype, device
         self.optimizer = optimizers.parse(task.optimizer)
+        if self.optimizer.name in self.lacks:
+            raise Lacks(f"{self.name} cannot train with {self.optimizer.name}: {self.lacks[self.optimizer.name]}")
         self.x, self.y = self.asarray(task.x), self.asarray(task.y)
 
     @property
@@ -113,3 +131,29 @@ class Backend:
             else:
                 out.extend(fn(x[i : i + bs], y[i : i + bs], lr) for i in range(0, x.shape[0], bs))
         return out
+
+    # -- beyond the gradient: operators of the flat parameter vector (tasks.operators) ---------------
+    def operator(self, name: str, at: operators.Point) -> Callable[[], Any]:
+        """A call computing operator ``name`` at ``at``: θ, v and the data converted here, once; the task's loss
+        (or, for a Jacobian, its model on the first batch) as a function of θ. A compiled mode wraps
+        ``operator_function``'s result in its compiler."""
+        fn, args = self.operator_function(name, at)
+        return lambda: fn(*args)
+
+    def operator_function(self, name: str, at: operators.Point) -> tuple[Callable[..., Any], tuple[Any, ...]]:
+        """The function of (θ, v) or (θ,) that computes operator ``name``, and its arguments, converted."""
+        if name in self.lacks:
+            raise Lacks(f"{self.name} has no {name}: {self.lacks[name]}")
+        if name not in operators.OPERATORS:
+            raise KeyError(name)
+        theta, v = self.asarray(at.theta), self.asarray(at.v)
+        if name.startswith("jacobian"):
+            f = operators.flat_model(self.task, self.asarray(at.batch), at.shapes, self.xp)
+        else:
+            f = operators.flat_loss(self.task, self.asarray(at.x), self.asarray(at.y), at.shapes, self.xp)
+        if name == "loss":
+            return f, (theta,)
+        method = getattr(self, name.replace("-", "_"))
+        if name in ("jvp", *operators.HVPS):
+            return (lambda t, w: method(f, t, w)), (theta, v)
+        return (lambda t: method(f, t)), (theta,)

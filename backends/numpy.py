@@ -18,14 +18,19 @@ from typing import Any
 
 import numpy as np
 
-from backends._base import Backend
-from tasks import formulas
+from backends._base import Backend, Lacks
+from tasks import formulas, operators
 
 
 class Numpy(Backend):
     name = "numpy"
     has_autodiff = False
     xp = np  # the reference the contract is checked against
+    # no autodiff: each operator is the task's own formula (where the task has it), in the run's dtype
+    operators = {"loss": "the task's model and loss", "jvp": "∇L·v, ∇L by the task's loss_and_grad",
+                 "vjp": "the task's loss_and_grad", "hvp-fwd-rev": "the task's hessian times v",
+                 "hvp-rev-rev": "the task's hessian times v", "hessian": "the task's hessian",
+                 "jacobian-fwd": "the task's jacobian", "jacobian-rev": "the task's jacobian"}  # fmt: skip
 
     def __init__(self, task, dtype="float64", device="cpu", formula="reference"):
         super().__init__(task, dtype, device)
@@ -54,6 +59,9 @@ class Numpy(Backend):
     def step(self, x: np.ndarray, y: np.ndarray, lr: Any) -> Any:
         rate, scalar = lr
         loss, grads = self.loss_and_grad(self.p, x, y)
+        if self.optimizer.name == "newton":  # the task's own Hessian of the batch's loss
+            self.rule.update(self.p, grads, rate, np.asarray(self.task.hessian(self.p, x, y), dtype=self.dtype))
+            return loss
         if self.rule is not None:
             self.rule.update(self.p, {k: np.asarray(grads[k], dtype=a.dtype) for k, a in self.p.items()}, rate)
             return loss
@@ -84,3 +92,33 @@ class Numpy(Backend):
 
     def gradient(self) -> dict[str, np.ndarray]:
         return self.loss_and_grad(self.p, self.x, self.y)[1]
+
+    def operator_function(self, name: str, at: operators.Point) -> tuple[Any, tuple[Any, ...]]:
+        """The task's own formulas (numpy has no autodiff): its gradient for jvp and vjp, its ``hessian`` for the
+        HVPs and the Hessian, its ``jacobian`` for the Jacobians; a task without one lacks those operators here."""
+        if name not in operators.OPERATORS:
+            raise KeyError(name)
+        task, shapes = self.task, at.shapes
+        x, y, batch = self.asarray(at.x), self.asarray(at.y), self.asarray(at.batch)
+
+        def params(theta: np.ndarray) -> dict[str, np.ndarray]:
+            return operators.unflatten(theta, shapes, np)
+
+        def grad(theta: np.ndarray) -> np.ndarray:
+            g = task.loss_and_grad(params(theta), x, y)[1]
+            return np.concatenate([np.ravel(np.asarray(g[k], dtype=self.dtype)) for k, _ in shapes])
+
+        needs = "hessian" if name in (*operators.HVPS, "hessian") else "jacobian" if "jacobian" in name else None
+        if needs and getattr(task, needs) is None:
+            raise Lacks(f"numpy has no {name}: the task defines no {needs} by hand, and numpy has no autodiff")
+        fns = {
+            "loss": lambda t: task.loss(task.model(params(t), x, np), y, np),
+            "jvp": lambda t, v: grad(t) @ v,
+            "vjp": grad,
+            "hvp-fwd-rev": lambda t, v: np.asarray(task.hessian(params(t), x, y), dtype=self.dtype) @ v,
+            "hessian": lambda t: np.asarray(task.hessian(params(t), x, y), dtype=self.dtype),
+            "jacobian-fwd": lambda t: np.asarray(task.jacobian(params(t), batch), dtype=self.dtype),
+        }
+        fns["hvp-rev-rev"], fns["jacobian-rev"] = fns["hvp-fwd-rev"], fns["jacobian-fwd"]
+        theta, v = self.asarray(at.theta), self.asarray(at.v)
+        return fns[name], ((theta, v) if name in ("jvp", *operators.HVPS) else (theta,))

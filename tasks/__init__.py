@@ -36,10 +36,10 @@ from typing import Any
 
 import numpy as np
 
-from tasks.optimizers import SGD, Adam, AdamW, Spec, parse
+from tasks.optimizers import SGD, Adam, AdamW, Newton, Spec, parse
 
 # a task file picks its optimiser with ``from tasks import Task, Adam``
-__all__ = ["SGD", "Adam", "AdamW", "FILE_MODULE", "NAME", "Params", "TASKS", "USER_TASKS", "Refused", "Task", "add",
+__all__ = ["SGD", "Adam", "AdamW", "FILE_MODULE", "Newton", "NAME", "Params", "TASKS", "USER_TASKS", "Refused", "Task", "add",
            "code_line", "error_line", "get", "load_module", "problems", "user_tasks"]  # fmt: skip
 
 Params = Mapping[str, Any]
@@ -57,6 +57,7 @@ TASKS: dict[str, str] = {
     "mlp-momentum": "tasks.mlp_momentum",
     "digits-adamw": "tasks.digits_adamw",
     "wide-mlp": "tasks.wide_mlp",
+    "logistic-newton": "tasks.logistic_newton",
 }
 
 
@@ -94,6 +95,11 @@ class Task:
     # one training step's floating-point operations, counted from the model's shapes where the task knows them
     # (its matrix products: tasks/wide_mlp.py); the results then say the FLOP/s a backend reached
     flops: int | None = None
+    # the second-order formulas by hand, where the task has them (tasks.operators): ``hessian(params, x, y)``, the
+    # loss's Hessian over the parameters flattened in init's order (n × n); ``jacobian(params, x)``, the model's
+    # outputs, flattened, over the same (m × n). Without them the operators are held to central differences.
+    hessian: Callable[[Params, np.ndarray, np.ndarray], np.ndarray] | None = None
+    jacobian: Callable[[Params, np.ndarray], np.ndarray] | None = None
 
     def __post_init__(self) -> None:
         if self.batch_size is not None and (not isinstance(self.batch_size, int) or self.batch_size < 1):
@@ -303,9 +309,9 @@ def problems(task: Task) -> list[str]:
     if bad.size:
         out.append(f"lr({bad[0]}) is {lrs[bad[0]]:g}, not a finite number above 0 (lr takes the epoch, from 0)")
     out += setting_problems(task)
-    for name in ("model", "loss", "loss_and_grad", "metrics"):
+    for name in ("model", "loss", "loss_and_grad", "metrics", "hessian", "jacobian"):
         fn = getattr(task, name)
-        if name == "metrics" and fn is None:
+        if name in ("metrics", "hessian", "jacobian") and fn is None:
             continue
         if not callable(fn):
             out.append(f"{name} is {type(fn).__name__}, not a function")
@@ -352,6 +358,8 @@ def setting_problems(task: Task) -> list[str]:
             fits = False
         if not fits:
             out.append(f"expected {k!r} is {v!r}, not numbers of its parameter's shape {task.init[k].shape}")
+    if getattr(task.optimizer, "name", None) == "newton" and task.hessian is None:
+        out.append("it trains with Newton's method and defines no hessian: the numpy reference's step needs it")
     floors = task.metric_floors
     if floors and task.metrics is None:
         out.append("metric_floors are given and metrics is not: the floors have nothing to bound")

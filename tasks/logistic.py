@@ -35,6 +35,20 @@ def loss_and_grad(p: Params, x: np.ndarray, y: np.ndarray) -> tuple[float, dict[
     return loss, {"w": r.dot(x), "b": r.sum(keepdims=True)}
 
 
+def hessian(p: Params, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Over θ = (w₁, w₂, b): Xᵀ·diag(σ(z)(1 − σ(z)))·X / n, X the samples with a column of ones (for b)."""
+    z = x.dot(p["w"]) + p["b"]
+    e = np.exp(-np.abs(z))
+    s = e / (1.0 + e) ** 2  # σ(z)(1 − σ(z)), from exp(-|z|): the same for z and -z
+    a = np.concatenate([x, np.ones((len(x), 1), dtype=x.dtype)], axis=1)
+    return (a.T * s).dot(a) / len(y)
+
+
+def jacobian(p: Params, x: np.ndarray) -> np.ndarray:
+    """The logits over θ = (w₁, w₂, b): the samples with a column of ones."""
+    return np.concatenate([x, np.ones((len(x), 1), dtype=x.dtype)], axis=1)
+
+
 def blobs(rng: np.random.Generator, n: int) -> tuple[np.ndarray, np.ndarray]:
     y = np.repeat([0.0, 1.0], n // 2)
     return rng.normal(size=(n, 2)) + CENTRE * (2 * y[:, None] - 1), y
@@ -63,6 +77,8 @@ def make() -> Task:
         model=model,
         loss=loss,
         loss_and_grad=loss_and_grad,
+        hessian=hessian,
+        jacobian=jacobian,
         lr=lambda epoch: 0.5,
         epochs=15,
         batch_size=20,

@@ -75,8 +75,21 @@ class AdamW:
     decoupled: ClassVar[bool] = True
 
 
-Optimizer = SGD | Adam | AdamW
-KINDS: dict[str, type[Optimizer]] = {k.name: k for k in (SGD, Adam, AdamW)}
+@dataclass(frozen=True)
+class Newton:
+    """Newton's method, damped: the step d solves (∇²L + λI)·d = ∇L on the step's batch, and θ ← θ − γ·d (γ = 1,
+    Newton's own step). The damping λ ≥ 0 keeps the system solvable where ∇²L is singular. A backend computes
+    ∇²L with its framework's Hessian and solves with its framework's linear solve (``tasks.operators``)."""
+
+    damping: float = 0.0
+    name: ClassVar[str] = "newton"
+    plain: ClassVar[bool] = False
+    decoupled: ClassVar[bool] = False
+    weight_decay: ClassVar[float] = 0.0  # none: a task that wants one writes it into its loss
+
+
+Optimizer = SGD | Adam | AdamW | Newton
+KINDS: dict[str, type[Optimizer]] = {k.name: k for k in (SGD, Adam, AdamW, Newton)}
 Spec = Optimizer | str | Mapping[str, Any]  # an optimiser, its name, or {"name": ..., setting: value, ...}
 
 
@@ -99,12 +112,14 @@ def to_json(spec: Spec) -> Any:
 
 def parse(spec: Spec) -> Optimizer:
     """The optimiser a spec names; ``OptimizerError`` (one line) for an unknown name or setting."""
-    if isinstance(spec, SGD | Adam | AdamW):
+    if isinstance(spec, SGD | Adam | AdamW | Newton):
         return spec
     if isinstance(spec, str):
         spec = {"name": spec}
     if not isinstance(spec, Mapping):
-        raise OptimizerError(f"an optimiser is SGD(...), Adam(...), AdamW(...), a name or a mapping, not {spec!r}")
+        raise OptimizerError(
+            f"an optimiser is SGD(...), Adam(...), AdamW(...), Newton(...), a name or a mapping, not {spec!r}"
+        )
     given = dict(spec)
     name = given.pop("name", None)
     if name not in KINDS:
@@ -138,6 +153,7 @@ def problems(spec: Spec) -> list[str]:
         "b1": (lambda v: 0 <= v < 1, "in [0, 1)"),
         "b2": (lambda v: 0 < v < 1, "in (0, 1)"),
         "eps": (lambda v: v > 0, "> 0"),
+        "damping": (lambda v: v >= 0, "≥ 0"),
     }
     for k, v in settings(opt).items():
         if k in ranges and not ranges[k][0](v):
@@ -236,9 +252,30 @@ class ReferenceAdam:
                 theta -= lr * m_hat / (np.sqrt(v_hat) + self.eps)
 
 
-Rule = ReferenceSGD | ReferenceAdam
+class ReferenceNewton:
+    """Damped Newton: d ← (H + λI)⁻¹ g by LAPACK's solve (numpy.linalg.solve: LU with partial pivoting),
+    θ_t ← θ_{t−1} − γ d, over the parameters flattened in their order (``tasks.operators.flatten``). ``update``
+    takes H, the Hessian of the step's batch loss at θ_{t−1} (the task's own, ``Task.hessian``)."""
+
+    def __init__(self, opt: Newton, params: Mapping[str, np.ndarray]) -> None:
+        self.damping = opt.damping
+
+    def update(self, p: dict[str, np.ndarray], g: Mapping[str, np.ndarray], lr: float, hessian: np.ndarray) -> None:
+        flat = np.concatenate([np.ravel(g[k]) for k in p])
+        dtype = flat.dtype
+        system = hessian + self.damping * np.eye(len(flat), dtype=dtype) if self.damping else hessian
+        d = np.linalg.solve(system.astype(dtype, copy=False), flat)
+        at = 0
+        for theta in p.values():
+            theta -= lr * d[at : at + theta.size].reshape(theta.shape)
+            at += theta.size
+
+
+Rule = ReferenceSGD | ReferenceAdam | ReferenceNewton
 
 
 def reference(opt: Optimizer, params: Mapping[str, np.ndarray]) -> Rule:
     """The reference update of ``opt`` for parameters shaped as ``params``."""
+    if opt.name == "newton":
+        return ReferenceNewton(opt, params)
     return ReferenceSGD(opt, params) if opt.name == "sgd" else ReferenceAdam(opt, params)

@@ -42,7 +42,13 @@ class Failed(BenchError):
         return cls(tasks.error_line(e))
 
 
-ERRORS: dict[str, type[BenchError]] = {c.__name__: c for c in (BenchError, UsageError, Unavailable, Failed)}
+class Unsupported(BenchError):
+    """What a backend cannot do (an operator, an optimiser), with the reason its class gives (``Backend.lacks``)."""
+
+
+ERRORS: dict[str, type[BenchError]] = {
+    c.__name__: c for c in (BenchError, UsageError, Unavailable, Failed, Unsupported)
+}
 
 
 class Missing(BenchError):

@@ -10,7 +10,7 @@ from typing import Any
 
 from bench.core.errors import BenchError, Failed
 from bench.core.wire import encode
-from bench.worker import counter, timer
+from bench.worker import counter, operators, timer
 from bench.worker.training import contract_here, evaluate_here, gradient_here, handwritten_here, train_here
 
 CALLS: dict[str, Callable[..., Any]] = {
@@ -24,6 +24,7 @@ CALLS: dict[str, Callable[..., Any]] = {
     "settle": timer.settle,
     "correctness": timer.correctness,
     "count": counter.count,
+    "operators": operators.values_here,
 }
 
 

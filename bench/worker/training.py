@@ -9,9 +9,10 @@ import numpy as np
 
 import backends
 import tasks
+from backends._base import Lacks
 from bench.core import taskdata
 from bench.core.cases import check_names, require
-from bench.core.errors import BenchError, Diverged, Failed, Unavailable, UsageError
+from bench.core.errors import BenchError, Diverged, Failed, Unavailable, Unsupported, UsageError
 from bench.core.records import Nested, TrainingRun, as_lists
 from bench.host import envs
 from bench.worker import handwritten
@@ -73,7 +74,10 @@ def build(
         raise UsageError(f"task {task}: {bad[0]}")
     if bad:
         made = dataclasses.replace(made, optimizer=optimizers.SGD())  # the gradient is the optimiser's business
-    return cls(made, dtype, device) if formula is None else cls(made, dtype, device, formula=formula)
+    try:
+        return cls(made, dtype, device) if formula is None else cls(made, dtype, device, formula=formula)
+    except Lacks as e:
+        raise Unsupported(str(e)) from None
 
 
 def train_here(

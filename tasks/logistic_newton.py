@@ -1,0 +1,22 @@
+"""logistic's problem (two seeded Gaussian blobs, the stable loss) trained by Newton's method on the whole set:
+each step solves ∇²L·d = ∇L with the framework's own Hessian and linear solve, and θ ← θ − d."""
+
+from __future__ import annotations
+
+import dataclasses
+
+from tasks import Newton, Task, logistic
+
+
+def make() -> Task:
+    task = logistic.make()
+    return dataclasses.replace(
+        task,
+        name="logistic-newton",
+        source="logistic (seeded Gaussian blobs) by Newton's method, full batch: (∇²L) d = ∇L, θ ← θ − d",
+        optimizer=Newton(),
+        lr=lambda epoch: 1.0,
+        epochs=8,
+        batch_size=None,
+        shuffle_seed=None,
+    )

@@ -1,0 +1,231 @@
+"""Operators beyond the gradient, defined once: what each computes, at which point, and its value by hand in numpy.
+
+A task's loss over its whole data set is a function of one vector, θ: the task's parameters flattened in the
+order of ``Task.init``, each in C order (``flatten``, ``unflatten``). Its model's outputs on the first batch,
+flattened, are a function f(θ) of m values. At a point (``Point``: θ, a seeded direction v, the data):
+
+=============  ====================  =======  ==========================================================
+operator       computes              shape    how
+=============  ====================  =======  ==========================================================
+loss           L(θ)                  ()       the objective alone: what every other figure is held against
+jvp            L'(θ)·v               ()       forward mode: one tangent pushed forward
+vjp            ∇L(θ)                 (n,)     reverse mode: the cotangent 1 pulled back (the gradient)
+hvp-fwd-rev    ∇²L(θ)·v              (n,)     forward over reverse: the jvp of the gradient along v
+hvp-rev-rev    ∇²L(θ)·v              (n,)     reverse over reverse: the gradient of ∇L(θ)·v
+hessian        ∇²L(θ)                (n, n)   the framework's dense Hessian
+jacobian-fwd   ∂f/∂θ                 (m, n)   forward mode: a jvp a column
+jacobian-rev   ∂f/∂θ                 (m, n)   reverse mode: a vjp a row
+=============  ====================  =======  ==========================================================
+
+The reference of each (``reference``) is written by hand: the task's ``loss_and_grad`` gives L and ∇L (so ``jvp``
+is ∇L·v), its ``hessian`` ∇²L and its ``jacobian`` ∂f/∂θ, where the task defines them (closed forms). Where it
+does not, the Hessian is the central differences of the hand-derived gradient and the Jacobian those of the
+model, each extrapolated (Richardson) to about 1e-10 of the value; a backend is then held to ``FD_TOL``.
+``check`` holds a task's closed forms against the same differences (``python -m bench check``).
+
+Importing this module imports no framework.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from tasks import Params, Task
+
+OPERATORS = ("loss", "jvp", "vjp", "hvp-fwd-rev", "hvp-rev-rev", "hessian", "jacobian-fwd", "jacobian-rev")
+HVPS = ("hvp-fwd-rev", "hvp-rev-rev")
+DIRECTION_SEED = 0  # v: standard normal, from this seed
+# How close a backend's value must be to the reference, relative to the reference's largest entry
+# (``rel_error``): in float64, where the reference is by hand; where it is by differences (FD_TOL); in float32.
+TOL = {"float64": 1e-9, "float32": 1e-4}
+FD_TOL = 1e-6
+
+Shapes = tuple[tuple[str, tuple[int, ...]], ...]  # each parameter's name and shape, in the task's order
+
+
+@dataclass(frozen=True)
+class Point:
+    """Where the operators are taken: θ (the parameters flattened), the direction v, the loss's data (the whole
+    data set) and the Jacobian's (the first batch, in data order). Arrays are float64; backends cast them."""
+
+    theta: np.ndarray
+    v: np.ndarray
+    x: np.ndarray
+    y: np.ndarray
+    batch: np.ndarray  # the first batch's x
+    shapes: Shapes
+
+    @property
+    def params(self) -> dict[str, np.ndarray]:
+        return unflatten(self.theta, self.shapes, np)
+
+
+def shapes_of(params: Params) -> Shapes:
+    return tuple((k, tuple(np.shape(v))) for k, v in params.items())
+
+
+def flatten(params: Params) -> np.ndarray:
+    return np.concatenate([np.ravel(np.asarray(v, dtype="float64")) for v in params.values()])
+
+
+def unflatten(theta: Any, shapes: Shapes, xp: Any) -> dict[str, Any]:
+    """θ back into the task's parameters, by slices and ``xp.reshape`` (the array contract): a framework's
+    operators then differentiate through it as through the model."""
+    out, at = {}, 0
+    for k, shape in shapes:
+        size = int(np.prod(shape, dtype=int))
+        out[k] = xp.reshape(theta[at : at + size], shape)
+        at += size
+    return out
+
+
+def point(task: Task, params: Params | None = None) -> Point:
+    """The point every backend takes a task's operators at: its initial parameters (or ``params``)."""
+    params = task.init if params is None else params
+    theta = flatten(params)
+    v = np.random.default_rng(DIRECTION_SEED).normal(size=theta.size)
+    return Point(theta, v, task.x, task.y, task.x[: task.batch], shapes_of(params))
+
+
+def flat_loss(task: Task, x: Any, y: Any, shapes: Shapes, xp: Any) -> Callable[[Any], Any]:
+    """L(θ): the task's loss on ``x``, ``y`` as a function of the flattened parameters, in ``xp``."""
+
+    def loss(theta: Any) -> Any:
+        return task.loss(task.model(unflatten(theta, shapes, xp), x, xp), y, xp)
+
+    return loss
+
+
+def flat_model(task: Task, x: Any, shapes: Shapes, xp: Any) -> Callable[[Any], Any]:
+    """f(θ): the task's model's outputs on ``x``, flattened, as a function of the flattened parameters."""
+
+    def model(theta: Any) -> Any:
+        return xp.reshape(task.model(unflatten(theta, shapes, xp), x, xp), (-1,))
+
+    return model
+
+
+# -- the references, in numpy -------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Reference:
+    value: np.ndarray
+    how: str  # "by hand" (the task's own formulas) or "by differences" (central, extrapolated)
+
+    @property
+    def tol64(self) -> float:
+        return TOL["float64"] if self.how == "by hand" else FD_TOL
+
+
+def gradient(task: Task, at: Point, theta: np.ndarray | None = None) -> np.ndarray:
+    """The hand-derived gradient (``loss_and_grad``), flattened, at θ (the point's, or ``theta``)."""
+    p = at.params if theta is None else unflatten(theta, at.shapes, np)
+    return flatten(task.loss_and_grad(p, at.x, at.y)[1])
+
+
+def richardson(f: Callable[[float], np.ndarray], h: float) -> np.ndarray:
+    """The limit of a central difference quotient ``f(h)`` as h → 0: its error is a series in h², so
+    (16·D(h/2) − D(h)) / 15 cancels the h² and h⁴ terms' first, and two levels leave about 1e-10 of the value."""
+    d1, d2, d4 = f(h), f(h / 2), f(h / 4)
+    r1, r2 = (4 * d2 - d1) / 3, (4 * d4 - d2) / 3
+    return (16 * r2 - r1) / 15
+
+
+def step_for(theta: np.ndarray, v: np.ndarray) -> float:
+    """A difference step along v: about 1e-3 of θ's scale, where rounding (1e-16 / h) and the leftover
+    h⁶ term of ``richardson`` are both below 1e-10."""
+    return 1e-3 * max(1.0, float(np.max(np.abs(theta)))) / max(1.0, float(np.max(np.abs(v))))
+
+
+def differences_hvp(task: Task, at: Point, v: np.ndarray) -> np.ndarray:
+    """∇²L·v as the derivative of the hand-derived gradient along v."""
+    h = step_for(at.theta, v)
+    return richardson(
+        lambda s: (gradient(task, at, at.theta + s * v) - gradient(task, at, at.theta - s * v)) / (2 * s), h
+    )
+
+
+def differences_hessian(task: Task, at: Point) -> np.ndarray:
+    """∇²L a column at a time (``differences_hvp`` along each unit vector), made symmetric."""
+    eye = np.eye(at.theta.size)
+    h = np.stack([differences_hvp(task, at, e) for e in eye], axis=1)
+    return (h + h.T) / 2
+
+
+def differences_jacobian(task: Task, at: Point) -> np.ndarray:
+    f = flat_model(task, at.batch, at.shapes, np)
+    cols = []
+    for e in np.eye(at.theta.size):
+        h = step_for(at.theta, e)
+        cols.append(richardson(lambda s, e=e: (f(at.theta + s * e) - f(at.theta - s * e)) / (2 * s), h))
+    return np.stack(cols, axis=1)
+
+
+def hand_hessian(task: Task, at: Point) -> np.ndarray | None:
+    return None if task.hessian is None else np.asarray(task.hessian(at.params, at.x, at.y), dtype="float64")
+
+
+def hand_jacobian(task: Task, at: Point) -> np.ndarray | None:
+    return None if task.jacobian is None else np.asarray(task.jacobian(at.params, at.batch), dtype="float64")
+
+
+def reference(task: Task, name: str, at: Point) -> Reference:
+    """The value operator ``name`` must reach at ``at``, in float64 (``Reference.how`` says how it was found)."""
+    if name == "loss":
+        return Reference(np.asarray(flat_loss(task, at.x, at.y, at.shapes, np)(at.theta), dtype="float64"), "by hand")
+    if name in ("jvp", "vjp"):
+        g = gradient(task, at)
+        return Reference(np.asarray(g @ at.v) if name == "jvp" else g, "by hand")
+    if name in HVPS or name == "hessian":
+        hess = hand_hessian(task, at)
+        if hess is None:
+            value = differences_hvp(task, at, at.v) if name in HVPS else differences_hessian(task, at)
+            return Reference(value, "by differences")
+        return Reference(hess @ at.v if name in HVPS else hess, "by hand")
+    if name in ("jacobian-fwd", "jacobian-rev"):
+        jac = hand_jacobian(task, at)
+        return Reference(differences_jacobian(task, at), "by differences") if jac is None else Reference(jac, "by hand")
+    raise KeyError(name)
+
+
+def rel_error(got: Any, ref: np.ndarray) -> float:
+    """How far ``got`` is from ``ref``: the largest difference over the reference's largest entry (absolute
+    where the reference is all zero); infinite where the shapes differ or a value is not finite."""
+    got = np.asarray(got, dtype="float64")
+    if got.shape != ref.shape and not (got.size == ref.size == 1):
+        return float("inf")
+    diff = float(np.max(np.abs(got.reshape(ref.shape) - ref), initial=0.0))
+    scale = float(np.max(np.abs(ref), initial=0.0))
+    out = diff / scale if scale > 0 else diff
+    return out if np.isfinite(out) else float("inf")
+
+
+def tolerance(ref: Reference, dtype: str) -> float:
+    return ref.tol64 if dtype == "float64" else max(TOL[dtype], ref.tol64)
+
+
+def check(task: Task, params: Params | None = None) -> list[str]:
+    """A task's hand-derived second-order formulas held against central differences of its hand-derived
+    gradient and model: one line for each that is off (or fails, or has the wrong shape); none where it
+    has none or they hold."""
+    at = point(task, params)
+    out = []
+    for what, hand, diff in (("hessian", hand_hessian, differences_hessian),
+                             ("jacobian", hand_jacobian, differences_jacobian)):  # fmt: skip
+        try:
+            mine = hand(task, at)
+        except Exception as e:  # noqa: BLE001 - a task's own code: named in the line
+            out.append(f"its {what} fails: {type(e).__name__}: {e}")
+            continue
+        if mine is None:
+            continue
+        want = diff(task, at)
+        if mine.shape != want.shape:
+            out.append(f"its {what} has shape {mine.shape}, not {want.shape}")
+        elif (err := rel_error(mine, want)) > FD_TOL:
+            out.append(f"its {what} is {err:.1e} (relative) from central differences of its "
+                       f"{'gradient' if what == 'hessian' else 'model'}, more than {FD_TOL:g}")  # fmt: skip
+    return out

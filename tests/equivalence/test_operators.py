@@ -1,0 +1,94 @@
+"""Every backend's operators beyond the gradient (tasks.operators: jvp, vjp, the two HVPs, the Hessian, the two
+Jacobians) equal the hand-derived values, in float64 to 1e-9 of the largest entry and in float32 to 1e-4 (where a
+task has no formula by hand, to its central differences, 1e-6); what a backend lacks, its class says, with why."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pytest
+
+import backends
+import tasks
+from bench.campaign.remote import call_many
+from bench.core.cases import DTYPES
+from bench.core.errors import BenchError
+from tasks import operators
+
+CASES = [(t, b, d) for t in tasks.TASKS for b in backends.BACKENDS for d in DTYPES]
+
+
+@pytest.fixture(scope="session")
+def values(request: pytest.FixtureRequest) -> dict[tuple[str, str, str], Any]:
+    """Every asked case's operator values, computed once: each environment's in a worker of its own."""
+    asked = sorted({tuple(item.callspec.params["operator_case"]) for item in request.session.items
+                    if hasattr(item, "callspec") and "operator_case" in item.callspec.params})  # fmt: skip
+    calls = [("operators", {"task": t, "backend": b, "dtype": d}) for t, b, d in asked]
+    return dict(zip(asked, call_many(calls), strict=True))
+
+
+REFERENCES: dict[tuple[str, str], operators.Reference] = {}
+
+
+def reference(task: str, name: str) -> operators.Reference:
+    if (task, name) not in REFERENCES:
+        t = tasks.get(task)
+        REFERENCES[task, name] = operators.reference(t, name, operators.point(t))
+    return REFERENCES[task, name]
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "operator_case" in metafunc.fixturenames:
+        metafunc.parametrize("operator_case", CASES, ids="-".join)
+
+
+def test_every_operator_equals_the_hand_derived_value(values, operator_case):
+    task, backend, dtype = operator_case
+    got = values[operator_case]
+    if isinstance(got, BenchError):
+        raise got
+    cls = backends.load(backend) if backends.BACKENDS[backend].env == "main" else None
+    wrong = []
+    for name in operators.OPERATORS:
+        v = got[name]
+        if isinstance(v, dict) and "lacks" in v:
+            if cls is not None and backend != "numpy":  # numpy lacks what the task does not write by hand
+                assert name in cls.lacks, f"{name}: lacking, and {backend}'s lacks does not say so: {v['lacks']}"
+            continue
+        if isinstance(v, dict):
+            wrong.append(f"{name}: {v['error']}")
+            continue
+        ref = reference(task, name)
+        err, tol = operators.rel_error(np.asarray(v), ref.value), operators.tolerance(ref, dtype)
+        if not err <= tol:
+            wrong.append(f"{name}: {err:.2e} from the reference ({ref.how}), over {tol:g}")
+    assert not wrong, "; ".join(wrong)
+
+
+@pytest.mark.parametrize("task", tasks.TASKS)
+def test_hand_derived_second_order_formulas_match_central_differences(task):
+    assert operators.check(tasks.get(task)) == []
+
+
+def test_a_wrong_hessian_or_jacobian_is_found():
+    """check holds the formulas to central differences: 1% off is far outside FD_TOL."""
+    import dataclasses
+
+    t = tasks.get("logistic")
+    off = dataclasses.replace(t, hessian=lambda p, x, y: 1.01 * t.hessian(p, x, y),
+                              jacobian=lambda p, x: t.jacobian(p, x)[:, :2])  # fmt: skip
+    found = operators.check(off)
+    assert len(found) == 2 and "hessian is 1.0e-02" in found[0] and "shape" in found[1], found
+
+
+def test_differences_reach_the_hand_derived_values():
+    """The references by differences (``richardson``) that tasks without formulas are held to are within
+    a hundredth of FD_TOL of the closed forms, where a task has both."""
+    t = tasks.get("logistic")
+    at = operators.point(t)
+    assert operators.rel_error(operators.differences_hessian(t, at), t.hessian(at.params, at.x, at.y)) < FD / 100
+    assert operators.rel_error(operators.differences_jacobian(t, at), t.jacobian(at.params, at.batch)) < FD / 100
+
+
+FD = operators.FD_TOL
