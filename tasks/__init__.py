@@ -39,8 +39,8 @@ import numpy as np
 from tasks.optimizers import SGD, Adam, AdamW, Newton, Spec, parse
 
 # a task file picks its optimiser with ``from tasks import Task, Adam``
-__all__ = ["SGD", "Adam", "AdamW", "FILE_MODULE", "Newton", "NAME", "Params", "TASKS", "USER_TASKS", "Refused", "Task", "add",
-           "code_line", "error_line", "get", "load_module", "problems", "user_tasks"]  # fmt: skip
+__all__ = ["SGD", "Adam", "AdamW", "Newton", "FILE_MODULE", "NAME", "Params", "TASKS", "USER_TASKS", "Refused", "Task",
+           "add", "code_line", "error_line", "get", "load_module", "problems", "user_tasks"]  # fmt: skip
 
 Params = Mapping[str, Any]
 
