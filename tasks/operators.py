@@ -207,25 +207,36 @@ def tolerance(ref: Reference, dtype: str) -> float:
     return ref.tol64 if dtype == "float64" else max(TOL[dtype], ref.tol64)
 
 
-def check(task: Task, params: Params | None = None) -> list[str]:
-    """A task's hand-derived second-order formulas held against central differences of its hand-derived
-    gradient and model: one line for each that is off (or fails, or has the wrong shape); none where it
-    has none or they hold."""
+def second_order_errors(task: Task, params: Params | None = None) -> dict[str, float | str]:
+    """For the Hessian and the Jacobian the task writes by hand: how far each is from central differences of its
+    hand-derived gradient and of its model (``rel_error``), or why it could not be compared (it fails, its shape)."""
     at = point(task, params)
-    out = []
+    out: dict[str, float | str] = {}
     for what, hand, diff in (("hessian", hand_hessian, differences_hessian),
                              ("jacobian", hand_jacobian, differences_jacobian)):  # fmt: skip
         try:
             mine = hand(task, at)
         except Exception as e:  # noqa: BLE001 - a task's own code: named in the line
-            out.append(f"its {what} fails: {type(e).__name__}: {e}")
+            out[what] = f"fails: {type(e).__name__}: {e}"
             continue
         if mine is None:
             continue
         want = diff(task, at)
-        if mine.shape != want.shape:
-            out.append(f"its {what} has shape {mine.shape}, not {want.shape}")
-        elif (err := rel_error(mine, want)) > FD_TOL:
-            out.append(f"its {what} is {err:.1e} (relative) from central differences of its "
-                       f"{'gradient' if what == 'hessian' else 'model'}, more than {FD_TOL:g}")  # fmt: skip
+        out[what] = f"has shape {mine.shape}, not {want.shape}" if mine.shape != want.shape else rel_error(mine, want)
+    return out
+
+
+def check(task: Task, params: Params | None = None) -> list[str]:
+    """A task's hand-derived second-order formulas held against central differences of its hand-derived
+    gradient and model: one line for each that is off (or fails, or has the wrong shape); none where it
+    has none or they hold."""
+    out = []
+    for what, err in second_order_errors(task, params).items():
+        if isinstance(err, str):
+            out.append(f"its {what} {err}")
+        elif err > FD_TOL:
+            source = "gradient" if what == "hessian" else "model"
+            out.append(
+                f"its {what} is {err:.1e} (relative) from central differences of its {source}, more than {FD_TOL:g}"
+            )
     return out

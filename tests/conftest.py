@@ -20,7 +20,7 @@ import tasks
 from bench.campaign.remote import Remote, call_many, train
 from bench.core import agreement
 from bench.core.cases import DTYPES
-from bench.core.errors import BenchError
+from bench.core.errors import BenchError, Unsupported
 from bench.core.records import ProcessTiming, TrainingRun
 from bench.host import envs
 
@@ -148,6 +148,8 @@ class Lab:
             else:
                 remote, keys = self.waiting.pop(group)
                 self.done.update(zip(keys, remote.results(), strict=True))
+        if isinstance(self.done[key], Unsupported):  # the backend's class says it cannot, and why (Backend.lacks)
+            pytest.skip(str(self.done[key]))
         if isinstance(self.done[key], BenchError):
             raise self.done[key]
         return self.done[key]

@@ -46,7 +46,7 @@ from bench.core.cases import (
     rounds_of,
     time_limit,
 )
-from bench.core.errors import BenchError, Unanswered
+from bench.core.errors import BenchError, Unanswered, Unsupported
 from bench.core.noise_model import (
     REMEASURE_AT_MOST,
     drift,
@@ -235,6 +235,7 @@ class Campaign:
             self.by_backend.setdefault(c.backend, []).append(c)
         self.found: dict[Case, list[ProcessTiming]] = {c: [] for c in cases}
         self.errors: dict[Case, str] = {}
+        self.cannot: set[Case] = set()  # of those, the cases the backend says it cannot run (Unsupported)
         self.checked: dict[Case, dict[str, Any]] = {}  # a speed case's correctness columns (``kept``)
         self.seconds: dict[str, float] = dict.fromkeys(SPENT, 0.0)  # worker-seconds, where several run at once
         self.building: dict[str, float] = {}  # a backend's building seconds in its last process (Turns' hint)
@@ -283,7 +284,7 @@ class Campaign:
                     self.seconds["rounds"] += got.rounds_s
                     self.seconds[phase] -= got.setup_s + got.rounds_s
                 if isinstance(got, BenchError):
-                    self.errors.setdefault(c, str(got))
+                    self.failed(c, got)
                 out.append(got if isinstance(got, ProcessTiming) else None)
             trained_s = self.kept(train, trained)  # after the timings: a case whose timing failed says why
             self.seconds[phase] -= trained_s
@@ -420,17 +421,25 @@ class Campaign:
             if isinstance(out, Unanswered):  # its process ended first: one of its own trains it (correctness)
                 continue
             if isinstance(out, BenchError):
-                self.errors.setdefault(c, str(out))
+                self.failed(c, out)
             else:
                 seconds += out.pop("correctness_s", 0.0)
                 self.checked[c] = out
         return seconds
+
+    def failed(self, c: Case, e: BenchError) -> None:
+        """The case's first error is its outcome; one its backend says it cannot run is marked so."""
+        if c not in self.errors:
+            self.errors[c] = str(e)
+            if isinstance(e, Unsupported):
+                self.cannot.add(c)
 
     def results(self) -> dict[Case, dict[str, Any]]:
         records = {c: merged(ps) | self.checked.get(c, {}) for c, ps in self.found.items() if c not in self.errors}
         for sweep, task in self.twins.items():  # the sweep's row: the task case's timings, not its training
             if task in self.errors:
                 self.errors[sweep] = self.errors[task]
+                self.cannot |= {sweep} if task in self.cannot else set()
             elif task in records:
                 view = merged(self.found[task])
                 records[sweep] = {k: v for k, v in view.items() if k != "objective_samples_s"}
@@ -444,7 +453,8 @@ class Campaign:
         for mine in pools.values():
             with_intervals([records[c] for c in mine], math.hypot(drift(mine[0]), run))
         every = [*self.found, *self.twins]
-        return {c: {"error": self.errors[c]} if c in self.errors else records[c] for c in every}
+        return {c: ({"error": self.errors[c]} | ({"cannot": True} if c in self.cannot else {})) if c in self.errors
+                else records[c] for c in every}  # fmt: skip
 
 
 AGREEMENT = ("final_loss", "max_rel_diff", "epochs_trained", "epochs", "lr_dtype", "formula")  # a width twin's

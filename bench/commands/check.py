@@ -4,7 +4,8 @@
    its optimiser's settings (tasks.optimizers: a known name and settings, each in its range), a line each;
 2. its model and loss use only the array contract (tasks.contract), found by running them on numpy
    through a namespace and an array type that record every function, operator and attribute used;
-3. its hand-derived gradient against central finite differences;
+3. its hand-derived gradient against central finite differences; its hand-derived Hessian and Jacobian, where
+   it writes them (``tasks.operators``), against central differences of that gradient and of its model;
 4. every backend's gradient, in its own environment, against the hand-derived one.
 """
 
@@ -22,7 +23,7 @@ import tasks
 from bench.campaign.remote import call_many
 from bench.core.agreement import TOL, rel_diff
 from bench.core.errors import BenchError
-from tasks import optimizers
+from tasks import operators, optimizers
 from tasks.contract import CONTRACT
 
 FD_TOL = 1e-6  # central differences with h = 1e-6·max(1, |p|) carry about h² + ε/h ≈ 1e-10 of error
@@ -238,6 +239,7 @@ def check_task(name: str, among: Sequence[str] = tuple(backends.BACKENDS)) -> li
     fd = finite_differences(t)
     err = max(fd_error(fd[k], np.asarray(hand[k])) for k in t.init)
     lines.append((err <= FD_TOL, f"hand-derived gradient vs central differences: {err:.1e} (at most {FD_TOL:g})"))
+    lines += second_order(t)
     calls = [("gradient", {"task": name, "backend": b, "dtype": "float64"}) for b in among]
     for (_, kw), got in zip(calls, call_many(calls), strict=True):
         if isinstance(got, BenchError):
@@ -245,4 +247,24 @@ def check_task(name: str, among: Sequence[str] = tuple(backends.BACKENDS)) -> li
             continue
         diff = max(rel_diff(got[k], hand[k]) for k in t.init)
         lines.append((diff <= TOL["float64"], f"{kw['backend']} gradient vs hand-derived: {diff:.1e}"))
+    return lines
+
+
+def second_order(t: tasks.Task) -> list[tuple[bool, str]]:
+    """The task's hand-derived Hessian and Jacobian against central differences of its gradient and model
+    (``tasks.operators.second_order_errors``), a line for each it writes; one saying so where it writes neither."""
+    try:
+        errors = operators.second_order_errors(t)
+    except Exception as e:
+        return [(False, f"hessian and jacobian by hand: {tasks.error_line(e)}")]
+    if not errors:
+        return [(True, "hessian and jacobian: none by hand; every backend's operators are held to central differences")]
+    lines = []
+    for what, err in errors.items():
+        source = "gradient" if what == "hessian" else "model"
+        if isinstance(err, str):
+            lines.append((False, f"hand-derived {what}: {err}"))
+        else:
+            lines.append((err <= operators.FD_TOL, f"hand-derived {what} vs central differences of the {source}: "
+                                                   f"{err:.1e} (at most {operators.FD_TOL:g})"))  # fmt: skip
     return lines

@@ -12,11 +12,11 @@ import tasks
 from bench.campaign.remote import call_many
 from bench.core import agreement
 from bench.core.agreement import end_error, end_tol, rel_diffs, run_diff, tol
-from bench.core.errors import BenchError
+from bench.core.errors import BenchError, Unsupported
 from bench.core.records import TrainingRun
 from bench.report.formatting import parameter, scientific
 from bench.worker import serve
-from tasks import formulas, optimizers
+from tasks import formulas, operators, optimizers
 
 
 def header(dtype: str) -> tuple[str, ...]:
@@ -40,6 +40,9 @@ def compare(chosen: list[str], dtype: str) -> tuple[list[tuple[str, ...]], bool]
 
     rows, ok = [], True
     for (_, kw), out in zip(calls, outcomes, strict=True):
+        if isinstance(out, Unsupported):  # what the backend's class says it cannot do, and why: not a disagreement
+            rows.append((kw["task"], kw["backend"], "", "", "", "", f"cannot: {out}"))
+            continue
         ref = None if isinstance(out, BenchError) else reference(out)
         if isinstance(out, BenchError) or isinstance(ref, BenchError):
             why = str(out) if isinstance(out, BenchError) else f"the numpy reference failed: {ref}"
@@ -82,3 +85,52 @@ def parting(run: TrainingRun, published: TrainingRun | BenchError, limit: float)
     where = f"past {scientific(limit, 1)} at step {past[0] + 1}" if past.size else f"within {scientific(limit, 1)}"
     apart_by = run_diff(run, published)
     return f"(against {run.formula}'s formula: {why}; {scientific(apart_by)} from the published definition, {where})"
+
+
+def operator_header() -> tuple[str, ...]:
+    return ("task", "backend", *operators.OPERATORS)
+
+
+def compare_operators(chosen: list[str], dtype: str) -> tuple[list[tuple[str, ...]], list[str], bool]:
+    """Every backend's operators beyond the gradient (``tasks.operators``) at each task's point, against the
+    hand-derived references: a row per task and backend, a cell per operator (its relative error, ``lacks``, or
+    what failed); then the summary lines (the count agreeing, and what each backend lacks, with why); and
+    whether every value a backend has agrees."""
+    calls = [("operators", {"task": t, "backend": b, "dtype": dtype}) for t in chosen for b in backends.BACKENDS]
+    rows, lacking, ok = [], {}, True
+    agreeing = total = 0
+    refs: dict[str, dict[str, operators.Reference]] = {}
+    for (_, kw), out in zip(calls, call_many(calls), strict=True):
+        t = kw["task"]
+        if t not in refs:
+            task = tasks.get(t)
+            at = operators.point(task)
+            refs[t] = {name: operators.reference(task, name, at) for name in operators.OPERATORS}
+        if isinstance(out, BenchError):
+            rows.append((t, kw["backend"], *[str(out)] + [""] * (len(operators.OPERATORS) - 1)))
+            ok = False
+            continue
+        cells = []
+        for name in operators.OPERATORS:
+            got = out[name]
+            if isinstance(got, dict) and "lacks" in got:
+                lacking.setdefault(got["lacks"], []).append(t)
+                cells.append("lacks")
+                continue
+            total += 1
+            if isinstance(got, dict):
+                cells.append(f"FAILS: {got['error']}")
+                ok = False
+                continue
+            ref = refs[t][name]
+            err = operators.rel_error(np.asarray(got), ref.value)
+            good = err <= operators.tolerance(ref, dtype)
+            agreeing += good
+            ok &= good
+            cells.append(scientific(err) + ("" if good else " DIFFERS") + ("" if ref.how == "by hand" else " ~"))
+        rows.append((t, kw["backend"], *cells))
+    lines = [f"{agreeing} of {total} operator values agree with the hand-derived references ({dtype}: within "
+             f"{operators.TOL[dtype]:g} of the largest entry; ~: a reference by central differences, within "
+             f"{max(operators.FD_TOL, operators.TOL[dtype]):g})"]  # fmt: skip
+    lines += [f"lacks: {why} ({', '.join(sorted(set(ts)))})" for why, ts in lacking.items()]
+    return rows, lines, ok

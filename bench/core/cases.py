@@ -51,7 +51,7 @@ class Case:
         return "-".join(str(p) for p in (self.task, self.n, self.backend, self.dtype) if p is not None)
 
 
-ROUND_TIME = 0.75  # seconds of rounds per case per process (docs/fair-timing.md, "Rounds in visits")
+ROUND_TIME = 0.6  # seconds of rounds per case per process (docs/fair-timing.md, "Rounds in visits")
 VISITS = 4  # a process times its cases in turn this many times, a quarter of ROUND_TIME each (same place)
 # The seconds remeasuring may take in a default run, by what the run's processes took (start-up, building,
 # rounds): the noisiest cases are timed again within it (docs/fair-timing.md)

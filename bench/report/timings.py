@@ -350,7 +350,11 @@ def readme_text(rows: list[dict[str, Any]], names: list[str], o: Any, env: dict[
             sections.append(f"## {t} ({d})\n\n" + markdown_table(TASK_HEADER, task_table(rows, t, d)))
     sections += widths.sections(rows, o.dtypes, floor, list(o.backends))
     sections.append("## Plots\n\n" + "\n\n".join(f"![{p.stem}](plots/{p.name})" for p in pictures))
-    failed = [r for r in rows if "error" in r]
+    failed = [r for r in rows if "error" in r and not r.get("cannot")]
+    cannot = [r for r in rows if r.get("cannot")]
+    if cannot:
+        sections.append("## What a backend cannot run\n\nEach as its backend says (its class's `lacks`), with why.\n\n"
+                        + failure_list(cannot))  # fmt: skip
     if failed:
         sections.append("## Failed cases\n\n" + failure_list(failed))
     return summary, "\n\n".join(sections) + "\n"
