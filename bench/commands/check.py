@@ -240,6 +240,8 @@ def check_task(name: str, among: Sequence[str] = tuple(backends.BACKENDS)) -> li
     err = max(fd_error(fd[k], np.asarray(hand[k])) for k in t.init)
     lines.append((err <= FD_TOL, f"hand-derived gradient vs central differences: {err:.1e} (at most {FD_TOL:g})"))
     lines += second_order(t)
+    if optimizers.parse(t.optimizer).name == "newton" and not bad:
+        lines.append(newton_against_descent(t))
     calls = [("gradient", {"task": name, "backend": b, "dtype": "float64"}) for b in among]
     for (_, kw), got in zip(calls, call_many(calls), strict=True):
         if isinstance(got, BenchError):
@@ -268,3 +270,49 @@ def second_order(t: tasks.Task) -> list[tuple[bool, str]]:
             lines.append((err <= operators.FD_TOL, f"hand-derived {what} vs central differences of the {source}: "
                                                    f"{err:.1e} (at most {operators.FD_TOL:g})"))  # fmt: skip
     return lines
+
+
+CONVERGED = 1e-8  # a loss within this much (relative) of where Newton's method ends is converged
+DESCENT_STEPS = 100_000  # gradient descent given up on after this many steps
+
+
+def newton_against_descent(t: tasks.Task) -> tuple[bool, str]:
+    """How many steps Newton's method (the task's own schedule, on the whole data set, in numpy) takes to come
+    within CONVERGED of where it ends, and how many full-batch gradient descent takes from the same start at the
+    rate 1/λ, λ the largest eigenvalue of the Hessian there (halved until it does not diverge)."""
+    x, y, opt = t.x, t.y, optimizers.parse(t.optimizer)
+    p = {k: v.astype("float64") for k, v in t.init.items()}
+    rule, losses = optimizers.reference(opt, p), []
+    for epoch in range(t.epochs):
+        loss, g = t.loss_and_grad(p, x, y)
+        losses.append(float(loss))
+        rule.update(p, g, t.lr(epoch), np.asarray(t.hessian(p, x, y), dtype="float64"))
+    end = float(t.loss_and_grad(p, x, y)[0])
+    near = abs(end) * CONVERGED + 1e-300
+
+    def steps_to(trail: list[float]) -> int | None:
+        return next((i for i, v in enumerate(trail) if v - end <= near), None)
+
+    newton = steps_to([*losses, end])
+    rate = 1.0 / float(np.linalg.eigvalsh(np.asarray(t.hessian(t.init, x, y), dtype="float64"))[-1])
+    for _ in range(20):
+        q = {k: v.astype("float64") for k, v in t.init.items()}
+        step, loss = 0, float("nan")
+        with np.errstate(all="ignore"):
+            while step <= DESCENT_STEPS:
+                loss, g = t.loss_and_grad(q, x, y)
+                if not np.isfinite(loss) or loss - end <= near:
+                    break
+                for k in q:
+                    q[k] -= rate * g[k]
+                step += 1
+        if np.isfinite(loss):
+            break
+        rate /= 2
+    descent = f"{step:,} steps" if loss - end <= near else f"more than {DESCENT_STEPS:,} steps"
+    ok = newton is not None
+    said = f"{newton} steps" if ok else f"not within {t.epochs} steps"
+    return ok, (
+        f"newton: within {CONVERGED:g} of its end loss {end:.9g} in {said}; full-batch gradient descent from "
+        f"the same start, at the rate 1/λ = {rate:.3g} (λ the Hessian's largest eigenvalue there), in {descent}"
+    )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -225,3 +226,17 @@ def test_every_command_refuses_a_broken_task_alike_and_check_names_it(tmp_path):
     fail = [line for line in out.stdout.splitlines() if line.startswith("  FAIL")]
     assert len(fail) == 2 and all(w in fail[0] for w in words), out.stdout
     assert fail[1] == "  FAIL  array contract and gradients: not checked until the fields above are right"
+
+
+def test_check_holds_second_order_formulas_to_differences_and_newton_to_descent():
+    """logistic-newton writes its Hessian and Jacobian by hand: check holds both to central differences, and
+    says how many steps Newton's method takes, and gradient descent from the same start (far more)."""
+    out = bench("check", "logistic-newton", "--backends", "numpy")
+    assert out.returncode == 0, out.stdout + out.stderr
+    lines = out.stdout.splitlines()
+    assert any(line.startswith("  ok    hand-derived hessian vs central differences of the gradient") for line in lines)
+    assert any(line.startswith("  ok    hand-derived jacobian vs central differences of the model") for line in lines)
+    newton = next(line for line in lines if "newton: within" in line)
+    found = re.search(r"in (\d+) steps; full-batch gradient descent .* in ([\d,]+) steps", newton)
+    assert found, newton
+    assert int(found[1]) <= 10 and int(found[2].replace(",", "")) >= 10 * int(found[1]), newton
