@@ -4,6 +4,7 @@ and timed on every backend; and broken tasks that ``bench check`` catches."""
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -71,6 +72,18 @@ def test_one_line_picks_another_optimizer_for_every_backend(compared):
         modes = sum(s.framework == framework for s in backends.BACKENDS.values())
         said = "keras" if framework == "tensorflow" else framework
         assert sum(f"against {said}'s formula" in row for row in rows) == modes, framework
+
+
+def test_the_readme_example_has_every_operator_everywhere(cubic):
+    """A user's task without second-order formulas: every backend's operators (tasks.operators) held to central
+    differences of its hand-derived gradient and model, in one table; what a backend lacks, named with why."""
+    out = bench("compare", "--operators", "--task", str(cubic))
+    assert out.returncode == 0, out.stdout + out.stderr
+    rows = [line for line in out.stdout.splitlines() if line.startswith("cubic ")]
+    assert len(rows) == len(backends.BACKENDS) and not any("FAILS" in r or "DIFFERS" in r for r in rows), rows
+    agreeing, total = map(int, re.search(r"^(\d+) of (\d+) operator values agree", out.stdout, re.M).groups())
+    assert agreeing == total >= len(backends.BACKENDS)
+    assert all(line.count(":") >= 1 for line in out.stdout.splitlines() if line.startswith("lacks: "))
 
 
 def test_the_readme_example_is_timed(cubic, tmp_path):
