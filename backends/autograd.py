@@ -2,7 +2,12 @@
 array namespace: reverse mode over plain numpy code. A task's optimiser other than plain SGD is written
 in ``autograd.numpy`` ops (``Updates``): ``autograd.misc.optimizers``' ``sgd`` and ``adam`` run a loop of
 their own over ``num_iters`` steps at one ``step_size``, starting their state at zero each call, so they
-cannot train a schedule step by step (and their ``sgd`` is another momentum: v ← mass·v − (1 − mass)·g)."""
+cannot train a schedule step by step (and their ``sgd`` is another momentum: v ← mass·v − (1 − mass)·g).
+
+Beyond the gradient, autograd has both modes: ``make_vjp`` (reverse) and ``make_jvp`` (forward), which trace
+the function anew on every call, and the operators built on them (``grad``, ``jacobian``, ``hessian``,
+``hessian_tensor_product``). Newton's method (``tasks.optimizers.Newton``) takes ``autograd.hessian`` of the
+batch loss and solves with ``autograd.numpy.linalg.solve``."""
 
 from __future__ import annotations
 
@@ -10,9 +15,10 @@ from typing import Any
 
 import autograd.numpy as anp
 import numpy as np
-from autograd import value_and_grad
+from autograd import grad, hessian, hessian_tensor_product, jacobian, make_jvp, make_vjp, value_and_grad
 
 from backends._base import Backend
+from tasks import operators
 from tasks.optimizers import Optimizer
 
 
@@ -73,12 +79,20 @@ class Updates:
 class Autograd(Backend):
     name = "autograd"
     xp = Namespace()
+    operators = {"loss": "the task's model and loss in autograd.numpy", "jvp": "autograd.make_jvp",
+                 "vjp": "autograd.make_vjp, its vjp of 1", "hvp-fwd-rev": "autograd.make_jvp of autograd.grad",
+                 "hvp-rev-rev": "autograd.hessian_tensor_product (autograd.grad of autograd.grad's dot with v)",
+                 "hessian": "autograd.hessian (autograd.jacobian of autograd.jacobian: reverse over reverse)",
+                 "jacobian-fwd": "autograd.make_jvp of each column of the identity, stacked",
+                 "jacobian-rev": "autograd.jacobian (a vjp a row)"}  # fmt: skip
 
     def __init__(self, task, dtype="float64", device="cpu"):
         super().__init__(task, dtype, device)
         self.p = {k: self.asarray(v) for k, v in task.init.items()}
         self.value_and_grad = value_and_grad(self.objective)
-        self.updates = None if self.optimizer.plain else Updates(self.optimizer, self.p)
+        self.newton = self.optimizer.name == "newton"
+        self.updates = None if self.optimizer.plain or self.newton else Updates(self.optimizer, self.p)
+        self.shapes = operators.shapes_of(self.p)
 
     def asarray(self, a: np.ndarray) -> np.ndarray:
         return np.array(a, dtype=self.dtype)
@@ -87,11 +101,26 @@ class Autograd(Backend):
         return self.task.loss(self.task.model(p, x, self.xp), y, self.xp)
 
     def step(self, x: np.ndarray, y: np.ndarray, lr: float) -> Any:
+        if self.newton:
+            return self.newton_step(x, y, lr)
         loss, grads = self.value_and_grad(self.p, x, y)
         if self.updates is not None:
             self.p = self.updates(self.p, grads, lr)
             return loss
         self.p = {k: v - lr * grads[k] for k, v in self.p.items()}
+        return loss
+
+    def newton_step(self, x: np.ndarray, y: np.ndarray, lr: float) -> Any:
+        """Damped Newton on the batch: the flat loss's gradient (``value_and_grad``) and Hessian
+        (``autograd.hessian``), then (H + λI) d = g by ``autograd.numpy.linalg.solve``: numpy's LAPACK solve, as
+        autograd wraps it (so that the step could itself be differentiated), the reference's to the bit."""
+        f = operators.flat_loss(self.task, x, y, self.shapes, self.xp)
+        theta = anp.concatenate([anp.ravel(v) for v in self.p.values()])
+        loss, g = value_and_grad(f)(theta)
+        h = hessian(f)(theta)
+        if self.optimizer.damping:
+            h = h + self.optimizer.damping * anp.eye(theta.size, dtype=theta.dtype)
+        self.p = operators.unflatten(theta - lr * anp.linalg.solve(h, g), self.shapes, anp)
         return loss
 
     def loss(self, x: np.ndarray, y: np.ndarray) -> Any:
@@ -105,3 +134,31 @@ class Autograd(Backend):
 
     def gradient(self) -> dict[str, np.ndarray]:
         return {k: np.asarray(g) for k, g in self.value_and_grad(self.p, self.x, self.y)[1].items()}
+
+    # -- beyond the gradient (tasks.operators): each call traces f anew, as autograd does every call -------------
+    # Forward mode's tangent is promoted to float64 by max and maximum: autograd's rule for them divides by
+    # ``1.0 + (x == y)`` (``balanced_eq``), a float64 array, so a float32 jvp comes back as float64.
+    def jvp(self, f: Any, theta: np.ndarray, v: np.ndarray) -> Any:
+        return make_jvp(f)(theta)(v)[1]
+
+    def vjp(self, f: Any, theta: np.ndarray) -> Any:
+        pullback, value = make_vjp(f)(theta)
+        return pullback(np.ones_like(value))
+
+    def hvp_fwd_rev(self, f: Any, theta: np.ndarray, v: np.ndarray) -> Any:
+        return make_jvp(grad(f))(theta)(v)[1]
+
+    def hvp_rev_rev(self, f: Any, theta: np.ndarray, v: np.ndarray) -> Any:
+        return hessian_tensor_product(f)(theta, v)
+
+    def hessian(self, f: Any, theta: np.ndarray) -> Any:
+        return hessian(f)(theta)
+
+    def jacobian_fwd(self, g: Any, theta: np.ndarray) -> Any:
+        """autograd has no forward-mode Jacobian (its ``jacobian`` pulls back a row at a time): a jvp a column,
+        each through ``make_jvp``'s function at θ, which traces g forward again for each tangent."""
+        push = make_jvp(g)(theta)
+        return anp.stack([push(e)[1] for e in np.eye(theta.size, dtype=theta.dtype)], axis=1)
+
+    def jacobian_rev(self, g: Any, theta: np.ndarray) -> Any:
+        return jacobian(g)(theta)

@@ -2,7 +2,14 @@
 optimiser other than plain SGD is MXNet's own (``mx.optimizer.SGD``, ``NAG``, ``Adam``, through
 ``mx.optimizer.get_updater``), and AdamW, which MXNet 1.9.1 has as a kernel only
 (``nd.contrib.adamw_update``), an ``mx.optimizer.Optimizer`` here that drives it as ``Adam`` drives
-``adam_update``."""
+``adam_update``.
+
+Beyond the gradient (``tasks.operators``), MXNet 1.x has reverse mode only, and a gradient it can differentiate
+again only where every operator's backward has a gradient of its own (an ``FGradient``): in 1.9.1 the
+elementwise math (tanh, exp, log, log1p, abs, sin, cos, sqrt, square, negative) has one, but the backward of
+sum, mean, max, slice, reshape, dot, maximum and the arithmetic (``_backward_sum``, ``_backward_dot``,
+``_backward_mul``, ...) has not, in ``mx.nd`` and ``mx.np`` alike, and every task's loss uses them: so it has
+the loss, vjp and the reverse Jacobian, and neither HVP, nor a Hessian, nor Newton's method."""
 
 from __future__ import annotations
 
@@ -15,8 +22,8 @@ import mxnet as mx
 import numpy as np
 from mxnet import autograd, nd
 
-from backends._base import Backend
-from tasks import Task
+from backends._base import Backend, Lacks
+from tasks import Task, operators
 from tasks.optimizers import Optimizer
 
 Operand: TypeAlias = "Array | float"  # an array, or a Python scalar
@@ -218,11 +225,24 @@ def mx_optimizer(opt: Optimizer, lr: float) -> mx.optimizer.Optimizer:
     return kind(learning_rate=lr, beta1=opt.b1, beta2=opt.b2, epsilon=opt.eps, wd=opt.weight_decay)
 
 
+FORWARD = "MXNet 1.x's autograd is reverse mode only: it has no forward mode to push a tangent through"
+SECOND = ("MXNet 1.9.1 cannot differentiate a gradient (autograd.grad, create_graph=True) through sum, mean, "
+          "slice, reshape, dot or the arithmetic, whose backward operators register no gradient (FGradient), "
+          "and every task's loss uses them")  # fmt: skip
+LACKS = {"jvp": FORWARD, "hvp-fwd-rev": FORWARD, "jacobian-fwd": FORWARD, "hvp-rev-rev": SECOND, "hessian": SECOND,
+         "newton": "it has no Hessian: " + SECOND}  # fmt: skip
+
+
 class Mxnet(Backend):
     name = "mxnet"
     is_async = True
     xp = Namespace(nd)
     optimizer_formula = "mxnet"  # its optimisers: tasks.formulas
+    operators = {"loss": "the task's model and loss on NDArrays",
+                 "vjp": "mx.autograd.grad of the loss recorded under mx.autograd.record()",
+                 "jacobian-rev": "mx.autograd.grad of the outputs recorded once, head_grads each row of the "
+                                 "identity in turn, retain_graph=True"}  # fmt: skip
+    lacks = LACKS
 
     def __init__(self, task, dtype="float64", device="cpu"):
         super().__init__(task, dtype, device)
@@ -282,3 +302,42 @@ class Mxnet(Backend):
             loss = self.objective(self.x, self.y)
         loss.backward()
         return {k: v.grad.asnumpy() for k, v in self.p.items()}
+
+    # -- beyond the gradient (tasks.operators) ---------------------------------------------------------------
+    def flat(self, name: str, at: operators.Point) -> Any:
+        """The operator's function of θ on NDArrays: the task's loss, or for a Jacobian its model on the first
+        batch flattened, the data converted once; θ and the data wrapped in ``Array`` for the contract."""
+        wrap = functools.partial(Array, nd)
+        if name.startswith("jacobian"):
+            fn = operators.flat_model(self.task, wrap(self.asarray(at.batch)), at.shapes, self.xp)
+        else:
+            fn = operators.flat_loss(self.task, wrap(self.asarray(at.x)), wrap(self.asarray(at.y)), at.shapes, self.xp)
+        return lambda theta: fn(wrap(theta)).s
+
+    def operator_function(self, name: str, at: operators.Point) -> tuple[Any, tuple[Any, ...]]:
+        """The base class's, over ``flat``: its loss and model see ``Array``s, not bare NDArrays. θ is marked for
+        the gradient once (``attach_grad``); each call records the function anew, as MXNet does every step."""
+        if name in self.lacks:
+            raise Lacks(f"{self.name} has no {name}: {self.lacks[name]}")
+        if name not in operators.OPERATORS:
+            raise KeyError(name)
+        f, theta = self.flat(name, at), self.asarray(at.theta)
+        theta.attach_grad()
+        if name == "loss":
+            return f, (theta,)
+        method = getattr(self, name.replace("-", "_"))  # every operator it has is of θ alone
+        return (lambda t: method(f, t)), (theta,)
+
+    def vjp(self, f: Any, theta: nd.NDArray) -> nd.NDArray:
+        with autograd.record():
+            loss = f(theta)
+        return autograd.grad(loss, [theta])[0]
+
+    def jacobian_rev(self, g: Any, theta: nd.NDArray) -> nd.NDArray:
+        """One backward a row (MXNet has no batched vjp): the outputs recorded once, then pulled back along
+        each row of the identity, keeping the graph for the next."""
+        with autograd.record():
+            out = g(theta)
+        eye = nd.eye(out.shape[0], dtype=out.dtype, ctx=out.context)
+        return nd.stack(*[autograd.grad(out, [theta], head_grads=eye[i], retain_graph=True)[0]
+                          for i in range(out.shape[0])])  # fmt: skip
