@@ -72,7 +72,7 @@ def build(
     bad = optimizers.problems(made.optimizer)
     if bad and trains:
         raise UsageError(f"task {task}: {bad[0]}")
-    if bad:
+    if bad or (not trains and optimizers.parse(made.optimizer).name in cls.lacks):  # one it cannot train with
         made = dataclasses.replace(made, optimizer=optimizers.SGD())  # the gradient is the optimiser's business
     try:
         return cls(made, dtype, device) if formula is None else cls(made, dtype, device, formula=formula)
@@ -140,7 +140,7 @@ def evaluate_here(
 ) -> dict[str, Any]:
     """The backend's ``evaluate`` through the first ``epochs`` of the schedule at the initial parameters:
     its losses, and its parameters before and after."""
-    b = build(task, backend, dtype, device, epochs=epochs)
+    b = build(task, backend, dtype, device, epochs=epochs, trains=False)  # evaluate needs no optimiser
     before = as_lists(b.params(), b.task.init)
     out = b.evaluate(b.prepare(b.task.lrs(), b.task.orders()))
     b.wait(out)
