@@ -43,6 +43,11 @@ DIRECTION_SEED = 0  # v: standard normal, from this seed
 # (``rel_error``): in float64, where the reference is by hand; where it is by differences (FD_TOL); in float32.
 TOL = {"float64": 1e-9, "float32": 1e-4}
 FD_TOL = 1e-6
+# The dense operators (an n × n Hessian, an m × n Jacobian) are asked of a task of at most this many parameters:
+# beyond, a Hessian is millions of entries and n Hessian-vector products (wide-mlp's 1,482 parameters: 43 s a call
+# on HIPS autograd), and the matrix-free operators (jvp, vjp, the HVPs) are what a model of that size uses.
+DENSE = ("hessian", "jacobian-fwd", "jacobian-rev")
+DENSE_LIMIT = 1000
 
 Shapes = tuple[tuple[str, tuple[int, ...]], ...]  # each parameter's name and shape, in the task's order
 
@@ -62,6 +67,11 @@ class Point:
     @property
     def params(self) -> dict[str, np.ndarray]:
         return unflatten(self.theta, self.shapes, np)
+
+
+def asked(at: Point) -> tuple[str, ...]:
+    """The operators asked at this point: every one, but the dense ones beyond DENSE_LIMIT parameters."""
+    return tuple(o for o in OPERATORS if o not in DENSE or at.theta.size <= DENSE_LIMIT)
 
 
 def shapes_of(params: Params) -> Shapes:
