@@ -27,7 +27,7 @@ from bench.campaign import remote, timing
 from bench.campaign.progress import Progress
 from bench.core import taskdata
 from bench.core.cases import Case, Settings
-from bench.core.errors import BenchError, Missing
+from bench.core.errors import BenchError, Missing, Unsupported
 from bench.core.records import ProcessCount
 from bench.host import envs, machine, procs
 from bench.worker.counter import ALLOCATOR, LOOKUP, MAX_CALLS, OUT_VARIABLE, POOL, SHIM_VARIABLE, WARMUPS, WINDOW
@@ -166,6 +166,7 @@ def count_cases(cases: list[Case], settings: Settings, progress: Progress | None
             by_backend.setdefault(c.backend, []).append(c)
     found: dict[Case, list[ProcessCount]] = {c: [] for b in by_backend.values() for c in b}
     errors: dict[Case, str] = {}
+    cannot: set[Case] = set()  # of those, what the backend says it cannot run (Unsupported)
     with tempfile.TemporaryDirectory(prefix="autodiff-bench-count-") as scratch:
         shim = build_shim(Path(scratch))
         project(Path(scratch)).symlink_to(envs.ROOT, target_is_directory=True)
@@ -183,9 +184,11 @@ def count_cases(cases: list[Case], settings: Settings, progress: Progress | None
             for c, out in zip(by_backend[b], outs, strict=True):
                 if isinstance(out, BenchError):
                     errors.setdefault(c, str(out))
+                    cannot |= {c} if isinstance(out, Unsupported) else set()
                 else:
                     found[c].append(out)
-    counted = {c: {"error": errors[c]} if c in errors else merged_counts(found[c]) for c in found}
+    counted = {c: ({"error": errors[c]} | ({"cannot": True} if c in cannot else {})) if c in errors
+               else merged_counts(found[c]) for c in found}  # fmt: skip
     return {c: counted[same.get(c, c)] for c in cases}
 
 

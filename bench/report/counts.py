@@ -26,7 +26,9 @@ def tables(rows: list[dict[str, Any]], o: Any) -> list[str]:
                 found = {(r["backend"], r[key]): r for r in here}
 
                 def cell(r: dict[str, Any] | None) -> str:
-                    return "—" if r is None else "failed" if "error" in r else formatting.instructions(r[value])  # noqa: B023
+                    if r is None or "error" not in r:
+                        return "—" if r is None else formatting.instructions(r[value])  # noqa: B023
+                    return "cannot" if r.get("cannot") else "failed"
 
                 body = [[b, *(cell(found.get((b, col))) for col in columns)] for b in o.backends]
                 if kind == "speed":
@@ -67,9 +69,12 @@ def write(out: Path, o: Any, rows: list[dict[str, Any]], wall: float, env: dict[
     if isinstance(timed, dict) and "count" not in timed and "environment" in timed:
         said.append(timings.beside(result, timed, "The timings in", "../", "../README.md"))
     summary = " ".join(said) + "\n\n" + summary
-    failed = [r for r in rows if "error" in r]
+    failed = [r for r in rows if "error" in r and not r.get("cannot")]
+    cannot = [r for r in rows if r.get("cannot")]
     made = f"Made by `{o.command()}` in {wall / 60:.1f} min. Do not edit: rerun it."
     readme = f"# autodiff-bench instruction counts\n\n{made}\n\n{summary}\n"
+    if cannot:
+        readme += "\n## What a backend cannot run\n\n" + timings.failure_list(cannot) + "\n"
     if failed:
         readme += "\n## Failed cases\n\n" + timings.failure_list(failed) + "\n"
     (out / "README.md").write_text(readme)

@@ -31,7 +31,7 @@ from bench.core.options import Options, asked_cases
 from bench.host import envs, procs
 from bench.report import outdir, plots
 from bench.worker import floor as bench_floor
-from conftest import cubic_task
+from conftest import bench, cubic_task
 
 
 def bench_run(*args: str) -> subprocess.CompletedProcess[str]:
@@ -532,3 +532,18 @@ def test_a_divergence_names_the_task_s_own_step_in_timing_and_correctness(tmp_pa
                       ("late", "numpy"): "diverged at step 22: the loss is not finite",
                       ("late", "mxnet"): "diverged at step 22: the loss is not finite",
                       ("quadratic", "numpy"): None, ("quadratic", "mxnet"): None}  # fmt: skip
+
+
+def test_a_case_a_backend_cannot_run_is_listed_apart_with_why(tmp_path):
+    """MXNet 1.9.1 has no Hessian, so mxnet cannot train logistic-newton (its class's lacks): the run says so in a
+    section of its own and in the case's row, not among the failures, and numpy's case is timed beside it."""
+    out = tmp_path / "r"
+    got = bench("run", "--quick", "--tasks", "logistic-newton", "--backends", "numpy,mxnet", "--sizes", "none",
+                "--out", str(out))  # fmt: skip
+    assert got.returncode == 0, got.stdout + got.stderr
+    cases = {c["backend"]: c for c in json.loads((out / "results.json").read_text())["cases"]}
+    assert "error" not in cases["numpy"] and cases["numpy"]["max_rel_diff"] <= 1e-9
+    assert cases["mxnet"]["cannot"] and "cannot train with newton" in cases["mxnet"]["error"]
+    readme = (out / "README.md").read_text()
+    assert "## What a backend cannot run" in readme and "## Failed cases" not in readme
+    assert f"- logistic-newton mxnet float64: {cases['mxnet']['error']}" in readme
