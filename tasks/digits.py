@@ -74,7 +74,7 @@ def hessian(p: Params, x: np.ndarray, y: np.ndarray) -> np.ndarray:
     c = np.arange(k)
     m = z.shape[1]
     diag = np.zeros((m, k, m, k), dtype=out.dtype)
-    diag[:, c, :, c] = np.einsum("ic,ia,ib->cab", prob, z, z)  # zᵢzᵢᵀ·pᵢc, in class c's block
+    diag[:, c, :, c] = np.stack([(z.T * prob[:, j]).dot(z) for j in c])  # Σᵢ pᵢc·zᵢzᵢᵀ, in class c's block
     out += diag.reshape(m * k, m * k)
     out /= n
     return out
