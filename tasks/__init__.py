@@ -58,6 +58,7 @@ TASKS: dict[str, str] = {
     "digits-adamw": "tasks.digits_adamw",
     "wide-mlp": "tasks.wide_mlp",
     "logistic-newton": "tasks.logistic_newton",
+    "poisson-newton": "tasks.poisson_newton",
 }
 
 

@@ -54,6 +54,32 @@ def loss_and_grad(p: Params, x: np.ndarray, y: np.ndarray) -> tuple[float, dict[
     return loss, {"W": x.T.dot(e), "b": np.ones(n, dtype=e.dtype).dot(e)}
 
 
+def jacobian(p: Params, x: np.ndarray) -> np.ndarray:
+    """The logits, a row a sample and class, over θ = (W, b): z ⊗ I, z the samples with a column of ones
+    (∂ logit_ic / ∂(W, b)[a, d] = z_ia·δ_cd, and (W; b) flattened is (W, b) in C order)."""
+    z = np.concatenate([x, np.ones((len(x), 1), dtype=x.dtype)], axis=1)
+    return np.kron(z, np.eye(p["b"].size, dtype=x.dtype))
+
+
+def hessian(p: Params, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Over θ = (W, b), with one-hot y: Σᵢ zᵢzᵢᵀ ⊗ (diag(pᵢ) − pᵢpᵢᵀ) / n, pᵢ the softmax of sample i's logits and
+    zᵢ the sample with a 1 (for b)."""
+    n, k = y.shape
+    z = np.concatenate([x, np.ones((n, 1), dtype=x.dtype)], axis=1)
+    logits = z[:, :-1].dot(p["W"]) + p["b"]
+    e = np.exp(logits - logits.max(axis=1, keepdims=True))
+    prob = e / e.sum(axis=1, keepdims=True)
+    zp = (z[:, :, None] * prob[:, None, :]).reshape(n, -1)  # zᵢ ⊗ pᵢ
+    out = -zp.T.dot(zp)
+    c = np.arange(k)
+    m = z.shape[1]
+    diag = np.zeros((m, k, m, k), dtype=out.dtype)
+    diag[:, c, :, c] = np.stack([(z.T * prob[:, j]).dot(z) for j in c])  # Σᵢ pᵢc·zᵢzᵢᵀ, in class c's block
+    out += diag.reshape(m * k, m * k)
+    out /= n
+    return out
+
+
 def metrics(p: Params) -> dict[str, float]:
     """Accuracy on the held-out images (and on the training ones)."""
     x, y, x_test, y_test = data()
@@ -76,6 +102,8 @@ def make() -> Task:
         model=model,
         loss=loss,
         loss_and_grad=loss_and_grad,
+        hessian=hessian,
+        jacobian=jacobian,
         lr=lambda epoch: 0.5,
         epochs=20,
         batch_size=100,

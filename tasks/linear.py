@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from tasks import Task
+from tasks import Params, Task
 
 
 def model(p, x, xp):
@@ -21,6 +21,16 @@ def loss_and_grad(p, x, y):
     return r.dot(r) / n, {"w": np.array([x.dot(r)]) * (2 / n)}  # scaled as an array: float32 stays float32
 
 
+def hessian(p: Params, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Over θ = (w): 2·x·x / n, one entry."""
+    return np.array([[x.dot(x)]]) * (2 / len(x))  # scaled as an array: float32 stays float32
+
+
+def jacobian(p: Params, x: np.ndarray) -> np.ndarray:
+    """The predictions over θ = (w): x, a column."""
+    return x.reshape(-1, 1)
+
+
 def make() -> Task:
     return Task(
         name="linear",
@@ -31,6 +41,8 @@ def make() -> Task:
         model=model,
         loss=loss,
         loss_and_grad=loss_and_grad,
+        hessian=hessian,
+        jacobian=jacobian,
         lr=lambda epoch: 0.01,
         epochs=20,
         expected={"w": 9.612 / 5},

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from tasks import Task
+from tasks import Params, Task
 
 
 def model(p, x, xp):
@@ -23,6 +23,17 @@ def loss_and_grad(p, x, y):
     return 0.5 * r.dot(r) / n, {"a": g[0:1], "b": g[1:2], "c": g[2:3]}
 
 
+def hessian(p: Params, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Over θ = (a, b, c): AᵀA / n, A the columns x², x and 1."""
+    a = jacobian(p, x)
+    return a.T.dot(a) / len(x)
+
+
+def jacobian(p: Params, x: np.ndarray) -> np.ndarray:
+    """The predictions over θ = (a, b, c): the columns x², x and 1."""
+    return np.stack([x * x, x, np.ones_like(x)], axis=1)
+
+
 def lr(epoch: int) -> float:
     return 0.5 / 2 ** ((epoch + 1) // 10)
 
@@ -38,6 +49,8 @@ def make(name: str = "parabola", batch_size: int = 16, shuffle_seed: int | None 
         model=model,
         loss=loss,
         loss_and_grad=loss_and_grad,
+        hessian=hessian,
+        jacobian=jacobian,
         lr=lr,
         epochs=100,
         batch_size=batch_size,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from tasks import Task
+from tasks import Params, Task
 
 
 def model(p, x, xp):
@@ -22,6 +22,17 @@ def loss_and_grad(p, x, y):
     return loss, {"w": r.dot(x), "b": r.sum(keepdims=True)}
 
 
+def hessian(p: Params, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Over θ = (w₁, w₂, b): 2·AᵀA, A the samples with a column of ones (for b)."""
+    a = jacobian(p, x)
+    return 2 * a.T.dot(a)
+
+
+def jacobian(p: Params, x: np.ndarray) -> np.ndarray:
+    """The predictions over θ = (w₁, w₂, b): the samples with a column of ones."""
+    return np.concatenate([x, np.ones((len(x), 1), dtype=x.dtype)], axis=1)
+
+
 def make() -> Task:
     rng = np.random.default_rng(0)
     x = rng.normal(size=(300, 2))
@@ -36,6 +47,8 @@ def make() -> Task:
         model=model,
         loss=loss,
         loss_and_grad=loss_and_grad,
+        hessian=hessian,
+        jacobian=jacobian,
         lr=lambda epoch: 0.01,
         epochs=10,
         batch_size=10,

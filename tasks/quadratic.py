@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from tasks import Task
+from tasks import Params, Task
 
 
 def model(p, x, xp):
@@ -28,6 +28,17 @@ def loss_and_grad(p, x, y):
     return 0.5 * r.dot(r), {"w": np.array([r.dot(x2)]), "b": r.sum(keepdims=True)}
 
 
+def hessian(p: Params, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Over θ = (w, b): AᵀA, A the columns x² and 1 (the model is linear in θ, the loss half its summed squares)."""
+    a = jacobian(p, x)
+    return a.T.dot(a)
+
+
+def jacobian(p: Params, x: np.ndarray) -> np.ndarray:
+    """The predictions over θ = (w, b): the columns x² and 1."""
+    return np.stack([x**2, np.ones_like(x)], axis=1)
+
+
 def make(n: int = 100) -> Task:
     rng = np.random.RandomState(100)  # the tutorial's np.random.seed(100) stream
     x = np.linspace(-1, 1, n)
@@ -46,6 +57,8 @@ def make(n: int = 100) -> Task:
         model=model,
         loss=loss,
         loss_and_grad=loss_and_grad,
+        hessian=hessian,
+        jacobian=jacobian,
         lr=lambda epoch: lr,
         epochs=800,
         expected={"w": 2.98927619, "b": 2.09818307} if n == 100 else {},

@@ -16,7 +16,7 @@ TRAIN = 5 * BATCH  # the first 1,280 of digits' 1,500 training images: five batc
 INPUTS, CLASSES = 64, 10
 WIDTH = 16  # the default: the sweep's smallest width (bench.core.options.WIDTHS)
 
-__all__ = ["loss", "loss_and_grad", "make", "matmul_flops", "metrics", "model"]
+__all__ = ["hessian", "jacobian", "loss", "loss_and_grad", "make", "matmul_flops", "metrics", "model"]
 
 
 def model(p: Params, x: Any, xp: Any) -> Any:
@@ -52,6 +52,83 @@ def loss_and_grad(p: Params, x: np.ndarray, y: np.ndarray) -> tuple[float, dict[
     d1 *= np.subtract(1.0, t, out=t)
     return loss, {"W1": x.T.dot(d1), "b1": ones.dot(d1), "W2": h1.T.dot(d2), "b2": ones.dot(d2),
                   "W3": h2.T.dot(e), "b3": ones.dot(e)}  # fmt: skip
+
+
+def _forward(p: Params, x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    h1 = np.tanh(x.dot(p["W1"]) + p["b1"])
+    h2 = np.tanh(h1.dot(p["W2"]) + p["b2"])
+    return h1, h2, h2.dot(p["W3"]) + p["b3"]
+
+
+def _with_ones(a: np.ndarray) -> np.ndarray:
+    return np.concatenate([a, np.ones((len(a), 1), dtype=a.dtype)], axis=1)  # (W; b) flattened is (W, b) in C order
+
+
+def jacobian(p: Params, x: np.ndarray) -> np.ndarray:
+    """The logits z = h2·W3 + b3, a row a sample and class, over θ = (W1, b1, W2, b2, W3, b3): with uₗ = (hₗ, 1)
+    (u₀ = (x, 1)), sₗ = 1 − hₗ² (tanh's derivative), ∂zᵢc/∂(W3, b3)[a, d] = u₂ᵢₐ·δcd,
+    ∂zᵢc/∂(W2, b2)[a, j] = u₁ᵢₐ·B₂ᵢⱼc with B₂ᵢⱼc = s₂ᵢⱼ·W3ⱼc, ∂zᵢc/∂(W1, b1)[a, k] = u₀ᵢₐ·B₁ᵢₖc with
+    B₁ᵢₖc = s₁ᵢₖ·Σⱼ W2ₖⱼ·B₂ᵢⱼc."""
+    h1, h2, _ = _forward(p, x)
+    n, k = len(x), p["b3"].size
+    b2 = (1 - h2 * h2)[:, :, None] * p["W3"]  # (n, width, k)
+    b1 = (1 - h1 * h1)[:, :, None] * np.matmul(p["W2"], b2)
+    parts = [np.einsum("ia,ijc->icaj", _with_ones(u), b).reshape(n * k, -1) for u, b in ((x, b1), (h1, b2))]
+    return np.concatenate([*parts, np.kron(_with_ones(h2), np.eye(k, dtype=h2.dtype))], axis=1)
+
+
+def _times(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """a·b[d] for each d, a (n, p) and b (d, p, q), as one 2-d product: numpy's stacked matmul of a 2-d operand
+    with a 3-d one runs a few times slower."""
+    d, p, q = b.shape
+    return a.dot(b.transpose(1, 0, 2).reshape(p, d * q)).reshape(len(a), d, q).transpose(1, 0, 2)
+
+
+def hessian(p: Params, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Over θ = (W1, b1, W2, b2, W3, b3), with one-hot y: ∇²L a row at a time, ∇²L·v for each unit vector v, by
+    Pearlmutter's R-operator (R{·}: the derivative along v) on the backward pass of ``loss_and_grad``. With
+    uₗ = (hₗ, 1) (h₀ = x), sₗ = 1 − hₗ², e = (softmax(z) − y) / n, δ₃ = e, δₗ = (δₗ₊₁·Wₗ₊₁ᵀ) ⊙ sₗ, and v the unit
+    vector of (Wₗ; bₗ)[a, j] (uₗ₋₁·Vₗ is then uₗ₋₁[:, a] in column j, δₗ·Vₗᵀ is δₗ[:, j] in column a):
+    R{h₁} = s₁ ⊙ (x·V1 + c1), R{h₂} = s₂ ⊙ (R{h₁}·W2 + h₁·V2 + c2), R{z} = R{h₂}·W3 + h₂·V3 + c3,
+    R{e} = p ⊙ (R{z} − Σ p ⊙ R{z}) / n, R{δ₂} = (R{e}·W3ᵀ + e·V3ᵀ) ⊙ s₂ − 2·(e·W3ᵀ) ⊙ h₂ ⊙ R{h₂} (likewise R{δ₁}),
+    and the row: R{∂L/∂Wₗ} = R{hₗ₋₁}ᵀ·δₗ + hₗ₋₁ᵀ·R{δₗ}, R{∂L/∂bₗ} = Σᵢ R{δₗ}."""
+    h1, h2, z = _forward(p, x)
+    prob = np.exp(z - z.max(axis=1, keepdims=True))
+    prob /= prob.sum(axis=1, keepdims=True)
+    n = len(y)
+    e = (prob - y) / n
+    g2 = e.dot(p["W3"].T)
+    s2 = 1 - h2 * h2
+    d2 = g2 * s2
+    g1 = d2.dot(p["W2"].T)
+    s1 = 1 - h1 * h1
+    units = [(_with_ones(u), w.shape[1]) for u, w in ((x, p["W1"]), (h1, p["W2"]), (h2, p["W3"]))]
+    starts = np.cumsum([0] + [u.shape[1] * width for u, width in units])
+    out = np.empty((starts[-1], starts[-1]), dtype=z.dtype)
+    for first in range(0, starts[-1], 128):  # 128 directions at once: (128, n, width) arrays
+        rows = np.arange(first, min(first + 128, starts[-1]))
+        forward = [np.zeros((len(rows), n, width), dtype=z.dtype) for _, width in units]  # uₗ₋₁·Vₗ + cₗ
+        backward = [np.zeros((len(rows), n, u.shape[1] - 1), dtype=z.dtype) for u, _ in units[1:]]  # δₗ·Vₗᵀ
+        for layer, ((u, width), delta) in enumerate(zip(units, (None, d2, e), strict=True)):
+            at = np.flatnonzero((rows >= starts[layer]) & (rows < starts[layer + 1]))
+            a, j = np.divmod(rows[at] - starts[layer], width)
+            forward[layer][at, :, j] = u[:, a].T
+            if delta is not None:
+                weight = a < u.shape[1] - 1  # not the bias
+                backward[layer - 1][at[weight], :, a[weight]] = delta[:, j[weight]].T
+        rh1 = s1 * forward[0]
+        rh2 = s2 * (np.matmul(rh1, p["W2"]) + forward[1])
+        rz = np.matmul(rh2, p["W3"]) + forward[2]
+        re = prob * (rz - (prob * rz).sum(axis=2, keepdims=True)) / n
+        rd2 = (np.matmul(re, p["W3"].T) + backward[1]) * s2 - 2 * g2 * h2 * rh2
+        rd1 = (np.matmul(rd2, p["W2"].T) + backward[0]) * s1 - 2 * g1 * h1 * rh1
+        out[rows] = np.concatenate(
+            [_times(x.T, rd1).reshape(len(rows), -1), rd1.sum(axis=1),
+             (np.matmul(rh1.transpose(0, 2, 1), d2) + _times(h1.T, rd2)).reshape(len(rows), -1), rd2.sum(axis=1),
+             (np.matmul(rh2.transpose(0, 2, 1), e) + _times(h2.T, re)).reshape(len(rows), -1), re.sum(axis=1)],
+            axis=1,
+        )  # fmt: skip
+    return out
 
 
 def metrics(p: Params) -> dict[str, float]:
@@ -95,6 +172,8 @@ def make(n: int = WIDTH) -> Task:
         model=model,
         loss=loss,
         loss_and_grad=loss_and_grad,
+        hessian=hessian,
+        jacobian=jacobian,
         lr=lambda epoch: 0.5,
         epochs=10,
         batch_size=BATCH,

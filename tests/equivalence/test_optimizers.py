@@ -15,7 +15,7 @@ from bench.core.errors import UsageError
 from bench.host import envs
 from bench.worker import serve
 from tasks import formulas, optimizers
-from tasks.optimizers import SGD, Adam, AdamW
+from tasks.optimizers import SGD, Adam, AdamW, Newton
 
 
 def steps(opt: optimizers.Optimizer, w0: float, grads: list[float], lr: float) -> list[float]:
@@ -71,7 +71,9 @@ def test_every_task_trains_the_default_unless_it_names_another():
     for name in tasks.TASKS:
         t = tasks.get(name)
         assert optimizers.parse(t.optimizer) == {"mlp-momentum": SGD(0.9, False, 1e-4),
-                                                 "digits-adamw": AdamW(weight_decay=0.01)}.get(name, SGD())  # fmt: skip
+                                                 "digits-adamw": AdamW(weight_decay=0.01),
+                                                 "logistic-newton": Newton(),
+                                                 "poisson-newton": Newton()}.get(name, SGD())  # fmt: skip
     assert SGD().plain and not SGD(momentum=0.9).plain and not Adam().plain
 
 
