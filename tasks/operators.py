@@ -217,13 +217,34 @@ def tolerance(ref: Reference, dtype: str) -> float:
     return ref.tol64 if dtype == "float64" else max(TOL[dtype], ref.tol64)
 
 
+CHECK_DIRECTIONS = 3  # beyond DENSE_LIMIT parameters, a formula is checked along this many seeded directions
+
+
+def directions(at: Point) -> np.ndarray:
+    """What a hand-derived Hessian or Jacobian is checked along: every unit vector (the whole matrix) up to
+    DENSE_LIMIT parameters; beyond, v and CHECK_DIRECTIONS - 1 more seeded directions (columns of the result)."""
+    n = at.theta.size
+    if n <= DENSE_LIMIT:
+        return np.eye(n)
+    more = np.random.default_rng(DIRECTION_SEED + 1).normal(size=(n, CHECK_DIRECTIONS - 1))
+    return np.column_stack([at.v, more])
+
+
+def differences_model_along(task: Task, at: Point, v: np.ndarray) -> np.ndarray:
+    """∂f/∂θ·v by central differences of the model along v."""
+    f = flat_model(task, at.batch, at.shapes, np)
+    return richardson(lambda s: (f(at.theta + s * v) - f(at.theta - s * v)) / (2 * s), step_for(at.theta, v))
+
+
 def second_order_errors(task: Task, params: Params | None = None) -> dict[str, float | str]:
     """For the Hessian and the Jacobian the task writes by hand: how far each is from central differences of its
-    hand-derived gradient and of its model (``rel_error``), or why it could not be compared (it fails, its shape)."""
+    hand-derived gradient and of its model (``rel_error``), along ``directions`` (the whole matrix, for a model of
+    at most DENSE_LIMIT parameters), or why it could not be compared (it fails, its shape)."""
     at = point(task, params)
+    along = directions(at)
     out: dict[str, float | str] = {}
-    for what, hand, diff in (("hessian", hand_hessian, differences_hessian),
-                             ("jacobian", hand_jacobian, differences_jacobian)):  # fmt: skip
+    for what, hand, diff in (("hessian", hand_hessian, differences_hvp),
+                             ("jacobian", hand_jacobian, differences_model_along)):  # fmt: skip
         try:
             mine = hand(task, at)
         except Exception as e:  # noqa: BLE001 - a task's own code: named in the line
@@ -231,8 +252,14 @@ def second_order_errors(task: Task, params: Params | None = None) -> dict[str, f
             continue
         if mine is None:
             continue
-        want = diff(task, at)
-        out[what] = f"has shape {mine.shape}, not {want.shape}" if mine.shape != want.shape else rel_error(mine, want)
+        want = np.stack([diff(task, at, d) for d in along.T], axis=1)
+        rows = want.shape[0]
+        if mine.shape != (rows, at.theta.size):
+            out[what] = f"has shape {mine.shape}, not {(rows, at.theta.size)}"
+            continue
+        if what == "hessian" and along.shape[1] == rows:  # the whole matrix: made symmetric, as ∇²L is
+            want = (want + want.T) / 2
+        out[what] = rel_error(mine @ along, want)
     return out
 
 

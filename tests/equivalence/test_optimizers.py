@@ -80,7 +80,7 @@ def test_every_task_trains_the_default_unless_it_names_another():
 @pytest.mark.parametrize(
     "spec, problem",
     [
-        ({"name": "adamx"}, "unknown optimiser 'adamx'; choose from: sgd, adam, adamw"),
+        ({"name": "adamx"}, "unknown optimiser 'adamx'; choose from: sgd, adam, adamw, newton"),
         ({"name": "adam", "beta2": 0.99}, "adam has no setting 'beta2'; its settings: b1, b2, eps, weight_decay"),
         (Adam(b2=1.0), "adam b2 is 1, not in (0, 1)"),
         (Adam(b2=0.0), "adam b2 is 0, not in (0, 1)"),
