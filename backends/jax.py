@@ -1,6 +1,11 @@
 """jax.value_and_grad, called eagerly: every step traces the loss again and dispatches op by op. A task's
 optimiser other than plain SGD is optax's (``optax.sgd``, ``optax.adam``, ``optax.adamw``, L2 decay as
-``optax.add_decayed_weights`` before them), its rate set each step through ``optax.inject_hyperparams``."""
+``optax.add_decayed_weights`` before them), its rate set each step through ``optax.inject_hyperparams``. Newton's
+method, which optax has not (its nearest, optax.lbfgs, is quasi-Newton), is written here with jax.hessian and
+jnp.linalg.solve (``newton_step``).
+
+The operators beyond the gradient are JAX's own transformations of the flat loss, as its autodiff cookbook
+composes them (forward over reverse: jax.jvp of jax.grad), called eagerly like the step."""
 
 from __future__ import annotations
 
@@ -12,6 +17,7 @@ import numpy as np
 import optax
 
 from backends._base import Backend
+from tasks import operators
 from tasks.optimizers import Optimizer
 
 jax.config.update("jax_enable_x64", True)  # JAX is float32-only unless asked; float32 runs pass float32 arrays
@@ -69,12 +75,17 @@ class Jax(Backend):
     is_async = True
     devices = ("cpu", "cuda")
     xp = jnp  # jax.numpy follows the array API: the whole contract, as it stands
+    operators = {"loss": "the task's model and loss", "jvp": "jax.jvp", "vjp": "jax.vjp, its pullback of 1",
+                 "hvp-fwd-rev": "jax.jvp of jax.grad", "hvp-rev-rev": "jax.grad of jnp.vdot(jax.grad(f), v)",
+                 "hessian": "jax.hessian", "jacobian-fwd": "jax.jacfwd", "jacobian-rev": "jax.jacrev"}  # fmt: skip
 
     def __init__(self, task, dtype="float64", device="cpu"):
         super().__init__(task, dtype, device)
         self.p = {k: self.asarray(v) for k, v in task.init.items()}
         self.value_and_grad = jax.value_and_grad(self.objective)
-        if not self.optimizer.plain:
+        self.newton = self.optimizer.name == "newton"
+        self.uses_optax = not (self.optimizer.plain or self.newton)  # optax's optimiser and its state: the rest
+        if self.uses_optax:
             self.tx = optax_optimizer(self.optimizer, task.lr(0), dtype)
             self.state = self.tx.init(self.p)
 
@@ -92,6 +103,9 @@ class Jax(Backend):
         return self.task.loss(self.task.model(p, x, self.xp), y, self.xp)
 
     def step(self, x: jax.Array, y: jax.Array, lr: float) -> jax.Array:
+        if self.newton:
+            self.p, loss = self.newton_step(self.p, x, y, lr)
+            return loss
         loss, grads = self.value_and_grad(self.p, x, y)
         if self.optimizer.plain:
             self.p = jax.tree.map(lambda p, g: p - lr * g, self.p, grads)
@@ -103,6 +117,22 @@ class Jax(Backend):
         """optax's step at the rate ``lr``: new parameters and state."""
         updates, state = self.tx.update(grads, with_rate(state, lr), p)
         return optax.apply_updates(p, updates), state
+
+    def newton_step(
+        self, p: dict[str, jax.Array], x: jax.Array, y: jax.Array, lr: Any
+    ) -> tuple[dict[str, jax.Array], jax.Array]:
+        """Damped Newton on the batch: the flat loss's gradient g (jax.value_and_grad) and Hessian H (jax.hessian,
+        as the ``hessian`` operator), d solving (H + λI)·d = g (jnp.linalg.solve), θ − lr·d split back by slices.
+        The new parameters and the loss before the update."""
+        shapes = operators.shapes_of(p)
+        f = operators.flat_loss(self.task, x, y, shapes, jnp)
+        theta = jnp.concatenate([jnp.ravel(a) for a in p.values()])
+        loss, g = jax.value_and_grad(f)(theta)
+        h = self.hessian(f, theta)
+        if self.optimizer.damping:
+            h = h + self.optimizer.damping * jnp.eye(theta.shape[0], dtype=theta.dtype)
+        d = jnp.linalg.solve(h, g)
+        return operators.unflatten(theta - lr * d, shapes, jnp), loss
 
     def loss(self, x: jax.Array, y: jax.Array) -> jax.Array:
         return self.objective(self.p, x, y)
@@ -121,3 +151,26 @@ class Jax(Backend):
 
     def compile_seconds(self) -> float:
         return COMPILING["seconds"]
+
+    # -- beyond the gradient: f is the flat loss (or, for the Jacobians, the flat model) of θ ------------------
+    def jvp(self, f: Any, theta: jax.Array, v: jax.Array) -> jax.Array:
+        return jax.jvp(f, (theta,), (v,))[1]
+
+    def vjp(self, f: Any, theta: jax.Array) -> jax.Array:
+        value, pullback = jax.vjp(f, theta)
+        return pullback(jnp.ones_like(value))[0]
+
+    def hvp_fwd_rev(self, f: Any, theta: jax.Array, v: jax.Array) -> jax.Array:
+        return jax.jvp(jax.grad(f), (theta,), (v,))[1]
+
+    def hvp_rev_rev(self, f: Any, theta: jax.Array, v: jax.Array) -> jax.Array:
+        return jax.grad(lambda t: jnp.vdot(jax.grad(f)(t), v))(theta)
+
+    def hessian(self, f: Any, theta: jax.Array) -> jax.Array:
+        return jax.hessian(f)(theta)
+
+    def jacobian_fwd(self, g: Any, theta: jax.Array) -> jax.Array:
+        return jax.jacfwd(g)(theta)
+
+    def jacobian_rev(self, g: Any, theta: jax.Array) -> jax.Array:
+        return jax.jacrev(g)(theta)

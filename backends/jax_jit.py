@@ -1,10 +1,13 @@
 """``jax.jit`` over one training step, called once a step from Python, as JAX's docs teach it ("Training a
 simple neural network", optax's "Getting started"): the parameters (and optax's state) in, the new ones and
 the loss out, the learning rate an array argument (one trace for every rate). A task's optimiser other than
-plain SGD is optax's, as in ``jax``. The objective alone is jitted likewise."""
+plain SGD is optax's, as in ``jax``; Newton's method is ``jax``'s step under jax.jit (the gradient, jax.hessian and
+jnp.linalg.solve in the one program). The objective alone is jitted likewise, and so is each operator: jax.jit of
+``jax``'s transformation, made once per ``operator`` call, compiled at its first call."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import jax
@@ -12,15 +15,18 @@ import jax.numpy as jnp
 import numpy as np
 
 from backends.jax import Jax
+from tasks import operators
 
 
 class JaxJit(Jax):
     name = "jax-jit"
     mode = "compiled step"
+    operators = {k: f"jax.jit of {v}" for k, v in Jax.operators.items()}
 
     def __init__(self, task, dtype="float64", device="cpu"):
         super().__init__(task, dtype, device)
-        self.update = jax.jit(self.sgd_step if self.optimizer.plain else self.optax_step)
+        step = self.optax_step if self.uses_optax else self.newton_step if self.newton else self.sgd_step
+        self.update = jax.jit(step)  # the stateless ones alike: (p, x, y, lr) -> (p, loss)
         self.loss_jit = jax.jit(self.objective)
         self.stack_jit = jax.jit(jnp.stack)  # one call for the chunk's losses, not an eager op for each
 
@@ -43,10 +49,10 @@ class JaxJit(Jax):
         ]
 
     def step(self, x: jax.Array, y: jax.Array, lr: jax.Array) -> jax.Array:
-        if self.optimizer.plain:
-            self.p, loss = self.update(self.p, x, y, lr)
-        else:
+        if self.uses_optax:
             (self.p, self.state), loss = self.update(self.p, self.state, x, y, lr)
+        else:
+            self.p, loss = self.update(self.p, x, y, lr)
         return loss
 
     def loss(self, x: jax.Array, y: jax.Array) -> jax.Array:
@@ -58,3 +64,11 @@ class JaxJit(Jax):
     def gradient(self) -> dict[str, np.ndarray]:
         grads = jax.jit(jax.grad(self.objective))(self.p, self.x, self.y)
         return {k: np.asarray(g) for k, g in grads.items()}
+
+    def operator(self, name: str, at: operators.Point) -> Callable[[], Any]:
+        """``operator_function``'s function of (θ, v) under jax.jit, made once: its first call traces and compiles
+        it (JAX reports both to jax.monitoring: ``compile_seconds`` counts them), each later one runs the program.
+        The data it closes over are the program's constants."""
+        fn, args = self.operator_function(name, at)
+        compiled = jax.jit(fn)
+        return lambda: compiled(*args)

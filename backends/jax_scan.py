@@ -1,5 +1,10 @@
 """jax.jit over a whole chunk of epochs: ``lax.scan`` over epochs, and within each over batches; a task's
-optimiser other than plain SGD is optax's, as in ``jax``, its state carried through the scan."""
+optimiser other than plain SGD is optax's, as in ``jax``, its state carried through the scan, and Newton's method is
+``jax``'s Newton step (jax.hessian, jnp.linalg.solve) as the scan's body.
+
+An operator is one call, not a loop of steps, and a loop of one call compiled is jax.jit of that call: the operators
+are ``jax-jit``'s, each under jax.jit. A loop of many calls would measure nothing more: at one point (the same θ and
+v each time) its body is loop-invariant, and XLA may hoist it out of the loop and compute it once."""
 
 from __future__ import annotations
 
@@ -9,11 +14,13 @@ import jax
 import numpy as np
 
 from backends.jax import Jax
+from backends.jax_jit import JaxJit
 
 
 class JaxScan(Jax):
     name = "jax-scan"
     mode = "compiled loop"
+    operators, operator = JaxJit.operators, JaxJit.operator
 
     def __init__(self, task, dtype="float64", device="cpu"):
         super().__init__(task, dtype, device)
@@ -28,7 +35,11 @@ class JaxScan(Jax):
             loss, grads = jax.value_and_grad(self.objective)(carry[0], *batch)
             return self.optax_update(*carry, grads, lr), loss
 
-        return self.scan(sgd_step if self.optimizer.plain else optax_step, p, x, y, lrs, orders)
+        def newton_step(p, batch, lr):
+            return self.newton_step(p, *batch, lr)
+
+        step = optax_step if self.uses_optax else newton_step if self.newton else sgd_step
+        return self.scan(step, p, x, y, lrs, orders)
 
     def losses(self, p, x, y, lrs, orders):
         return self.scan(lambda p, batch, lr: (p, self.objective(p, *batch)), p, x, y, lrs, orders)[1]
@@ -52,10 +63,10 @@ class JaxScan(Jax):
         return self.asarray(lrs), stacked
 
     def run(self, chunk: Any) -> jax.Array:
-        if self.optimizer.plain:
-            self.p, losses = self.run_jit(self.p, self.x, self.y, *chunk)
-        else:
+        if self.uses_optax:
             (self.p, self.state), losses = self.run_jit((self.p, self.state), self.x, self.y, *chunk)
+        else:
+            self.p, losses = self.run_jit(self.p, self.x, self.y, *chunk)
         return losses
 
     def evaluate(self, chunk: Any) -> jax.Array:
