@@ -16,7 +16,16 @@ from bench.core.cases import DTYPES
 from bench.core.errors import BenchError
 from tasks import operators
 
-CASES = [(t, b, d) for t in tasks.TASKS for b in backends.BACKENDS for d in DTYPES]
+# A compiled mode's operators are its framework's eager ones under its compiler (tasks.operators' functions
+# compiled once each): the eager mode checks the framework's operators on every task, the compiled mode that
+# compiling keeps their values, on these (a vector, a network and a matrix model, and the size family), where each
+# of its compiles costs seconds (torch.compile's); `pytest --full` checks every task on every mode.
+COMPILED_TASKS = ("logistic", "mlp", "digits", "wide-mlp")
+
+
+def operator_cases(full: bool) -> list[tuple[str, str, str]]:
+    return [(t, b, d) for t in tasks.TASKS for b, spec in backends.BACKENDS.items() for d in DTYPES
+            if full or not spec.compiles or t in COMPILED_TASKS]  # fmt: skip
 
 
 @pytest.fixture(scope="session")
@@ -40,7 +49,7 @@ def reference(task: str, name: str) -> operators.Reference:
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "operator_case" in metafunc.fixturenames:
-        metafunc.parametrize("operator_case", CASES, ids="-".join)
+        metafunc.parametrize("operator_case", operator_cases(metafunc.config.getoption("--full")), ids="-".join)
 
 
 def test_every_operator_equals_the_hand_derived_value(values, operator_case):
