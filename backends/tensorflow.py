@@ -1,6 +1,15 @@
 """TensorFlow eager: ``tf.GradientTape`` over the task's model and loss, the update with ``assign_sub``; a
 task's optimiser other than plain SGD is Keras's (``keras.optimizers.SGD``, ``Adam``, ``AdamW``, Keras 3
-as TensorFlow ships it) over the ``tf.Variable``s, with ``apply_gradients``."""
+as TensorFlow ships it) over the ``tf.Variable``s, with ``apply_gradients``; Newton's method (which Keras
+has not) is nested tapes for the Hessian and ``tf.linalg.solve``.
+
+Operators beyond the gradient (``tasks.operators``) as TensorFlow's guide "Advanced automatic
+differentiation" writes them: forward mode with ``tf.autodiff.ForwardAccumulator``, reverse mode with
+``tf.GradientTape``, the Hessian-vector product forward over reverse as an accumulator around a tape, the
+Hessian and the reverse-mode Jacobian with ``GradientTape.jacobian`` (vectorised by pfor, its default; in eager
+mode pfor traces its loop body into a graph on every call). TensorFlow has no forward-mode Jacobian function:
+that one is ``tf.vectorized_map`` (pfor again) of an accumulator's jvp over the identity's columns, a tangent a
+column."""
 
 from __future__ import annotations
 
@@ -13,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from backends._base import Backend
+from tasks import operators
 from tasks.optimizers import Optimizer
 
 
@@ -73,15 +83,44 @@ def keras_optimizer(opt: Optimizer, lr: float, dtype: str) -> Any:
         keras.config.set_floatx(floatx)
 
 
+def gradient_and_hessian(f: Any, theta: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+    """f(θ), its gradient and its Hessian: a tape's jacobian of the gradient an inner tape records, as the
+    guide's Hessian section writes it (the Hessian operator and Newton's step both)."""
+    with tf.GradientTape() as outer:
+        outer.watch(theta)
+        with tf.GradientTape() as inner:
+            inner.watch(theta)
+            value = f(theta)
+        g = inner.gradient(value, theta)
+    return value, g, outer.jacobian(g, theta)
+
+
+TAPE = "tf.GradientTape"
+OPERATORS = {
+    "loss": "the task's model and loss on tf.experimental.numpy",
+    "jvp": "tf.autodiff.ForwardAccumulator(θ, v).jvp of L",
+    "vjp": f"{TAPE}.gradient of L with output_gradients 1",
+    "hvp-fwd-rev": f"tf.autodiff.ForwardAccumulator(θ, v).jvp of {TAPE}.gradient",
+    "hvp-rev-rev": f"{TAPE}.gradient of the dot of {TAPE}.gradient with v",
+    "hessian": f"{TAPE}.jacobian of {TAPE}.gradient",
+    "jacobian-fwd": "tf.vectorized_map of tf.autodiff.ForwardAccumulator.jvp over the identity's columns",
+    "jacobian-rev": f"{TAPE}.jacobian (pfor)",
+}
+
+
 class Tensorflow(Backend):
     name = "tensorflow"
     xp = tf.experimental.numpy  # TensorFlow's NumPy API: the whole contract
     optimizer_formula = "keras"  # Keras's optimisers: tasks.formulas
+    operators = OPERATORS
 
     def __init__(self, task, dtype="float64", device="cpu"):
         super().__init__(task, dtype, device)
         self.p = {k: tf.Variable(self.asarray(v), name=k) for k, v in task.init.items()}
-        self.opt = None if self.optimizer.plain else keras_optimizer(self.optimizer, task.lr(0), dtype)
+        self.newton = self.optimizer.name == "newton"
+        self.shapes = operators.shapes_of(task.init)
+        keras = not (self.optimizer.plain or self.newton)
+        self.opt = keras_optimizer(self.optimizer, task.lr(0), dtype) if keras else None
         if self.opt is not None:
             self.opt.build(list(self.p.values()))  # its state now, not inside a compiled function
 
@@ -108,6 +147,11 @@ class Tensorflow(Backend):
         return loss, tape.gradient(loss, list(self.p.values()), unconnected_gradients=tf.UnconnectedGradients.ZERO)
 
     def step(self, x: tf.Tensor, y: tf.Tensor, lr: float) -> tf.Tensor:
+        if self.newton:
+            loss, p = self.newton_step(self.values(), x, y, lr)
+            for v, new in zip(self.p.values(), p.values(), strict=True):
+                v.assign(new)
+            return loss
         loss, grads = self.loss_and_grads(x, y)
         if self.opt is not None:
             self.apply(grads, lr)
@@ -120,6 +164,17 @@ class Tensorflow(Backend):
         """The Keras optimiser's step at the epoch's rate, on the variables (in order)."""
         self.opt.learning_rate = lr
         self.opt.apply_gradients(zip(grads, self.p.values(), strict=True))
+
+    def newton_step(self, p: dict[str, Any], x: tf.Tensor, y: tf.Tensor, lr: Any) -> tuple[tf.Tensor, dict[str, Any]]:
+        """Damped Newton on the batch (tasks.optimizers.Newton): the loss at ``p`` and the parameters after
+        θ ← θ − γ·d, (H + λI)·d = g solved by ``tf.linalg.solve``, over θ the parameters flattened in order."""
+        theta = tf.concat([tf.reshape(a, (-1,)) for a in p.values()], axis=0)
+        f = operators.flat_loss(self.task, x, y, self.shapes, self.xp)
+        loss, g, h = gradient_and_hessian(f, theta)
+        if self.optimizer.damping:
+            h = h + self.optimizer.damping * tf.eye(h.shape[0], dtype=h.dtype)
+        d = tf.linalg.solve(h, tf.reshape(g, (-1, 1)))
+        return loss, operators.unflatten(theta - lr * tf.reshape(d, (-1,)), self.shapes, self.xp)
 
     def loss(self, x: tf.Tensor, y: tf.Tensor) -> tf.Tensor:
         return self.objective(self.values(), x, y)
@@ -136,3 +191,49 @@ class Tensorflow(Backend):
     def gradient(self) -> dict[str, np.ndarray]:
         grads = self.loss_and_grads(self.x, self.y)[1]
         return {k: g.numpy() for k, g in zip(self.p, grads, strict=True)}
+
+    # -- operators beyond the gradient: f is L or the model, of θ (tasks.operators) ------------------
+    def jvp(self, f: Any, theta: tf.Tensor, v: tf.Tensor) -> tf.Tensor:
+        with tf.autodiff.ForwardAccumulator(theta, v) as acc:
+            value = f(theta)
+        return acc.jvp(value)
+
+    def vjp(self, f: Any, theta: tf.Tensor) -> tf.Tensor:
+        with tf.GradientTape() as tape:
+            tape.watch(theta)
+            value = f(theta)
+        return tape.gradient(value, theta, output_gradients=tf.ones_like(value))
+
+    def hvp_fwd_rev(self, f: Any, theta: tf.Tensor, v: tf.Tensor) -> tf.Tensor:
+        with tf.autodiff.ForwardAccumulator(theta, v) as acc:
+            with tf.GradientTape() as tape:
+                tape.watch(theta)
+                value = f(theta)
+            g = tape.gradient(value, theta)
+        return acc.jvp(g)
+
+    def hvp_rev_rev(self, f: Any, theta: tf.Tensor, v: tf.Tensor) -> tf.Tensor:
+        with tf.GradientTape() as outer:
+            outer.watch(theta)
+            with tf.GradientTape() as inner:
+                inner.watch(theta)
+                value = f(theta)
+            gv = tf.tensordot(inner.gradient(value, theta), v, 1)
+        return outer.gradient(gv, theta)
+
+    def hessian(self, f: Any, theta: tf.Tensor) -> tf.Tensor:
+        return gradient_and_hessian(f, theta)[2]
+
+    def jacobian_fwd(self, f: Any, theta: tf.Tensor) -> tf.Tensor:
+        def column(e: tf.Tensor) -> tf.Tensor:  # ∂f/∂θ·e: one jvp
+            with tf.autodiff.ForwardAccumulator(theta, e) as acc:
+                out = f(theta)
+            return acc.jvp(out)
+
+        return tf.transpose(tf.vectorized_map(column, tf.eye(theta.shape[0], dtype=theta.dtype)))
+
+    def jacobian_rev(self, f: Any, theta: tf.Tensor) -> tf.Tensor:
+        with tf.GradientTape() as tape:
+            tape.watch(theta)
+            out = f(theta)
+        return tape.jacobian(out, theta)

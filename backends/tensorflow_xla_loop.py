@@ -3,7 +3,13 @@ inside the graph (``tf.while_loop`` over epochs and, within each, over batches),
 ``jax-scan`` scans. The parameters are tensors carried through the loop; the chunk's losses come back in
 one ``tf.TensorArray``. A task's optimiser other than plain SGD is Keras's, as in ``tensorflow``: its
 ``apply_gradients`` on the ``tf.Variable``s inside the compiled loop (Keras's TensorFlow backend has no
-stateless form), the loop carrying no parameters."""
+stateless form), the loop carrying no parameters. Newton's method is ``tensorflow``'s step on the carried
+parameters (nested tapes for the Hessian, ``tf.linalg.solve``), inside the loop.
+
+Its operators beyond the gradient are ``tensorflow-xla``'s: each operator's function under
+``tf.function(jit_compile=True)``, one compiled call. An operator is one evaluation at one point, not a
+schedule of steps: there is no loop to put inside the program, and a loop of one call would compile the
+same computation inside a ``tf.while_loop`` that runs once."""
 
 from __future__ import annotations
 
@@ -11,12 +17,16 @@ from typing import Any
 
 import numpy as np
 
-from backends.tensorflow import Tensorflow, tf  # TensorFlow as that module imports it: quietly, without jax
+from backends.tensorflow import OPERATORS, Tensorflow, tf  # TensorFlow as that module imports it: quietly
+from backends.tensorflow_function import TensorflowFunction
 
 
 class TensorflowXlaLoop(Tensorflow):
     name = "tensorflow-xla-loop"
     mode = "compiled loop"
+    jit_compile = True  # for the operators: tensorflow-xla's compiled form (``TensorflowFunction.operator``)
+    operators = {k: f"tf.function(jit_compile=True) of {v}, as tensorflow-xla" for k, v in OPERATORS.items()}
+    operator = TensorflowFunction.operator
 
     def __init__(self, task, dtype="float64", device="cpu"):
         super().__init__(task, dtype, device)
@@ -49,7 +59,12 @@ class TensorflowXlaLoop(Tensorflow):
             self.apply([grads[k] for k in self.p], lr)
             return p, loss
 
-        return self.scan(sgd_step if self.opt is None else keras_step, p, x, y, lrs, orders)
+        def newton_step(p, xb, yb, lr):
+            loss, p = self.newton_step(p, xb, yb, lr)
+            return p, loss
+
+        step = newton_step if self.newton else sgd_step if self.opt is None else keras_step
+        return self.scan(step, p, x, y, lrs, orders)
 
     def losses(self, p, x, y, lrs, orders):
         return self.scan(lambda p, xb, yb, lr: (p, self.objective(p or self.values(), xb, yb)), p, x, y, lrs, orders)[1]
