@@ -1,15 +1,21 @@
 """torch autograd: ``backward()``, then an in-place update under ``no_grad``; a task's optimiser other
-than plain SGD is ``torch.optim``'s (SGD, Adam, AdamW)."""
+than plain SGD is ``torch.optim``'s (SGD, Adam, AdamW). Beyond the gradient, torch.func's transforms (``jvp``,
+``vjp``, ``grad``, ``hessian``, ``jacfwd``, ``jacrev``): the operators of ``tasks.operators`` and Newton's method,
+the Hessian by ``torch.func.hessian`` and the step by ``torch.linalg.solve``."""
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 import numpy as np
 import torch
 
 from backends._base import Backend
+from tasks import operators
 from tasks.optimizers import Optimizer
 
 Operand = torch.Tensor | float  # a tensor, or a Python scalar
+Fn = Callable[[torch.Tensor], torch.Tensor]  # the loss or the model as a function of the flat parameters
 Axis = int | tuple[int, ...] | None
 
 
@@ -64,15 +70,37 @@ def torch_optimizer(opt: Optimizer, params: list[torch.Tensor], lr: float) -> to
     return kind(params, lr=lr, betas=(opt.b1, opt.b2), eps=opt.eps, weight_decay=opt.weight_decay)
 
 
+def newton_direction(f: Callable[[torch.Tensor], torch.Tensor], theta: torch.Tensor,
+                     damping: float) -> tuple[torch.Tensor, torch.Tensor]:  # fmt: skip
+    """Newton's step d of the loss f at θ, solving (∇²f + λI)·d = ∇f with ``torch.linalg.solve``, the Hessian by
+    ``torch.func.hessian`` (the ``hessian`` operator's), and the loss at θ."""
+    grad, loss = torch.func.grad_and_value(f)(theta)
+    hess = torch.func.hessian(f)(theta)
+    if damping:
+        hess = hess + damping * torch.eye(theta.shape[0], dtype=theta.dtype, device=theta.device)
+    return torch.linalg.solve(hess, grad), loss
+
+
 class Torch(Backend):
     name = "torch"
     devices = ("cpu", "cuda")
     xp = Namespace()
+    # torch.func rather than torch.autograd.functional: its transforms compose (an HVP is jvp of grad), run
+    # forward mode as forward mode (autograd.functional's jvp is the double-vjp trick: two reverse passes), and
+    # compile under torch.compile, so that the compiled modes compute the same calls
+    operators = {"loss": "the task's model and loss on torch tensors", "jvp": "torch.func.jvp",
+                 "vjp": "torch.func.vjp, its pullback of 1", "hvp-fwd-rev": "torch.func.jvp of torch.func.grad",
+                 "hvp-rev-rev": "torch.func.grad of torch.func.grad's dot with v", "hessian": "torch.func.hessian",
+                 "jacobian-fwd": "torch.func.jacfwd", "jacobian-rev": "torch.func.jacrev"}  # fmt: skip
 
     def __init__(self, task, dtype="float64", device="cpu"):
         super().__init__(task, dtype, device)
         self.p = {k: self.asarray(v).requires_grad_() for k, v in task.init.items()}
-        self.opt = None if self.optimizer.plain else torch_optimizer(self.optimizer, list(self.p.values()), task.lr(0))
+        newton = self.optimizer.name == "newton"  # torch.optim has none: torch.func's Hessian and torch.linalg.solve
+        self.opt = None if self.optimizer.plain or newton else torch_optimizer(self.optimizer, list(self.p.values()),
+                                                                                task.lr(0))  # fmt: skip
+        self.shapes = operators.shapes_of(task.init)
+        self.flat_task = task  # the task whose model torch.func differentiates: its own here, a module's in torch-nn
 
     def asarray(self, a: np.ndarray) -> torch.Tensor:
         return torch.tensor(a, dtype=getattr(torch, self.dtype), device=self.device)
@@ -84,6 +112,8 @@ class Torch(Backend):
         return self.task.loss(self.task.model(self.p, x, self.xp), y, self.xp)
 
     def step(self, x: torch.Tensor, y: torch.Tensor, lr: float) -> torch.Tensor:
+        if self.optimizer.name == "newton":
+            return self.newton_step(x, y, lr)
         if self.opt is not None:
             return self.optimizer_step(x, y, lr)
         loss = self.objective(x, y)
@@ -102,6 +132,17 @@ class Torch(Backend):
         loss.backward()
         self.opt.step()
         return loss.detach()
+
+    def newton_step(self, x: torch.Tensor, y: torch.Tensor, lr: float) -> torch.Tensor:
+        """A step of Newton's method on the batch: the loss of the flat parameters (``tasks.operators.flat_loss``),
+        its direction (``newton_direction``), and θ ← θ − γ·d, in place, a parameter's slice of d at a time."""
+        theta = torch.cat([self.p[k].detach().reshape(-1) for k, _ in self.shapes])  # in the task's order
+        f = operators.flat_loss(self.flat_task, x, y, self.shapes, self.xp)
+        d, loss = newton_direction(f, theta, self.optimizer.damping)
+        with torch.no_grad():
+            for k, dp in operators.unflatten(d, self.shapes, self.xp).items():
+                self.p[k].sub_(lr * dp)
+        return loss
 
     def loss(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         with torch.no_grad():
@@ -126,3 +167,26 @@ class Torch(Backend):
             self.objective(self.x, self.y), list(self.p.values()), allow_unused=True, materialize_grads=True
         )
         return {k: self.to_numpy(g) for k, g in zip(self.p, grads, strict=True)}
+
+    # -- operators beyond the gradient (tasks.operators), by torch.func -----------------------------------
+    def jvp(self, f: Fn, theta: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+        return torch.func.jvp(f, (theta,), (v,))[1]
+
+    def vjp(self, f: Fn, theta: torch.Tensor) -> torch.Tensor:
+        loss, pullback = torch.func.vjp(f, theta)
+        return pullback(torch.ones_like(loss))[0]
+
+    def hvp_fwd_rev(self, f: Fn, theta: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+        return torch.func.jvp(torch.func.grad(f), (theta,), (v,))[1]
+
+    def hvp_rev_rev(self, f: Fn, theta: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+        return torch.func.grad(lambda t: torch.dot(torch.func.grad(f)(t), v))(theta)
+
+    def hessian(self, f: Fn, theta: torch.Tensor) -> torch.Tensor:
+        return torch.func.hessian(f)(theta)
+
+    def jacobian_fwd(self, f: Fn, theta: torch.Tensor) -> torch.Tensor:
+        return torch.func.jacfwd(f)(theta)
+
+    def jacobian_rev(self, f: Fn, theta: torch.Tensor) -> torch.Tensor:
+        return torch.func.jacrev(f)(theta)

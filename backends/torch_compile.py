@@ -1,12 +1,14 @@
 """torch.compile over the whole functional step: ``torch.func.grad_and_value`` and the update, one graph.
 A task's optimiser other than plain SGD is ``torch.optim``'s own, through its functional API
 (``torch.optim.sgd.sgd``, ``torch.optim.adam.adam``: what ``torch.optim.SGD`` and ``Adam`` call), inside
-the graph, on state tensors made as ``torch.optim`` makes them."""
+the graph, on state tensors made as ``torch.optim`` makes them. Newton's method is torch's (``torch.func.hessian``,
+``torch.linalg.solve``) in the compiled step; each operator is torch's torch.func call under ``torch.compile``."""
 
 from __future__ import annotations
 
 import itertools
 import types
+from collections.abc import Callable
 from functools import cached_property
 from typing import Any
 
@@ -16,7 +18,8 @@ from torch._dynamo.utils import compilation_time_metrics
 from torch.optim.adam import adam
 from torch.optim.sgd import sgd
 
-from backends.torch import Torch
+from backends.torch import Torch, newton_direction
+from tasks import operators
 
 
 class TorchCompile(Torch):
@@ -26,7 +29,9 @@ class TorchCompile(Torch):
     def __init__(self, task, dtype="float64", device="cpu"):
         super().__init__(task, dtype, device)
         self.p = {k: v.detach() for k, v in self.p.items()}
-        self.compiled = torch.compile(own(self.sgd_step if self.optimizer.plain else self.optimizer_step))
+        step = self.newton if self.optimizer.name == "newton" else self.sgd_step if self.optimizer.plain else (
+            self.optimizer_step)  # fmt: skip
+        self.compiled = torch.compile(own(step))
         # torch.optim's state: SGD's momentum buffers (zeros: its first step, 0·μ + g, is torch's clone of g),
         # Adam's moments and step counts (0-d, in the run's dtype: torch's own with that default dtype)
         zeros = {k: torch.zeros_like(v) for k, v in self.p.items()}
@@ -37,6 +42,13 @@ class TorchCompile(Torch):
     def sgd_step(self, p, x, y, lr):
         grads, loss = torch.func.grad_and_value(self.functional)(p, x, y)
         return {k: p[k] - lr * grads[k] for k in p}, loss
+
+    def newton(self, p, x, y, lr):
+        """Newton's step (``newton_direction``) of the flat parameters; θ − γ·d split back into the parameters."""
+        theta = torch.cat([p[k].reshape(-1) for k, _ in self.shapes])
+        d, loss = newton_direction(operators.flat_loss(self.task, x, y, self.shapes, self.xp), theta,
+                                   self.optimizer.damping)  # fmt: skip
+        return operators.unflatten(theta - lr * d, self.shapes, self.xp), loss
 
     def optimizer_step(self, p, state, x, y, lr):
         """The task's optimiser, ``torch.optim``'s functional form: new parameters, the state in place."""
@@ -77,7 +89,7 @@ class TorchCompile(Torch):
                 for lr, o in zip(lrs, orders, strict=True)]  # fmt: skip
 
     def step(self, x: torch.Tensor, y: torch.Tensor, lr: torch.Tensor) -> torch.Tensor:
-        if self.optimizer.plain:
+        if self.optimizer.plain or self.optimizer.name == "newton":
             self.p, loss = self.compiled(self.p, x, y, lr)
         else:
             self.p, loss = self.compiled(self.p, self.state, x, y, lr)
@@ -90,16 +102,26 @@ class TorchCompile(Torch):
     def loss(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         return self.compiled_loss(self.p, x, y)
 
+    def operator(self, name: str, at: operators.Point) -> Callable[[], Any]:
+        return compiled_operator(*self.operator_function(name, at))
+
+
+def compiled_operator(fn: Callable[..., Any], args: tuple[Any, ...]) -> Callable[[], Any]:
+    """An operator's function under ``torch.compile``, with code of its own (``own``), called with its arguments:
+    the first call compiles."""
+    compiled = torch.compile(own(fn))
+    return lambda: compiled(*args)
+
 
 COMPILED = itertools.count()
 
 
 def own(method):
-    """The method as a function of its instance's own. Dynamo keeps a function's compiled graphs, and what
+    """The method (or function) as a function of its instance's own. Dynamo keeps a function's compiled graphs, and what
     it learnt of its shapes, by its code (the object, and its name and line), which every instance of a
     class shares: the second instance alive would get a dynamic-shape graph, and the ninth none (eager).
     Each instance (a task and dtype) compiles a function of its own, as a program timing one case would."""
-    f = method.__func__
+    f = getattr(method, "__func__", method)
     code = f.__code__.replace(co_name=f"{f.__code__.co_name}_{next(COMPILED)}")
-    return types.MethodType(types.FunctionType(code, f.__globals__, f.__name__, f.__defaults__, f.__closure__),
-                            method.__self__)  # fmt: skip
+    g = types.FunctionType(code, f.__globals__, f.__name__, f.__defaults__, f.__closure__)
+    return types.MethodType(g, method.__self__) if hasattr(method, "__func__") else g

@@ -2,7 +2,9 @@
 compiled train step: ``opt.zero_grad(True)``, the ``nn.Module``'s forward, the loss, ``loss.backward()``,
 ``opt.step()``, one compiled function called once a step. The optimiser is torch-nn's ``torch.optim`` one
 (SGD, or the task's) with its learning rate a tensor, as PyTorch's "Compiled optimizer with a LR scheduler"
-tutorial makes it, so that a new rate is a new value in the same tensor and not a new compilation."""
+tutorial makes it, so that a new rate is a new value in the same tensor and not a new compilation. Newton's method
+is torch-nn's (the module's Hessian by ``torch.func.functional_call`` and ``torch.func.hessian``, the update in
+place) compiled as the step; each operator is torch-nn's under ``torch.compile``."""
 
 from __future__ import annotations
 
@@ -16,9 +18,9 @@ import torch
 from torch._dynamo.utils import compilation_time_metrics
 
 from backends.torch import torch_optimizer
-from backends.torch_compile import COMPILED, own
+from backends.torch_compile import COMPILED, compiled_operator, own
 from backends.torch_nn import TorchNN
-from tasks import Task
+from tasks import Task, operators
 
 
 class TorchNNCompile(TorchNN):
@@ -30,6 +32,9 @@ class TorchNNCompile(TorchNN):
         # the rate a 0-d tensor (the tutorial's torch.tensor(0.01)), in the run's dtype: torch.optim reads a
         # float rate as a double, which a float32 tensor would not hold in a float64 run
         self.rate, self.set_to = torch.tensor(task.lr(0), dtype=getattr(torch, dtype), device=device), task.lr(0)
+        if self.optimizer.name == "newton":  # torch.optim has none: the step is torch-nn's, at the rate's tensor
+            self.compiled = torch.compile(own(self.newton_train))
+            return
         self.opt = torch_optimizer(self.optimizer, list(self.net.parameters()), self.rate)
         if self.optimizer.name != "sgd":
             # Adam's step counts in the run's dtype: compiled, torch.optim computes its bias corrections from the
@@ -51,6 +56,9 @@ class TorchNNCompile(TorchNN):
         self.opt.step()
         return value
 
+    def newton_train(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return self.newton_step(x, y, self.rate)
+
     def step(self, x: torch.Tensor, y: torch.Tensor, lr: float) -> torch.Tensor:
         if lr != self.set_to:  # a new epoch's rate, into the optimiser's tensor (as an LR scheduler sets it)
             self.rate.fill_(lr)
@@ -70,6 +78,9 @@ class TorchNNCompile(TorchNN):
         grads = torch.autograd.grad(self.compiled_objective(self.x, self.y), list(self.p.values()),
                                     allow_unused=True, materialize_grads=True)  # fmt: skip
         return {k: self.to_numpy(g) for k, g in zip(self.p, grads, strict=True)}
+
+    def operator(self, name: str, at: operators.Point) -> Callable[[], Any]:
+        return compiled_operator(*self.operator_function(name, at))
 
     def compile_seconds(self) -> float:
         """Dynamo's own tally of its compilations (tracing, AOT autograd, Inductor's code generation)."""

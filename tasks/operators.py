@@ -28,6 +28,7 @@ Importing this module imports no framework.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -84,10 +85,11 @@ def flatten(params: Params) -> np.ndarray:
 
 def unflatten(theta: Any, shapes: Shapes, xp: Any) -> dict[str, Any]:
     """θ back into the task's parameters, by slices and ``xp.reshape`` (the array contract): a framework's
-    operators then differentiate through it as through the model."""
+    operators then differentiate through it as through the model. The sizes are Python's (``math.prod``): a
+    tracer (torch.compile's Dynamo) would trace numpy's ``np.prod`` into a tensor, and break its graph to read it."""
     out, at = {}, 0
     for k, shape in shapes:
-        size = int(np.prod(shape, dtype=int))
+        size = math.prod(shape)
         out[k] = xp.reshape(theta[at : at + size], shape)
         at += size
     return out
