@@ -85,9 +85,9 @@ class Torch(Backend):
     name = "torch"
     devices = ("cpu", "cuda")
     xp = Namespace()
-    # torch.func rather than torch.autograd.functional: its transforms compose (an HVP is jvp of grad), run
+    # torch.func rather than torch.autograd.functional: its transforms compose (an HVP is the jvp of grad), run
     # forward mode as forward mode (autograd.functional's jvp is the double-vjp trick: two reverse passes), and
-    # compile under torch.compile, so that the compiled modes compute the same calls
+    # torch.compile traces each into one graph, so that the compiled modes compute the same calls
     operators = {"loss": "the task's model and loss on torch tensors", "jvp": "torch.func.jvp",
                  "vjp": "torch.func.vjp, its pullback of 1", "hvp-fwd-rev": "torch.func.jvp of torch.func.grad",
                  "hvp-rev-rev": "torch.func.grad of torch.func.grad's dot with v", "hessian": "torch.func.hessian",

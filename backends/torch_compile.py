@@ -25,6 +25,7 @@ from tasks import operators
 class TorchCompile(Torch):
     name = "torch-compile"
     mode = "compiled step"
+    operators = {k: f"torch.compile of {v}" for k, v in Torch.operators.items()}
 
     def __init__(self, task, dtype="float64", device="cpu"):
         super().__init__(task, dtype, device)
