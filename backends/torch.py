@@ -70,8 +70,7 @@ def torch_optimizer(opt: Optimizer, params: list[torch.Tensor], lr: float) -> to
     return kind(params, lr=lr, betas=(opt.b1, opt.b2), eps=opt.eps, weight_decay=opt.weight_decay)
 
 
-def newton_direction(f: Callable[[torch.Tensor], torch.Tensor], theta: torch.Tensor,
-                     damping: float) -> tuple[torch.Tensor, torch.Tensor]:  # fmt: skip
+def newton_direction(f: Fn, theta: torch.Tensor, damping: float) -> tuple[torch.Tensor, torch.Tensor]:
     """Newton's step d of the loss f at θ, solving (∇²f + λI)·d = ∇f with ``torch.linalg.solve``, the Hessian by
     ``torch.func.hessian`` (the ``hessian`` operator's), and the loss at θ."""
     grad, loss = torch.func.grad_and_value(f)(theta)
@@ -85,9 +84,10 @@ class Torch(Backend):
     name = "torch"
     devices = ("cpu", "cuda")
     xp = Namespace()
-    # torch.func rather than torch.autograd.functional: its transforms compose (an HVP is jvp of grad), run
+    # torch.func rather than torch.autograd.functional: its transforms compose (an HVP is the jvp of grad), run
     # forward mode as forward mode (autograd.functional's jvp is the double-vjp trick: two reverse passes), and
-    # compile under torch.compile, so that the compiled modes compute the same calls
+    # torch.compile traces each into one graph, so that the compiled modes compute the same calls. (Eager, on
+    # digits, autograd.functional's hessian, a reverse pass a row, takes about half torch.func.hessian's time.)
     operators = {"loss": "the task's model and loss on torch tensors", "jvp": "torch.func.jvp",
                  "vjp": "torch.func.vjp, its pullback of 1", "hvp-fwd-rev": "torch.func.jvp of torch.func.grad",
                  "hvp-rev-rev": "torch.func.grad of torch.func.grad's dot with v", "hessian": "torch.func.hessian",
@@ -96,9 +96,9 @@ class Torch(Backend):
     def __init__(self, task, dtype="float64", device="cpu"):
         super().__init__(task, dtype, device)
         self.p = {k: self.asarray(v).requires_grad_() for k, v in task.init.items()}
-        newton = self.optimizer.name == "newton"  # torch.optim has none: torch.func's Hessian and torch.linalg.solve
-        self.opt = None if self.optimizer.plain or newton else torch_optimizer(self.optimizer, list(self.p.values()),
-                                                                                task.lr(0))  # fmt: skip
+        # Newton's method: torch.optim has none (newton_step: torch.func's Hessian and torch.linalg.solve)
+        by_hand = self.optimizer.plain or self.optimizer.name == "newton"
+        self.opt = None if by_hand else torch_optimizer(self.optimizer, list(self.p.values()), task.lr(0))
         self.shapes = operators.shapes_of(task.init)
         self.flat_task = task  # the task whose model torch.func differentiates: its own here, a module's in torch-nn
 

@@ -25,6 +25,7 @@ from tasks import operators
 class TorchCompile(Torch):
     name = "torch-compile"
     mode = "compiled step"
+    operators = {k: f"torch.compile of {v}" for k, v in Torch.operators.items()}
 
     def __init__(self, task, dtype="float64", device="cpu"):
         super().__init__(task, dtype, device)
@@ -117,7 +118,7 @@ COMPILED = itertools.count()
 
 
 def own(method):
-    """The method (or function) as a function of its instance's own. Dynamo keeps a function's compiled graphs, and what
+    """The method (or function) with code of its own. Dynamo keeps a function's compiled graphs, and what
     it learnt of its shapes, by its code (the object, and its name and line), which every instance of a
     class shares: the second instance alive would get a dynamic-shape graph, and the ninth none (eager).
     Each instance (a task and dtype) compiles a function of its own, as a program timing one case would."""

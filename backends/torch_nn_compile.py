@@ -26,6 +26,7 @@ from tasks import Task, operators
 class TorchNNCompile(TorchNN):
     name = "torch-nn-compile"
     mode = "compiled step"
+    operators = {k: f"torch.compile of {v}" for k, v in TorchNN.operators.items()}
 
     def __init__(self, task: Task, dtype: str = "float64", device: str = "cpu") -> None:
         super().__init__(task, dtype, device)
