@@ -16,12 +16,16 @@ from bench.core.cases import DTYPES
 from bench.core.errors import BenchError
 from tasks import operators
 
-# A compiled mode's operators are its framework's eager ones under its compiler (tasks.operators' functions
-# compiled once each): the eager mode checks the framework's operators on every task in float64, and the compiled
-# mode that compiling keeps their values, and float32 that they hold in float32 on every mode, on these (a vector,
-# a network and a matrix model, and the size family): each of a compiled mode's compiles costs seconds
-# (torch.compile's), as does eager jax's first call of each operation. `pytest --full` checks every case.
-COMPILED_TASKS = ("logistic", "mlp", "digits", "wide-mlp")
+# What the default suite checks of each mode's operators, within its minutes: every mode's on logistic (a linear
+# model), in both dtypes; every eager mode's on mlp (a network) too; and, on every distinct task in float64, those of
+# the eager modes whose operators cost milliseconds (torch's, autograd's; numpy's are the task's formulas), which
+# hold each task's formulas to a framework's autodiff. A compiled mode's operators are its eager mode's compiled,
+# each compile seconds (torch.compile's), as is eager jax's first call of each operation and eager TensorFlow's
+# pfor. `pytest --full` checks every operator of every mode on every task in both dtypes (`bench compare
+# --operators` prints them).
+EVERY_MODE = ("logistic",)
+EAGER = ("logistic", "mlp")
+EVERY_TASK = ("numpy", "torch", "autograd")
 
 
 def point_of(name: str) -> tuple[Any, ...]:
@@ -43,9 +47,16 @@ def distinct_tasks() -> list[str]:
 
 
 def operator_cases(full: bool) -> list[tuple[str, str, str]]:
+    def asked(t: str, b: str, d: str) -> bool:
+        return (
+            full
+            or t in EVERY_MODE
+            or (t in EAGER and not backends.BACKENDS[b].compiles)
+            or (b in EVERY_TASK and d == "float64")
+        )
+
     names = list(tasks.TASKS) if full else distinct_tasks()
-    return [(t, b, d) for t in names for b, spec in backends.BACKENDS.items() for d in DTYPES
-            if full or t in COMPILED_TASKS or (not spec.compiles and d == "float64")]  # fmt: skip
+    return [(t, b, d) for t in names for b in backends.BACKENDS for d in DTYPES if asked(t, b, d)]
 
 
 def test_tasks_left_out_share_their_operators_with_one_checked():
