@@ -240,7 +240,7 @@ def check_task(name: str, among: Sequence[str] = tuple(backends.BACKENDS)) -> li
     err = max(fd_error(fd[k], np.asarray(hand[k])) for k in t.init)
     lines.append((err <= FD_TOL, f"hand-derived gradient vs central differences: {err:.1e} (at most {FD_TOL:g})"))
     lines += second_order(t)
-    if optimizers.parse(t.optimizer).name == "newton" and not bad:
+    if not bad and optimizers.parse(t.optimizer).name == "newton":  # an optimiser that parses
         lines.append(newton_against_descent(t))
     calls = [("gradient", {"task": name, "backend": b, "dtype": "float64"}) for b in among]
     for (_, kw), got in zip(calls, call_many(calls), strict=True):
