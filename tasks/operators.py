@@ -219,6 +219,44 @@ def tolerance(ref: Reference, dtype: str) -> float:
     return ref.tol64 if dtype == "float64" else max(TOL[dtype], ref.tol64)
 
 
+@dataclass(frozen=True)
+class Verdict:
+    """One operator's value from a backend, held against its reference: ``agrees``, ``differs`` (by ``error``,
+    over ``tol``), ``lacks`` (the backend has no such operator: ``why``) or ``fails`` (it raised: ``why``)."""
+
+    operator: str
+    kind: str
+    error: float = float("nan")
+    tol: float = float("nan")
+    how: str = ""  # the reference's (Reference.how)
+    why: str = ""
+
+    def __str__(self) -> str:
+        if self.kind in ("lacks", "fails"):
+            return f"{self.operator} {self.kind}: {self.why}"
+        return f"{self.operator}: {self.error:.2e} from the reference ({self.how}), {self.kind} (within {self.tol:g})"
+
+
+def references(task: Task, at: Point) -> dict[str, Reference]:
+    """The reference of every operator asked at ``at``."""
+    return {name: reference(task, name, at) for name in asked(at)}
+
+
+def judge(values: dict[str, Any], refs: dict[str, Reference], dtype: str) -> dict[str, Verdict]:
+    """A backend's operator values (as its worker answers: an array, ``{"lacks": why}`` or ``{"error": what}``)
+    held against ``refs``, each within ``tolerance`` of the reference in ``dtype``."""
+    out = {}
+    for name, got in values.items():
+        if isinstance(got, dict):
+            kind, why = ("lacks", got["lacks"]) if "lacks" in got else ("fails", got["error"])
+            out[name] = Verdict(name, kind, why=why)
+            continue
+        ref = refs[name]
+        err, tol = rel_error(np.asarray(got), ref.value), tolerance(ref, dtype)
+        out[name] = Verdict(name, "agrees" if err <= tol else "differs", err, tol, ref.how)
+    return out
+
+
 # A hand-derived Hessian or Jacobian of up to WHOLE_CHECK parameters is checked whole (a column of differences a
 # parameter); beyond, along CHECK_DIRECTIONS seeded directions, which a wrong entry moves as surely, in a few
 # gradients' time (digits' 650 columns took 23 s, wide-mlp's 1,482 minutes)

@@ -20,14 +20,11 @@ import numpy as np
 
 import backends
 import tasks
-from bench.campaign.remote import call_many
+from bench.campaign.remote import call_many, train
 from bench.core.agreement import TOL, rel_diff
 from bench.core.errors import BenchError
 from tasks import operators, optimizers
 from tasks.contract import CONTRACT
-
-FD_TOL = 1e-6  # central differences with h = 1e-6·max(1, |p|) carry about h² + ε/h ≈ 1e-10 of error
-
 
 # numpy's functions that the array contract spells otherwise: numpy's name -> what the task writes instead
 INSTEAD = {"add": "x1 + x2", "subtract": "x1 - x2", "multiply": "x1 * x2", "divide": "x1 / x2",
@@ -238,7 +235,8 @@ def check_task(name: str, among: Sequence[str] = tuple(backends.BACKENDS)) -> li
     _, hand = t.loss_and_grad(t.init, t.x, t.y)
     fd = finite_differences(t)
     err = max(fd_error(fd[k], np.asarray(hand[k])) for k in t.init)
-    lines.append((err <= FD_TOL, f"hand-derived gradient vs central differences: {err:.1e} (at most {FD_TOL:g})"))
+    tol = operators.FD_TOL  # central differences with h = 1e-6·max(1, |p|) carry about h² + ε/h ≈ 1e-10 of error
+    lines.append((err <= tol, f"hand-derived gradient vs central differences: {err:.1e} (at most {tol:g})"))
     lines += second_order(t)
     if not bad and optimizers.parse(t.optimizer).name == "newton":  # an optimiser that parses
         lines.append(newton_against_descent(t))
@@ -277,23 +275,21 @@ DESCENT_STEPS = 100_000  # gradient descent given up on after this many steps
 
 
 def newton_against_descent(t: tasks.Task) -> tuple[bool, str]:
-    """How many steps Newton's method (the task's own schedule, on the whole data set, in numpy) takes to come
-    within CONVERGED of where it ends, and how many full-batch gradient descent takes from the same start at the
+    """How many steps Newton's method takes to come within CONVERGED of where it ends (the task's own schedule,
+    as the numpy reference trains it), and how many full-batch gradient descent takes from the same start at the
     rate 1/λ, λ the largest eigenvalue of the Hessian there (halved until it does not diverge)."""
-    x, y, opt = t.x, t.y, optimizers.parse(t.optimizer)
-    p = {k: v.astype("float64") for k, v in t.init.items()}
-    rule, losses = optimizers.reference(opt, p), []
-    for epoch in range(t.epochs):
-        loss, g = t.loss_and_grad(p, x, y)
-        losses.append(float(loss))
-        rule.update(p, g, t.lr(epoch), np.asarray(t.hessian(p, x, y), dtype="float64"))
-    end = float(t.loss_and_grad(p, x, y)[0])
+    x, y = t.x, t.y
+    try:
+        run = train(t.name, "numpy", "float64")
+    except BenchError as e:
+        return False, f"newton: the numpy reference does not train: {e}"
+    end = t.full_loss({k: np.asarray(v, dtype="float64") for k, v in run.params.items()})
     near = abs(end) * CONVERGED + 1e-300
 
     def steps_to(trail: list[float]) -> int | None:
         return next((i for i, v in enumerate(trail) if v - end <= near), None)
 
-    newton = steps_to([*losses, end])
+    newton = steps_to([*run.losses, end])
     rate = 1.0 / float(np.linalg.eigvalsh(np.asarray(t.hessian(t.init, x, y), dtype="float64"))[-1])
     for _ in range(20):
         q = {k: v.astype("float64") for k, v in t.init.items()}

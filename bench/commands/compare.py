@@ -104,33 +104,30 @@ def compare_operators(chosen: list[str], dtype: str) -> tuple[list[tuple[str, ..
         t = kw["task"]
         if t not in refs:
             task = tasks.get(t)
-            at = operators.point(task)
-            refs[t] = {name: operators.reference(task, name, at) for name in operators.asked(at)}
+            refs[t] = operators.references(task, operators.point(task))
         if isinstance(out, BenchError):
             rows.append((t, kw["backend"], *[str(out)] + [""] * (len(operators.OPERATORS) - 1)))
             ok = False
             continue
+        verdicts = operators.judge(out, refs[t], dtype)
         cells = []
         for name in operators.OPERATORS:
-            if name not in out:  # a dense operator of a large model (tasks.operators.asked)
+            v = verdicts.get(name)
+            if v is None:  # a dense operator of a large model (tasks.operators.asked)
                 cells.append(f"n > {operators.DENSE_LIMIT:,}")
-                continue
-            got = out[name]
-            if isinstance(got, dict) and "lacks" in got:
-                lacking.setdefault(got["lacks"], []).append(t)
+            elif v.kind == "lacks":
+                lacking.setdefault(v.why, []).append(t)
                 cells.append("lacks")
-                continue
-            total += 1
-            if isinstance(got, dict):
-                cells.append(f"FAILS: {got['error']}")
+            elif v.kind == "fails":
+                total += 1
                 ok = False
-                continue
-            ref = refs[t][name]
-            err = operators.rel_error(np.asarray(got), ref.value)
-            good = err <= operators.tolerance(ref, dtype)
-            agreeing += good
-            ok &= good
-            cells.append(scientific(err) + ("" if good else " DIFFERS") + ("" if ref.how == "by hand" else " ~"))
+                cells.append(f"FAILS: {v.why}")
+            else:
+                total += 1
+                agreeing += v.kind == "agrees"
+                ok &= v.kind == "agrees"
+                cells.append(scientific(v.error) + ("" if v.kind == "agrees" else " DIFFERS")
+                             + ("" if v.how == "by hand" else " ~"))  # fmt: skip
         rows.append((t, kw["backend"], *cells))
     lines = [f"{agreeing} of {total} operator values agree with the hand-derived references ({dtype}: within "
              f"{operators.TOL[dtype]:g} of the largest entry; ~: a reference by central differences, within "
