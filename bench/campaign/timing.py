@@ -578,7 +578,8 @@ def twins(cases: list[Case]) -> dict[Case, Case]:
     sweep's row too (a width case's, with the task case's correctness columns)."""
     speed = {(c.task, c.backend, c.dtype): c for c in cases if c.kind == SPEED}
     return {c: speed[(c.task, c.backend, c.dtype)] for c in cases
-            if c.kind != SPEED and (c.task, c.backend, c.dtype) in speed and same_data(c.task, c.n)}  # fmt: skip
+            if c.kind in (SCALING, WIDTH) and (c.task, c.backend, c.dtype) in speed
+            and same_data(c.task, c.n)}  # fmt: skip
 
 
 @functools.cache
