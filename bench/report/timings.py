@@ -389,10 +389,12 @@ def failure_list(failed: list[dict[str, Any]]) -> str:
     """One line per case without figures: which case, and why."""
 
     def case(r: dict[str, Any]) -> str:
-        what = r["task"] if r["kind"] == "speed" else f"{r['task']} N={power(r['n'])}"
-        what = f"{r['task']} width {r['n']:,}" if r["kind"] == widths.WIDTH else what
         if r["kind"] == operators.OPERATOR:
             what = r["task"] + (f" width {r['n']:,}" if r.get("n") is not None else "") + f" {r['operator']}"
+        elif r["kind"] == widths.WIDTH:
+            what = f"{r['task']} width {r['n']:,}"
+        else:
+            what = r["task"] if r["kind"] == "speed" else f"{r['task']} N={power(r['n'])}"
         return f"{what} {r['backend']} {r['dtype']}"
 
     return "\n".join(f"- {case(r)}: {r['error']}" for r in failed)
