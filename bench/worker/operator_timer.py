@@ -53,10 +53,13 @@ def sized(backend: Backend, fn: Callable[[], Any], unit_time: float) -> int:
 class OperatorTimed(Rounds):
     """One operator of one task on one backend, built in this process (untimed: the backend, its arrays, the
     operator's call; its first call, which traces and compiles, timed apart as ``first_call_s``, with ``compile_s``
-    where the framework keeps a tally), then timed over visits: ``step_s`` a call of the operator, ``objective_s``
+    where the framework keeps a tally, where no earlier process sized the round), then timed over visits: ``step_s``
+    a call of the operator, ``objective_s````
     a call of the loss, where ``objective`` (none for the loss itself). ``size``: the calls of a round, where an
     earlier process chose them. ``check``: hold the first call's value against the reference
-    (``tasks.operators.judge``), as ``check``."""
+    (``tasks.operators.judge``), as ``check``. A dense operator (an n × n Hessian, an m × n Jacobian, and the HVPs of
+    a backend without autodiff, numpy's: the task's dense Hessian times v) is asked of at most
+    ``tasks.operators.DENSE_LIMIT`` parameters: beyond, the case is ``Unsupported``."""
 
     def __init__(self, task: str, backend: str, dtype: str, device: str, n: int | None, operator: str,
                  unit_time: float, size: int | None, check: bool = False, objective: bool = True) -> None:  # fmt: skip
@@ -64,8 +67,10 @@ class OperatorTimed(Rounds):
         self.case = (task, backend, dtype, device, n, operator)
         b = training.build(task, backend, dtype, device, n=n, optimizer="sgd", trains=False)
         at = operators.point(b.task)
-        if operator not in operators.asked(at):
-            raise Unsupported(f"{operator} is asked of a model of at most {operators.DENSE_LIMIT:,} parameters, "
+        dense = operator in operators.DENSE or (operator in operators.HVPS and not b.has_autodiff)
+        if dense and at.theta.size > operators.DENSE_LIMIT:
+            how = "" if operator in operators.DENSE else f" ({backend}'s is the task's dense Hessian times v)"
+            raise Unsupported(f"{operator}{how} is asked of a model of at most {operators.DENSE_LIMIT:,} parameters, "
                               f"not of {at.theta.size:,} (tasks.operators.DENSE_LIMIT)")  # fmt: skip
         try:
             fn = b.operator(operator, at)
@@ -75,9 +80,11 @@ class OperatorTimed(Rounds):
         self.b, self.first = b, {}
         compiled = b.compile_seconds()
         first = Calls(b, fn, 1)
-        self.first["first_call_s"] = seconds(first)  # tracing and compiling included
-        if compiled is not None:  # of which the framework's own tally says it compiled
-            self.first["compile_s"] = b.compile_seconds() - compiled
+        took = seconds(first)  # tracing and compiling included
+        if size is None:  # the first process's (a later one's first call meets the run's compile caches)
+            self.first["first_call_s"] = took
+            if compiled is not None:  # of which the framework's own tally says it compiled
+                self.first["compile_s"] = b.compile_seconds() - compiled
         if check:
             self.first["check"] = judged(b, operator, at, first.out, dtype)
         k = sized(b, fn, unit_time) if size is None else size

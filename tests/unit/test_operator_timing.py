@@ -131,9 +131,13 @@ def test_the_width_tables_give_each_operator_by_width():
 def test_the_section_tells_each_task_s_table_the_strategies_the_widths_and_the_values():
     (text,) = operators.sections(ROWS, ["float64", "float32"], ["numpy", "jax", "jax-jit", "mxnet"])
     assert text.startswith("## Operators (float64)")
-    for part in ("### logistic (float64, θ of 3 entries)", "**Which HVP, and the dense Hessian against n HVPs**",
-                 "### jvp by model size (wide-mlp, hidden width n, float64)", "### hvp-rev-rev by model size",
-                 "**Values**: 17 of 18 first calls agree with the reference; differ: logistic hessian jax (3.0e-5)."):
+    for part in (
+        "### logistic (float64, θ of 3 entries)",
+        "**Which HVP, and the dense Hessian against n HVPs**",
+        "### jvp by model size (wide-mlp, hidden width n, float64)",
+        "### hvp-rev-rev by model size",
+        "**Values**: 17 of 18 first calls agree with the reference; differ: logistic hessian jax (3.0e-5).",
+    ):
         assert part in text, part  # fmt: skip
     assert operators.sections([r for r in ROWS if r["kind"] != OPERATOR], ["float64"], []) == []
 
