@@ -38,6 +38,9 @@ QUICK_REPEATS = 1
 # functional_call (and torch-nn-compile's torch-compile's likewise). mxnet-gluon's are hybridized blocks, another
 # implementation of the three it has.
 OPERATOR_TASKS = ["logistic", "mlp", "digits"]
+# --quick's smoke run (whose tasks are linear and digits) times logistic's operators instead: digits' dense Hessian
+# is seconds a call and a long compile in several modes; logistic's 3 parameters make each operator cheap
+QUICK_OPERATOR_TASKS = ["logistic"]
 OPERATOR_MODES = ["numpy", "torch", "torch-compile", "jax", "jax-jit", "tensorflow", "tensorflow-function",
                   "tensorflow-xla", "autograd", "mxnet", "mxnet-gluon"]  # fmt: skip
 # and the matrix-free ones on the width sweep's wide-mlp at each of the run's widths, the loss timed beside each
@@ -142,12 +145,20 @@ def asked_cases(o: Options) -> list[Case]:
     return speed + scaling + widths + (operator_cases(o) if o.operators else [])
 
 
+def operator_tasks(o: Options) -> list[str]:
+    """The tasks whose operators --operators times: those of OPERATOR_TASKS the run times (``--tasks``); a --quick
+    run of its default tasks, QUICK_OPERATOR_TASKS."""
+    if o.quick and o.tasks == default_tasks(True):
+        return QUICK_OPERATOR_TASKS
+    return [t for t in OPERATOR_TASKS if t in o.tasks]
+
+
 def operator_cases(o: Options) -> list[Case]:
-    """--operators' cases: every operator of each of OPERATOR_TASKS the run times (``--tasks``), then the matrix-free
-    WIDTH_OPERATORS of wide-mlp at each of the run's widths, on each of OPERATOR_MODES the run times
-    (``--backends``), in the run's dtypes."""
+    """--operators' cases: every operator of each of ``operator_tasks``, then the matrix-free WIDTH_OPERATORS of
+    wide-mlp at each of the run's widths, on each of OPERATOR_MODES the run times (``--backends``), in the run's
+    dtypes."""
     modes = [b for b in o.backends if b in OPERATOR_MODES]
-    on_tasks = [Case(OPERATOR, t, b, d, operator=op) for t in OPERATOR_TASKS if t in o.tasks for op in OPERATORS
-                for b in modes for d in o.dtypes]  # fmt: skip
+    on_tasks = [Case(OPERATOR, t, b, d, operator=op) for t in operator_tasks(o) for op in OPERATORS for b in modes
+                for d in o.dtypes]  # fmt: skip
     return on_tasks + [Case(OPERATOR, WIDTH_TASK, b, d, n, op) for n in o.widths or [] for op in WIDTH_OPERATORS
                        for b in modes for d in o.dtypes]  # fmt: skip

@@ -13,7 +13,7 @@ from bench.campaign.timing import measure_call, twins
 from bench.commands import diff
 from bench.core import noise_model
 from bench.core.cases import OPERATOR, WIDTH_ROUNDS, WIDTH_UNIT, Case, Settings, rounds_of, rows_of
-from bench.core.options import OPERATOR_MODES, OPERATOR_TASKS, WIDTH_OPERATORS, Options, asked_cases
+from bench.core.options import OPERATOR_MODES, OPERATOR_TASKS, WIDTH_OPERATORS, Options, asked_cases, default_tasks
 from bench.report import operators, timings
 from tasks.operators import OPERATORS
 
@@ -42,6 +42,9 @@ def test_operators_asks_every_operator_of_the_operator_tasks_run_on_the_modes_th
     assert not [c for c in asked_cases(options(operators=False)) if c.kind == OPERATOR]
     assert "--operators" in options().command() and "--operators" not in options(operators=False).command()
     assert set(OPERATOR_TASKS) == {"logistic", "mlp", "digits"} and "jax-scan" not in OPERATOR_MODES
+    quick = options(quick=True, tasks=default_tasks(True))  # linear and digits: logistic's operators instead
+    assert {c.task for c in asked_cases(quick) if c.kind == OPERATOR} == {"logistic"}
+    assert {c.task for c in asked_cases(options(quick=True, tasks=["digits"])) if c.kind == OPERATOR} == {"digits"}
     assert not twins(asked_cases(options())), "an operator case is its own, never the task case's"
 
 
