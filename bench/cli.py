@@ -90,6 +90,9 @@ def parser() -> Parser:
                    "OpenBLAS picks its own kernel for this CPU (the MXNet environment keeps them)")  # fmt: skip
     r.add_argument("--count", action="store_true", help="exact instructions per step under valgrind instead of times "
                    "(default: float64, the quadratic sweep in both dtypes)")  # fmt: skip
+    r.add_argument("--operators", action="store_true",
+                   help="time the operators beyond the gradient too (jvp, vjp, HVPs, Hessian, Jacobians) on logistic, "
+                   "mlp and digits, and jvp and the HVPs on wide-mlp at --widths")  # fmt: skip
     d = sub.add_parser("diff", help="compare two runs' results: environments, then each case's timing")
     d.add_argument("old", metavar="OLD", help="a results folder or its results.json")
     d.add_argument("new", metavar="NEW", help="a results folder or its results.json")
@@ -239,6 +242,8 @@ def cmd_run(a: argparse.Namespace) -> int:
         raise UsageError(f"--threads must be between 1 and {procs.cpus()} (the CPUs here), not {threads}")
     if a.count and (a.threads not in (None, 1) or a.device != "cpu"):
         raise UsageError("--count counts on the CPU, one thread per framework: no --threads or --device")
+    if a.count and a.operators:
+        raise UsageError("--operators is for timings: --count counts training steps alone")
     chosen = [] if none(a.tasks, a.task_files) else names(run_tasks(a), list(tasks.TASKS), "task", "--tasks",
                                                           default_tasks(a.quick))  # fmt: skip
     both = a.dtype == "both"
@@ -261,6 +266,7 @@ def cmd_run(a: argparse.Namespace) -> int:
         jobs=default_jobs(a.quick, a.count) if a.jobs is None else a.jobs,
         sizes=sizes(a.sizes),
         widths=sizes(a.widths, "--widths", "hidden units"),
+        operators=a.operators,
     )
     if o.repeats < 1:
         raise UsageError(f"--repeats must be 1 or more, not {o.repeats}")

@@ -212,11 +212,11 @@ def stand_in_workers(monkeypatch: pytest.MonkeyPatch, answer: Callable[[dict[str
         first: dict[tuple[Any, ...], dict[str, Any]] = {}  # a case's first visit: the later ones answer alike
         measured = [kw for fn, kw in self.calls if fn == "measure"]
         for kw in measured:
-            case = (kw["task"], kw["backend"], kw["dtype"], kw["n"])
+            case = (kw["task"], kw["backend"], kw["dtype"], kw["n"], kw.get("operator"))
             if case not in first:
                 first[case] = ProcessTiming.from_json({k: v for k, v in (usual | answer(kw)).items() if v is not None})
         others = {"correctness": {"correctness_s": 0.0}}  # else built ahead, settled (Turns)
-        return [first[(kw["task"], kw["backend"], kw["dtype"], kw["n"])] if fn == "measure"
+        return [first[(kw["task"], kw["backend"], kw["dtype"], kw["n"], kw.get("operator"))] if fn == "measure"
                 else others.get(fn, {"setup_s": 0.0}) for fn, kw in self.calls]  # fmt: skip
 
     def started(self, env, calls, extra=None, more=False):

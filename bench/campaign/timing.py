@@ -34,6 +34,7 @@ from bench.campaign.progress import Progress
 from bench.campaign.remote import Remote
 from bench.core import taskdata
 from bench.core.cases import (
+    OPERATOR,
     SCALING,
     SPEED,
     WIDTH,
@@ -391,8 +392,9 @@ class Campaign:
             if got is not None and noise_of(got, quiet, c) < noise_of(replaced, quiet, c):
                 cold = replaced if replaced.first_call_s is not None else got  # its first call and compile
                 checked = replaced.agreement or got.agreement  # a width case's, from its last process
+                judged = replaced.check or got.check  # an operator case's, likewise
                 self.found[c][worst] = dataclasses.replace(got, first_call_s=cold.first_call_s,
-                                                           compile_s=cold.compile_s, agreement=checked,
+                                                           compile_s=cold.compile_s, agreement=checked, check=judged,
                                                            replaces_pid=replaced.pid)  # fmt: skip
 
     def correctness(self) -> None:
@@ -449,7 +451,8 @@ class Campaign:
         pools: dict[tuple[Any, ...], list[Case]] = {}
         for c in records:
             pools.setdefault(pool(c), []).append(c)
-        run = moved([r for c, r in records.items() if c.kind != WIDTH])  # as the Noise line reads it (timings.noise)
+        # as the Noise line reads it (timings.noise): the cases every round of processes timed
+        run = moved([r for c, r in records.items() if c.kind not in (WIDTH, OPERATOR)])
         for mine in pools.values():
             with_intervals([records[c] for c in mine], math.hypot(drift(mine[0]), run))
         every = [*self.found, *self.twins]
@@ -550,17 +553,22 @@ def measure_call(c: Case, settings: Settings, size: int | None = None, sweep: bo
     a task case that is also a sweep's (``twins``): the hand-written loop timed beside it too. A quadratic sweep
     case trains at most 10⁷ / N steps a round; a width case about WIDTH_UNIT seconds, at most WIDTH_FLOPS of work
     (a step at least), for an eighth of the seconds of rounds (WIDTH_ROUNDS), without the objective beside it;
-    where ``check`` (its last process), its first call is held against numpy's (``bench.worker.timer.agreement``)."""
+    where ``check`` (its last process), its first call is held against numpy's (``bench.worker.timer.agreement``).
+    An operator case is timed as a width case, a round's calls about WIDTH_UNIT seconds (``steps`` unused), the loss's
+    call beside it (but for the loss itself); where ``check``, its first call's value is held against the reference
+    (``bench.worker.operator_timer``)."""
     arguments = settings.measure_arguments
     steps = arguments["steps"]
     if c.kind == SCALING:
         steps = max(1, min(steps, 10**7 // (c.n or 1)))
     elif c.kind == WIDTH:
         steps = max(1, min(steps, WIDTH_FLOPS // (flops(c.task, c.n) or 1)))
+    if c.kind in (WIDTH, OPERATOR):
         arguments = arguments | {"round_time": arguments["round_time"] * WIDTH_ROUNDS, "unit_time": WIDTH_UNIT}
+    objective = c.kind == SPEED or (c.kind == OPERATOR and c.operator != "loss")
     return {"task": c.task, "backend": c.backend, "dtype": c.dtype, "device": device(c, settings), "n": c.n,
-            **arguments, "steps": steps, "objective": c.kind == SPEED, "handwritten": sweep or c.kind == SCALING,
-            "size": size, "check": check and c.kind == WIDTH}  # fmt: skip
+            **arguments, "steps": steps, "objective": objective, "handwritten": sweep or c.kind == SCALING,
+            "size": size, "check": check and c.kind in (WIDTH, OPERATOR), "operator": c.operator}  # fmt: skip
 
 
 def twins(cases: list[Case]) -> dict[Case, Case]:
@@ -570,7 +578,8 @@ def twins(cases: list[Case]) -> dict[Case, Case]:
     sweep's row too (a width case's, with the task case's correctness columns)."""
     speed = {(c.task, c.backend, c.dtype): c for c in cases if c.kind == SPEED}
     return {c: speed[(c.task, c.backend, c.dtype)] for c in cases
-            if c.kind != SPEED and (c.task, c.backend, c.dtype) in speed and same_data(c.task, c.n)}  # fmt: skip
+            if c.kind in (SCALING, WIDTH) and (c.task, c.backend, c.dtype) in speed
+            and same_data(c.task, c.n)}  # fmt: skip
 
 
 @functools.cache

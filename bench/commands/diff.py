@@ -112,19 +112,23 @@ def read_case(raw: Any, where: str) -> Figures:
         raise UsageError(f"{where} is not an object")
     kind = raw.get("kind")
     needed = {"speed": ("task", "backend", "dtype"), "scaling": ("task", "n", "backend", "dtype"),
-              "width": ("task", "n", "backend", "dtype")}.get(kind)  # fmt: skip
+              "width": ("task", "n", "backend", "dtype"),
+              "operator": ("task", "operator", "backend", "dtype")}.get(kind)  # fmt: skip
     if needed is None:
-        raise UsageError(f"{where} has kind {kind!r}, neither 'speed', 'scaling' nor 'width'")
+        raise UsageError(f"{where} has kind {kind!r}, neither 'speed', 'scaling', 'width' nor 'operator'")
     missing = [k for k in needed if k not in raw]
     if missing:
         raise UsageError(f"{where} has no {', '.join(repr(k) for k in missing)}")
     key = (kind, *(raw[k] for k in needed))
     name = f"{raw['task']} {raw['backend']} {raw['dtype']}"
-    if kind in ("scaling", "width"):
+    if kind in ("scaling", "width") or (kind == "operator" and raw.get("n") is not None):
         if not number(raw["n"]):
             raise UsageError(f"{where} has n {raw['n']!r}, not a number")
         size = f"N={power(int(raw['n']))}" if kind == "scaling" else f"width {int(raw['n']):,}"
         name = f"{raw['task']} {size} {raw['backend']} {raw['dtype']}"
+    if kind == "operator":  # (operator, task, operator, backend, dtype, n): n None but on wide-mlp's width sweep
+        key = (*key, raw.get("n"))
+        name = name.replace(f" {raw['backend']} ", f" {raw['operator']} {raw['backend']} ", 1)
     case = Figures(tuple(str(k) if not isinstance(k, int | float) else k for k in key), name, str(raw["backend"]))
     if "error" in raw:
         case.error = str(raw["error"])
@@ -313,9 +317,11 @@ DRIFTS = [i / 400 for i in range(41)]  # the drifts rerun_lines tries: 0 to 10 %
 
 
 def drift_of(key: tuple[Any, ...]) -> float:
-    """bench.core.noise_model.drift of the case a results key names: (kind, task, backend, dtype) or (kind, task,
-    n, backend, dtype)."""
+    """bench.core.noise_model.drift of the case a results key names: (kind, task, backend, dtype), (kind, task,
+    n, backend, dtype) or (operator, task, operator, backend, dtype, n)."""
     kind, task, *rest = key
+    if kind == cases.OPERATOR:
+        return noise_model.drift(cases.Case(kind, task, rest[1], rest[2], rest[3], rest[0]))
     return noise_model.drift(cases.Case(kind, task, *rest[-2:], rest[0] if kind != "speed" else None))
 
 

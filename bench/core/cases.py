@@ -28,27 +28,31 @@ def check_names(task: str, backend: str, dtype: str = "float64") -> None:
     require("dtype", dtype, DTYPES)
 
 
-# The kinds of case: a task's own ("speed"), the quadratic sweep's at N points ("scaling"), and the width sweep's,
-# wide-mlp at a hidden width n ("width")
-SPEED, SCALING, WIDTH = "speed", "scaling", "width"
-KINDS = (SPEED, SCALING, WIDTH)
+# The kinds of case: a task's own ("speed"), the quadratic sweep's at N points ("scaling"), the width sweep's,
+# wide-mlp at a hidden width n ("width"), and one operator beyond the gradient of a task (tasks.operators), or of
+# wide-mlp at a hidden width n ("operator")
+SPEED, SCALING, WIDTH, OPERATOR = "speed", "scaling", "width", "operator"
+KINDS = (SPEED, SCALING, WIDTH, OPERATOR)
 
 
 @dataclass(frozen=True)
 class Case:
-    """One timing: a task on a backend in a dtype, the quadratic sweep at ``n`` points, or the width sweep's task
-    at hidden width ``n``."""
+    """One timing: a task on a backend in a dtype, the quadratic sweep at ``n`` points, the width sweep's task
+    at hidden width ``n``, or an ``operator`` (tasks.operators.OPERATORS) of a task (of wide-mlp at width ``n``)."""
 
     kind: str  # one of KINDS
     task: str
     backend: str
     dtype: str
     n: int | None = None
+    operator: str | None = None  # an operator case's operator; None for every other kind
 
     @property
     def params(self) -> str:
-        """The pytest id's parameters, which also name the case in the results: ``quadratic-100-numpy-float64``."""
-        return "-".join(str(p) for p in (self.task, self.n, self.backend, self.dtype) if p is not None)
+        """The pytest id's parameters, which also name the case in the results: ``quadratic-100-numpy-float64``,
+        ``logistic-hvp-fwd-rev-jax-jit-float64``, ``wide-mlp-256-jvp-torch-float64``."""
+        parts = (self.task, self.n, self.operator, self.backend, self.dtype)
+        return "-".join(str(p) for p in parts if p is not None)
 
 
 ROUND_TIME = 0.6  # seconds of rounds per case per process (docs/fair-timing.md, "Rounds in visits")
@@ -73,6 +77,10 @@ BUILDS = {True: 6, False: 30}
 WIDTH_ROUNDS = 0.125
 WIDTH_UNIT = 0.0125
 WIDTH_FLOPS = 5 * 10**8
+# An operator case is timed as a width cell is (docs/operators.md, "Timing the operators"): an eighth of a task
+# case's seconds of rounds, in the first and last of its R processes (``rounds_of``), a round calling the operator
+# about WIDTH_UNIT seconds' worth of times (once at least) and then the loss as many seconds' worth; its value is held
+# against the hand-derived one in its last process, on its first call (``bench.worker.operator_timer``).
 
 
 @dataclass(frozen=True)
@@ -137,9 +145,16 @@ def jobs(quick: bool, workers: int = 1) -> int:
 
 
 def rounds_of(c: Case, repeats: int) -> list[int]:
-    """The rounds of processes (0-based, of ``repeats``) that time a case: all of them; a width case the first and
-    the last alone."""
-    return sorted({0, repeats - 1}) if c.kind == WIDTH else list(range(repeats))
+    """The rounds of processes (0-based, of ``repeats``) that time a case: all of them; a width case and an operator
+    case the first and the last alone."""
+    return sorted({0, repeats - 1}) if c.kind in (WIDTH, OPERATOR) else list(range(repeats))
+
+
+@functools.cache
+def parameters(task: str, n: int | None = None) -> int:
+    """The entries of the task's θ (its parameters flattened: tasks.operators.flatten), at width ``n`` where given."""
+    made = tasks.get(task) if n is None else tasks.get(task, n=n)
+    return int(sum(np.size(v) for v in made.init.values()))
 
 
 @functools.cache
@@ -151,11 +166,15 @@ def flops(task: str, n: int | None = None) -> int | None:
 
 def rows_of(cases: list[Case], found: dict[Case, dict[str, Any]]) -> list[dict[str, Any]]:
     """One row per case asked for, in their order: what names it (and a quadratic sweep case's bytes a step: x
-    and y read once; a width case's floating-point operations a step), then its figures or ``{"error": why}``."""
+    and y read once; a width case's floating-point operations a step; an operator case's operator and the entries of
+    θ, ``parameters``), then its figures or ``{"error": why}``."""
     rows = []
     for c in cases:
         row: dict[str, Any] = {"kind": c.kind, "task": c.task, "backend": c.backend, "dtype": c.dtype}
-        if c.kind == SCALING and c.n is not None:
+        if c.kind == OPERATOR:
+            row |= {"operator": c.operator, "parameters": parameters(c.task, c.n)}
+            row |= {} if c.n is None else {"n": c.n}
+        elif c.kind == SCALING and c.n is not None:
             row |= {"n": c.n, "bytes_per_step": 2 * c.n * np.dtype(c.dtype).itemsize}
         elif c.n is not None:
             row |= {"n": c.n, "flops_per_step": flops(c.task, c.n)}

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from bench.core import stats
-from bench.core.cases import WIDTH, Case
+from bench.core.cases import OPERATOR, SPEED, WIDTH, Case
 from bench.core.errors import BenchError, Unanswered
 from bench.core.records import ProcessTiming
 from bench.host import machine
@@ -106,7 +106,8 @@ def merged(found: list[ProcessTiming]) -> dict[str, Any]:
     ``objective_samples_s``, ``handwritten_samples_s`` of the figures timed beside them; its median round
     too, ``median_samples_s``); what the machine was doing (``machine``, ``noisy``); where the time went
     (``setup_s``, ``rounds_s``); the first process's first call (compiled cold); a width case's agreement with
-    numpy (``final_loss``, ``max_rel_diff`` over ``steps_checked`` steps), from its last process that checked it."""
+    numpy (``final_loss``, ``max_rel_diff`` over ``steps_checked`` steps), and an operator case's value against its
+    reference (``verdict``, ``rel_error``, ``tol``, ``reference``), from its last process that checked it."""
     first = found[0]
     out: dict[str, Any] = {"mode": first.mode, "device": first.device, "steps_per_round": first.steps_per_round}
     cold = next((p for p in found if p.first_call_s is not None), None)
@@ -130,6 +131,9 @@ def merged(found: list[ProcessTiming]) -> dict[str, Any]:
     if checked is not None:  # a width case's correctness columns, from its last process
         out |= {"final_loss": checked.final_loss, "max_rel_diff": checked.max_rel_diff,
                 "steps_checked": checked.steps, "lr_dtype": checked.lr_dtype, "formula": checked.formula}  # fmt: skip
+    judged = next((p.check for p in reversed(found) if p.check is not None), None)
+    if judged is not None:  # an operator case's correctness columns, from its last process
+        out |= dataclasses.asdict(judged)
     return out
 
 
@@ -138,8 +142,12 @@ def pool(c: Case) -> tuple[Any, ...]:
     step a few calls of its framework, cache-resident), and a sweep's cases of one size and dtype across
     backends (at 10⁶ and 10⁷ points a step streams memory, and where its pages land moves every backend
     alike, and further between processes than a backend's small cases move; at the width sweep's large widths
-    a step is the same matrix products in every backend)."""
-    return ("speed", c.backend) if c.kind == "speed" else (c.kind, c.n, c.dtype)
+    a step is the same matrix products in every backend). An operator case of a task pools with the backend's
+    other operator cases (a call is a few calls of its framework, as a step is); one of wide-mlp at width n with
+    the width's operator cases across backends, as the width sweep's cells do."""
+    if c.kind == SPEED or (c.kind == OPERATOR and c.n is None):
+        return (c.kind, c.backend)
+    return (c.kind, c.n, c.dtype)
 
 
 # What moves a whole run: the sd of log time between back-to-back default runs, beyond what the processes of
@@ -163,9 +171,10 @@ def by_round(rows: list[dict[str, Any]]) -> list[float]:
     round's figure against the first's, as a fraction (0.02: 2 % slower). Cases with a process replaced
     are left out (their processes are no longer in round order). A level that keeps climbing is a host
     slowing down, which a rerun meets further on; ``moved`` adds it to the drift between runs. The width sweep's
-    cases, timed in the first and last rounds alone (``bench.core.cases.rounds_of``), are left out too."""
+    cases and the operator cases, timed in the first and last rounds alone (``bench.core.cases.rounds_of``), are
+    left out too."""
     rounds = [r["samples_s"] for r in rows if not r.get("remeasured") and len(r.get("samples_s", ())) > 1
-              and r.get("kind") != WIDTH]  # fmt: skip
+              and r.get("kind") not in (WIDTH, OPERATOR)]  # fmt: skip
     most = max(map(len, rounds), default=0)
     mine = [s for s in rounds if len(s) == most]
     return [math.expm1(statistics.median(math.log(s[i] / s[0]) for s in mine)) for i in range(1, most)]

@@ -7,8 +7,9 @@ from pathlib import Path
 
 import backends
 import tasks
-from bench.core.cases import SCALING, SPEED, WIDTH, Case, Settings
+from bench.core.cases import OPERATOR, SCALING, SPEED, WIDTH, Case, Settings
 from bench.host import envs, procs
+from tasks.operators import OPERATORS
 
 # The quadratic sweep of a timing run: from a core's cache to beyond it. 10⁷ is left to --sizes: there a step
 # of an eager framework is mostly the kernel handing it fresh pages for its 80 MB temporaries, which is the
@@ -30,6 +31,20 @@ COUNT_WIDTHS: list[int] = []
 SWEPT_TASKS = [WIDTH_TASK]
 QUICK_TASKS = ["linear", "digits"]  # --quick's smoke run: a vector task and a matrix task with its own figures
 QUICK_REPEATS = 1
+# --operators (docs/operators.md, "Timing the operators"): every operator on these tasks (a linear model, a small
+# network, a matrix model of 650 parameters: the dense operators are asked of each), on each framework's eager mode and
+# its compiled-step modes whose operators are built otherwise; a mode whose operators are another's unchanged is
+# left out: jax-scan's are jax-jit's, tensorflow-xla-loop's tensorflow-xla's, torch-nn's torch's through
+# functional_call (and torch-nn-compile's torch-compile's likewise). mxnet-gluon's are hybridized blocks, another
+# implementation of the three it has.
+OPERATOR_TASKS = ["logistic", "mlp", "digits"]
+# --quick's smoke run (whose tasks are linear and digits) times logistic's operators instead: digits' dense Hessian
+# is seconds a call and a long compile in several modes; logistic's 3 parameters make each operator cheap
+QUICK_OPERATOR_TASKS = ["logistic"]
+OPERATOR_MODES = ["numpy", "torch", "torch-compile", "jax", "jax-jit", "tensorflow", "tensorflow-function",
+                  "tensorflow-xla", "autograd", "mxnet", "mxnet-gluon"]  # fmt: skip
+# and the matrix-free ones on the width sweep's wide-mlp at each of the run's widths, the loss timed beside each
+WIDTH_OPERATORS = ["jvp", "hvp-fwd-rev", "hvp-rev-rev"]
 QUICK_FLOOR_BYTES = 64 * 2**20  # --quick reads a smaller array, once: its floor is not to be read either
 # A default run times float64, the reference precision: a step of these small tasks is per-call overhead,
 # which float32 leaves about as it is; `--dtype both` adds float32 (about twice as long).
@@ -75,6 +90,7 @@ class Options:
     jobs: int = 1  # workers at a time, each on CPUs of its own (a count's: one per CPU; --quick's: unpinned)
     sizes: list[int] | None = None  # the quadratic sweep's N; None: default_sizes
     widths: list[int] | None = None  # the width sweep's hidden widths (WIDTH_TASK); None: default_widths
+    operators: bool = False  # the operators beyond the gradient timed too (``operator_cases``)
 
     def __post_init__(self) -> None:
         if self.sizes is None:
@@ -115,6 +131,7 @@ class Options:
         repeats = 1 if self.count else QUICK_REPEATS if self.quick else REPEATS
         words += [] if self.repeats == repeats else ["--repeats", str(self.repeats)]
         words += ["--native-blas"] if self.native_blas else []
+        words += ["--operators"] if self.operators else []
         out = self.out.relative_to(envs.ROOT) if self.out.is_relative_to(envs.ROOT) else self.out  # as in any clone
         return " ".join(words + ([] if out == Path("results") else ["--out", str(out)]))
 
@@ -124,5 +141,24 @@ def asked_cases(o: Options) -> list[Case]:
     speed = [Case(SPEED, t, b, d) for t in o.tasks for b in o.backends for d in o.dtypes]
     sweep = o.dtypes if o.sweep_dtypes is None else o.sweep_dtypes
     scaling = [Case(SCALING, "quadratic", b, d, n) for n in o.sizes or [] for b in o.backends for d in sweep]
-    return speed + scaling + [Case(WIDTH, WIDTH_TASK, b, d, n) for n in o.widths or [] for b in o.backends
-                              for d in o.dtypes]  # fmt: skip
+    widths = [Case(WIDTH, WIDTH_TASK, b, d, n) for n in o.widths or [] for b in o.backends for d in o.dtypes]
+    return speed + scaling + widths + (operator_cases(o) if o.operators else [])
+
+
+def operator_tasks(o: Options) -> list[str]:
+    """The tasks whose operators --operators times: those of OPERATOR_TASKS the run times (``--tasks``); a --quick
+    run of its default tasks, QUICK_OPERATOR_TASKS."""
+    if o.quick and o.tasks == default_tasks(True):
+        return QUICK_OPERATOR_TASKS
+    return [t for t in OPERATOR_TASKS if t in o.tasks]
+
+
+def operator_cases(o: Options) -> list[Case]:
+    """--operators' cases: every operator of each of ``operator_tasks``, then the matrix-free WIDTH_OPERATORS of
+    wide-mlp at each of the run's widths, on each of OPERATOR_MODES the run times (``--backends``), in the run's
+    dtypes."""
+    modes = [b for b in o.backends if b in OPERATOR_MODES]
+    on_tasks = [Case(OPERATOR, t, b, d, operator=op) for t in operator_tasks(o) for op in OPERATORS for b in modes
+                for d in o.dtypes]  # fmt: skip
+    return on_tasks + [Case(OPERATOR, WIDTH_TASK, b, d, n, op) for n in o.widths or [] for op in WIDTH_OPERATORS
+                       for b in modes for d in o.dtypes]  # fmt: skip

@@ -48,6 +48,17 @@ class Agreement:
     formula: str = "reference"  # whose update numpy followed (tasks.formulas)
 
 
+@dataclass(frozen=True)
+class OperatorCheck:
+    """An operator case's first call held against the operator's reference (``tasks.operators.judge``), in the
+    process that timed it: an operator case's correctness columns (``bench.worker.operator_timer``)."""
+
+    verdict: str  # "agrees" or "differs" (tasks.operators.Verdict.kind)
+    rel_error: float  # the largest difference over the reference's largest entry (tasks.operators.rel_error)
+    tol: float  # what ``agrees`` allows, in the case's dtype
+    reference: str  # how the reference was found: "by hand" or "by differences"
+
+
 @dataclass
 class ProcessTiming:
     """A timing process's figures for one case, per step in seconds: one visit's (``bench.worker.timer.measure``
@@ -56,8 +67,8 @@ class ProcessTiming:
 
     mode: str  # the backend's kind of mode: one of backends.MODES
     device: str
-    steps_per_round: int  # the steps of the slice a round trains
-    step_s: list[float]  # a training step, one figure a round
+    steps_per_round: int  # the steps of the slice a round trains (an operator case: its calls a round)
+    step_s: list[float]  # a training step (an operator case: a call of the operator), one figure a round
     machine: dict[str, float]  # what the calibration kernels, the CPU share and the steal time said
     setup_s: float  # building, converting, compiling, warming up (the first visit's)
     rounds_s: float  # the rounds' own seconds
@@ -65,7 +76,7 @@ class ProcessTiming:
     frameworks: list[str]  # the frameworks loaded in the process: the proof it is isolated
     faults_per_step: float = 0.0  # the pages the kernel handed a training step
     steps_timed: int = 0
-    objective_s: list[float] | None = None  # the objective alone over the same slice, one a round
+    objective_s: list[float] | None = None  # the objective alone over the same slice (the loss's call), one a round
     handwritten_s: list[float] | None = None  # the framework's hand-written loop (the quadratic sweep)
     first_call_s: float | None = None  # the first call, tracing and compiling included (a case's first process)
     compile_s: float | None = None  # of which the framework says it spent compiling (where it says)
@@ -75,6 +86,7 @@ class ProcessTiming:
     noisy: bool = False
     replaces_pid: int | None = None
     agreement: Agreement | None = None  # where asked (a width case's last process): its first call against numpy's
+    check: OperatorCheck | None = None  # where asked (an operator case's last process): its first call's value
 
     def to_json(self) -> dict[str, Any]:
         return {k: v for k, v in dataclasses.asdict(self).items() if v is not None}
@@ -85,6 +97,8 @@ class ProcessTiming:
         given = {k: v for k, v in data.items() if k in known}
         if isinstance(given.get("agreement"), dict):
             given["agreement"] = Agreement(**given["agreement"])
+        if isinstance(given.get("check"), dict):
+            given["check"] = OperatorCheck(**given["check"])
         return cls(**given)
 
 

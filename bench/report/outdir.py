@@ -27,8 +27,8 @@ STAGING = ".autodiff-bench-staging-"
 # what a run may write, as bench/report/timings.py and bench/report/plots.py name it: a file of these names that
 # the mark does not list is a user's, and the folder is refused before any work rather than at the end
 OWN = ("README.md", "results.json", "results.csv", "scaling.csv", "widths.csv", "counts.csv", "break_even.csv",
-       "plots/fit_*.png", "plots/loss_*.png", "plots/agreement_*.png", "plots/summary_*.png", "plots/scaling.png",
-       "plots/widths.png")  # fmt: skip
+       "operators.csv", "plots/fit_*.png", "plots/loss_*.png", "plots/agreement_*.png", "plots/summary_*.png",
+       "plots/scaling.png", "plots/widths.png", "plots/operators_*.png")  # fmt: skip
 
 
 def read_mark(out: Path) -> list[str] | None:

@@ -22,7 +22,7 @@ from bench.core.cases import jobs
 from bench.core.errors import Failed
 from bench.core.stats import fit_overhead
 from bench.host import envs, machine
-from bench.report import kinds, widths
+from bench.report import kinds, operators, widths
 from bench.report.formatting import (
     duration,
     general,
@@ -318,6 +318,7 @@ def write(out: Path, o: Any, rows: list[dict[str, Any]], spent: dict[str, float]
     )  # fmt: skip
     write_csv(out / "break_even.csv", [p.record() for p in paid], list(kinds.Payoff.__dataclass_fields__))
     widths.write(out, rows, floor)
+    operators.write(out, rows)
     pictures, not_drawn = draw_plots(out / "plots", rows, fits, bandwidth, names, floor)
 
     try:
@@ -349,6 +350,7 @@ def readme_text(rows: list[dict[str, Any]], names: list[str], o: Any, env: dict[
         for d in o.dtypes:
             sections.append(f"## {t} ({d})\n\n" + markdown_table(TASK_HEADER, task_table(rows, t, d)))
     sections += widths.sections(rows, o.dtypes, floor, list(o.backends))
+    sections += operators.sections(rows, o.dtypes, list(o.backends))
     sections.append("## Plots\n\n" + "\n\n".join(f"![{p.stem}](plots/{p.name})" for p in pictures))
     failed = [r for r in rows if "error" in r and not r.get("cannot")]
     cannot = [r for r in rows if r.get("cannot")]
@@ -372,6 +374,7 @@ def draw_plots(folder: Path, rows: list[dict[str, Any]], fits: list[dict[str, An
     dtypes = {r["dtype"] for r in rows if r["kind"] == "speed"}
     tols = {(t, d): tol(tasks.get(t), d) for t in names for d in dtypes}  # the suite's, drawn in agreement_*.png
     plans = plots.plans(folder, rows, fits, bandwidth, names, tols, duration) + widths.plans(folder, rows, floor or {})
+    plans += operators.plans(folder, rows)
     for path, draw in plans:
         try:
             draw()
@@ -386,8 +389,12 @@ def failure_list(failed: list[dict[str, Any]]) -> str:
     """One line per case without figures: which case, and why."""
 
     def case(r: dict[str, Any]) -> str:
-        what = r["task"] if r["kind"] == "speed" else f"{r['task']} N={power(r['n'])}"
-        what = f"{r['task']} width {r['n']:,}" if r["kind"] == widths.WIDTH else what
+        if r["kind"] == operators.OPERATOR:
+            what = r["task"] + (f" width {r['n']:,}" if r.get("n") is not None else "") + f" {r['operator']}"
+        elif r["kind"] == widths.WIDTH:
+            what = f"{r['task']} width {r['n']:,}"
+        else:
+            what = r["task"] if r["kind"] == "speed" else f"{r['task']} N={power(r['n'])}"
         return f"{what} {r['backend']} {r['dtype']}"
 
     return "\n".join(f"- {case(r)}: {r['error']}" for r in failed)

@@ -11,9 +11,7 @@ quadratic sweep a hand-written loop of the same framework, are timed in turn wit
 
 from __future__ import annotations
 
-import functools
 import os
-import resource
 import sys
 import time
 from collections.abc import Callable
@@ -26,14 +24,14 @@ from bench.core import agreement as agreement_rule
 from bench.core.errors import BenchError, Diverged
 from bench.core.records import Agreement, ProcessTiming
 from bench.host import procs
-from bench.worker import calibration, training
 from bench.worker import handwritten as loops
+from bench.worker import training
+from bench.worker.operator_timer import OperatorTimed
+from bench.worker.rounds import CALIBRATIONS, Rounds, seconds
 
 MIN_STEPS = 10  # the shortest slice a round trains (fewer where ``steps`` asks for fewer: the largest sweep sizes)
 # what a timing process names as loaded: the proof it is isolated
 FRAMEWORKS = {"torch", "jax", "tensorflow", "autograd", "mxnet"}
-MAX_ROUNDS = 5000  # a round of a microsecond step takes 100 µs: enough of them
-CALIBRATIONS = 8  # calibration kernels timed this many times over a case's rounds, and before and after them
 
 
 class Unit:
@@ -71,21 +69,16 @@ class Unit:
         return self.backend.to_numpy(self.out).astype("float64").ravel()
 
 
-def seconds(fn: Callable[..., Any], *args: Any) -> float:
-    start = time.perf_counter()
-    fn(*args)
-    return time.perf_counter() - start
-
-
-class Timed:
-    """One case built in this process (untimed: building, converting, compiling, warming up), then timed
-    over one or more visits (``visit``). Between its visits the process times its other cases."""
+class Timed(Rounds):
+    """A training case built in this process (untimed: building, converting, compiling, warming up), then timed
+    over one or more visits (``Rounds.visit``), a round training its slice (``Unit``) and, beside it, the objective
+    alone over the same slice and the quadratic sweep's hand-written loop, where asked."""
 
     def __init__(self, task: str, backend: str, dtype: str, device: str, n: int | None, steps: int,
                  unit_time: float, objective: bool, handwritten: bool, size: int | None,
                  check: bool = False) -> None:  # fmt: skip
 
-        started = time.perf_counter()
+        self.started = time.perf_counter()
         self.case = (task, backend, dtype, device, n)
         b = training.build(task, backend, dtype, device, n=n)
         timed: dict[str, Callable[[], Any]] = {}
@@ -126,41 +119,20 @@ class Timed:
         if handwritten:
             timed["handwritten_s"] = lambda: loop.run(unit.steps)
             loop.run(unit.steps)
-        self.timed = timed
-        self.reading, self.since = calibration.Reading(kernels()), 0.0  # seconds of rounds since a calibration
-        self.setup_s = time.perf_counter() - started
+        self.timed, self.per = timed, dict.fromkeys(timed, unit.steps)
+        self.ready()
 
-    def visit(self, round_time: float, min_rounds: int, first: bool, last: bool, every: float) -> dict[str, Any]:
-        """Rounds for about ``round_time`` seconds (every figure's rounds and the calibration kernels
-        together; the last begun where it should end in time), at least ``min_rounds``: each figure per
-        step, one a round; ``machine``, what the calibration kernels (timed before the ``first`` visit,
-        every ``every`` seconds of rounds and after the ``last``), the CPU share and the steal time
-        said over this and the earlier visits."""
-        unit, reading = self.unit, self.reading
-        rounds_start = time.perf_counter()
-        reading.begin(calibrate=first)
-        figures: dict[str, list[float]] = {k: [] for k in self.timed}
-        steps, faults, took = figures["step_s"], 0, 0.0
-        now = time.perf_counter()
-        while len(steps) < min_rounds or (now + took - rounds_start < round_time and len(steps) < MAX_ROUNDS):
-            before = minor_faults()  # a step's pages: read around the training call alone (timed first)
-            began = now
-            for k, fn in self.timed.items():
-                figures[k].append(seconds(fn) / unit.steps)
-                if k == "step_s":
-                    faults += minor_faults() - before
-            now = time.perf_counter()
-            took, self.since = now - began, self.since + now - began
-            if self.since > every:
-                reading.calibrate()
-                now, self.since = time.perf_counter(), 0.0
-        machine = reading.end(calibrate=last)
-        self.trained += (len(steps) + 1) * unit.steps  # and the call of ``settle``, if any
-        if not np.isfinite(unit.losses()).all():  # a timing of arithmetic on inf and NaN is not a timing of training
+    @property
+    def backend(self) -> Backend:
+        return self.unit.backend
+
+    def visited(self, rounds: int) -> None:
+        """The slice's loss after the visit's rounds is finite: a timing of arithmetic on inf and NaN is not a timing
+        of training."""
+        unit = self.unit
+        self.trained += (rounds + 1) * unit.steps  # and the call of ``settle``, if any
+        if not np.isfinite(unit.losses()).all():
             raise divergence(self.case, unit, self.trained)
-        timed = len(steps) * unit.steps
-        return {**figures, "machine": machine, "rounds_s": time.perf_counter() - rounds_start,
-                "faults_per_step": faults / timed, "steps_timed": timed}  # fmt: skip
 
 
 def on_schedule(unit: Unit) -> None:
@@ -208,8 +180,8 @@ def divergence(case: tuple[Any, ...], unit: Unit, trained: int) -> Exception:
     )
 
 
-# The cases of this process between their visits (``measure``'s ``visit``), by what names a case
-LIVE: dict[tuple[Any, ...], Timed] = {}
+# The cases of this process between their visits (``measure``'s ``visit``), by what names a case (``named``)
+LIVE: dict[tuple[Any, ...], Rounds] = {}
 # A case's time per step as this process last measured it (the median round of its last visit): what sizes
 # its training for the correctness columns where that is asked of the process that timed it (``correctness``)
 MEASURED: dict[tuple[Any, ...], float] = {}
@@ -231,6 +203,7 @@ def measure(
     visit: int = 0,
     visits: int = 1,
     check: bool = False,
+    operator: str | None = None,
 ) -> ProcessTiming:
     """One visit of a case's timings in this process, per step in seconds: ``step_s`` a training step,
     one figure a round; ``objective_s`` and ``handwritten_s`` likewise, where asked. A round trains
@@ -246,10 +219,15 @@ def measure(
     ``faults_per_step``, the pages the kernel handed a training step (``minor_faults``), over the
     visit's ``steps_timed``; ``setup_s`` the seconds before the rounds (building, converting, compiling,
     warming up), ``rounds_s`` the rounds'; ``agreement``, where ``check``, the first call against numpy's
-    (``agreement``). ``joined`` makes one process's record of a case's visits."""
-    key = (task, backend, dtype, device, n)
+    (``agreement``). ``joined`` makes one process's record of a case's visits.
+
+    With ``operator`` (one of tasks.operators.OPERATORS), the case is that operator of the task instead
+    (``bench.worker.operator_timer``): each figure is per call of it, ``objective_s`` the loss's call (where
+    ``objective``), a round's calls sized by ``unit_time`` (or ``size``), ``steps`` and ``handwritten`` unused;
+    ``check``, its first call's value held against the reference (``check``)."""
+    key = named(task, backend, dtype, device, n, operator)
     if visit == 0 and key not in LIVE:  # not built ahead
-        prepare(task, backend, dtype, device, n, steps, unit_time, objective, handwritten, size, check)
+        prepare(task, backend, dtype, device, n, steps, unit_time, objective, handwritten, size, check, operator)
     elif key not in LIVE:
         raise BenchError(f"{task} {backend} {dtype}: visit {visit + 1} of a case this process did not build")
     case = LIVE[key]
@@ -261,9 +239,10 @@ def measure(
         raise
     if visit == visits - 1:
         del LIVE[key]
-    MEASURED[key] = float(np.median(out["step_s"]))
-    b = case.unit.backend
-    return ProcessTiming(mode=b.mode, device=b.device, steps_per_round=case.unit.steps, visit=visit,
+    if operator is None:
+        MEASURED[key] = float(np.median(out["step_s"]))
+    b = case.backend
+    return ProcessTiming(mode=b.mode, device=b.device, steps_per_round=case.steps_per_round, visit=visit,
                          **(case.first if visit == 0 else {}), **out, setup_s=case.setup_s if visit == 0 else 0.0,
                          pid=os.getpid(), cpus=procs.affinity(),
                          frameworks=sorted(FRAMEWORKS & sys.modules.keys()))  # fmt: skip
@@ -271,12 +250,22 @@ def measure(
 
 def prepare(task: str, backend: str, dtype: str = "float64", device: str = "cpu", n: int | None = None,
             steps: int = 100, unit_time: float = 0.05, objective: bool = True, handwritten: bool = False,
-            size: int | None = None, check: bool = False, **visits: Any) -> dict[str, float]:  # fmt: skip
+            size: int | None = None, check: bool = False, operator: str | None = None,
+            **visits: Any) -> dict[str, float]:  # fmt: skip
     """A case built ahead of its visits (``measure``'s first builds it otherwise), while another process
     builds its own beside this one (bench.campaign.timing); its seconds."""
-    key = (task, backend, dtype, device, n)
-    LIVE[key] = Timed(task, backend, dtype, device, n, steps, unit_time, objective, handwritten, size, check)
+    key = named(task, backend, dtype, device, n, operator)
+    if operator is None:
+        LIVE[key] = Timed(task, backend, dtype, device, n, steps, unit_time, objective, handwritten, size, check)
+    else:
+        LIVE[key] = OperatorTimed(task, backend, dtype, device, n, operator, unit_time, size, check, objective)
     return {"setup_s": LIVE[key].setup_s}
+
+
+def named(task: str, backend: str, dtype: str, device: str, n: int | None, operator: str | None) -> tuple[Any, ...]:
+    """What names a case in this process (``LIVE``, ``MEASURED``): (task, backend, dtype, device, n), and an operator
+    case's operator after them."""
+    return (task, backend, dtype, device, n) + (() if operator is None else (operator,))
 
 
 def settle(cpus: list[int]) -> dict[str, Any]:
@@ -285,19 +274,8 @@ def settle(cpus: list[int]) -> dict[str, Any]:
     caches since, and the new CPU's)."""
     procs.pin(cpus)
     for case in LIVE.values():
-        case.unit()
+        case.settle()
     return {"cpus": procs.affinity()}
-
-
-def minor_faults() -> int:
-    """Pages the kernel has handed this process so far (fresh memory touched for the first time)."""
-    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
-
-
-@functools.cache
-def kernels() -> Any:
-    """The calibration kernels of this process, made once."""
-    return calibration.Kernels()
 
 
 def correctness(

@@ -238,7 +238,7 @@ def test_a_quick_run_is_flagged(tmp_path):
         (lambda d: (d / "results.json").write_text("[1, 2]") and d, ["has no cases"]),
         (lambda d: (d / "results.json").write_bytes(b"\xff\xfe\x00") and d, ["is not JSON", "UTF-8"]),
         (lambda d: write(d, [{"kind": "speed", "task": "linear"}]), ["case 1", "'backend'"]),
-        (lambda d: write(d, [{"kind": "other"}]), ["case 1", "neither 'speed', 'scaling' nor 'width'"]),
+        (lambda d: write(d, [{"kind": "other"}]), ["case 1", "neither 'speed', 'scaling', 'width' nor 'operator'"]),
         (lambda d: write(d, [case("linear", samples_s=[1e-4, "x"])]), ["linear numpy float64", "samples_s"]),
         (lambda d: write(d, [case("linear", samples_s=[])]), ["samples_s"]),
         (lambda d: write(d, [case("linear", samples_s=[1e-4, -1.0])]), ["samples_s"]),

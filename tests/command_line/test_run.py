@@ -32,6 +32,7 @@ from bench.host import envs, procs
 from bench.report import outdir, plots
 from bench.worker import floor as bench_floor
 from conftest import bench, cubic_task
+from tasks import operators
 
 
 def bench_run(*args: str) -> subprocess.CompletedProcess[str]:
@@ -249,6 +250,7 @@ def test_a_file_the_root_or_the_checkout_is_refused(tmp_path, where, words):
         (["--jobs", "1000"], ["--jobs 1000", "must be between 1 and"]),
         (["--jobs", "1000", "--threads", "1"], ["--jobs 1000 × --threads 1"]),
         (["--jobs", "1"], ["--jobs is for timings"]),  # refused() runs --quick
+        (["--count", "--operators"], ["--operators is for timings"]),
     ],
 )
 def test_bad_run_options_are_one_line(tmp_path, args, words):
@@ -547,3 +549,22 @@ def test_a_case_a_backend_cannot_run_is_listed_apart_with_why(tmp_path):
     readme = (out / "README.md").read_text()
     assert "## What a backend cannot run" in readme and "## Failed cases" not in readme
     assert f"- logistic-newton mxnet float64: {cases['mxnet']['error']}" in readme
+
+
+def test_operators_are_timed_and_reported_in_a_section_a_csv_and_a_plot(tmp_path):
+    """--operators adds a case per operator of each operator task the run times, on each mode (here eager numpy
+    and torch on logistic): each timed, its value held to the hand-derived one, in the README's Operators
+    section, operators.csv and plots/operators_float64.png."""
+    out = tmp_path / "r"
+    got = bench_run("--quick", "--operators", "--tasks", "logistic", "--backends", "numpy,torch", "--sizes", "none",
+                    "--out", str(out))  # fmt: skip
+    assert got.returncode == 0, got.stdout + got.stderr
+    cases = [c for c in json.loads((out / "results.json").read_text())["cases"] if c["kind"] == "operator"]
+    assert len(cases) == 2 * 8 and all(c["verdict"] == "agrees" and c["samples_s"] for c in cases)
+    assert {c["operator"] for c in cases if c.get("objective_samples_s")} == set(operators.OPERATORS) - {"loss"}
+    readme = (out / "README.md").read_text()
+    assert "## Operators (float64)" in readme and "### logistic (float64, θ of 3 entries)" in readme
+    assert "**Values**: 16 of 16 first calls agree with the reference." in readme
+    assert len((out / "operators.csv").read_text().splitlines()) == 1 + 16
+    assert (out / "plots" / "operators_float64.png").is_file()
+    assert "plots/operators_float64.png" in outdir.read_mark(out)

@@ -16,7 +16,7 @@ from bench.campaign.timing import Turns
 from bench.core import cases as cases_module
 from bench.core import noise_model
 from bench.core.cases import BUILDS, VISITS, Case, Settings, time_limit
-from bench.core.errors import BenchError, Diverged
+from bench.core.errors import BenchError, Diverged, Unsupported
 from bench.core.stats import fit_overhead
 from bench.host import envs, procs
 from bench.worker import timer, training
@@ -75,6 +75,33 @@ def test_a_later_process_builds_the_round_at_the_size_it_is_given():
     later = measure("linear", "numpy", steps=100, round_time=0.0, min_rounds=2, objective=False, size=10)
     assert first.first_call_s > 0 and first.steps_per_round >= 10
     assert later.first_call_s is None and later.steps_per_round == 10
+
+
+@pytest.mark.parametrize("backend", ["numpy", "torch"])
+def test_an_operator_case_times_its_calls_beside_the_loss_and_holds_its_first_value_to_the_reference(backend):
+    """An operator case's figures are per call, its loss's beside it in the same rounds; the first process sizes the
+    round and reports the first call, a later one is given the size; the last holds the first value to the
+    hand-derived one."""
+    first = measure("logistic", backend, operator="hvp-rev-rev", unit_time=0.002, round_time=0.0, min_rounds=2)
+    assert len(first.step_s) == len(first.objective_s) == 2 and first.first_call_s > 0 and first.check is None
+    assert first.steps_per_round >= 1 and first.steps_timed == 2 * first.steps_per_round
+    later = measure("logistic", backend, operator="hvp-rev-rev", unit_time=0.002, round_time=0.0, min_rounds=1,
+                    size=3, check=True)  # fmt: skip
+    assert later.steps_per_round == 3 and later.first_call_s is None
+    assert later.check.verdict == "agrees" and later.check.rel_error <= later.check.tol == 1e-9
+    loss = measure("logistic", backend, operator="loss", round_time=0.0, min_rounds=1, objective=False)
+    assert loss.objective_s is None and not timer.LIVE
+
+
+def test_an_operator_a_backend_lacks_or_a_model_too_large_for_is_unsupported(tmp_path, user_task):
+    """What the backend says it cannot do, and a dense operator beyond tasks.operators.DENSE_LIMIT parameters."""
+    name = user_task(cubic_task(tmp_path, "cubic_ops"))  # it writes no Hessian, and numpy has no autodiff
+    with pytest.raises(Unsupported, match="numpy has no hvp-fwd-rev: the task defines no hessian"):
+        measure(name, "numpy", operator="hvp-fwd-rev", round_time=0.0, min_rounds=1)
+    for op in ("hessian", "hvp-rev-rev"):  # numpy's HVP is its dense Hessian times v: 1,482² entries at width 16
+        with pytest.raises(Unsupported, match="at most 1,000 parameters, not of 1,482"):
+            measure("wide-mlp", "numpy", n=16, operator=op, round_time=0.0, min_rounds=1)
+    assert not timer.LIVE
 
 
 def test_a_process_visits_its_cases_in_turn_each_built_once():
