@@ -91,8 +91,9 @@ def parser() -> Parser:
     r.add_argument("--count", action="store_true", help="exact instructions per step under valgrind instead of times "
                    "(default: float64, the quadratic sweep in both dtypes)")  # fmt: skip
     r.add_argument("--operators", action="store_true",
-                   help="time the operators beyond the gradient too (jvp, vjp, HVPs, Hessian, Jacobians) on logistic, "
-                   "mlp and digits, and jvp and the HVPs on wide-mlp at --widths")  # fmt: skip
+                   help="time what goes beyond the gradient too: the operators (jvp, vjp, HVPs, Hessian, Jacobians) "
+                   "on logistic, mlp and digits, jvp and the HVPs on wide-mlp at --widths, and the tasks trained by "
+                   "Newton's method")  # fmt: skip
     d = sub.add_parser("diff", help="compare two runs' results: environments, then each case's timing")
     d.add_argument("old", metavar="OLD", help="a results folder or its results.json")
     d.add_argument("new", metavar="NEW", help="a results folder or its results.json")
@@ -245,7 +246,7 @@ def cmd_run(a: argparse.Namespace) -> int:
     if a.count and a.operators:
         raise UsageError("--operators is for timings: --count counts training steps alone")
     chosen = [] if none(a.tasks, a.task_files) else names(run_tasks(a), list(tasks.TASKS), "task", "--tasks",
-                                                          default_tasks(a.quick))  # fmt: skip
+                                                          default_tasks(a.quick, a.operators))  # fmt: skip
     both = a.dtype == "both"
     default = default_dtypes(a.quick)
     dtypes = list(DTYPES) if both else names(a.dtype, DTYPES, "dtype", "--dtype", default)

@@ -24,15 +24,17 @@ from bench.core.errors import BenchError, Unsupported
 from bench.core.records import ProcessTiming, TrainingRun
 from bench.host import envs
 
-# Training parabola-sgd's 80,000 single-sample steps costs eager jax about 3.5 min a dtype, so by
-# default the suite trains it for its first 10 epochs (8,000 steps, one halving of the learning rate)
-# on every backend but numpy, whose full run checks the end point; `pytest --full` trains every
-# backend on every full schedule, as `python -m bench compare` does.
-SHORT_EPOCHS = {"parabola-sgd": 10}
+# Training parabola-sgd's 80,000 single-sample steps costs eager jax about 3.5 min a dtype, so by default the
+# suite trains it for its first 2 epochs (1,600 single-sample steps) on every backend but numpy, whose full run
+# checks the end point; its halving learning rate is parabola's, which every backend trains through its whole
+# schedule. `pytest --full` trains every backend on every full schedule, as `python -m bench compare` does.
+SHORT_EPOCHS = {"parabola-sgd": 2}
 CHECKPOINTS = {"linear": tuple(range(1, 20, 2))}  # the epochs the published log shows
-# Trained by a worker process each from the start of the session, beside this one: the slowest of this
-# environment's (eager jax and TensorFlow dispatch every operation), so that the two cores share the training.
-BACKGROUND = {"jax", "tensorflow"}
+# Trained by a worker process each from the start of the session, beside this one, which meanwhile runs the other
+# tests: the slowest of this environment's (eager jax and TensorFlow dispatch every operation; torch.compile
+# compiles every case), so that the two cores share the training. The other environments' cases, and every
+# case's operator values (tests/equivalence/test_operators.py), are computed by a worker per environment likewise.
+BACKGROUND = {"jax", "tensorflow", "torch-compile", "torch-nn-compile"}
 
 # MXNet's SGD kernels take the learning rate as a C float: quadratic's 0.001 becomes 0.0010000000475,
 # which moves w by 5.4e-9, past the published 8th decimal. The trajectory test shows that this is all
@@ -48,7 +50,8 @@ def marked(case: tuple[str, str, str]) -> Any:
 
 
 CASES = [(t, b, d) for t in tasks.TASKS for b in backends.BACKENDS for d in DTYPES]
-Key = tuple[str, str, str, str]  # (call, task, backend, dtype); ("optimizer", name in OPTIMIZERS, backend, dtype)
+Key = tuple[str, str, str, str]  # (call, task, backend, dtype): call train, gradient or operators; or
+# ("optimizer", name in OPTIMIZERS, backend, dtype)
 
 # Every optimiser and setting, on every backend and dtype: mlp's first epochs trained with each in place
 # of the task's own (the tasks mlp-momentum and digits-adamw train theirs through their whole schedules).
@@ -127,16 +130,21 @@ class Lab:
             kwargs |= {"epochs": epochs(task, backend, self.full), "checkpoints": CHECKPOINTS.get(task, ())}
         return fn, kwargs
 
-    def start(self, cases: set[tuple[str, ...]], optimizer_cases: set[tuple[str, ...]] = frozenset()) -> None:
+    def start(self, cases: set[tuple[str, ...]], optimizer_cases: set[tuple[str, ...]] = frozenset(),
+              operator_cases: set[tuple[str, ...]] = frozenset()) -> None:  # fmt: skip
         """Send the calls for these cases that run elsewhere to their workers: the other environments'
-        backends, and the slowest of this one's (BACKGROUND), which then trains on the other core."""
-        groups: dict[tuple[str, str], list[Key]] = {}  # (env, backend or "") -> keys
+        backends, the slowest of this one's (BACKGROUND), which then train on the other core, and every
+        operator case's values, a worker per environment."""
+        groups: dict[tuple[str, str], list[Key]] = {}  # (env, a BACKGROUND backend, "operators" or "") -> keys
         keys = [(fn, *c) for c in sorted(cases) for fn in ("train", "gradient")]
         keys += [("optimizer", *c) for c in sorted(optimizer_cases)]
         for fn, task, backend, dtype in keys:
             if in_worker(backend):
                 where = (backends.BACKENDS[backend].env, backend if backend in BACKGROUND else "")
                 groups.setdefault(where, []).append((fn, task, backend, dtype))
+        for task, backend, dtype in sorted(operator_cases):
+            groups.setdefault((backends.BACKENDS[backend].env, "operators"), []).append(("operators", task, backend,
+                                                                                        dtype))  # fmt: skip
         for (env, backend), keys in groups.items():
             self.waiting[env + backend] = Remote(env, [self.call(k) for k in keys]), keys
 
@@ -174,12 +182,15 @@ class Lab:
         return self.done[key]
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="session", autouse=True)
 def lab(request: pytest.FixtureRequest) -> Lab:
+    """The session's runs, their workers started before its first test (so that they train while it runs the
+    command-line tests), for every case a collected test asks for."""
     lab = Lab(request.config.getoption("--full"))
     params = [item.callspec.params for item in request.session.items if hasattr(item, "callspec")]
     lab.start({tuple(p.get("case") or p.get("full_case")) for p in params if "case" in p or "full_case" in p},
-              {tuple(p["optimizer_case"]) for p in params if "optimizer_case" in p})  # fmt: skip
+              {tuple(p["optimizer_case"]) for p in params if "optimizer_case" in p},
+              {tuple(p["operator_case"]) for p in params if "operator_case" in p})  # fmt: skip
     return lab
 
 

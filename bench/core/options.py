@@ -29,6 +29,9 @@ COUNT_WIDTHS: list[int] = []
 # Tasks a default run times through their sweep alone: wide-mlp's own case is the width sweep's first cell, which
 # the sweep times on an eighth of a task case's rounds (``--tasks wide-mlp`` times it as a task too, once for both)
 SWEPT_TASKS = [WIDTH_TASK]
+# Tasks trained by Newton's method (a Hessian and a linear solve a step): beyond the gradient, so timed with the
+# operators (--operators), which keeps a default run within its 15 minutes; `--tasks` names them to time them alone
+SECOND_ORDER_TASKS = ["logistic-newton", "poisson-newton"]
 QUICK_TASKS = ["linear", "digits"]  # --quick's smoke run: a vector task and a matrix task with its own figures
 QUICK_REPEATS = 1
 # --operators (docs/operators.md, "Timing the operators"): every operator on these tasks (a linear model, a small
@@ -51,8 +54,13 @@ QUICK_FLOOR_BYTES = 64 * 2**20  # --quick reads a smaller array, once: its floor
 DEFAULT_DTYPES = ["float64"]
 
 
-def default_tasks(quick: bool) -> list[str]:
-    return [t for t in tasks.TASKS if (t in QUICK_TASKS if quick else t not in SWEPT_TASKS)]
+def default_tasks(quick: bool, operators: bool = False) -> list[str]:
+    """The tasks a run times where --tasks does not say: QUICK_TASKS for --quick; else every registered task but
+    SWEPT_TASKS, and SECOND_ORDER_TASKS only with --operators."""
+    if quick:
+        return [t for t in tasks.TASKS if t in QUICK_TASKS]
+    left_out = SWEPT_TASKS + ([] if operators else SECOND_ORDER_TASKS)
+    return [t for t in tasks.TASKS if t not in left_out]
 
 
 def default_dtypes(quick: bool) -> list[str]:
@@ -118,7 +126,7 @@ class Options:
         if self.count and not self.quick:  # a count's default (sweep_dtypes set): float64, the sweep in both
             dtypes = self.dtypes if self.sweep_dtypes is not None else []
         for flag, value, default in [
-            ("--tasks", self.tasks, default_tasks(self.quick)),
+            ("--tasks", self.tasks, default_tasks(self.quick, self.operators)),
             ("--backends", self.backends, list(backends.BACKENDS)),
             ("--dtype", self.dtypes, dtypes),
             ("--sizes", list(map(str, self.sizes)), list(map(str, default_sizes(self.quick, self.count)))),

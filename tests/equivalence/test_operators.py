@@ -10,9 +10,7 @@ import pytest
 
 import backends
 import tasks
-from bench.campaign.remote import call_many
 from bench.core.cases import DTYPES
-from bench.core.errors import BenchError
 from tasks import operators
 
 # What the default suite checks of each mode's operators, within its minutes: every mode's on logistic (a linear
@@ -56,15 +54,6 @@ def test_tasks_left_out_share_their_operators_with_one_checked():
     assert set(tasks.TASKS) - set(distinct_tasks()) == {"mlp-momentum", "digits-adamw"}
 
 
-@pytest.fixture(scope="session")
-def values(request: pytest.FixtureRequest) -> dict[tuple[str, str, str], Any]:
-    """Every asked case's operator values, computed once: each environment's in a worker of its own."""
-    asked = sorted({tuple(item.callspec.params["operator_case"]) for item in request.session.items
-                    if hasattr(item, "callspec") and "operator_case" in item.callspec.params})  # fmt: skip
-    calls = [("operators", {"task": t, "backend": b, "dtype": d}) for t, b, d in asked]
-    return dict(zip(asked, call_many(calls), strict=True))
-
-
 REFERENCES: dict[str, dict[str, operators.Reference]] = {}
 
 
@@ -80,11 +69,9 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         metafunc.parametrize("operator_case", operator_cases(metafunc.config.getoption("--full")), ids="-".join)
 
 
-def test_every_operator_equals_the_hand_derived_value(values, operator_case):
+def test_every_operator_equals_the_hand_derived_value(lab, operator_case):
     task, backend, dtype = operator_case
-    got = values[operator_case]
-    if isinstance(got, BenchError):
-        raise got
+    got = lab.get(("operators", task, backend, dtype))  # computed by a worker of the backend's environment
     t = tasks.get(task)
     assert list(got) == list(operators.asked(operators.point(t)))
     undeclared = [n for n, v in got.items() if isinstance(v, dict) and "lacks" in v and not v["declared"]]

@@ -177,3 +177,15 @@ def test_diff_compares_operator_rows_and_runs_with_and_without_them(tmp_path):
     assert "| logistic hvp-fwd-rev jax-jit float64 " in text and "| wide-mlp width 256 jvp numpy float64 " in text
     out, _, status = diff.diff(without, with_ops)
     assert status == 0 and "- logistic hessian jax-jit float64" in "\n".join(out).split("## Only in NEW")[1]
+
+
+def test_the_tasks_trained_by_newtons_method_are_timed_with_the_operators():
+    import tasks
+    from bench.core.options import SECOND_ORDER_TASKS
+    from tasks import optimizers
+
+    newton = {t for t in tasks.TASKS if optimizers.parse(tasks.get(t).optimizer).name == "newton"}
+    assert set(SECOND_ORDER_TASKS) == newton and newton
+    assert not newton & set(default_tasks(False)) and newton <= set(default_tasks(False, operators=True))
+    command = options(tasks=default_tasks(False, operators=True)).command()
+    assert command.startswith("python -m bench run --backends") and "--tasks" not in command
