@@ -56,6 +56,7 @@ def parser() -> Parser:
     c.add_argument("tasks", nargs="*", metavar="TASK")
     c.add_argument("--task", dest="task_files", action="append", default=[], metavar="FILE_OR_MODULE", help=own)
     c.add_argument("--dtype", default="float64")
+    c.add_argument("--backends", help="comma-separated backends (default: all)")
     c.add_argument("--operators", action="store_true",
                    help="compare each backend's operators beyond the gradient (jvp, vjp, HVPs, Hessian, Jacobians) "
                         "with the hand-derived values instead of training")  # fmt: skip
@@ -198,12 +199,13 @@ def cmd_compare(a: argparse.Namespace) -> int:
     given = task_list(a.tasks, a.task_files)
     chosen = names(",".join(given) if given else None, list(tasks.TASKS), "task", "compare")
     require("dtype", a.dtype, DTYPES)
+    among = names(a.backends, list(backends.BACKENDS), "backend", "--backends")
     if a.operators:
-        rows, lines, ok = compare.compare_operators(chosen, a.dtype)
+        rows, lines, ok = compare.compare_operators(chosen, a.dtype, among)
         print(text_table(compare.operator_header(), rows))
         print("\n".join(lines))
         return 0 if ok else 1
-    rows, ok = compare.compare(chosen, a.dtype)
+    rows, ok = compare.compare(chosen, a.dtype, among)
     print(text_table(compare.header(a.dtype), rows))
     return 0 if ok else 1
 

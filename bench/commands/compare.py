@@ -4,6 +4,7 @@ reference, with how far each is from it and whether it reaches the task's stated
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -24,10 +25,11 @@ def header(dtype: str) -> tuple[str, ...]:
     return ("task", "backend", f"final parameters ({dtype})", "final loss", "max rel diff", "stated end", "verdict")
 
 
-def compare(chosen: list[str], dtype: str) -> tuple[list[tuple[str, ...]], bool]:
-    """Every backend trained through each task's whole schedule, against the numpy reference
+def compare(chosen: list[str], dtype: str, among: Sequence[str] = tuple(backends.BACKENDS)
+            ) -> tuple[list[tuple[str, ...]], bool]:  # fmt: skip
+    """Every backend (of ``among``) trained through each task's whole schedule, against the numpy reference
     (``agreement.reference``): a row each, and whether every one agrees and reaches its task's stated end."""
-    calls = [("train", {"task": t, "backend": b, "dtype": dtype}) for t in chosen for b in backends.BACKENDS]
+    calls = [("train", {"task": t, "backend": b, "dtype": dtype}) for t in chosen for b in among]
     outcomes = call_many(calls)
     refs: dict[str, TrainingRun | BenchError] = {}  # the numpy runs, by their call (agreement.reference)
 
@@ -91,12 +93,13 @@ def operator_header() -> tuple[str, ...]:
     return ("task", "backend", *operators.OPERATORS)
 
 
-def compare_operators(chosen: list[str], dtype: str) -> tuple[list[tuple[str, ...]], list[str], bool]:
-    """Every backend's operators beyond the gradient (``tasks.operators``) at each task's point, against the
-    hand-derived references: a row per task and backend, a cell per operator (its relative error, ``lacks``, or
-    what failed); then the summary lines (the count agreeing, and what each backend lacks, with why); and
+def compare_operators(chosen: list[str], dtype: str, among: Sequence[str] = tuple(backends.BACKENDS)
+                      ) -> tuple[list[tuple[str, ...]], list[str], bool]:  # fmt: skip
+    """Every backend's (of ``among``) operators beyond the gradient (``tasks.operators``) at each task's point,
+    against the hand-derived references: a row per task and backend, a cell per operator (its relative error,
+    ``lacks``, or what failed); then the summary lines (the count agreeing, and what each backend lacks, with why); and
     whether every value a backend has agrees."""
-    calls = [("operators", {"task": t, "backend": b, "dtype": dtype}) for t in chosen for b in backends.BACKENDS]
+    calls = [("operators", {"task": t, "backend": b, "dtype": dtype}) for t in chosen for b in among]
     rows, lacking, ok = [], {}, True
     agreeing = total = 0
     refs: dict[str, dict[str, operators.Reference]] = {}

@@ -58,11 +58,11 @@ class OperatorTimed(Rounds):
     """One operator of one task on one backend, built in this process (untimed: the backend, its arrays, the
     operator's call; its first call, which traces and compiles, timed apart as ``first_call_s``, with ``compile_s``
     where the framework keeps a tally, where no earlier process sized the round), then timed over visits: ``step_s``
-    a call of the operator, ``objective_s`` a call of the loss, where ``objective`` (none for the loss itself). ``size``: the calls of a round, where an
-    earlier process chose them. ``check``: hold the first call's value against the reference
-    (``tasks.operators.judge``), as ``check``. A dense operator (an n × n Hessian, an m × n Jacobian, and the HVPs of
-    a backend without autodiff, numpy's: the task's dense Hessian times v) is asked of at most
-    ``tasks.operators.DENSE_LIMIT`` parameters: beyond, the case is ``Unsupported``."""
+    a call of the operator, ``objective_s`` a call of the loss, where ``objective`` (none for the loss itself).
+    ``size``: the calls of a round, where an earlier process chose them. ``check``: hold the first call's value
+    against the reference (``tasks.operators.judge``), as ``check``. A dense operator (an n × n Hessian, an m × n
+    Jacobian, and the HVPs of a backend without autodiff, numpy's: the task's dense Hessian times v) is asked of at
+    most ``tasks.operators.DENSE_LIMIT`` parameters: beyond, the case is ``Unsupported``."""
 
     def __init__(self, task: str, backend: str, dtype: str, device: str, n: int | None, operator: str,
                  unit_time: float, size: int | None, check: bool = False, objective: bool = True) -> None:  # fmt: skip
