@@ -30,10 +30,12 @@ from bench.host import envs
 # schedule. `pytest --full` trains every backend on every full schedule, as `python -m bench compare` does.
 SHORT_EPOCHS = {"parabola-sgd": 2}
 CHECKPOINTS = {"linear": tuple(range(1, 20, 2))}  # the epochs the published log shows
-# Trained by a worker process each from the start of the session, beside this one, which meanwhile runs the other
-# tests: the slowest of this environment's (eager jax and TensorFlow dispatch every operation; torch.compile
-# compiles every case), so that the two cores share the training. The other environments' cases, and every
-# case's operator values (tests/equivalence/test_operators.py), are computed by a worker per environment likewise.
+# The session's runs (``Lab``) are made by worker processes started before its first test, a worker per environment
+# and framework (numpy's, the reference's, in this process): they train while this process runs the command-line
+# tests, and the equivalence tests then read what they answered. Every case's operator values
+# (tests/equivalence/test_operators.py) are computed by a worker per environment likewise.
+# The contract and evaluate tests call the slowest of this environment's backends (eager jax and TensorFlow dispatch
+# every operation; torch.compile compiles every case) in a worker each, beside this process, and the others in it.
 BACKGROUND = {"jax", "tensorflow", "torch-compile", "torch-nn-compile"}
 
 # MXNet's SGD kernels take the learning rate as a C float: quadratic's 0.001 becomes 0.0010000000475,
@@ -91,6 +93,13 @@ def backend_of(item: pytest.Item) -> str | None:
     return (case or (None, params.get("backend")))[1]
 
 
+def worker_of(backend: str) -> tuple[str, str] | None:
+    """The worker that makes a backend's runs for the session (``Lab``): its environment's and framework's; None
+    for numpy, whose runs this process makes (the references among them)."""
+    spec = backends.BACKENDS[backend]
+    return None if backend == "numpy" else (spec.env, spec.framework)
+
+
 def in_worker(backend: str | None) -> bool:
     """Whether the suite trains this backend in a worker process rather than in this one."""
     spec = backends.BACKENDS.get(backend or "")
@@ -132,21 +141,20 @@ class Lab:
 
     def start(self, cases: set[tuple[str, ...]], optimizer_cases: set[tuple[str, ...]] = frozenset(),
               operator_cases: set[tuple[str, ...]] = frozenset()) -> None:  # fmt: skip
-        """Send the calls for these cases that run elsewhere to their workers: the other environments'
-        backends, the slowest of this one's (BACKGROUND), which then train on the other core, and every
-        operator case's values, a worker per environment."""
-        groups: dict[tuple[str, str], list[Key]] = {}  # (env, a BACKGROUND backend, "operators" or "") -> keys
+        """Send the calls for these cases to their workers (``worker_of``: every backend's but numpy's), and every
+        operator case's values to a worker per environment."""
+        groups: dict[tuple[str, str], list[Key]] = {}  # (env, framework or "operators") -> keys
         keys = [(fn, *c) for c in sorted(cases) for fn in ("train", "gradient")]
         keys += [("optimizer", *c) for c in sorted(optimizer_cases)]
         for fn, task, backend, dtype in keys:
-            if in_worker(backend):
-                where = (backends.BACKENDS[backend].env, backend if backend in BACKGROUND else "")
+            where = worker_of(backend)
+            if where is not None:
                 groups.setdefault(where, []).append((fn, task, backend, dtype))
         for task, backend, dtype in sorted(operator_cases):
             groups.setdefault((backends.BACKENDS[backend].env, "operators"), []).append(("operators", task, backend,
                                                                                         dtype))  # fmt: skip
-        for (env, backend), keys in groups.items():
-            self.waiting[env + backend] = Remote(env, [self.call(k) for k in keys]), keys
+        for (env, which), keys in groups.items():
+            self.waiting[f"{env} {which}"] = Remote(env, [self.call(k) for k in keys]), keys
 
     def get(self, key: Key) -> Any:
         if key not in self.done:
