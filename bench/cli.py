@@ -66,12 +66,12 @@ def parser() -> Parser:
     r = sub.add_parser("run", help="time every backend, each in its own process, and write results/")
     r.add_argument("--out", type=Path, default=envs.ROOT / "results", help="results folder (default: results/)")
     r.add_argument("--tasks", help="comma-separated tasks (default: all but wide-mlp, which the width sweep times; "
-                   "with --quick, linear and digits); none: the sweeps alone")  # fmt: skip
+                   "with --quick, digits); none: the sweeps alone")  # fmt: skip
     r.add_argument("--task", dest="task_files", action="append", default=[], metavar="FILE_OR_MODULE", help=own)
     r.add_argument("--backends", help="comma-separated backends (default: all)")
     r.add_argument("--dtype", help="float64 (default), float32 or both")
     r.add_argument("--sizes", help="comma-separated N of the quadratic sweep, as 10000 or 1e4 (default 1e2,1e4,1e6; "
-                   "with --quick 1e2,1e4; with --count 1e2,1e4,1e6,1e7); none: no quadratic sweep")  # fmt: skip
+                   "with --quick none; with --count 1e2,1e4,1e6,1e7); none: no quadratic sweep")  # fmt: skip
     r.add_argument("--widths", help="comma-separated hidden widths of the wide-mlp sweep (default 16,64,256,1024; "
                    "with --quick or --count none); none: no width sweep")  # fmt: skip
     r.add_argument(

@@ -16,7 +16,7 @@ from bench.campaign.environments import worker_environments
 from bench.campaign.progress import Progress
 from bench.core.cases import Case, rows_of
 from bench.core.errors import BenchError, Interrupted
-from bench.core.options import QUICK_FLOOR_BYTES, Options, asked_cases
+from bench.core.options import QUICK_FLOOR, Options, asked_cases
 from bench.host import envs, machine
 from bench.report import outdir, timings
 from bench.worker import floor as bench_floor
@@ -39,7 +39,7 @@ def run(o: Options) -> int:
         with folder:
             spent: dict[str, float] = {}
             found = timed(o, folder.staging, spent)
-            read = {"nbytes": QUICK_FLOOR_BYTES, "repeats": 2} if o.quick else {}
+            read = QUICK_FLOOR if o.quick else {}
             floor_started = time.time()  # once, after the timings: paging its 800 MiB in takes seconds
             floor = bench_floor.best(bench_floor.attempt(o.threads, **read))  # a failure is a line, not a lost run
             if o.widths:  # the compute floor of the width sweep, read as the memory floor is (--quick: numpy's, small)

@@ -18,13 +18,15 @@ SIZES = [10**2, 10**4, 10**6]
 COUNT_SIZES = [*SIZES, 10**7]  # a count does not depend on how fast the host hands out pages
 REPEATS = 3  # timing processes per backend in a default run (docs/fair-timing.md)
 JOBS = 1  # timing workers at a time, each pinned to a CPU of its own (docs/fair-timing.md)
-QUICK_SIZES = [10**2, 10**4]
+# --quick's smoke run times no sweep: each point is a compile in every compiled mode, about a third of its minute
+# (`--sizes` adds one)
+QUICK_SIZES: list[int] = []
 # The width sweep of a timing run: wide-mlp's hidden width, from a step that is per-call overhead to one of 1.7
 # GFLOP, mostly matrix products (docs/results.md, "The width sweep"). A count leaves it out: under valgrind a step
 # of the largest width takes seconds, and its instructions are the BLAS's.
 WIDTH_TASK = "wide-mlp"
 WIDTHS = [16, 64, 256, 1024]
-QUICK_WIDTHS: list[int] = []  # a smoke run is near its minute already: a width costs a compile per compiled mode
+QUICK_WIDTHS: list[int] = []  # likewise: a width costs a compile per compiled mode
 COUNT_WIDTHS: list[int] = []
 # Tasks a default run times through their sweep alone: wide-mlp's own case is the width sweep's first cell, which
 # the sweep times on an eighth of a task case's rounds (``--tasks wide-mlp`` times it as a task too, once for both)
@@ -32,7 +34,9 @@ SWEPT_TASKS = [WIDTH_TASK]
 # Tasks trained by Newton's method (a Hessian and a linear solve a step): beyond the gradient, so timed with the
 # operators (--operators), which keeps a default run within its 15 minutes; `--tasks` names them to time them alone
 SECOND_ORDER_TASKS = ["logistic-newton", "poisson-newton"]
-QUICK_TASKS = ["linear", "digits"]  # --quick's smoke run: a vector task and a matrix task with its own figures
+# --quick's smoke run: one task, a matrix model with figures of its own (test accuracy). Its minute is mostly each
+# process's first build (importing the framework, a cold compile); a second task costs a compile in every compiled mode
+QUICK_TASKS = ["digits"]
 QUICK_REPEATS = 1
 # --operators (docs/operators.md, "Timing the operators"): every operator on these tasks (a linear model, a small
 # network, a matrix model of 650 parameters: the dense operators are asked of each), on each framework's eager mode and
@@ -41,14 +45,16 @@ QUICK_REPEATS = 1
 # functional_call (and torch-nn-compile's torch-compile's likewise). mxnet-gluon's are hybridized blocks, another
 # implementation of the three it has.
 OPERATOR_TASKS = ["logistic", "mlp", "digits"]
-# --quick's smoke run (whose tasks are linear and digits) times logistic's operators instead: digits' dense Hessian
+# --quick's smoke run (whose task is digits) times logistic's operators instead: digits' dense Hessian
 # is seconds a call and a long compile in several modes; logistic's 3 parameters make each operator cheap
 QUICK_OPERATOR_TASKS = ["logistic"]
 OPERATOR_MODES = ["numpy", "torch", "torch-compile", "jax", "jax-jit", "tensorflow", "tensorflow-function",
                   "tensorflow-xla", "autograd", "mxnet", "mxnet-gluon"]  # fmt: skip
 # and the matrix-free ones on the width sweep's wide-mlp at each of the run's widths, the loss timed beside each
 WIDTH_OPERATORS = ["jvp", "hvp-fwd-rev", "hvp-rev-rev"]
-QUICK_FLOOR_BYTES = 64 * 2**20  # --quick reads a smaller array, once: its floor is not to be read either
+# --quick reads a smaller array, twice, with numpy's kernels alone (the others load torch and jax and compile a sum:
+# seconds): its floor is not to be read either
+QUICK_FLOOR = {"nbytes": 64 * 2**20, "repeats": 2, "kernels": ["numpy-dot", "numpy-sum"]}
 # A default run times float64, the reference precision: a step of these small tasks is per-call overhead,
 # which float32 leaves about as it is; `--dtype both` adds float32 (about twice as long).
 DEFAULT_DTYPES = ["float64"]

@@ -312,9 +312,10 @@ def compute_attempt(threads: int, dtypes: list[str], native_blas: bool = False, 
         return {"error": str(e)}
 
 
-def command(threads: int, nbytes: int = NBYTES, repeats: int = REPEATS) -> list[str]:
+def command(threads: int, nbytes: int = NBYTES, repeats: int = REPEATS,
+            kernels: list[str] | None = None) -> list[str]:  # fmt: skip
     return [str(envs.python("main")), "-m", "bench.worker.floor", "--threads", str(threads), "--bytes", str(nbytes),
-            "--repeats", str(repeats)]  # fmt: skip
+            "--repeats", str(repeats), *(["--kernels", ",".join(kernels)] if kernels else [])]  # fmt: skip
 
 
 def printed(stdout: str, key: str = "bytes_per_s") -> dict | None:
@@ -333,14 +334,15 @@ def how_it_ended(code: int) -> str:
     return f"was killed by {signal.Signals(-code).name}" if code < 0 else f"exited with status {code}"
 
 
-def bandwidth(threads: int, nbytes: int = NBYTES, repeats: int = REPEATS, timeout: float = 300) -> dict:
+def bandwidth(threads: int, nbytes: int = NBYTES, repeats: int = REPEATS, timeout: float = 300,
+              kernels: list[str] | None = None) -> dict:  # fmt: skip
     """The floor at ``threads`` threads, measured in a fresh process of the main environment (this one
-    imports no framework). A figure the process printed is kept even if the process then died (a
-    framework's thread pool torn down at exit: the result says so under ``"exit"``). Raises BenchError
-    when that process printed no figure or measured nothing."""
+    imports no framework), by ``kernels`` (default: all of KERNELS). A figure the process printed is kept even if
+    the process then died (a framework's thread pool torn down at exit: the result says so under ``"exit"``).
+    Raises BenchError when that process printed no figure or measured nothing."""
     env = {**os.environ, **thread_settings(threads)}
     try:
-        done = subprocess.run(command(threads, nbytes, repeats), cwd=envs.ROOT, env=env, capture_output=True,
+        done = subprocess.run(command(threads, nbytes, repeats, kernels), cwd=envs.ROOT, env=env, capture_output=True,
                               text=True, timeout=timeout)  # fmt: skip
     except subprocess.TimeoutExpired:
         raise BenchError(f"bench.worker.floor took over {timeout:g} s") from None

@@ -64,7 +64,8 @@ def earlier_results(out: Path) -> None:
 def quick(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("run") / "results"
     earlier_results(out)
-    done = bench_run("--quick", "--tasks", "linear,plane,digits", "--dtype", "float64", "--out", str(out))
+    done = bench_run("--quick", "--tasks", "linear,plane,digits", "--sizes", "1e2,1e4", "--dtype", "float64", "--out",
+                     str(out))  # fmt: skip
     assert done.returncode == 0, done.stderr
     return out
 
@@ -355,7 +356,7 @@ def test_what_a_killed_run_leaves_is_cleared_by_the_next(tmp_path):
 
 def quick_options(out: Path, backends: list[str]) -> Options:
     return Options(out=out, tasks=["linear"], backends=backends, dtypes=["float64"], threads=1, device="cpu",
-                       quick=True, timeout=120.0, repeats=2)  # fmt: skip
+                       quick=True, timeout=120.0, repeats=2, sizes=[10**2, 10**4])  # fmt: skip
 
 
 FLOOR = {"bytes_per_s": 1e10, "kernel": "a stand-in", "kernels": {}}

@@ -65,7 +65,8 @@ def counted(tmp_path_factory: pytest.TempPathFactory) -> Path:
     all (89 s with a backend's two processes side by side)."""
     out = tmp_path_factory.mktemp("count") / "results"
     slowest_first = ",".join(reversed(COUNTED))
-    done = bench_run("--tasks", "quadratic", "--backends", slowest_first, "--repeats", "2", "--out", str(out))
+    done = bench_run("--tasks", "quadratic", "--sizes", "1e2,1e4", "--backends", slowest_first, "--repeats", "2",
+                     "--out", str(out))  # fmt: skip
     assert done.returncode == 0, done.stderr
     return out
 
@@ -115,7 +116,8 @@ def test_more_work_counts_more_and_diff_names_exactly_that_case(tmp_path):
     runs = {}
     for which, extra in (("old", ""), ("new", ",".join(EXTRA))):
         runs[which] = tmp_path / which
-        done = bench_run("--tasks", "quadratic", *files, "--backends", "numpy", "--out", str(runs[which]), extra=extra)
+        done = bench_run("--tasks", "quadratic", *files, "--sizes", "1e2,1e4", "--backends", "numpy", "--out",
+                         str(runs[which]), extra=extra)  # fmt: skip
         assert done.returncode == 0, done.stderr
     old, new = cases(runs["old"]), cases(runs["new"])
     ratio = {k: new[k]["instructions_per_step"] / old[k]["instructions_per_step"] for k in old}

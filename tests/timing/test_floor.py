@@ -12,7 +12,7 @@ import pytest
 
 from bench.core.cases import DTYPES
 from bench.core.errors import BenchError
-from bench.core.options import Options
+from bench.core.options import QUICK_FLOOR, Options
 from bench.host import envs, procs
 from bench.report import timings
 from bench.worker import floor
@@ -36,6 +36,14 @@ def test_measure_runs_every_kernel_in_its_own_process_and_keeps_the_best():
     assert measured[r["kernel"]] == r["bytes_per_s"]
     assert 1e8 < r["bytes_per_s"] < 1e13  # between 0.1 GB/s and 10 TB/s: a read, not a cache or a clock error
     assert r["threads"] == 1 and r["nbytes"] == floor.NBYTES
+
+
+def test_a_quick_run_reads_its_small_floor_with_numpy_alone():
+    """--quick's floor (QUICK_FLOOR): numpy's kernels on a small array, which neither loads a framework nor compiles
+    a sum, so that the smoke run's minute is its timings'."""
+    r = floor.bandwidth(1, **QUICK_FLOOR)
+    assert set(r["kernels"]) == {f"{k} {d} t=1" for k in QUICK_FLOOR["kernels"] for d in DTYPES}
+    assert r["nbytes"] == QUICK_FLOOR["nbytes"] < floor.NBYTES and r["bytes_per_s"] > 1e8
 
 
 def test_a_kernel_that_fails_is_its_error_and_the_others_go_on(monkeypatch):
@@ -70,7 +78,7 @@ def test_bad_arguments_are_refused_before_any_work(args, why, capsys):
 
 def stand_in(monkeypatch, code: str) -> None:
     """bench.worker.floor's process replaced by ``code``, run by this interpreter."""
-    monkeypatch.setattr(floor, "command", lambda threads, nbytes, repeats: [sys.executable, "-c", code])
+    monkeypatch.setattr(floor, "command", lambda threads, nbytes, repeats, kernels: [sys.executable, "-c", code])
 
 
 FIGURE = {"bytes_per_s": 5e10, "kernel": "numpy-dot float64 t=1", "kernels": {"numpy-dot float64 t=1": 5e10}}
