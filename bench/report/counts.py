@@ -74,7 +74,7 @@ def write(out: Path, o: Any, rows: list[dict[str, Any]], wall: float, env: dict[
     made = f"Made by `{o.command()}` in {wall / 60:.1f} min. Do not edit: rerun it."
     readme = f"# autodiff-bench instruction counts\n\n{made}\n\n{summary}\n"
     if cannot:
-        readme += "\n## What a backend cannot run\n\n" + timings.failure_list(cannot) + "\n"
+        readme += "\n## What a backend cannot run\n\n" + timings.cannot_list(cannot) + "\n"
     if failed:
         readme += "\n## Failed cases\n\n" + timings.failure_list(failed) + "\n"
     (out / "README.md").write_text(readme)

@@ -355,8 +355,8 @@ def readme_text(rows: list[dict[str, Any]], names: list[str], o: Any, env: dict[
     failed = [r for r in rows if "error" in r and not r.get("cannot")]
     cannot = [r for r in rows if r.get("cannot")]
     if cannot:
-        sections.append("## What a backend cannot run\n\nEach as its backend says (its class's `lacks`), with why.\n\n"
-                        + failure_list(cannot))  # fmt: skip
+        sections.append("## What a backend cannot run\n\nEach as its backend says (its class's `lacks`), with why, and "
+                        "where.\n\n" + cannot_list(cannot))  # fmt: skip
     if failed:
         sections.append("## Failed cases\n\n" + failure_list(failed))
     return summary, "\n\n".join(sections) + "\n"
@@ -398,6 +398,29 @@ def failure_list(failed: list[dict[str, Any]]) -> str:
         return f"{what} {r['backend']} {r['dtype']}"
 
     return "\n".join(f"- {case(r)}: {r['error']}" for r in failed)
+
+
+def cannot_list(cannot: list[dict[str, Any]]) -> str:
+    """What the backends say they cannot run, a line per reason: the backends that give it, the reason, and where
+    it holds (each task, with the sweep's points where it is a sweep's; an operator is named in its reason), in which
+    dtypes. A reason a backend gives of itself ("mxnet has no jvp: ...") is one line for every backend giving it."""
+    groups: dict[tuple[str, bool], tuple[list[str], dict[str, list[int]], list[str]]] = {}
+    for r in cannot:
+        b, error = r["backend"], r["error"]
+        own = error.startswith(f"{b} ")
+        names, where, dtypes = groups.setdefault((error.removeprefix(f"{b} ") if own else error, own), ([], {}, []))
+        names += [] if b in names else [b]
+        dtypes += [] if r["dtype"] in dtypes else [r["dtype"]]
+        points = where.setdefault(r["task"], [])
+        if r["kind"] != "speed" and r.get("n") is not None and r["n"] not in points:
+            points.append(r["n"])
+    lines = []
+    for (why, own), (names, where, dtypes) in groups.items():
+        at = "; ".join(t + (f" ({'N' if t == 'quadratic' else 'n'} = {', '.join(f'{n:,}' for n in ns)})" if ns else "")
+                       for t, ns in where.items())  # fmt: skip
+        who = f"**{', '.join(names)}** " if own else ""
+        lines.append(f"- {who}{why}: *{at}*, {', '.join(dtypes)}")
+    return "\n".join(lines)
 
 
 def headline(rows: list[dict[str, Any]], names: list[str], dtypes: list[str], pictures: list[Path],

@@ -549,7 +549,7 @@ def test_a_case_a_backend_cannot_run_is_listed_apart_with_why(tmp_path):
     assert cases["mxnet"]["cannot"] and "cannot train with newton" in cases["mxnet"]["error"]
     readme = (out / "README.md").read_text()
     assert "## What a backend cannot run" in readme and "## Failed cases" not in readme
-    assert f"- logistic-newton mxnet float64: {cases['mxnet']['error']}" in readme
+    assert f"- **mxnet** {cases['mxnet']['error'].removeprefix('mxnet ')}: *logistic-newton*, float64" in readme
 
 
 def test_operators_are_timed_and_reported_in_a_section_a_csv_and_a_plot(tmp_path):

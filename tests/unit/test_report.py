@@ -159,3 +159,19 @@ def test_a_mode_far_from_its_yardstick_either_way_is_flagged():
     assert timings.ratio([2.0, 2.0, 2.0], base, 1.5, paired=True).endswith("over 1.5")
     assert timings.ratio([0.5, 0.5, 0.5], base, 1.5, paired=True).endswith("under 1/1.5")
     assert "**" not in timings.ratio([1.2, 1.2, 1.2], base, 1.5, paired=True)
+
+
+def test_what_a_backend_cannot_run_is_a_line_per_reason_with_where_it_holds():
+    """One reason given alike by two backends, on two tasks and a sweep's two points, is one line naming both; a
+    reason that names no backend first stands as given."""
+    no_jvp = "MXNet 1.x's autograd is reverse mode only"
+    cannot = [{"kind": "operator", "task": t, "n": n, "backend": b, "dtype": "float64", "cannot": True,
+               "error": f"{b} has no jvp: {no_jvp}"}
+              for t, n in (("logistic", None), ("mlp", None), ("wide-mlp", 16), ("wide-mlp", 1024))
+              for b in ("mxnet", "mxnet-gluon")]  # fmt: skip
+    cannot.append({"kind": "speed", "task": "logistic-newton", "backend": "numpy", "dtype": "float32", "cannot": True,
+                   "error": "the task defines no Hessian"})  # fmt: skip
+    assert timings.cannot_list(cannot).splitlines() == [
+        f"- **mxnet, mxnet-gluon** has no jvp: {no_jvp}: *logistic; mlp; wide-mlp (n = 16, 1,024)*, float64",
+        "- the task defines no Hessian: *logistic-newton*, float32",
+    ]
