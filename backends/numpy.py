@@ -28,8 +28,8 @@ class Numpy(Backend):
     xp = np  # the reference the contract is checked against
     # no autodiff: each operator is the task's own formula (where the task has it), in the run's dtype
     operators = {"loss": "the task's model and loss", "jvp": "∇L·v, ∇L by the task's loss_and_grad",
-                 "vjp": "the task's loss_and_grad", "hvp-fwd-rev": "the task's hessian times v",
-                 "hvp-rev-rev": "the task's hessian times v", "hessian": "the task's hessian",
+                 "vjp": "the task's loss_and_grad", "hvp-fwd-rev": "the task's hvp, else its hessian times v",
+                 "hvp-rev-rev": "the task's hvp, else its hessian times v", "hessian": "the task's hessian",
                  "jacobian-fwd": "the task's jacobian", "jacobian-rev": "the task's jacobian"}  # fmt: skip
 
     def __init__(self, task, dtype="float64", device="cpu", formula="reference"):
@@ -94,8 +94,9 @@ class Numpy(Backend):
         return self.loss_and_grad(self.p, self.x, self.y)[1]
 
     def operator_function(self, name: str, at: operators.Point) -> tuple[Any, tuple[Any, ...]]:
-        """The task's own formulas (numpy has no autodiff): its gradient for jvp and vjp, its ``hessian`` for the
-        HVPs and the Hessian, its ``jacobian`` for the Jacobians; a task without one lacks those operators here."""
+        """The task's own formulas (numpy has no autodiff): its gradient for jvp and vjp, its ``hvp`` for the HVPs
+        (else its ``hessian`` times v), its ``hessian`` for the Hessian, its ``jacobian`` for the Jacobians; a task
+        without one lacks those operators here."""
         if name not in operators.OPERATORS:
             raise KeyError(name)
         task, shapes = self.task, at.shapes
@@ -108,14 +109,24 @@ class Numpy(Backend):
             g = task.loss_and_grad(params(theta), x, y)[1]
             return np.concatenate([np.ravel(np.asarray(g[k], dtype=self.dtype)) for k, _ in shapes])
 
-        needs = "hessian" if name in (*operators.HVPS, "hessian") else "jacobian" if "jacobian" in name else None
+        needs = "hessian" if name == "hessian" else "jacobian" if "jacobian" in name else None
+        if name in operators.HVPS and task.hvp is None:
+            needs = "hessian"
         if needs and getattr(task, needs) is None:
-            raise Lacks(f"numpy has no {name}: the task defines no {needs} by hand, and numpy has no autodiff")
+            what = "hvp or hessian" if name in operators.HVPS else needs
+            raise Lacks(f"numpy has no {name}: the task defines no {what} by hand, and numpy has no autodiff")
+
+        def hvp(theta: np.ndarray, v: np.ndarray) -> np.ndarray:
+            if task.hvp is None:
+                return np.asarray(task.hessian(params(theta), x, y), dtype=self.dtype) @ v
+            got = task.hvp(params(theta), x, y, params(v))
+            return np.concatenate([np.ravel(np.asarray(got[k], dtype=self.dtype)) for k, _ in shapes])
+
         fns = {
             "loss": lambda t: task.loss(task.model(params(t), x, np), y, np),
             "jvp": lambda t, v: grad(t) @ v,
             "vjp": grad,
-            "hvp-fwd-rev": lambda t, v: np.asarray(task.hessian(params(t), x, y), dtype=self.dtype) @ v,
+            "hvp-fwd-rev": hvp,
             "hessian": lambda t: np.asarray(task.hessian(params(t), x, y), dtype=self.dtype),
             "jacobian-fwd": lambda t: np.asarray(task.jacobian(params(t), batch), dtype=self.dtype),
         }

@@ -98,9 +98,12 @@ class Task:
     flops: int | None = None
     # the second-order formulas by hand, where the task has them (tasks.operators): ``hessian(params, x, y)``, the
     # loss's Hessian over the parameters flattened in init's order (n × n); ``jacobian(params, x)``, the model's
-    # outputs, flattened, over the same (m × n). Without them the operators are held to central differences.
+    # outputs, flattened, over the same (m × n); ``hvp(params, x, y, v)``, ∇²L·v with v and the result each of the
+    # parameters' shapes, which needs no n × n matrix (tasks/wide_mlp.py). Without them the operators are held to
+    # central differences of the hand-derived gradient and model.
     hessian: Callable[[Params, np.ndarray, np.ndarray], np.ndarray] | None = None
     jacobian: Callable[[Params, np.ndarray], np.ndarray] | None = None
+    hvp: Callable[[Params, np.ndarray, np.ndarray, Params], Params] | None = None
 
     def __post_init__(self) -> None:
         if self.batch_size is not None and (not isinstance(self.batch_size, int) or self.batch_size < 1):
@@ -310,9 +313,9 @@ def problems(task: Task) -> list[str]:
     if bad.size:
         out.append(f"lr({bad[0]}) is {lrs[bad[0]]:g}, not a finite number above 0 (lr takes the epoch, from 0)")
     out += setting_problems(task)
-    for name in ("model", "loss", "loss_and_grad", "metrics", "hessian", "jacobian"):
+    for name in ("model", "loss", "loss_and_grad", "metrics", "hessian", "jacobian", "hvp"):
         fn = getattr(task, name)
-        if name in ("metrics", "hessian", "jacobian") and fn is None:
+        if name in ("metrics", "hessian", "jacobian", "hvp") and fn is None:
             continue
         if not callable(fn):
             out.append(f"{name} is {type(fn).__name__}, not a function")

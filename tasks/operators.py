@@ -180,6 +180,14 @@ def hand_hessian(task: Task, at: Point) -> np.ndarray | None:
     return None if task.hessian is None else np.asarray(task.hessian(at.params, at.x, at.y), dtype="float64")
 
 
+def hand_hvp(task: Task, at: Point, v: np.ndarray) -> np.ndarray | None:
+    """The task's own ∇²L·v (``Task.hvp``), flattened, v flat as θ is."""
+    if task.hvp is None:
+        return None
+    got = task.hvp(at.params, at.x, at.y, unflatten(v, at.shapes, np))
+    return np.concatenate([np.ravel(np.asarray(got[k], dtype="float64")) for k, _ in at.shapes])
+
+
 def hand_jacobian(task: Task, at: Point) -> np.ndarray | None:
     return None if task.jacobian is None else np.asarray(task.jacobian(at.params, at.batch), dtype="float64")
 
@@ -191,12 +199,18 @@ def reference(task: Task, name: str, at: Point) -> Reference:
     if name in ("jvp", "vjp"):
         g = gradient(task, at)
         return Reference(np.asarray(g @ at.v) if name == "jvp" else g, "by hand")
-    if name in HVPS or name == "hessian":
+    if name in HVPS:  # the task's own HVP; else its Hessian times v, up to DENSE_LIMIT parameters; else differences
+        hvp = hand_hvp(task, at, at.v)
+        if hvp is None and at.theta.size <= DENSE_LIMIT and task.hessian is not None:
+            hvp = hand_hessian(task, at) @ at.v
+        return (
+            Reference(differences_hvp(task, at, at.v), "by differences") if hvp is None else Reference(hvp, "by hand")
+        )
+    if name == "hessian":
         hess = hand_hessian(task, at)
-        if hess is None:
-            value = differences_hvp(task, at, at.v) if name in HVPS else differences_hessian(task, at)
-            return Reference(value, "by differences")
-        return Reference(hess @ at.v if name in HVPS else hess, "by hand")
+        return (
+            Reference(differences_hessian(task, at), "by differences") if hess is None else Reference(hess, "by hand")
+        )
     if name in ("jacobian-fwd", "jacobian-rev"):
         jac = hand_jacobian(task, at)
         return Reference(differences_jacobian(task, at), "by differences") if jac is None else Reference(jac, "by hand")
@@ -281,29 +295,39 @@ def differences_model_along(task: Task, at: Point, v: np.ndarray) -> np.ndarray:
 
 
 def second_order_errors(task: Task, params: Params | None = None) -> dict[str, float | str]:
-    """For the Hessian and the Jacobian the task writes by hand: how far each is from central differences of its
-    hand-derived gradient and of its model (``rel_error``), along ``directions`` (the whole matrix, for a model of
+    """For the Hessian, the HVP and the Jacobian the task writes by hand: how far each is from central differences of
+    its hand-derived gradient and of its model (``rel_error``), along ``directions`` (the whole matrix, for a model of
     at most WHOLE_CHECK parameters), or why it could not be compared (it fails, its shape)."""
     at = point(task, params)
     along = directions(at)
+    differences: dict[str, np.ndarray] = {}  # of the gradient (the Hessian's and the HVP's) and of the model
+
+    def wanted(source: str) -> np.ndarray:
+        if source not in differences:
+            diff = differences_hvp if source == "gradient" else differences_model_along
+            differences[source] = np.stack([diff(task, at, d) for d in along.T], axis=1)
+        return differences[source]
+
     out: dict[str, float | str] = {}
-    for what, hand, diff in (("hessian", hand_hessian, differences_hvp),
-                             ("jacobian", hand_jacobian, differences_model_along)):  # fmt: skip
+    for what in ("hessian", "hvp", "jacobian"):
         try:
-            mine = hand(task, at)
+            if what == "hvp":
+                mine = None if task.hvp is None else np.stack([hand_hvp(task, at, d) for d in along.T], axis=1)
+            else:
+                mine = (hand_hessian if what == "hessian" else hand_jacobian)(task, at)
         except Exception as e:  # noqa: BLE001 - a task's own code: named in the line
             out[what] = f"fails: {type(e).__name__}: {e}"
             continue
         if mine is None:
             continue
-        want = np.stack([diff(task, at, d) for d in along.T], axis=1)
-        rows = want.shape[0]
-        if mine.shape != (rows, at.theta.size):
-            out[what] = f"has shape {mine.shape}, not {(rows, at.theta.size)}"
+        want = wanted("model" if what == "jacobian" else "gradient")
+        shape = want.shape if what == "hvp" else (want.shape[0], at.theta.size)
+        if mine.shape != shape:
+            out[what] = f"has shape {mine.shape}, not {shape}"
             continue
-        if what == "hessian" and along.shape[1] == rows:  # the whole matrix: made symmetric, as ∇²L is
+        if what == "hessian" and along.shape[1] == want.shape[0]:  # the whole matrix: made symmetric, as ∇²L is
             want = (want + want.T) / 2
-        out[what] = rel_error(mine @ along, want)
+        out[what] = rel_error(mine if what == "hvp" else mine @ along, want)
     return out
 
 
@@ -316,7 +340,7 @@ def check(task: Task, params: Params | None = None) -> list[str]:
         if isinstance(err, str):
             out.append(f"its {what} {err}")
         elif err > FD_TOL:
-            source = "gradient" if what == "hessian" else "model"
+            source = "model" if what == "jacobian" else "gradient"
             out.append(
                 f"its {what} is {err:.1e} (relative) from central differences of its {source}, more than {FD_TOL:g}"
             )

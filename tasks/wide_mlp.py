@@ -16,7 +16,7 @@ TRAIN = 5 * BATCH  # the first 1,280 of digits' 1,500 training images: five batc
 INPUTS, CLASSES = 64, 10
 WIDTH = 16  # the default: the sweep's smallest width (bench.core.options.WIDTHS)
 
-__all__ = ["hessian", "jacobian", "loss", "loss_and_grad", "make", "matmul_flops", "metrics", "model"]
+__all__ = ["hessian", "hvp", "jacobian", "loss", "loss_and_grad", "make", "matmul_flops", "metrics", "model"]
 
 
 def model(p: Params, x: Any, xp: Any) -> Any:
@@ -84,50 +84,73 @@ def _times(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return a.dot(b.transpose(1, 0, 2).reshape(p, d * q)).reshape(len(a), d, q).transpose(1, 0, 2)
 
 
+class _Pass:
+    """The forward and backward pass of ``loss_and_grad`` at ``p``, kept for the R-operator: with uₗ = (hₗ, 1)
+    (h₀ = x), sₗ = 1 − hₗ² (tanh's derivative), e = (softmax(z) − y) / n, δ₃ = e, gₗ = δₗ₊₁·Wₗ₊₁ᵀ, δₗ = gₗ ⊙ sₗ."""
+
+    def __init__(self, p: Params, x: np.ndarray, y: np.ndarray) -> None:
+        self.h1, self.h2, z = _forward(p, x)
+        prob = np.exp(z - z.max(axis=1, keepdims=True))
+        self.prob = prob / prob.sum(axis=1, keepdims=True)
+        self.n = len(y)
+        self.e = (self.prob - y) / self.n
+        self.g2 = self.e.dot(p["W3"].T)
+        self.s2 = 1 - self.h2 * self.h2
+        self.d2 = self.g2 * self.s2
+        self.g1 = self.d2.dot(p["W2"].T)
+        self.s1 = 1 - self.h1 * self.h1
+
+
+def _along(
+    p: Params, x: np.ndarray, f: _Pass, forward: list[np.ndarray], backward: list[np.ndarray]
+) -> list[np.ndarray]:
+    """R{∂L/∂θ}, the derivative of the gradient along each of d directions V = (V1, c1, V2, c2, V3, c3) (Pearlmutter's
+    R-operator on the backward pass), given through ``forward`` = [uₗ₋₁·Vₗ + cₗ for l = 1, 2, 3] and ``backward`` =
+    [δ₂·V2ᵀ, δ₃·V3ᵀ], each (d, n, ·): R{h₁} = s₁ ⊙ (x·V1 + c1), R{h₂} = s₂ ⊙ (R{h₁}·W2 + h₁·V2 + c2),
+    R{z} = R{h₂}·W3 + h₂·V3 + c3, R{e} = p ⊙ (R{z} − Σ p ⊙ R{z}) / n,
+    R{δ₂} = (R{e}·W3ᵀ + e·V3ᵀ) ⊙ s₂ − 2·g₂ ⊙ h₂ ⊙ R{h₂} (likewise R{δ₁}), and R{∂L/∂Wₗ} = R{hₗ₋₁}ᵀ·δₗ + hₗ₋₁ᵀ·R{δₗ},
+    R{∂L/∂bₗ} = Σᵢ R{δₗ}: in θ's order, each (d, ...)."""
+    rh1 = f.s1 * forward[0]
+    rh2 = f.s2 * (np.matmul(rh1, p["W2"]) + forward[1])
+    rz = np.matmul(rh2, p["W3"]) + forward[2]
+    re = f.prob * (rz - (f.prob * rz).sum(axis=2, keepdims=True)) / f.n
+    rd2 = (np.matmul(re, p["W3"].T) + backward[1]) * f.s2 - 2 * f.g2 * f.h2 * rh2
+    rd1 = (np.matmul(rd2, p["W2"].T) + backward[0]) * f.s1 - 2 * f.g1 * f.h1 * rh1
+    return [_times(x.T, rd1), rd1.sum(axis=1), np.matmul(rh1.transpose(0, 2, 1), f.d2) + _times(f.h1.T, rd2),
+            rd2.sum(axis=1), np.matmul(rh2.transpose(0, 2, 1), f.e) + _times(f.h2.T, re), re.sum(axis=1)]  # fmt: skip
+
+
+def hvp(p: Params, x: np.ndarray, y: np.ndarray, v: Params) -> dict[str, np.ndarray]:
+    """∇²L·v, v a direction of the parameters' shapes, with one-hot y: the gradient's derivative along v (``_along``),
+    a pass forward and one back, without the n × n Hessian (at width 1,024, 10¹² entries)."""
+    f = _Pass(p, x, y)
+    forward = [u.dot(v[f"W{i}"]) + v[f"b{i}"] for i, u in enumerate((x, f.h1, f.h2), start=1)]
+    backward = [f.d2.dot(v["W2"].T), f.e.dot(v["W3"].T)]
+    out = _along(p, x, f, [a[None] for a in forward], [a[None] for a in backward])
+    return {k: a[0] for k, a in zip(("W1", "b1", "W2", "b2", "W3", "b3"), out, strict=True)}
+
+
 def hessian(p: Params, x: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """Over θ = (W1, b1, W2, b2, W3, b3), with one-hot y: ∇²L a row at a time, ∇²L·v for each unit vector v, by
-    Pearlmutter's R-operator (R{·}: the derivative along v) on the backward pass of ``loss_and_grad``. With
-    uₗ = (hₗ, 1) (h₀ = x), sₗ = 1 − hₗ², e = (softmax(z) − y) / n, δ₃ = e, δₗ = (δₗ₊₁·Wₗ₊₁ᵀ) ⊙ sₗ, and v the unit
-    vector of (Wₗ; bₗ)[a, j] (uₗ₋₁·Vₗ is then uₗ₋₁[:, a] in column j, δₗ·Vₗᵀ is δₗ[:, j] in column a):
-    R{h₁} = s₁ ⊙ (x·V1 + c1), R{h₂} = s₂ ⊙ (R{h₁}·W2 + h₁·V2 + c2), R{z} = R{h₂}·W3 + h₂·V3 + c3,
-    R{e} = p ⊙ (R{z} − Σ p ⊙ R{z}) / n, R{δ₂} = (R{e}·W3ᵀ + e·V3ᵀ) ⊙ s₂ − 2·(e·W3ᵀ) ⊙ h₂ ⊙ R{h₂} (likewise R{δ₁}),
-    and the row: R{∂L/∂Wₗ} = R{hₗ₋₁}ᵀ·δₗ + hₗ₋₁ᵀ·R{δₗ}, R{∂L/∂bₗ} = Σᵢ R{δₗ}."""
-    h1, h2, z = _forward(p, x)
-    prob = np.exp(z - z.max(axis=1, keepdims=True))
-    prob /= prob.sum(axis=1, keepdims=True)
+    """Over θ = (W1, b1, W2, b2, W3, b3), with one-hot y: ∇²L a row at a time, ∇²L·v for each unit vector v
+    (``_along``), 128 at once. For the unit vector of (Wₗ; bₗ)[a, j], uₗ₋₁·Vₗ is uₗ₋₁[:, a] in column j and δₗ·Vₗᵀ is
+    δₗ[:, j] in column a: both are written in place, not multiplied."""
+    f = _Pass(p, x, y)
     n = len(y)
-    e = (prob - y) / n
-    g2 = e.dot(p["W3"].T)
-    s2 = 1 - h2 * h2
-    d2 = g2 * s2
-    g1 = d2.dot(p["W2"].T)
-    s1 = 1 - h1 * h1
-    units = [(_with_ones(u), w.shape[1]) for u, w in ((x, p["W1"]), (h1, p["W2"]), (h2, p["W3"]))]
+    units = [(_with_ones(u), w.shape[1]) for u, w in ((x, p["W1"]), (f.h1, p["W2"]), (f.h2, p["W3"]))]
     starts = np.cumsum([0] + [u.shape[1] * width for u, width in units])
-    out = np.empty((starts[-1], starts[-1]), dtype=z.dtype)
+    out = np.empty((starts[-1], starts[-1]), dtype=f.e.dtype)
     for first in range(0, starts[-1], 128):  # 128 directions at once: (128, n, width) arrays
         rows = np.arange(first, min(first + 128, starts[-1]))
-        forward = [np.zeros((len(rows), n, width), dtype=z.dtype) for _, width in units]  # uₗ₋₁·Vₗ + cₗ
-        backward = [np.zeros((len(rows), n, u.shape[1] - 1), dtype=z.dtype) for u, _ in units[1:]]  # δₗ·Vₗᵀ
-        for layer, ((u, width), delta) in enumerate(zip(units, (None, d2, e), strict=True)):
+        forward = [np.zeros((len(rows), n, width), dtype=f.e.dtype) for _, width in units]  # uₗ₋₁·Vₗ + cₗ
+        backward = [np.zeros((len(rows), n, u.shape[1] - 1), dtype=f.e.dtype) for u, _ in units[1:]]  # δₗ·Vₗᵀ
+        for layer, ((u, width), delta) in enumerate(zip(units, (None, f.d2, f.e), strict=True)):
             at = np.flatnonzero((rows >= starts[layer]) & (rows < starts[layer + 1]))
             a, j = np.divmod(rows[at] - starts[layer], width)
             forward[layer][at, :, j] = u[:, a].T
             if delta is not None:
                 weight = a < u.shape[1] - 1  # not the bias
                 backward[layer - 1][at[weight], :, a[weight]] = delta[:, j[weight]].T
-        rh1 = s1 * forward[0]
-        rh2 = s2 * (np.matmul(rh1, p["W2"]) + forward[1])
-        rz = np.matmul(rh2, p["W3"]) + forward[2]
-        re = prob * (rz - (prob * rz).sum(axis=2, keepdims=True)) / n
-        rd2 = (np.matmul(re, p["W3"].T) + backward[1]) * s2 - 2 * g2 * h2 * rh2
-        rd1 = (np.matmul(rd2, p["W2"].T) + backward[0]) * s1 - 2 * g1 * h1 * rh1
-        out[rows] = np.concatenate(
-            [_times(x.T, rd1).reshape(len(rows), -1), rd1.sum(axis=1),
-             (np.matmul(rh1.transpose(0, 2, 1), d2) + _times(h1.T, rd2)).reshape(len(rows), -1), rd2.sum(axis=1),
-             (np.matmul(rh2.transpose(0, 2, 1), e) + _times(h2.T, re)).reshape(len(rows), -1), re.sum(axis=1)],
-            axis=1,
-        )  # fmt: skip
+        out[rows] = np.concatenate([r.reshape(len(rows), -1) for r in _along(p, x, f, forward, backward)], axis=1)
     return out
 
 
@@ -173,6 +196,7 @@ def make(n: int = WIDTH) -> Task:
         loss=loss,
         loss_and_grad=loss_and_grad,
         hessian=hessian,
+        hvp=hvp,
         jacobian=jacobian,
         lr=lambda epoch: 0.5,
         epochs=10,

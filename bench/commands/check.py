@@ -251,17 +251,18 @@ def check_task(name: str, among: Sequence[str] = tuple(backends.BACKENDS)) -> li
 
 
 def second_order(t: tasks.Task) -> list[tuple[bool, str]]:
-    """The task's hand-derived Hessian and Jacobian against central differences of its gradient and model
-    (``tasks.operators.second_order_errors``), a line for each it writes; one saying so where it writes neither."""
+    """The task's hand-derived Hessian, HVP and Jacobian against central differences of its gradient and model
+    (``tasks.operators.second_order_errors``), a line for each it writes; one saying so where it writes none."""
     try:
         errors = operators.second_order_errors(t)
     except Exception as e:
-        return [(False, f"hessian and jacobian by hand: {tasks.error_line(e)}")]
+        return [(False, f"hessian, hvp and jacobian by hand: {tasks.error_line(e)}")]
     if not errors:
-        return [(True, "hessian and jacobian: none by hand; every backend's operators are held to central differences")]
+        return [(True, "hessian, hvp and jacobian: none by hand; every backend's operators are held to central "
+                       "differences")]  # fmt: skip
     lines = []
     for what, err in errors.items():
-        source = "gradient" if what == "hessian" else "model"
+        source = "model" if what == "jacobian" else "gradient"
         if isinstance(err, str):
             lines.append((False, f"hand-derived {what}: {err}"))
         else:

@@ -27,7 +27,7 @@ CSV = "operators.csv"
 CSV_COLUMNS = ["task", "n", "operator", "backend", "dtype", "mode", "parameters", "first_call_s", "compile_s",
                "median_s", "ci_low_s", "ci_high_s", "samples_s", "objective_samples_s", "per_loss", "per_loss_low",
                "per_loss_high", "steps_per_round", "verdict", "rel_error", "tol", "reference", "error"]  # fmt: skip
-NO_AUTODIFF = {"numpy": "the task's hand-written Hessian times v, the same formula for both"}  # its two HVPs
+NO_AUTODIFF = {"numpy": "the task's hand-written HVP, or its Hessian times v: one formula for both"}  # its two HVPs
 
 
 def operator_rows(rows: list[dict[str, Any]], dtype: str) -> list[dict[str, Any]]:

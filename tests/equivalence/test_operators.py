@@ -31,7 +31,15 @@ def point_of(name: str) -> tuple[Any, ...]:
     t = tasks.get(name)
     at = operators.point(t)
     arrays = (at.theta, at.v, at.x, at.y, at.batch)
-    return (t.model, t.loss, t.hessian, t.jacobian, at.shapes, *(a.tobytes() + str(a.shape).encode() for a in arrays))
+    return (
+        t.model,
+        t.loss,
+        t.hessian,
+        t.jacobian,
+        t.hvp,
+        at.shapes,
+        *(a.tobytes() + str(a.shape).encode() for a in arrays),
+    )
 
 
 def distinct_tasks() -> list[str]:
@@ -94,6 +102,18 @@ def test_a_wrong_hessian_or_jacobian_is_found():
                               jacobian=lambda p, x: t.jacobian(p, x)[:, :2])  # fmt: skip
     found = operators.check(off)
     assert len(found) == 2 and "hessian is 1.0e-02" in found[0] and "shape" in found[1], found
+    wide = tasks.get("wide-mlp")
+    off = dataclasses.replace(wide, hvp=lambda p, x, y, v: {k: 1.01 * a for k, a in wide.hvp(p, x, y, v).items()})
+    assert [line.split(" (")[0] for line in operators.check(off)] == ["its hvp is 1.0e-02"]
+
+
+def test_wide_mlp_s_hvp_is_its_hessian_times_v_without_the_matrix():
+    """The hand-written HVP (an R-operator pass) against the hand-written Hessian times v, each checked against
+    differences of the gradient on their own (above): the same to rounding, at width 16."""
+    t = tasks.get("wide-mlp")
+    at = operators.point(t)
+    assert operators.rel_error(operators.hand_hvp(t, at, at.v), t.hessian(at.params, at.x, at.y) @ at.v) < 1e-13
+    assert operators.reference(t, "hvp-fwd-rev", at).how == "by hand"
 
 
 def test_differences_reach_the_hand_derived_values():
