@@ -605,9 +605,9 @@ KINDS = {
 def readme_block(rows: list[dict[str, Any]], names: list[str], o: Any, here: dict[str, Any],
                  pictures: list[Path], floor: dict[str, Any] | None = None) -> str:  # fmt: skip
     """What the top-level README shows between its markers (at most 30 lines): the fastest mode of each kind
-    per task, by model size at the sweep's ends, and the summary chart of the first dtype, what a figure is in
-    four lines, and where the full tables are. Links are relative to the results folder (:func:`update_readme`
-    moves them)."""
+    per task, by model size at the sweep's ends, and the summary chart of the first dtype, what a figure is (and
+    the command that made it) in four lines, and where the full tables are. Links are relative to the results
+    folder (:func:`update_readme` moves them)."""
     first = o.dtypes[0]
     top = headline(rows, names, [first], [p for p in pictures if p.stem == f"summary_{first}"], floor, short=True)
     present = list(dict.fromkeys(backends.BACKENDS[b].mode for b in o.backends if b in backends.BACKENDS))
@@ -619,7 +619,7 @@ def readme_block(rows: list[dict[str, Any]], names: list[str], o: Any, here: dic
     others = [d for d in o.dtypes if d != first]
     lines = [
         f"- A figure is the time of one training step on a CPU, {threads}, {first}: the median of {o.repeats} fresh "
-        f"processes per mode, timed on {origin(here)}.",
+        f"processes per mode, timed on {origin(here)}, by `{o.command()}`.",
         f"- {'; '.join(modes)}." if modes else "",
         f"- A figure's interval holds a rerun's median {100 * stats.RERUN_LEVEL:g} % of the time; how often whole "
         "reruns agreed, and what a figure does not tell: [docs/trust.md](../docs/trust.md).",

@@ -124,6 +124,7 @@ def test_the_readme_block_is_short_and_its_links_work_from_the_top(tmp_path, mon
     floor = {"compute": {"by_dtype": {d: {"flop_per_s": 5e10, "kernel": "numpy"} for d in dtypes}}}
     block = timings.readme_block(rows, names, o, {"environment": HERE, "date": "2026-05-10T14:03:12+00:00"}, pictures,
                                  floor)  # fmt: skip
+    made = o.command()  # before the checkout moves: this folder is outside it
     readme = tmp_path / "README.md"
     before, after = "# autodiff-bench\n\nIntro [docs](docs/results.md).\n\n", "\n\n## More\n\nkept\n"
     readme.write_text(f"{before}{timings.README_START}\nold\n{timings.README_END}{after}")
@@ -141,6 +142,7 @@ def test_the_readme_block_is_short_and_its_links_work_from_the_top(tmp_path, mon
     for link in ("docs/trust.md", "docs/results.md", "results/README.md"):
         assert f"]({link})" in inside, link
     assert "CPU, one thread, float64" in inside and "commit 68b4c43de870" in inside and "*compiled loop*" in inside
+    assert f"UTC, by `{made}`." in inside  # the command that made it, as the results' README says
     assert "jax-scan" in inside.split("*compiled loop*")[1].splitlines()[0]  # what compiled means: which modes
     assert ("float32 too" in inside) == ("float32" in dtypes)
     assert "| numpy |" not in inside and "Noise:" not in inside  # the tables stay in results/README.md
