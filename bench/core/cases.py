@@ -61,8 +61,8 @@ VISITS = 4  # a process times its cases in turn this many times, a quarter of RO
 # rounds): the noisiest cases are timed again within it (docs/fair-timing.md)
 REMEASURE_SECONDS = 30.0
 # The work a --timeout is for: the builds of one process of a default run (a case built to time it, or to train it
-# for the correctness columns; a compiling backend compiles at each), by Settings.quick: --quick's 4 cases timed
-# (linear, digits, the sweep at 10² and 10⁴) and 2 trained; a default run's 16 timed
+# for the correctness columns; a compiling backend compiles at each), by Settings.quick: --quick's 6, room for a few
+# tasks or sweep points beside its own task's 2 builds (digits, timed and trained); a default run's 16 timed
 # (ten tasks, the sweep at 10⁴ and 10⁶: at 10² it is quadratic's own case; the width sweep's four widths) and 14
 # trained in its last round. A process given more builds (a user's own tasks) may take as much longer
 # (``time_limit``).

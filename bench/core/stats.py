@@ -93,6 +93,12 @@ def median_ci(
     raise ValueError(f"unknown method {method!r}: exact or bootstrap")
 
 
+def paired_ratio_ci(a_samples: Sequence[float], b_samples: Sequence[float]) -> tuple[float, float, float]:
+    """a over b where each pair was timed side by side (in the same process, the same rounds): the median of the
+    pairs' ratios and its interval (``median_ci``), which the pairing keeps free of what moved both alike."""
+    return median_ci([a / b for a, b in zip(a_samples, b_samples, strict=True)])
+
+
 def ratio_ci(
     a_samples: Sequence[float] | np.ndarray,
     b_samples: Sequence[float] | np.ndarray,

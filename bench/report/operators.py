@@ -18,7 +18,7 @@ from typing import Any
 
 import backends
 from bench.core import stats
-from bench.core.cases import OPERATOR
+from bench.core.cases import OPERATOR, Case
 from bench.report import kinds
 from bench.report.formatting import duration, markdown_table, number, scientific, with_interval, write_csv
 from tasks.operators import HVPS, OPERATORS
@@ -49,7 +49,7 @@ def per_loss(r: dict[str, Any]) -> tuple[float, float, float] | None:
     losses = r.get("objective_samples_s")
     if not losses:
         return None
-    return stats.median_ci([a / b for a, b in zip(r["samples_s"], losses, strict=True)])
+    return stats.paired_ratio_ci(r["samples_s"], losses)
 
 
 def verdict(r: dict[str, Any]) -> str:
@@ -110,18 +110,32 @@ def times(a: dict[str, Any], b: dict[str, Any], scale: float = 1.0) -> str:
 NAMES = {"hvp-fwd-rev": "forward over reverse", "hvp-rev-rev": "reverse over reverse"}
 
 
+WITHIN_NOISE = "within noise"
+
+
+def faster_hvp(found: dict[str, dict[str, Any]], backend: str) -> str | None:
+    """Which Hessian-vector product of a mode is the faster: ``hvp-fwd-rev`` or ``hvp-rev-rev``, WITHIN_NOISE where
+    their rerun intervals overlap; None where the mode did not time both, or has no HVP of its own (NO_AUTODIFF)."""
+    fwd, rev = (found.get(h) for h in HVPS)
+    if not (timed(fwd) and timed(rev)) or backend in NO_AUTODIFF:
+        return None
+    if overlap(fwd, rev):
+        return WITHIN_NOISE
+    return fwd["operator"] if fwd["median_s"] < rev["median_s"] else rev["operator"]
+
+
 def hvp_text(found: dict[str, dict[str, Any]], backend: str) -> str | None:
-    """Which Hessian-vector product of a mode is the faster: forward over reverse against reverse over reverse, the
-    ratio of their medians with its interval; *within noise* where their rerun intervals overlap. None where the mode
-    did not time both."""
+    """``faster_hvp`` in words: the ratio of the two medians with its interval. None where the mode did not time
+    both."""
     fwd, rev = (found.get(h) for h in HVPS)
     if not (timed(fwd) and timed(rev)):
         return None
     if backend in NO_AUTODIFF:
         return f"no HVP of its own ({NO_AUTODIFF[backend]})"
-    if overlap(fwd, rev):
+    winner = faster_hvp(found, backend)
+    if winner == WITHIN_NOISE:
         return f"the two HVPs within noise (forward over reverse {times(fwd, rev)} reverse over reverse's time)"
-    faster, slower = (fwd, rev) if fwd["median_s"] < rev["median_s"] else (rev, fwd)
+    faster, slower = (fwd, rev) if winner == fwd["operator"] else (rev, fwd)
     return (f"**{NAMES[faster['operator']]}** wins, {times(slower, faster)} faster than "
             f"{NAMES[slower['operator']]}")  # fmt: skip
 
@@ -215,6 +229,31 @@ def sections(rows: list[dict[str, Any]], dtypes: list[str], order: list[str]) ->
             parts += [f"### {op} by model size (wide-mlp, hidden width n, {dtype})", markdown_table(header, body)]
         parts.append(checked_line(mine))
         out.append("\n\n".join(parts))
+    return out
+
+
+def named(r: dict[str, Any]) -> str:
+    """An operator row's case, as the results and the suite name it: ``logistic-hvp-fwd-rev-jax-jit-float64``."""
+    return Case(OPERATOR, r["task"], r["backend"], r["dtype"], r.get("n"), r["operator"]).params
+
+
+def summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """What results.json keeps of the operators, per dtype timed: how many first values agree with the reference
+    (and the cases that differ), and per task (wide-mlp per width) and mode, the faster HVP (``faster_hvp``)."""
+    out = {}
+    for dtype in dict.fromkeys(r["dtype"] for r in rows if r["kind"] == OPERATOR):
+        mine = operator_rows(rows, dtype)
+        judged = [r for r in mine if "verdict" in r]
+        faster: dict[str, dict[str, str]] = {}
+        for task, n in where(mine):
+            at = [r for r in mine if r["task"] == task and r.get("n") == n]
+            for b in dict.fromkeys(r["backend"] for r in at):
+                won = faster_hvp({r["operator"]: r for r in at if r["backend"] == b}, b)
+                if won is not None:
+                    faster.setdefault(task if n is None else f"{task} n={n}", {})[b] = won
+        off = [named(r) for r in judged if r["verdict"] != "agrees"]
+        out[dtype] = {"values_checked": len(judged), "values_agree": len(judged) - len(off), "differ": off,
+                      "faster_hvp": faster}  # fmt: skip
     return out
 
 

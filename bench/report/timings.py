@@ -96,7 +96,7 @@ def ratio(a: list[float], b: list[float], flag_above: float | None = None, paire
     if a is b:
         return "1"
     if paired:
-        r, lo, hi = stats.median_ci([x / y for x, y in zip(a, b, strict=True)])
+        r, lo, hi = stats.paired_ratio_ci(a, b)
     else:
         r, lo, hi = stats.ratio_ci(a, b)
     text = f"{number(r)} ({number(lo)}–{number(hi)})"
@@ -304,7 +304,8 @@ def write(out: Path, o: Any, rows: list[dict[str, Any]], spent: dict[str, float]
               "native_blas": getattr(o, "native_blas", False),
               "noise": noise(rows), "time_s": time_spent(spent, floor.get("wall_s", 0.0), wall),
               "cases": rows, "scaling": fits, "widths": widths.summary(rows, floor),
-              "break_even": [p.record() for p in paid], "workers": workers}  # fmt: skip
+              "break_even": [p.record() for p in paid], "operators": operators.summary(rows),
+              "workers": workers}  # fmt: skip
     (out / "results.json").write_text(json.dumps(result, indent=1))
     columns = ["task", "backend", "dtype", "mode", "device", "first_call_s", "compile_s", "median_s", "ci_low_s",
                "ci_high_s", "samples_s", "objective_samples_s", "rounds", "steps_per_round", "final_loss",

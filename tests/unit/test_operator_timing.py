@@ -126,6 +126,13 @@ def test_the_hvp_strategy_names_the_winner_or_says_within_noise_and_the_hessian_
     assert "the Hessian 240 µs, 2.00× (2.00–2.00) n × its faster HVP (n = 3)" in jit  # 240 µs over 3 × 40 µs
 
 
+def test_results_json_keeps_the_values_agreement_and_each_mode_s_faster_hvp():
+    (found,) = operators.summary(ROWS).values()
+    assert (found["values_checked"], found["values_agree"]) == (18, 17)
+    assert found["differ"] == ["logistic-hessian-jax-float64"]
+    assert found["faster_hvp"] == {"logistic": {"jax-jit": "hvp-fwd-rev", "jax": "within noise"}}  # numpy: no HVP
+
+
 def test_the_width_tables_give_each_operator_by_width():
     header, body = operators.width_table(ROWS, "hvp-rev-rev", "float64", ["numpy", "jax"])
     assert header == ["backend", "mode", "n = 16", "n = 256"]
