@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 import backends
+from bench.core.cases import DTYPES
 from bench.core.options import OPERATOR_MODES
 from bench.host import envs
 
@@ -75,12 +76,14 @@ def test_one_line_picks_another_optimizer_for_every_backend(compared):
         assert sum(f"against {said}'s formula" in row for row in rows) == modes, framework
 
 
-def test_the_readme_example_has_every_operator_on_every_framework(cubic):
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_the_readme_example_has_every_operator_on_every_framework(cubic, dtype):
     """A user's task without second-order formulas: the operators (tasks.operators) of every mode whose operators
     are built apart (OPERATOR_MODES, those `bench run --operators` times; another mode's are one of these unchanged,
     and the suite holds every mode's on logistic) held to central differences of its hand-derived gradient and
-    model, in one table; what a backend lacks, named with why."""
-    out = bench("compare", "--operators", "--task", str(cubic), "--backends", ",".join(OPERATOR_MODES))
+    model, in one table, in each dtype; what a backend lacks, named with why."""
+    out = bench("compare", "--operators", "--task", str(cubic), "--backends", ",".join(OPERATOR_MODES), "--dtype",
+                dtype)  # fmt: skip
     assert out.returncode == 0, out.stdout + out.stderr
     rows = [line for line in out.stdout.splitlines() if line.startswith("cubic ")]
     assert len(rows) == len(OPERATOR_MODES) and not any("FAILS" in r or "DIFFERS" in r for r in rows), rows

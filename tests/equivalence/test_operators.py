@@ -14,7 +14,7 @@ from bench.core.cases import DTYPES
 from tasks import operators
 
 # What the default suite checks of each mode's operators, within its minutes: every mode's on logistic (a linear
-# model), in both dtypes; and, on every distinct task in float64, those of
+# model), in both dtypes; and, on every distinct task in both dtypes, those of
 # the eager modes whose operators cost milliseconds (torch's, autograd's; numpy's are the task's formulas), which
 # hold each task's formulas to a framework's autodiff. A compiled mode's operators are its eager mode's compiled,
 # each compile seconds (torch.compile's), as is eager jax's first call of each operation and eager TensorFlow's
@@ -52,7 +52,7 @@ def distinct_tasks() -> list[str]:
 
 def operator_cases(full: bool) -> list[tuple[str, str, str]]:
     def asked(t: str, b: str, d: str) -> bool:
-        return full or t in EVERY_MODE or (b in EVERY_TASK and d == "float64")
+        return full or t in EVERY_MODE or b in EVERY_TASK
 
     names = list(tasks.TASKS) if full else distinct_tasks()
     return [(t, b, d) for t in names for b in backends.BACKENDS for d in DTYPES if asked(t, b, d)]
