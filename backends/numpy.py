@@ -106,8 +106,7 @@ class Numpy(Backend):
             return operators.unflatten(theta, shapes, np)
 
         def grad(theta: np.ndarray) -> np.ndarray:
-            g = task.loss_and_grad(params(theta), x, y)[1]
-            return np.concatenate([np.ravel(np.asarray(g[k], dtype=self.dtype)) for k, _ in shapes])
+            return operators.flatten(task.loss_and_grad(params(theta), x, y)[1], shapes, self.dtype)
 
         needs = "hessian" if name == "hessian" else "jacobian" if "jacobian" in name else None
         if name in operators.HVPS and task.hvp is None:
@@ -119,8 +118,7 @@ class Numpy(Backend):
         def hvp(theta: np.ndarray, v: np.ndarray) -> np.ndarray:
             if task.hvp is None:
                 return np.asarray(task.hessian(params(theta), x, y), dtype=self.dtype) @ v
-            got = task.hvp(params(theta), x, y, params(v))
-            return np.concatenate([np.ravel(np.asarray(got[k], dtype=self.dtype)) for k, _ in shapes])
+            return operators.flatten(task.hvp(params(theta), x, y, params(v)), shapes, self.dtype)
 
         fns = {
             "loss": lambda t: task.loss(task.model(params(t), x, np), y, np),

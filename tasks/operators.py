@@ -79,8 +79,11 @@ def shapes_of(params: Params) -> Shapes:
     return tuple((k, tuple(np.shape(v))) for k, v in params.items())
 
 
-def flatten(params: Params) -> np.ndarray:
-    return np.concatenate([np.ravel(np.asarray(v, dtype="float64")) for v in params.values()])
+def flatten(params: Params, shapes: Shapes | None = None, dtype: str = "float64") -> np.ndarray:
+    """θ: the parameters, each in C order, one after another in ``shapes``' order (the task's) where given, else in
+    their own; in ``dtype``."""
+    names = list(params) if shapes is None else [k for k, _ in shapes]
+    return np.concatenate([np.ravel(np.asarray(params[k], dtype=dtype)) for k in names])
 
 
 def unflatten(theta: Any, shapes: Shapes, xp: Any) -> dict[str, Any]:
@@ -184,8 +187,7 @@ def hand_hvp(task: Task, at: Point, v: np.ndarray) -> np.ndarray | None:
     """The task's own ∇²L·v (``Task.hvp``), flattened, v flat as θ is."""
     if task.hvp is None:
         return None
-    got = task.hvp(at.params, at.x, at.y, unflatten(v, at.shapes, np))
-    return np.concatenate([np.ravel(np.asarray(got[k], dtype="float64")) for k, _ in at.shapes])
+    return flatten(task.hvp(at.params, at.x, at.y, unflatten(v, at.shapes, np)), at.shapes)
 
 
 def hand_jacobian(task: Task, at: Point) -> np.ndarray | None:

@@ -18,8 +18,7 @@ SIZES = [10**2, 10**4, 10**6]
 COUNT_SIZES = [*SIZES, 10**7]  # a count does not depend on how fast the host hands out pages
 REPEATS = 3  # timing processes per backend in a default run (docs/fair-timing.md)
 JOBS = 1  # timing workers at a time, each pinned to a CPU of its own (docs/fair-timing.md)
-# --quick's smoke run times no sweep: each point is a compile in every compiled mode, about a third of its minute
-# (`--sizes` adds one)
+# --quick's smoke run times no sweep: each point is a compile in every compiled mode (`--sizes` adds one)
 QUICK_SIZES: list[int] = []
 # The width sweep of a timing run: wide-mlp's hidden width, from a step that is per-call overhead to one of 1.7
 # GFLOP, mostly matrix products (docs/results.md, "The width sweep"). A count leaves it out: under valgrind a step

@@ -406,6 +406,7 @@ def cannot_list(cannot: list[dict[str, Any]]) -> str:
     it holds (each task, with the sweep's points where it is a sweep's; an operator is named in its reason), in which
     dtypes. A reason a backend gives of itself ("mxnet has no jvp: ...") is one line for every backend giving it."""
     groups: dict[tuple[str, bool], tuple[list[str], dict[str, list[int]], list[str]]] = {}
+    label = {}  # a task's sweep points are the quadratic sweep's N or the width sweep's n
     for r in cannot:
         b, error = r["backend"], r["error"]
         own = error.startswith(f"{b} ")
@@ -415,10 +416,12 @@ def cannot_list(cannot: list[dict[str, Any]]) -> str:
         points = where.setdefault(r["task"], [])
         if r["kind"] != "speed" and r.get("n") is not None and r["n"] not in points:
             points.append(r["n"])
+            label[r["task"]] = "N" if r["kind"] == "scaling" else "n"
     lines = []
     for (why, own), (names, where, dtypes) in groups.items():
-        at = "; ".join(t + (f" ({'N' if t == 'quadratic' else 'n'} = {', '.join(f'{n:,}' for n in ns)})" if ns else "")
-                       for t, ns in where.items())  # fmt: skip
+        at = "; ".join(
+            t + (f" ({label[t]} = {', '.join(f'{n:,}' for n in ns)})" if ns else "") for t, ns in where.items()
+        )
         who = f"**{', '.join(names)}** " if own else ""
         lines.append(f"- {who}{why}: *{at}*, {', '.join(dtypes)}")
     return "\n".join(lines)
